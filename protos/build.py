@@ -1,0 +1,67 @@
+"""Generate the Python stubs and the descriptor set from protos/ (never edit the output by hand).
+
+    python protos/build.py            # regenerate when a .proto is newer than the output
+    python protos/build.py --force    # regenerate regardless
+
+Writes gen/python/textgen/v1/*_pb2*.py and gen/descriptor.pb (with --include_imports, as Envoy needs).
+"""
+import argparse
+import pathlib
+import sys
+
+import google.api.annotations_pb2
+import grpc_tools
+from grpc_tools import protoc
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PROTO_DIR = ROOT / "protos"
+OUT_DIR = ROOT / "gen"
+PYTHON_OUT = OUT_DIR / "python"
+DESCRIPTOR = OUT_DIR / "descriptor.pb"
+
+
+def proto_files() -> list[pathlib.Path]:
+    return sorted(PROTO_DIR.rglob("*.proto"))
+
+
+def is_fresh() -> bool:
+    if not DESCRIPTOR.exists():
+        return False
+    newest_source = max(p.stat().st_mtime for p in proto_files() + [pathlib.Path(__file__)])
+    return DESCRIPTOR.stat().st_mtime >= newest_source
+
+
+def build() -> None:
+    # googleapis-common-protos ships google/api/*.proto beside its _pb2 modules; grpc_tools ships google/protobuf.
+    googleapis_include = pathlib.Path(google.api.annotations_pb2.__file__).parent.parent.parent
+    well_known_include = pathlib.Path(grpc_tools.__file__).parent / "_proto"
+    PYTHON_OUT.mkdir(parents=True, exist_ok=True)
+    args = [
+        "protoc",
+        f"-I{PROTO_DIR}",
+        f"-I{googleapis_include}",
+        f"-I{well_known_include}",
+        f"--python_out={PYTHON_OUT}",
+        f"--pyi_out={PYTHON_OUT}",
+        f"--grpc_python_out={PYTHON_OUT}",
+        f"--descriptor_set_out={DESCRIPTOR}",
+        "--include_imports",
+        "--include_source_info",
+        *(str(p.relative_to(PROTO_DIR)) for p in proto_files()),
+    ]
+    if protoc.main(args) != 0:
+        sys.exit("protoc failed; see the messages above")
+    for package_dir in {p.parent for p in PYTHON_OUT.rglob("*_pb2.py")} | {PYTHON_OUT / "textgen"}:
+        (package_dir / "__init__.py").touch()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--force", action="store_true", help="regenerate even when the output is fresh")
+    if parser.parse_args().force or not is_fresh():
+        build()
+        print(f"generated {DESCRIPTOR.relative_to(ROOT)} and stubs under {PYTHON_OUT.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

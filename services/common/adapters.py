@@ -1,0 +1,82 @@
+"""Where LoRA adapters live under MODELS_DIR, and how a new version is published atomically.
+
+    MODELS_DIR/adapters/<name>/<version>/adapter_model.safetensors, adapter_config.json, ...
+    MODELS_DIR/adapters/<name>/CURRENT          the current version's folder name, replaced with os.replace
+
+Versions are UTC timestamps (YYYYmmddTHHMMSSffffffZ), so they sort in publication order.
+"""
+import datetime
+import os
+import pathlib
+import re
+import shutil
+import tempfile
+
+ADAPTER_NAMES = ("sft", "rl")
+POINTER = "CURRENT"
+_VALID_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class AdapterPathError(ValueError):
+    """An adapter name or version that would leave MODELS_DIR/adapters."""
+
+
+def _checked(part: str, what: str) -> str:
+    if not _VALID_NAME.match(part) or ".." in part:
+        raise AdapterPathError(f"invalid adapter {what} {part!r}: letters, digits, '_', '-', '.' only, no '..'")
+    return part
+
+
+def adapters_root(models_dir: pathlib.Path) -> pathlib.Path:
+    return pathlib.Path(models_dir) / "adapters"
+
+
+def adapter_dir(models_dir: pathlib.Path, name: str) -> pathlib.Path:
+    return adapters_root(models_dir) / _checked(name, "name")
+
+
+def current_version(models_dir: pathlib.Path, name: str) -> str | None:
+    try:
+        version = (adapter_dir(models_dir, name) / POINTER).read_text().strip()
+    except FileNotFoundError:
+        return None
+    return _checked(version, "version") if version else None
+
+
+def current_path(models_dir: pathlib.Path, name: str) -> pathlib.Path | None:
+    """The folder of the current version, or None when none is published (or its files are missing)."""
+    version = current_version(models_dir, name)
+    if version is None:
+        return None
+    path = adapter_dir(models_dir, name) / version
+    return path if (path / "adapter_model.safetensors").is_file() else None
+
+
+def new_version() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def staging_dir(models_dir: pathlib.Path, name: str) -> pathlib.Path:
+    """A fresh folder on the same file system as the adapters, to write a new version into before `publish`."""
+    root = adapter_dir(models_dir, name)
+    root.mkdir(parents=True, exist_ok=True)
+    return pathlib.Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
+
+
+def publish(models_dir: pathlib.Path, name: str, staged: pathlib.Path) -> str:
+    """Moves a fully written `staged` folder into place as a new version, then points CURRENT at it.
+
+    Both steps are renames, so a reader sees either the old version or the new one, never a half-written one."""
+    if not (staged / "adapter_model.safetensors").is_file():
+        raise FileNotFoundError(f"{staged} holds no adapter_model.safetensors; nothing published")
+    root = adapter_dir(models_dir, name)
+    version = new_version()
+    os.replace(staged, root / version)
+    pointer_tmp = root / f".{POINTER}.{version}.tmp"
+    pointer_tmp.write_text(version + "\n")
+    os.replace(pointer_tmp, root / POINTER)
+    return version
+
+
+def discard(staged: pathlib.Path) -> None:
+    shutil.rmtree(staged, ignore_errors=True)

@@ -1,0 +1,62 @@
+"""Turning bad input into INVALID_ARGUMENT with google.rpc.BadRequest field violations."""
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+
+class Violations:
+    """Collects field violations; `abort_if_any` ends the call with all of them at once.
+
+        violations = Violations()
+        violations.check_range("length", length, 1, 1000)
+        await violations.abort_if_any(context)
+    """
+
+    def __init__(self) -> None:
+        self._items: list[tuple[str, str]] = []
+
+    def add(self, field: str, description: str) -> None:
+        self._items.append((field, description))
+
+    def require(self, condition: bool, field: str, description: str) -> None:
+        if not condition:
+            self.add(field, description)
+
+    def check_range(self, field: str, value: float, low: float, high: float, *, low_open: bool = False) -> None:
+        low_ok = value > low if low_open else value >= low
+        if not (low_ok and value <= high):
+            bound = f"greater than {low} and at most {high}" if low_open else f"between {low} and {high}"
+            self.add(field, f"{field} must be {bound} (got {value})")
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def status(self) -> grpc.Status:
+        detail = any_pb2.Any()
+        detail.Pack(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in self._items
+                ]
+            )
+        )
+        message = "; ".join(d for _, d in self._items)
+        return rpc_status.to_status(
+            status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=message, details=[detail])
+        )
+
+    async def abort_if_any(self, context: grpc.aio.ServicerContext) -> None:
+        if self._items:
+            await context.abort_with_status(self.status())
+
+
+MAX_START_WORD_CHARS = 100
+
+
+def check_start_word(violations: Violations, value: str, field: str = "start_word") -> None:
+    """The rule the word-level generators share: present, not blank, at most 100 characters."""
+    if not value.strip():
+        violations.add(field, f"{field} is required and must not be blank")
+    elif len(value) > MAX_START_WORD_CHARS:
+        violations.add(field, f"{field} must be at most {MAX_START_WORD_CHARS} characters (got {len(value)})")

@@ -1,0 +1,68 @@
+"""Prometheus request count and latency per gRPC method and status."""
+import time
+
+import grpc
+import prometheus_client
+
+REQUESTS = prometheus_client.Counter(
+    "grpc_server_handled_total", "RPCs completed, by method and status code.", ["grpc_method", "grpc_code"]
+)
+LATENCY = prometheus_client.Histogram(
+    "grpc_server_handling_seconds",
+    "Time from receiving an RPC to its last response message, by method.",
+    ["grpc_method"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+
+
+def _observe(method: str, context: grpc.aio.ServicerContext, started: float, failed: bool) -> None:
+    code = context.code()
+    if code is None:
+        code = grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK
+    elif isinstance(code, int):  # aio contexts may hand back the raw integer
+        code = next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN)
+    REQUESTS.labels(method, code.name).inc()
+    LATENCY.labels(method).observe(time.perf_counter() - started)
+
+
+class MetricsInterceptor(grpc.aio.ServerInterceptor):
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        if handler.unary_unary:
+            inner_unary = handler.unary_unary
+
+            async def unary_unary(request, context):
+                started, failed = time.perf_counter(), True
+                try:
+                    response = await inner_unary(request, context)
+                    failed = False
+                    return response
+                finally:
+                    _observe(method, context, started, failed)
+
+            return handler._replace(unary_unary=unary_unary)
+        if handler.unary_stream:
+            inner_stream = handler.unary_stream
+
+            async def unary_stream(request, context):
+                started, failed = time.perf_counter(), True
+                try:
+                    async for message in inner_stream(request, context):
+                        yield message
+                    failed = False
+                finally:
+                    _observe(method, context, started, failed)
+
+            return handler._replace(unary_stream=unary_stream)
+        return handler
+
+
+def start_metrics_server(port: int) -> int | None:
+    """Serves /metrics on `port` (0: a free one); returns the bound port, or None when disabled (-1)."""
+    if port < 0:
+        return None
+    server, _thread = prometheus_client.start_http_server(port)
+    return server.server_port
