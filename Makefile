@@ -1,0 +1,44 @@
+# Two commands do everything on a fresh machine:  make run   and   make test
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)/gen/python:$(CURDIR)
+export MODELS_DIR ?= $(CURDIR)/models
+
+.PHONY: setup run test bench protos tiny-model rnn-model clean
+
+setup: $(VENV)/.installed gen/descriptor.pb
+
+# Pinned dependencies (requirements/*.txt); torch==2.13.0 is the CPU wheel.
+$(VENV)/.installed: requirements/*.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements/dev.txt
+	echo "$(CURDIR)/gen/python" > $$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/textgen.pth
+	echo "$(CURDIR)" >> $$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/textgen.pth
+	touch $@
+
+# Stubs and descriptor set, regenerated whenever a .proto changes.
+gen/descriptor.pb: $(VENV)/.installed $(shell find protos -name '*.proto') protos/build.py
+	$(PY) protos/build.py --force
+
+protos: gen/descriptor.pb
+
+# All services plus the local REST gateway on :8080, in the foreground until Ctrl-C.
+run: setup rnn-model
+	$(PY) scripts/run_local.py
+
+test: setup
+	$(PY) -m pytest -q tests
+
+bench: setup
+	$(PY) bench/bench_gateway.py
+
+tiny-model: setup
+	$(PY) -m services.llm.tiny_model
+
+rnn-model: setup
+	$(PY) -m services.rnn.train --if-missing
+
+clean:
+	rm -rf gen $(VENV)

@@ -1,0 +1,68 @@
+"""Build the offline stand-in for openai-community/gpt2: GPT-2 architecture, a few layers, random weights, and a
+byte-level BPE tokenizer trained on the shipped corpus. Saved as an ordinary Hugging Face model directory.
+
+    python -m services.llm.tiny_model                      # writes $MODELS_DIR/tiny-gpt2 (default ./models)
+    LLM_BASE_MODEL=models/tiny-gpt2 python -m services.llm  # serve it like any Hub model
+"""
+import argparse
+import os
+import pathlib
+import shutil
+import tempfile
+
+from tokenizers import ByteLevelBPETokenizer
+from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+from services.common.corpus import FALLBACK_CORPUS
+from services.common.prompts import PREFIX, SUFFIX
+
+EOS = "<|endoftext|>"
+
+
+def build_tiny_model(out_dir: pathlib.Path, vocab_size: int = 2000, n_layer: int = 2, n_embd: int = 64,
+                     n_head: int = 2, n_positions: int = 1024, seed: int = 0) -> pathlib.Path:
+    """Writes the model and tokenizer to `out_dir` atomically (a temporary folder renamed into place)."""
+    import torch
+
+    torch.manual_seed(seed)
+    out_dir = pathlib.Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=".tiny-gpt2-", dir=out_dir.parent))
+    try:
+        corpus = FALLBACK_CORPUS.read_text(encoding="utf-8")
+        bpe = ByteLevelBPETokenizer()
+        # The answer format and the prompt words appear in every example: make them cheap to encode.
+        bpe.train_from_iterator([corpus, f"{PREFIX} {SUFFIX}\nContext: Question: Answer:"] * 2,
+                                vocab_size=vocab_size, min_frequency=2, special_tokens=[EOS])
+        bpe.save(str(staging / "tokenizer.json"))
+        tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(staging / "tokenizer.json"),
+                                            eos_token=EOS, bos_token=EOS, unk_token=EOS)
+        tokenizer.model_max_length = n_positions
+        tokenizer.save_pretrained(staging)
+        config = GPT2Config(vocab_size=len(tokenizer), n_layer=n_layer, n_embd=n_embd, n_head=n_head,
+                            n_positions=n_positions, bos_token_id=tokenizer.eos_token_id,
+                            eos_token_id=tokenizer.eos_token_id)
+        GPT2LMHeadModel(config).save_pretrained(staging)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Build the tiny GPT-2-architecture stand-in model.")
+    parser.add_argument("--out", type=pathlib.Path,
+                        default=pathlib.Path(os.environ.get("MODELS_DIR", "models")) / "tiny-gpt2")
+    parser.add_argument("--force", action="store_true", help="rebuild even when it exists")
+    args = parser.parse_args()
+    if (args.out / "config.json").exists() and not args.force:
+        print(f"{args.out} exists; --force rebuilds it")
+        return
+    print(f"wrote {build_tiny_model(args.out)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+import pathlib
+
+import pytest
+
+from tests.harness import start_gateway, start_service
+
+# Every bigram transition here is known, so tests can check the model's choices exactly.
+SMALL_CORPUS = (
+    "The ship came into the harbour. The captain stood on the deck of the ship. "
+    "The sea was calm and the sky was clear. Edmond looked at the sea."
+)
+
+
+@pytest.fixture(scope="session")
+def corpus_file(tmp_path_factory) -> pathlib.Path:
+    path = tmp_path_factory.mktemp("corpus") / "small.txt"
+    path.write_text(SMALL_CORPUS)
+    return path
+
+
+@pytest.fixture(scope="module")
+def baseline(corpus_file, tmp_path_factory):
+    models_dir = tmp_path_factory.mktemp("models")
+    with start_service("services.baseline", {"CORPUS": str(corpus_file), "MODELS_DIR": str(models_dir),
+                                             "BASELINE_METRICS_PORT": "0"}, "BASELINE_PORT") as service:
+        yield service
+
+
+@pytest.fixture(scope="module")
+def gateway(baseline):
+    with start_gateway({"BASELINE_ADDR": baseline.address}) as process:
+        yield process
