@@ -1,6 +1,6 @@
-"""python -m services.baseline — the bigram gRPC service (configuration: see config.py)."""
+"""python -m services.baseline — the bigram gRPC service (--help lists its environment variables)."""
 from services.baseline.config import BaselineConfig
 from services.baseline.server import serve
 from services.common.server import run_service
 
-run_service(BaselineConfig.from_env(), serve)
+run_service(BaselineConfig, serve, __doc__)

@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 
 import grpc
@@ -102,7 +103,14 @@ class GrpcServer:
         await self.stop()
 
 
-def run_service(config: ServiceConfig, make_server: Callable[[ServiceConfig], Awaitable[None]]) -> None:
-    """Entry point for `python -m services.X`: logging first, then the service's async main."""
+def run_service(config: ServiceConfig | type[ServiceConfig], make_server: Callable[[ServiceConfig], Awaitable[None]],
+                description: str = "") -> None:
+    """Entry point for `python -m services.X`. Given the config class, `--help` lists its environment variables
+    and the configuration is read from the environment; then logging, then the service's async main."""
+    if isinstance(config, type):
+        if {"-h", "--help"} & set(sys.argv[1:]):
+            print(f"{description}\n\nEnvironment variables (default, meaning):\n{config.describe()}")
+            return
+        config = config.from_env()
     setup_logging(config.log_level)
     asyncio.run(make_server(config))
