@@ -1,0 +1,181 @@
+"""SQuAD-format question answering data: loading SQUAD_DATASET and turning it into prompt/completion rows.
+
+SQUAD_DATASET is one of
+  - a Hugging Face Hub id such as rajpurkar/squad (loaded with `datasets`),
+  - a local .json/.jsonl file with SQuAD's fields (id, title, context, question, answers: {text, answer_start}),
+    flat records or SQuAD's own nested {"data": [...]} layout; its last fifth is held out as the validation split,
+  - a folder holding train.jsonl and validation.jsonl, such as the shipped data/squad_sample.
+"""
+import dataclasses
+import json
+import pathlib
+
+from services.common.prompts import qa_completion, qa_prompt
+
+SHIPPED_SAMPLE = pathlib.Path(__file__).resolve().parents[2] / "data" / "squad_sample"
+SPLITS = ("train", "validation")
+HELD_OUT_SHARE = 0.2
+
+
+class DatasetError(RuntimeError):
+    """SQUAD_DATASET could not be loaded or holds malformed records."""
+
+
+@dataclasses.dataclass(frozen=True)
+class QAExample:
+    id: str
+    question: str
+    context: str
+    answers: tuple[str, ...]
+    answer_starts: tuple[int, ...]
+    title: str = ""
+
+
+def _error(spec: str, problem: str) -> DatasetError:
+    return DatasetError(
+        f"SQUAD_DATASET={spec!r} could not be loaded: {problem}. Set SQUAD_DATASET to a Hub id, a local "
+        f".json/.jsonl file with SQuAD's fields, or the shipped offline sample {SHIPPED_SAMPLE}"
+    )
+
+
+def _example(record: dict, where: str) -> QAExample:
+    try:
+        answers = record["answers"]
+        texts = [str(t) for t in answers["text"]]
+        starts = [int(s) for s in answers.get("answer_start", [-1] * len(texts))]
+        question, context = str(record["question"]), str(record.get("context", ""))
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{where}: not a SQuAD record (needs question, context, answers.text): {error!r}") from None
+    if not question.strip():
+        raise ValueError(f"{where}: empty question")
+    return QAExample(id=str(record.get("id", where)), question=question, context=context, answers=tuple(texts),
+                     answer_starts=tuple(starts), title=str(record.get("title", "")))
+
+
+def _flatten_nested(document: dict) -> list[dict]:
+    """SQuAD's original JSON: data[].paragraphs[].qas[] with the context on the paragraph."""
+    records = []
+    for article in document.get("data", []):
+        for paragraph in article.get("paragraphs", []):
+            for qa in paragraph.get("qas", []):
+                records.append({
+                    "id": qa.get("id"), "title": article.get("title", ""), "context": paragraph.get("context", ""),
+                    "question": qa.get("question"),
+                    "answers": {"text": [a["text"] for a in qa.get("answers", [])],
+                                "answer_start": [a.get("answer_start", -1) for a in qa.get("answers", [])]},
+                })
+    return records
+
+
+def _read_file(path: pathlib.Path) -> list[QAExample]:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".jsonl":
+        records = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    records.append((json.loads(line), f"{path.name} line {number}"))
+                except json.JSONDecodeError as error:
+                    raise ValueError(f"{path.name} line {number}: invalid JSON ({error})") from None
+    else:
+        document = json.loads(text)
+        flat = _flatten_nested(document) if isinstance(document, dict) else document
+        records = [(record, f"{path.name} record {number}") for number, record in enumerate(flat, 1)]
+    return [_example(record, where) for record, where in records]
+
+
+def _load_local(path: pathlib.Path, split: str) -> list[QAExample]:
+    if path.is_dir():
+        candidates = [path / f"{split}.jsonl", path / f"{split}.json"]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise FileNotFoundError(f"{path} holds no {split}.jsonl")
+        return _read_file(found)
+    examples = _read_file(path)
+    held_out = max(1, int(len(examples) * HELD_OUT_SHARE)) if len(examples) > 1 else 0
+    return examples[len(examples) - held_out:] if split == "validation" else examples[: len(examples) - held_out]
+
+
+def _load_hub(spec: str, split: str) -> list[QAExample]:
+    import datasets
+
+    rows = datasets.load_dataset(spec, split=split)
+    return [_example(dict(row), f"{spec}[{split}] row {number}") for number, row in enumerate(rows)]
+
+
+def load_squad(spec: str, split: str, limit: int | None = None) -> list[QAExample]:
+    """The `split` ("train" or "validation") of SQUAD_DATASET=`spec`, at most `limit` examples, in file order."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+    path = pathlib.Path(spec).expanduser()
+    local = path.exists() or spec.endswith((".json", ".jsonl")) or spec.startswith((".", "/", "~"))
+    try:
+        examples = _load_local(path, split) if local else _load_hub(spec, split)
+    except DatasetError:
+        raise
+    except Exception as error:  # datasets raises many unrelated types for "no network" / "no such dataset"
+        raise _error(spec, f"{type(error).__name__}: {error}") from error
+    if not examples:
+        raise _error(spec, f"its {split} split holds no examples")
+    return examples[:limit] if limit else examples
+
+
+def _answer_span(example: QAExample) -> tuple[int, int] | None:
+    """Character span of the first gold answer in the context, trusting answer_start only when it matches."""
+    if not example.answers:
+        return None
+    answer = example.answers[0]
+    start = example.answer_starts[0] if example.answer_starts else -1
+    if not (0 <= start and example.context[start: start + len(answer)] == answer):
+        start = example.context.find(answer)
+    return (start, start + len(answer)) if start >= 0 else None
+
+
+def _token_count(tokenizer, text: str) -> int:
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def fit_prompt(tokenizer, example: QAExample, budget: int) -> str | None:
+    """The QA prompt with the context cut to a window around the gold answer so the prompt is at most `budget`
+    tokens; None when even the question alone does not fit. Without a known answer the window starts at the
+    beginning of the context."""
+    if _token_count(tokenizer, qa_prompt(example.question, example.context)) <= budget:
+        return qa_prompt(example.question, example.context)
+    bare = _token_count(tokenizer, qa_prompt(example.question, "x"))
+    if bare > budget:
+        return None
+    encoded = tokenizer(example.context, add_special_tokens=False, return_offsets_mapping=True)
+    offsets = encoded["offset_mapping"]
+    span = _answer_span(example)
+    center = 0
+    if span is not None:
+        center = next((i for i, (s, e) in enumerate(offsets) if e > span[0]), 0)
+        last = next((i for i, (s, e) in enumerate(offsets) if e >= span[1]), len(offsets) - 1)
+        center = (center + last) // 2
+    window = budget - bare
+    while window > 0:
+        first = max(0, min(center - window // 2, len(offsets) - window))
+        stop = min(len(offsets), first + window)
+        trimmed = example.context[offsets[first][0]: offsets[stop - 1][1]]
+        prompt = qa_prompt(example.question, trimmed)
+        if _token_count(tokenizer, prompt) <= budget:
+            return prompt
+        window -= max(1, window // 20)  # re-tokenising at the cut can add a token or two: shrink and retry
+    return qa_prompt(example.question, "") if _token_count(tokenizer, qa_prompt(example.question, "")) <= budget \
+        else None
+
+
+def sft_rows(tokenizer, examples: list[QAExample], max_length: int) -> list[dict]:
+    """prompt/completion rows whose prompt + completion + EOS fit `max_length` tokens (trl would cut the end:
+    the answer and the closing sentence). Examples without an answer, or whose answer alone is too long, are
+    skipped."""
+    rows = []
+    for example in examples:
+        if not example.answers:
+            continue
+        completion = qa_completion(example.answers[0])
+        budget = max_length - _token_count(tokenizer, completion) - 1
+        prompt = fit_prompt(tokenizer, example, budget) if budget > 0 else None
+        if prompt is not None:
+            rows.append({"prompt": prompt, "completion": completion})
+    return rows

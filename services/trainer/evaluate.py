@@ -1,0 +1,74 @@
+"""Evaluation on the validation split: SQuAD v1.1 EM/F1 of the answer (prefix and suffix stripped) and the raw
+format compliance of the model's own greedy output (no service-side completion of the format)."""
+import dataclasses
+
+import torch
+
+from services.common.prompts import PREFIX, SUFFIX, strip_format
+from services.trainer.data import QAExample, fit_prompt
+from services.trainer.squad_metrics import best_over_gold, exact_match, f1
+
+EVAL_PROMPT_TOKENS = 384
+BATCH_SIZE = 8
+
+
+@dataclasses.dataclass
+class EvalResult:
+    examples: int
+    exact_match: float  # percentages, as the SQuAD script prints them
+    f1: float
+    starts_with_prefix: float
+    ends_with_suffix: float
+    both: float
+    samples: list[dict] = dataclasses.field(default_factory=list)
+
+    def summary(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "samples"}
+
+
+@torch.no_grad()
+def generate_answers(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:
+    """Greedy completions, batched with left padding (pad = EOS), decoded without special tokens."""
+    model.eval()
+    padding_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    outputs = []
+    try:
+        for first in range(0, len(prompts), BATCH_SIZE):
+            batch = tokenizer(prompts[first: first + BATCH_SIZE], return_tensors="pt", padding=True)
+            generated = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
+                                       pad_token_id=tokenizer.pad_token_id)
+            new_tokens = generated[:, batch["input_ids"].shape[1]:]
+            outputs += tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+    finally:
+        tokenizer.padding_side = padding_side
+    return outputs
+
+
+def _positions(model) -> int:
+    config = model.config
+    return getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", 1024)
+
+
+def evaluate_model(model, tokenizer, examples: list[QAExample], max_new_tokens: int = 64,
+                   samples_kept: int = 5) -> EvalResult:
+    budget = min(EVAL_PROMPT_TOKENS, _positions(model) - max_new_tokens)
+    pairs = [(e, p) for e in examples if (p := fit_prompt(tokenizer, e, budget)) is not None and e.answers]
+    if not pairs:
+        raise ValueError("no validation example fits the evaluation prompt budget")
+    texts = generate_answers(model, tokenizer, [p for _, p in pairs], max_new_tokens)
+    em = f1_total = starts = ends = both = 0.0
+    samples = []
+    for (example, prompt), text in zip(pairs, texts):
+        raw = text.strip()
+        answer = strip_format(raw[: raw.find(SUFFIX) + len(SUFFIX)] if SUFFIX in raw else raw)
+        em += best_over_gold(exact_match, answer, example.answers)
+        f1_total += best_over_gold(f1, answer, example.answers)
+        starts += raw.startswith(PREFIX)
+        ends += raw.endswith(SUFFIX)
+        both += raw.startswith(PREFIX) and raw.endswith(SUFFIX)
+        if len(samples) < samples_kept:
+            samples.append({"question": example.question, "gold": list(example.answers), "output": text})
+    n = len(pairs)
+    return EvalResult(examples=n, exact_match=100 * em / n, f1=100 * f1_total / n, starts_with_prefix=100 * starts / n,
+                      ends_with_suffix=100 * ends / n, both=100 * both / n, samples=samples)

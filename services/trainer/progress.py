@@ -1,0 +1,62 @@
+"""Training progress: a transformers TrainerCallback that turns trainer state into Progress reports and keeps the
+loss or reward curve."""
+import dataclasses
+import time
+from collections.abc import Callable
+
+from transformers import TrainerCallback
+
+
+@dataclasses.dataclass
+class Progress:
+    step: int = 0
+    total_steps: int = 0
+    loss: float | None = None
+    reward: float | None = None
+    eta_seconds: float | None = None
+    message: str = ""
+
+
+Report = Callable[[Progress], None]
+
+
+def no_report(progress: Progress) -> None:
+    """For callers that only want the progress bar transformers draws itself."""
+
+
+class ProgressCallback(TrainerCallback):
+    """Reports after every step; `metric` ("loss" or "reward") is the logged value that goes into the curve."""
+
+    def __init__(self, report: Report, metric: str) -> None:
+        self.report = report
+        self.metric = metric
+        self.curve: list[dict] = []
+        self.progress = Progress()
+        self._started = time.monotonic()
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._started = time.monotonic()
+        self.progress = Progress(step=0, total_steps=state.max_steps, message="training")
+        self.report(dataclasses.replace(self.progress))
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        value = (logs or {}).get(self.metric)
+        if value is None:
+            return
+        self.curve.append({"step": state.global_step, self.metric: float(value)})
+        setattr(self.progress, self.metric, float(value))
+        self.report(dataclasses.replace(self.progress))
+
+    def on_step_end(self, args, state, control, **kwargs):
+        elapsed = time.monotonic() - self._started
+        step, total = state.global_step, state.max_steps
+        self.progress.step, self.progress.total_steps = step, total
+        self.progress.eta_seconds = elapsed / step * (total - step) if step else None
+        self.progress.message = f"step {step}/{total}"
+        # transformers calls on_log after on_step_end for the same step, so on_log reports the new value again.
+        self.report(dataclasses.replace(self.progress))
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.progress.eta_seconds = 0.0
+        self.progress.message = "training done"
+        self.report(dataclasses.replace(self.progress))

@@ -1,0 +1,94 @@
+"""RL format alignment: trl GRPO continuing the current SFT adapter, with graded format and answer rewards."""
+import dataclasses
+import pathlib
+import tempfile
+from collections.abc import Callable
+
+from services.common import adapters
+from services.trainer.artifacts import write_curve, write_json
+from services.trainer.config import TrainerConfig
+from services.trainer.data import QAExample, fit_prompt, load_squad
+from services.trainer.model_io import load_tokenizer, load_with_adapter
+from services.trainer.progress import Progress, ProgressCallback, Report, no_report
+from services.trainer.publishing import Publish, evaluate_staged, publish_and_notify
+from services.trainer.rewards import REWARD_FUNCTIONS
+from services.trainer.rl_prompts import FIXED_PROMPTS
+
+NUM_GENERATIONS = 4
+MAX_PROMPT_TOKENS = 384
+
+
+class NoSftAdapter(RuntimeError):
+    """RL continues the SFT adapter; there is none yet."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RlParams:
+    steps: int = 60
+    max_new_tokens: int = 60
+    use_dataset_prompts: bool = False
+    max_prompt_examples: int = 60
+    learning_rate: float = 1e-5
+
+
+def prompt_rows(tokenizer, examples: list[QAExample], max_new_tokens: int, positions: int) -> list[dict]:
+    # GRPO no longer trims prompts (max_prompt_length is gone): prompt + completion must fit the model.
+    budget = min(MAX_PROMPT_TOKENS, positions - max_new_tokens)
+    rows = []
+    for example in examples:
+        prompt = fit_prompt(tokenizer, example, budget)
+        if prompt is not None:
+            rows.append({"prompt": prompt, "answers": list(example.answers)})
+    return rows
+
+
+def grpo_config(output_dir: str, params: RlParams, show_progress: bool):
+    from trl import GRPOConfig
+
+    return GRPOConfig(
+        output_dir=output_dir, max_steps=params.steps, learning_rate=params.learning_rate,
+        # One prompt per batch: GPT-2 with left-padded prompts of different lengths gets wrong position ids in
+        # GRPO's log-prob pass (trl issue 6800).
+        num_generations=NUM_GENERATIONS, per_device_train_batch_size=NUM_GENERATIONS,
+        max_completion_length=params.max_new_tokens, temperature=1.0, beta=0.0,
+        logging_steps=1, save_strategy="no", report_to=[],
+        use_cpu=True, bf16=False, gradient_checkpointing=False, disable_tqdm=not show_progress, seed=0,
+    )
+
+
+def train_rl(params: RlParams, config: TrainerConfig, report: Report = no_report, show_progress: bool = False,
+             publish: Publish = publish_and_notify, on_staged: Callable[[pathlib.Path], None] = lambda path: None):
+    """Trains from the current SFT adapter, writes adapter + params.json + reward curve + eval.json into a staging
+    folder, then `publish`es it. Returns the published version."""
+    from datasets import Dataset
+    from trl import GRPOTrainer
+
+    sft_path = adapters.current_path(config.models_dir, "sft")
+    if sft_path is None:
+        raise NoSftAdapter("no SFT adapter is published: run SFT first (POST /llm/train_sft)")
+    report(Progress(message="loading prompts and the SFT model"))
+    tokenizer = load_tokenizer(config.base_model)
+    if params.use_dataset_prompts:
+        examples = load_squad(config.squad_dataset, "train", limit=params.max_prompt_examples)
+    else:
+        examples = FIXED_PROMPTS
+    model = load_with_adapter(config.base_model, sft_path, trainable=True)
+    rows = prompt_rows(tokenizer, examples, params.max_new_tokens, model.config.n_positions
+                       if hasattr(model.config, "n_positions") else 1024)
+    if not rows:
+        raise ValueError("no RL prompt fits the model's context with max_new_tokens")
+    staged = adapters.staging_dir(config.models_dir, "rl")
+    on_staged(staged)
+    progress = ProgressCallback(report, "reward")
+    with tempfile.TemporaryDirectory(prefix="rl-") as scratch:
+        trainer = GRPOTrainer(model=model, reward_funcs=REWARD_FUNCTIONS, args=grpo_config(scratch, params,
+                              show_progress), train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                              callbacks=[progress])
+        trainer.train()
+        trainer.save_model(str(staged))
+    write_json(staged / "params.json", {"kind": "rl", **dataclasses.asdict(params), "base_model": config.base_model,
+                                        "sft_adapter": str(sft_path), "prompts": len(rows),
+                                        "rewards": [f.__name__ for f in REWARD_FUNCTIONS]})
+    write_curve(staged, progress.curve, "reward", f"GRPO mean reward ({len(rows)} prompts, {params.steps} steps)")
+    evaluate_staged(trainer.model, tokenizer, config, staged, report, progress.progress)
+    return publish(config, "rl", staged)

@@ -1,0 +1,73 @@
+"""Supervised fine-tuning: a LoRA adapter on LLM_BASE_MODEL that answers SQuAD questions in the fixed format."""
+import dataclasses
+import pathlib
+import tempfile
+from collections.abc import Callable
+
+from services.common import adapters
+from services.trainer.artifacts import write_curve, write_json
+from services.trainer.config import TrainerConfig
+from services.trainer.data import load_squad, sft_rows
+from services.trainer.model_io import load_base_model, load_tokenizer, lora_config
+from services.trainer.progress import Progress, ProgressCallback, Report, no_report
+from services.trainer.publishing import Publish, evaluate_staged, publish_and_notify
+
+BATCH_SIZE = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class SftParams:
+    max_examples: int = 200
+    num_train_epochs: int = 1
+    max_length: int = 256
+    learning_rate: float = 2e-4
+    lora_r: int = 16
+
+
+def sft_config(output_dir: str, params: SftParams, show_progress: bool, max_steps: int = -1):
+    from trl import SFTConfig
+
+    return SFTConfig(
+        output_dir=output_dir, num_train_epochs=params.num_train_epochs, max_steps=max_steps,
+        per_device_train_batch_size=BATCH_SIZE, learning_rate=params.learning_rate, max_length=params.max_length,
+        completion_only_loss=True, logging_steps=1, save_strategy="no", report_to=[],
+        # CPU-only machines: the bf16 default raises there; checkpointing only slows small models down.
+        use_cpu=True, bf16=False, gradient_checkpointing=False, disable_tqdm=not show_progress, seed=0,
+    )
+
+
+def build_trainer(model, tokenizer, rows: list[dict], params: SftParams, output_dir: str, *, use_lora: bool = True,
+                  show_progress: bool = False, max_steps: int = -1, callbacks=()):
+    """The trl SFTTrainer used by the job, the CLI and the benchmark (use_lora=False: full fine-tuning)."""
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    return SFTTrainer(model=model, args=sft_config(output_dir, params, show_progress, max_steps),
+                      train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                      peft_config=lora_config(params.lora_r) if use_lora else None, callbacks=list(callbacks))
+
+
+def train_sft(params: SftParams, config: TrainerConfig, report: Report = no_report, show_progress: bool = False,
+              publish: Publish = publish_and_notify, on_staged: Callable[[pathlib.Path], None] = lambda path: None):
+    """Trains, writes adapter + params.json + loss curve + eval.json into a staging folder, then `publish`es it.
+    Returns the published version."""
+    report(Progress(message="loading data and model"))
+    tokenizer = load_tokenizer(config.base_model)
+    examples = load_squad(config.squad_dataset, "train", limit=params.max_examples)
+    rows = sft_rows(tokenizer, examples, params.max_length)
+    if not rows:
+        raise ValueError(f"none of the {len(examples)} training examples fits max_length={params.max_length} tokens")
+    model = load_base_model(config.base_model)
+    staged = adapters.staging_dir(config.models_dir, "sft")
+    on_staged(staged)
+    progress = ProgressCallback(report, "loss")
+    with tempfile.TemporaryDirectory(prefix="sft-") as scratch:
+        trainer = build_trainer(model, tokenizer, rows, params, scratch, show_progress=show_progress,
+                                callbacks=[progress])
+        trainer.train()
+        trainer.save_model(str(staged))
+    write_json(staged / "params.json", {"kind": "sft", **dataclasses.asdict(params), "base_model": config.base_model,
+                                        "squad_dataset": config.squad_dataset, "training_rows": len(rows)})
+    write_curve(staged, progress.curve, "loss", f"SFT loss ({len(rows)} examples, {params.num_train_epochs} epochs)")
+    evaluate_staged(trainer.model, tokenizer, config, staged, report, progress.progress)
+    return publish(config, "sft", staged)
