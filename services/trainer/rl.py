@@ -9,6 +9,7 @@ from services.trainer.artifacts import write_curve, write_json
 from services.trainer.config import TrainerConfig
 from services.trainer.data import QAExample, fit_prompt, load_squad
 from services.trainer.model_io import load_tokenizer, load_with_adapter
+from services.trainer.params import RlParams
 from services.trainer.progress import Progress, ProgressCallback, Report, no_report
 from services.trainer.publishing import Publish, evaluate_staged, publish_and_notify
 from services.trainer.rewards import REWARD_FUNCTIONS
@@ -20,15 +21,6 @@ MAX_PROMPT_TOKENS = 384
 
 class NoSftAdapter(RuntimeError):
     """RL continues the SFT adapter; there is none yet."""
-
-
-@dataclasses.dataclass(frozen=True)
-class RlParams:
-    steps: int = 60
-    max_new_tokens: int = 60
-    use_dataset_prompts: bool = False
-    max_prompt_examples: int = 60
-    learning_rate: float = 1e-5
 
 
 def prompt_rows(tokenizer, examples: list[QAExample], max_new_tokens: int, positions: int) -> list[dict]:

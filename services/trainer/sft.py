@@ -8,20 +8,12 @@ from services.common import adapters
 from services.trainer.artifacts import write_curve, write_json
 from services.trainer.config import TrainerConfig
 from services.trainer.data import load_squad, sft_rows
+from services.trainer.params import SftParams
 from services.trainer.model_io import load_base_model, load_tokenizer, lora_config
 from services.trainer.progress import Progress, ProgressCallback, Report, no_report
 from services.trainer.publishing import Publish, evaluate_staged, publish_and_notify
 
 BATCH_SIZE = 4
-
-
-@dataclasses.dataclass(frozen=True)
-class SftParams:
-    max_examples: int = 200
-    num_train_epochs: int = 1
-    max_length: int = 256
-    learning_rate: float = 2e-4
-    lora_r: int = 16
 
 
 def sft_config(output_dir: str, params: SftParams, show_progress: bool, max_steps: int = -1):

@@ -1,0 +1,112 @@
+"""Runs queued jobs one at a time, each in its own `services.trainer.worker` process, so training never blocks the
+gRPC server's event loop and a cancel can kill it outright."""
+import asyncio
+import logging
+import os
+import pathlib
+import sys
+
+from services.common import adapters
+from services.trainer.jobs import CANCELLED, FAILED, RUNNING, JobRecord, JobStore
+
+log = logging.getLogger("textgen.trainer.runner")
+KILL_GRACE_SECONDS = 5
+LOG_TAIL_CHARS = 600
+
+
+def _tail(path: pathlib.Path) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return text[-LOG_TAIL_CHARS:].strip()
+
+
+class JobRunner:
+    def __init__(self, store: JobStore, log_dir: pathlib.Path) -> None:
+        self.store = store
+        self.log_dir = pathlib.Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._wake = asyncio.Event()
+        self._current: tuple[str, asyncio.subprocess.Process] | None = None
+        self._task: asyncio.Task | None = None
+
+    def recover(self) -> None:
+        """After a crash or kill: jobs the dead trainer was running failed, and their half-written staging folders
+        go. Queued jobs stay queued and run now."""
+        reason = "the trainer stopped while this job was running (found at restart); nothing was published"
+        for job in self.store.fail_interrupted(reason):
+            log.warning("job failed by restart", extra={"job_id": job.id})
+            if job.staging:
+                adapters.discard(pathlib.Path(job.staging))
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="job-runner")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            job = self.store.next_queued()
+            if job is None:
+                await self._wake.wait()
+                self._wake.clear()
+                continue
+            if self.store.start(job.id):
+                try:
+                    await self._run(job)
+                except Exception:  # the loop must survive anything one job does
+                    log.exception("runner error", extra={"job_id": job.id})
+                    self.store.finish(job.id, FAILED, error="internal error starting the training process")
+
+    async def _run(self, job: JobRecord) -> None:
+        log_path = self.log_dir / f"{job.id}.log"
+        with open(log_path, "wb") as log_file:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "services.trainer.worker", job.id,
+                stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=asyncio.subprocess.STDOUT, env=os.environ)
+        self._current = (job.id, process)
+        self.store.set_pid(job.id, process.pid)
+        log.info("job started", extra={"job_id": job.id, "kind": job.kind, "pid": process.pid})
+        try:
+            code = await process.wait()
+        finally:
+            self._current = None
+        after = self.store.finish(job.id, FAILED, only_if=(RUNNING,),
+                                  error=f"the training process exited with code {code}: {_tail(log_path)}")
+        if after and after.status != "succeeded" and after.staging:
+            adapters.discard(pathlib.Path(after.staging))
+        log.info("job ended", extra={"job_id": job.id, "status": after and after.status, "exit_code": code})
+
+    async def cancel(self, job_id: str) -> JobRecord | None:
+        """Cancels a queued or running job (killing its process); a finished job is returned unchanged."""
+        job = self.store.finish(job_id, CANCELLED)
+        current = self._current
+        if job and job.status == CANCELLED and current and current[0] == job_id:
+            await self._stop(current[1])
+        return job
+
+    async def _stop(self, process: asyncio.subprocess.Process) -> None:
+        if process.returncode is not None:
+            return
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), KILL_GRACE_SECONDS)
+        except asyncio.TimeoutError:
+            process.kill()
+            await process.wait()
+
+    async def shutdown(self) -> None:
+        """SIGTERM: the running job is failed with that reason (it cannot resume), queued ones wait for restart."""
+        if self._task:
+            self._task.cancel()
+        current = self._current
+        if current:
+            job_id, process = current
+            self.store.finish(job_id, FAILED, only_if=(RUNNING,),
+                              error="the trainer was shut down while this job was running; nothing was published")
+            await self._stop(process)
+            job = self.store.get(job_id)
+            if job and job.staging:
+                adapters.discard(pathlib.Path(job.staging))

@@ -1,0 +1,105 @@
+"""One training job in its own process: `python -m services.trainer.worker JOB_ID` (started by the runner).
+
+Reads the job from the store, trains, writes progress back, and publishes only while the job is still running.
+Dies with its parent: a trainer killed mid-job must not leave a process that publishes behind its back."""
+import ctypes
+import logging
+import os
+import pathlib
+import signal
+import sys
+import threading
+import time
+
+from services.common import adapters
+from services.common.logs import setup_logging
+from services.trainer.config import TrainerConfig
+from services.trainer.jobs import FAILED, RUNNING, JobStore
+from services.trainer.progress import Progress
+
+log = logging.getLogger("textgen.trainer.worker")
+PR_SET_PDEATHSIG = 1
+
+
+class JobNoLongerRunning(RuntimeError):
+    """The job was cancelled (or failed by a restart) before it could publish."""
+
+
+def die_with_parent() -> None:
+    parent = os.getppid()
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass  # not Linux: the watcher thread below still notices
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def run(job_id: str, config: TrainerConfig) -> int:
+    from services.trainer.publishing import notify_llm
+
+    store = JobStore.under(config.models_dir)
+    job = store.get(job_id)
+    if job is None or job.status != RUNNING:
+        log.error("job is not running", extra={"job_id": job_id, "status": job and job.status})
+        return 1
+
+    def report(progress: Progress) -> None:
+        store.update_progress(job_id, progress.step, progress.total_steps, progress.loss, progress.reward,
+                              progress.eta_seconds, progress.message)
+
+    def publish(cfg: TrainerConfig, name: str, staged: pathlib.Path) -> str:
+        version = store.publish_if_running(job_id, lambda: adapters.publish(cfg.models_dir, name, staged))
+        if version is None:
+            raise JobNoLongerRunning(f"job {job_id} is no longer running; nothing published")
+        notify_llm(cfg.llm_addr)
+        return version
+
+    staged: list[pathlib.Path] = []
+
+    def on_staged(path: pathlib.Path) -> None:
+        staged.append(path)
+        store.set_staging(job_id, path)
+
+    try:
+        if job.kind == "sft":
+            from services.trainer.params import SftParams
+            from services.trainer.sft import train_sft
+
+            version = train_sft(SftParams(**job.params), config, report, publish=publish, on_staged=on_staged)
+        else:
+            from services.trainer.params import RlParams
+            from services.trainer.rl import train_rl
+
+            version = train_rl(RlParams(**job.params), config, report, publish=publish, on_staged=on_staged)
+        log.info("job succeeded", extra={"job_id": job_id, "adapter_version": version})
+        return 0
+    except JobNoLongerRunning as error:
+        log.info(str(error))
+        return 0
+    except Exception as error:
+        log.exception("job failed", extra={"job_id": job_id})
+        store.finish(job_id, FAILED, error=str(error) or type(error).__name__, only_if=(RUNNING,))
+        return 1
+    finally:
+        for path in staged:
+            if path.exists():
+                adapters.discard(path)
+
+
+def main() -> None:
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    die_with_parent()
+    config = TrainerConfig.from_env()
+    setup_logging(config.log_level)
+    sys.exit(run(sys.argv[1], config))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""The trainer service end to end, through the local REST gateway: real jobs on the tiny model."""
+import json
+import os
+import pathlib
+import shutil
+import signal
+import time
+
+import grpc
+import httpx
+import pytest
+from textgen.v1 import trainer_pb2, trainer_pb2_grpc
+
+from services.common import adapters
+from services.trainer.jobs import JobStore
+from tests.harness import free_port, start_gateway, start_service
+from tests.trainer_fixtures import squad_dataset, tiny_models_dir
+
+TOKEN = "test-token"
+AUTH = {"authorization": f"Bearer {TOKEN}"}
+SMALL_SFT = {"max_examples": 16, "num_train_epochs": 1, "max_length": 96, "learning_rate": 0.005, "lora_r": 4}
+SMALL_RL = {"steps": 2, "max_new_tokens": 8, "learning_rate": 0.001}
+LONG_SFT = {"max_examples": 100000, "num_train_epochs": 20, "max_length": 96}
+JOB_TIMEOUT_SECONDS = 120
+
+
+def trainer_env(models_dir: pathlib.Path, dataset: pathlib.Path) -> dict[str, str]:
+    return {"MODELS_DIR": str(models_dir), "LLM_BASE_MODEL": str(models_dir / "tiny-gpt2"),
+            "SQUAD_DATASET": str(dataset), "TRAINER_TOKEN": TOKEN, "TRAINER_MAX_QUEUED": "1",
+            "TRAINER_EVAL_EXAMPLES": "4", "TRAINER_EVAL_MAX_NEW_TOKENS": "12",
+            # Nothing listens here: telling the llm service to reload is best effort and must not fail the job.
+            "LLM_ADDR": f"127.0.0.1:{free_port()}"}
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory) -> pathlib.Path:
+    return tiny_models_dir(tmp_path_factory.mktemp("trainer-models"))
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> pathlib.Path:
+    return squad_dataset(tmp_path_factory.mktemp("trainer-data"))
+
+
+@pytest.fixture(scope="module")
+def trainer(models_dir, dataset):
+    with start_service("services.trainer", trainer_env(models_dir, dataset), "TRAINER_PORT") as service:
+        yield service
+
+
+@pytest.fixture(scope="module")
+def api(trainer):
+    with start_gateway({"TRAINER_ADDR": trainer.address}) as gateway:
+        with httpx.Client(base_url=gateway.url, timeout=30) as client:
+            yield client
+
+
+def wait_for(api, job_id: str, condition, what: str) -> dict:
+    deadline = time.monotonic() + JOB_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        job = api.get(f"/llm/jobs/{job_id}").json()
+        if condition(job):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} never became {what}: {job}")
+
+
+def events(api, job_id: str) -> list[dict]:
+    with api.stream("GET", f"/llm/jobs/{job_id}/events", timeout=JOB_TIMEOUT_SECONDS) as response:
+        assert response.status_code == 200
+        return [json.loads(line) for line in response.iter_lines() if line.strip()]
+
+
+def test_bad_parameters_are_rejected_naming_the_field(api):
+    cases = [("/llm/train_sft", {"max_length": 8}, "max_length", "32"),
+             ("/llm/train_sft", {"max_examples": 0}, "max_examples", "100000"),
+             ("/llm/train_sft", {"learning_rate": 0.5}, "learning_rate", "0.01"),
+             ("/llm/train_sft", {"num_train_epochs": 21}, "num_train_epochs", "20"),
+             ("/llm/train_sft", {"lora_r": 0}, "lora_r", "256"),
+             ("/llm/train_rl", {"steps": 0}, "steps", "10000"),
+             ("/llm/train_rl", {"max_new_tokens": 300}, "max_new_tokens", "256"),
+             ("/llm/train_rl", {"max_prompt_examples": 0}, "max_prompt_examples", "100000")]
+    for path, body, field, bound in cases:
+        response = api.post(path, json=body, headers=AUTH)
+        assert response.status_code == 400, (body, response.text)
+        error = response.json()
+        assert error["code"] == 3 and field in error["message"] and bound in error["message"], error
+        violations = error["details"][0]["field_violations"]
+        assert [v["field"] for v in violations] == [field]
+
+
+def test_training_and_cancel_need_the_token_reading_does_not(api):
+    for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": TOKEN}):
+        response = api.post("/llm/train_sft", json={}, headers=headers)
+        assert response.status_code == 401, response.text
+        assert response.json()["code"] == 16
+        assert api.post("/llm/jobs/nope:cancel", json={}, headers=headers).status_code == 401
+    assert api.get("/llm/jobs").status_code == 200
+
+
+def test_rl_before_sft_is_refused(api, models_dir):
+    assert adapters.current_path(models_dir, "sft") is None
+    response = api.post("/llm/train_rl", json={}, headers=AUTH)
+    assert response.status_code == 400
+    assert response.json()["code"] == 9 and "run SFT first" in response.json()["message"]
+
+
+def test_unknown_job_is_not_found(api):
+    assert api.get("/llm/jobs/no-such-job").status_code == 404
+    assert api.get("/llm/jobs/no-such-job/events").status_code == 404
+    assert api.post("/llm/jobs/no-such-job:cancel", json={}, headers=AUTH).status_code == 404
+
+
+def _check_run(api, models_dir, kind: str, body: dict, metric: str, curve: str) -> dict:
+    started = api.post(f"/llm/train_{kind}", json=body, headers=AUTH)
+    assert started.status_code == 200, started.text
+    job = started.json()
+    assert job["kind"] == kind and job["status"] == "queued" and job["adapter_version"] == ""
+    seen = events(api, job["job_id"])
+    statuses = [e["status"] for e in seen]
+    assert statuses[-1] == "succeeded", seen
+    assert "running" in statuses
+    trained = [e for e in seen if e["progress"]["step"] > 0]
+    assert trained and trained[-1]["progress"]["step"] == trained[-1]["progress"]["total_steps"]
+    assert any(metric in e["progress"] for e in trained)
+    assert any("eta_seconds" in e["progress"] for e in trained)
+    done = api.get(f"/llm/jobs/{job['job_id']}").json()
+    assert done["status"] == "succeeded" and done["error"] == ""
+    assert done["adapter_version"] == adapters.current_version(models_dir, kind)
+    assert done["params"][kind] and done["started_at"] and done["finished_at"]
+    published = adapters.current_path(models_dir, kind)
+    for name in ("adapter_model.safetensors", "adapter_config.json", "params.json", f"{curve}_curve.json",
+                 f"{curve}_curve.png", "eval.json"):
+        assert (published / name).is_file(), name
+    evaluation = json.loads((published / "eval.json").read_text())
+    assert evaluation["examples"] > 0 and 0 <= evaluation["f1"] <= 100
+    return done
+
+
+def test_sft_then_rl_end_to_end(api, models_dir):
+    sft = _check_run(api, models_dir, "sft", SMALL_SFT, "loss", "loss")
+    assert sft["params"]["sft"]["lora_r"] == 4 and sft["params"]["sft"]["max_examples"] == 16
+    rl = _check_run(api, models_dir, "rl", SMALL_RL, "reward", "reward")
+    # Defaults filled in where the request left a field out.
+    assert rl["params"]["rl"]["max_prompt_examples"] == 60 and rl["params"]["rl"]["use_dataset_prompts"] is False
+    listed = [j["job_id"] for j in api.get("/llm/jobs").json()["jobs"]]
+    assert listed[:2] == [rl["job_id"], sft["job_id"]]  # newest first
+
+
+def test_second_job_queues_the_limit_holds_and_cancel_publishes_nothing(api, models_dir):
+    before = adapters.current_version(models_dir, "sft")
+    versions_before = sorted(p.name for p in adapters.adapter_dir(models_dir, "sft").iterdir())
+    first = api.post("/llm/train_sft", json=LONG_SFT, headers=AUTH).json()
+    wait_for(api, first["job_id"], lambda j: j["status"] == "running", "running")
+    second = api.post("/llm/train_sft", json=SMALL_SFT, headers=AUTH)
+    assert second.status_code == 200 and second.json()["status"] == "queued"
+    third = api.post("/llm/train_rl", json=SMALL_RL, headers=AUTH)
+    assert third.status_code == 429 and "TRAINER_MAX_QUEUED" in third.json()["message"]
+
+    cancelled = api.post(f"/llm/jobs/{second.json()['job_id']}:cancel", json={}, headers=AUTH).json()
+    assert cancelled["status"] == "cancelled"
+    # Let the first job get into training (its staging folder exists) before cancelling it.
+    wait_for(api, first["job_id"], lambda j: j["progress"]["total_steps"] > 0, "training")
+    cancelled = api.post(f"/llm/jobs/{first['job_id']}:cancel", json={}, headers=AUTH).json()
+    assert cancelled["status"] == "cancelled" and cancelled["adapter_version"] == ""
+    assert events(api, first["job_id"])[-1]["status"] == "cancelled"
+    assert api.get(f"/llm/jobs/{second.json()['job_id']}").json()["status"] == "cancelled"
+    assert adapters.current_version(models_dir, "sft") == before
+    deadline = time.monotonic() + 10
+    while sorted(p.name for p in adapters.adapter_dir(models_dir, "sft").iterdir()) != versions_before:
+        assert time.monotonic() < deadline, "the cancelled job's staging folder was left behind"
+        time.sleep(0.2)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_killed_trainer_fails_the_running_job_and_keeps_the_published_adapter(models_dir, dataset, tmp_path):
+    copy = tmp_path / "models"
+    shutil.copytree(models_dir, copy, ignore=shutil.ignore_patterns("trainer"))
+    published = adapters.current_path(copy, "sft")
+    assert published is not None, "runs after the end-to-end test, which publishes an sft adapter"
+    env = trainer_env(copy, dataset)
+    metadata = [("authorization", f"Bearer {TOKEN}")]
+    with start_service("services.trainer", env, "TRAINER_PORT") as trainer:
+        with grpc.insecure_channel(trainer.address) as channel:
+            stub = trainer_pb2_grpc.TrainerServiceStub(channel)
+            job = stub.TrainSft(trainer_pb2.TrainSftRequest(**LONG_SFT), metadata=metadata)
+            deadline = time.monotonic() + JOB_TIMEOUT_SECONDS
+            while stub.GetJob(trainer_pb2.GetJobRequest(job_id=job.job_id)).progress.total_steps == 0:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        worker_pid = JobStore.under(copy).get(job.job_id).pid
+        trainer.proc.send_signal(signal.SIGKILL)
+        trainer.proc.wait()
+    deadline = time.monotonic() + 10
+    while _alive(worker_pid):
+        assert time.monotonic() < deadline, "the training process outlived the killed trainer"
+        time.sleep(0.2)
+    with start_service("services.trainer", env, "TRAINER_PORT") as restarted:
+        with grpc.insecure_channel(restarted.address) as channel:
+            stub = trainer_pb2_grpc.TrainerServiceStub(channel)
+            after = stub.GetJob(trainer_pb2.GetJobRequest(job_id=job.job_id))
+            assert after.status == "failed" and "stopped while this job was running" in after.error
+            assert after.adapter_version == ""
+            watched = list(stub.WatchJob(trainer_pb2.WatchJobRequest(job_id=job.job_id), timeout=10))
+            assert [e.status for e in watched] == ["failed"]
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.TrainSft(trainer_pb2.TrainSftRequest(), metadata=[("authorization", "Bearer nope")])
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert adapters.current_path(copy, "sft") == published
+    assert (published / "adapter_model.safetensors").is_file()
+    assert not [p for p in adapters.adapter_dir(copy, "sft").iterdir() if p.name.startswith(".staging-")]
