@@ -13,12 +13,11 @@ from services.common.errors import Violations
 from services.common.server import Binding, GrpcServer
 from services.trainer.config import TrainerConfig
 from services.trainer.jobs import JobRecord, JobStore
-from services.trainer.params import RlParams, SftParams
+from services.trainer.params import RL_RANGES, SFT_RANGES, RlParams, SftParams, out_of_range
 from services.trainer.runner import JobRunner
 
 log = logging.getLogger("textgen.trainer")
 WATCH_POLL_SECONDS = 0.25
-MAX_LEARNING_RATE = 0.01
 
 
 def _timestamp(seconds: float | None) -> timestamp_pb2.Timestamp | None:
@@ -52,6 +51,13 @@ def _with_defaults(request, defaults) -> dict:
     return values
 
 
+async def _reject_out_of_range(params: dict, ranges: dict, context) -> None:
+    violations = Violations()
+    for field, description in out_of_range(params, ranges):
+        violations.add(field, description)
+    await violations.abort_if_any(context)
+
+
 class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
     def __init__(self, config: TrainerConfig, store: JobStore, runner: JobRunner) -> None:
         self.config = config
@@ -80,24 +86,13 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
     async def TrainSft(self, request: trainer_pb2.TrainSftRequest, context):
         await self._authorize(context)
         params = _with_defaults(request, SftParams())
-        violations = Violations()
-        violations.check_range("max_examples", params["max_examples"], 1, 100000)
-        violations.check_range("num_train_epochs", params["num_train_epochs"], 1, 20)
-        violations.check_range("max_length", params["max_length"], 32, 1024)
-        violations.check_range("learning_rate", params["learning_rate"], 0, MAX_LEARNING_RATE, low_open=True)
-        violations.check_range("lora_r", params["lora_r"], 1, 256)
-        await violations.abort_if_any(context)
+        await _reject_out_of_range(params, SFT_RANGES, context)
         return await self._enqueue("sft", params, context)
 
     async def TrainRl(self, request: trainer_pb2.TrainRlRequest, context):
         await self._authorize(context)
         params = _with_defaults(request, RlParams())
-        violations = Violations()
-        violations.check_range("steps", params["steps"], 1, 10000)
-        violations.check_range("max_new_tokens", params["max_new_tokens"], 8, 256)
-        violations.check_range("max_prompt_examples", params["max_prompt_examples"], 1, 100000)
-        violations.check_range("learning_rate", params["learning_rate"], 0, MAX_LEARNING_RATE, low_open=True)
-        await violations.abort_if_any(context)
+        await _reject_out_of_range(params, RL_RANGES, context)
         if adapters.current_path(self.config.models_dir, "sft") is None:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                                 "no SFT adapter is published: run SFT first (POST /llm/train_sft), then RL")
