@@ -1,0 +1,106 @@
+"""Wall time per SFT step at GPT-2's real size (GPT2Config(): 124M parameters, random weights): LoRA against full
+fine-tuning, same rows, same trl SFTTrainer settings as the service's SFT job (batch 4, max_length 256).
+
+    python bench/bench_trainer.py [--steps 20] [--warmup 2]
+
+Prints the median seconds per step of each and the ratio (target: LoRA ≤ 0.8 × full)."""
+import argparse
+import pathlib
+import statistics
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "gen" / "python")]
+
+from transformers import TrainerCallback  # noqa: E402
+
+from services.common.corpus import FALLBACK_CORPUS  # noqa: E402
+from services.common.prompts import qa_completion, qa_prompt  # noqa: E402
+from services.trainer.params import SftParams  # noqa: E402
+
+TARGET_RATIO = 0.8
+
+
+class StepTimer(TrainerCallback):
+    def __init__(self) -> None:
+        self.durations: list[float] = []
+        self._began = 0.0
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._began = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.durations.append(time.perf_counter() - self._began)
+
+
+def rows_near_max_length(tokenizer, max_length: int, count: int) -> list[dict]:
+    """QA rows filling about max_length tokens each, contexts cut from the shipped corpus."""
+    words = FALLBACK_CORPUS.read_text(encoding="utf-8").split()
+    completion = qa_completion("the old port of Marseilles")
+    rows, start = [], 0
+    for number in range(count):
+        size = 40
+        while True:
+            prompt = qa_prompt(f"Where did ship number {number} dock?", " ".join(words[start: start + size + 10]))
+            used = len(tokenizer(prompt + completion)["input_ids"]) + 1
+            if used > max_length - 4:
+                break
+            size += 10
+        rows.append({"prompt": prompt, "completion": completion})
+        start = (start + size) % max(1, len(words) - 2000)
+    return rows
+
+
+def time_steps(use_lora: bool, tokenizer, rows: list[dict], steps: int, warmup: int) -> list[float]:
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from services.trainer.sft import build_trainer
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config())
+    timer = StepTimer()
+    with tempfile.TemporaryDirectory() as scratch:
+        trainer = build_trainer(model, tokenizer, rows, SftParams(), scratch, use_lora=use_lora,
+                                max_steps=steps + warmup, callbacks=[timer])
+        trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+        print(f"{'LoRA' if use_lora else 'full'}: {trainable / 1e6:.2f}M trainable parameters", flush=True)
+        trainer.train()
+    return timer.durations[warmup:]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=2, help="first steps left out of the timing")
+    args = parser.parse_args()
+
+    import torch
+
+    from services.llm.tiny_model import build_tiny_model
+    from services.trainer.model_io import load_tokenizer
+    from services.trainer.sft import BATCH_SIZE
+
+    with tempfile.TemporaryDirectory() as tmp:
+        # Only its tokenizer is used (ids < 50257 fit GPT2Config()'s embedding); the Hub is out of reach here.
+        tokenizer = load_tokenizer(str(build_tiny_model(pathlib.Path(tmp) / "tok")))
+    params = SftParams()
+    rows = rows_near_max_length(tokenizer, params.max_length, BATCH_SIZE * (args.steps + args.warmup))
+    print(f"GPT2Config() (124M, random weights), batch {BATCH_SIZE}, max_length {params.max_length}, "
+          f"lora_r {params.lora_r}, {args.steps} timed steps after {args.warmup} warm-up, "
+          f"torch threads {torch.get_num_threads()}", flush=True)
+    results = {}
+    for name, use_lora in (("full", False), ("lora", True)):
+        durations = time_steps(use_lora, tokenizer, rows, args.steps, args.warmup)
+        results[name] = statistics.median(durations)
+        print(f"{name}: median {results[name]:.3f} s/step, mean {statistics.mean(durations):.3f}, "
+              f"min {min(durations):.3f}, max {max(durations):.3f}", flush=True)
+    ratio = results["lora"] / results["full"]
+    verdict = "meets" if ratio <= TARGET_RATIO else "misses"
+    print(f"LoRA/full step time ratio: {ratio:.2f} ({verdict} the ≤ {TARGET_RATIO} target)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""SQuAD loading, context trimming, the SQuAD metrics and the graded RL rewards (no servers)."""
+import json
+
+import pytest
+
+from services.common.prompts import PREFIX, SUFFIX, qa_completion
+from services.trainer.data import DatasetError, QAExample, fit_prompt, load_squad, sft_rows
+from services.trainer.model_io import load_tokenizer
+from services.trainer.rewards import answer_score, clean_end_score, prefix_score, suffix_score
+from services.trainer.squad_metrics import best_over_gold, exact_match, f1, normalize_answer
+from tests.test_trainer_helpers import squad_record, tiny_models_dir, write_squad_folder
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    return load_tokenizer(str(tiny_models_dir(tmp_path_factory.mktemp("tok")) / "tiny-gpt2"))
+
+
+def test_folder_file_and_nested_json_load(tmp_path):
+    folder = write_squad_folder(tmp_path / "folder")
+    train, validation = load_squad(str(folder), "train"), load_squad(str(folder), "validation")
+    assert (len(train), len(validation)) == (30, 6)
+    assert train[0].answers == ("Paris",) and train[0].question == "What is the capital of France?"
+    assert len(load_squad(str(folder), "train", limit=5)) == 5
+
+    single = tmp_path / "all.jsonl"
+    single.write_text((folder / "train.jsonl").read_text())
+    assert (len(load_squad(str(single), "train")), len(load_squad(str(single), "validation"))) == (24, 6)
+
+    record = squad_record(0, "Oslo", "Norway", padding=1)
+    nested = {"data": [{"title": "Norway", "paragraphs": [{"context": record["context"], "qas": [
+        {"id": "n1", "question": record["question"],
+         "answers": [{"text": "Oslo", "answer_start": record["answers"]["answer_start"][0]}]}]}]}]}
+    (tmp_path / "nested.json").write_text(json.dumps(nested))
+    assert load_squad(str(tmp_path / "nested.json"), "train")[0].answers == ("Oslo",)
+
+
+def test_unloadable_dataset_names_the_variable_and_the_shipped_sample(tmp_path):
+    with pytest.raises(DatasetError) as missing:
+        load_squad(str(tmp_path / "nowhere.jsonl"), "train")
+    assert "SQUAD_DATASET" in str(missing.value) and "squad_sample" in str(missing.value)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(squad_record(0, "Rome", "Italy", 1)) + "\n{\"question\": \"no answers\"}\n")
+    with pytest.raises(DatasetError, match="bad.jsonl line 2"):
+        load_squad(str(bad), "train")
+    with pytest.raises(DatasetError, match="holds no train.jsonl"):
+        load_squad(str(tmp_path), "train")
+
+
+def test_sft_rows_fit_max_length_and_keep_the_answer(tokenizer, tmp_path):
+    examples = load_squad(str(write_squad_folder(tmp_path)), "train")
+    for max_length in (64, 128):
+        rows = sft_rows(tokenizer, examples, max_length)
+        assert len(rows) == len(examples)
+        for row, example in zip(rows, examples):
+            used = len(tokenizer(row["prompt"])["input_ids"]) + len(tokenizer(row["completion"])["input_ids"]) + 1
+            assert used <= max_length
+            assert row["completion"] == qa_completion(example.answers[0])
+            context = row["prompt"].split("\nQuestion:")[0]
+            assert example.answers[0] in context, "the trimmed context must keep the answer"
+            assert not row["prompt"].endswith(" ") and row["completion"].startswith(" ")
+    assert any(len(e.context) > 2000 for e in examples), "the fixture must need trimming"
+
+
+def test_fit_prompt_gives_up_only_when_the_question_alone_is_too_long(tokenizer):
+    example = QAExample(id="1", question="Why? " * 200, context="Some context.", answers=("x",), answer_starts=(0,))
+    assert fit_prompt(tokenizer, example, 50) is None
+    short = QAExample(id="2", question="Who?", context="word " * 500 + "Dantes " + "word " * 500,
+                      answers=("Dantes",), answer_starts=(-1,))
+    prompt = fit_prompt(tokenizer, short, 60)
+    assert "Dantes" in prompt and len(tokenizer(prompt)["input_ids"]) <= 60
+
+
+def test_squad_metrics_follow_the_official_normalisation():
+    assert normalize_answer("The  Old Port!") == "old port"
+    assert exact_match("the old port.", "Old port") == 1.0
+    assert f1("the old port of Marseilles", "old port") == pytest.approx(2 * (2 / 4) * 1 / (2 / 4 + 1))
+    assert f1("nothing", "old port") == 0.0
+    assert best_over_gold(exact_match, "Paris", ["paris, France", "Paris"]) == 1.0
+
+
+def test_rewards_are_graded():
+    perfect = f" {PREFIX} Paris {SUFFIX}"
+    assert prefix_score(perfect) == suffix_score(perfect) == clean_end_score(perfect) == 1.0
+    assert answer_score(perfect, ["Paris"]) == 1.0
+    assert 0 < prefix_score("That is a great idea") < 1
+    assert prefix_score("Paris.") == 0.0
+    assert suffix_score(f"{PREFIX} Paris. Let me know") == pytest.approx(3 / len(SUFFIX.split()))
+    assert 0 < clean_end_score(perfect + " and more") < 1 and clean_end_score(perfect + " x" * 100) == 0.0
+    assert clean_end_score(f"{PREFIX} Paris") == 0.0
+    assert 0 < answer_score(f"{PREFIX} it is Paris {SUFFIX}", ["Paris"]) < 1
+    assert answer_score(perfect, []) is None
