@@ -5,6 +5,7 @@
     python -m services.rnn.train --corpus my.txt --chapters '' --epochs 5 --models-dir /tmp/models
 """
 import argparse
+import copy
 import datetime
 import logging
 import math
@@ -23,7 +24,10 @@ from services.rnn.config import RnnConfig
 from services.rnn.model import LstmLanguageModel
 from services.rnn.vocab import Vocabulary
 
-DEFAULT_EPOCHS = 30
+DEFAULT_EPOCHS = 40
+# Stop when validation perplexity has not improved for this many epochs and keep the best epoch's weights: on the
+# ~10k-word fallback corpus the model starts to overfit after ~17 epochs.
+DEFAULT_PATIENCE = 5
 DEFAULT_VOCAB_SIZE = 10_000
 SEQ_LEN = 30
 BATCH_SIZE = 32
@@ -67,7 +71,7 @@ def perplexity(model: LstmLanguageModel, ids: torch.Tensor) -> float:
 
 def train(text: str, *, epochs: int = DEFAULT_EPOCHS, vocab_size: int = DEFAULT_VOCAB_SIZE, seq_len: int = SEQ_LEN,
           batch_size: int = BATCH_SIZE, learning_rate: float = LEARNING_RATE,
-          validation_fraction: float = VALIDATION_FRACTION, seed: int = 0,
+          validation_fraction: float = VALIDATION_FRACTION, patience: int = DEFAULT_PATIENCE, seed: int = 0,
           progress: bool = True) -> artifacts.TrainedModel:
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -79,6 +83,8 @@ def train(text: str, *, epochs: int = DEFAULT_EPOCHS, vocab_size: int = DEFAULT_
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     loss_fn = nn.CrossEntropyLoss()
     history = []
+    best = {"validation_perplexity": math.inf}
+    best_weights = None
     started = time.perf_counter()
     bar = tqdm(total=epochs * (len(train_ids) - 1), unit="word", unit_scale=True, disable=not progress,
                desc="training LSTM", file=sys.stderr, dynamic_ncols=True)
@@ -100,13 +106,21 @@ def train(text: str, *, epochs: int = DEFAULT_EPOCHS, vocab_size: int = DEFAULT_
         history.append({"epoch": epoch, "train_loss": round(epoch_loss, 4),
                         "validation_perplexity": round(validation_perplexity, 2)})
         bar.set_postfix(epoch=f"{epoch}/{epochs}", loss=f"{epoch_loss:.3f}", val_ppl=f"{validation_perplexity:.1f}")
+        if validation_perplexity < best["validation_perplexity"] or not patience:
+            best, best_weights = history[-1], copy.deepcopy(model.state_dict())
+        elif epoch - best["epoch"] >= patience:
+            break
     bar.close()
+    model.load_state_dict(best_weights)
     seconds = time.perf_counter() - started
     model.eval()
     metadata = {
-        "epochs": epochs,
-        "final_train_loss": history[-1]["train_loss"],
-        "validation_perplexity": history[-1]["validation_perplexity"],
+        "epochs": best["epoch"],  # the epoch whose weights were kept
+        "epochs_run": len(history),
+        "max_epochs": epochs,
+        "patience": patience,
+        "final_train_loss": best["train_loss"],
+        "validation_perplexity": best["validation_perplexity"],
         "untrained_validation_perplexity": round(initial_perplexity, 2),
         "vocab_size": len(vocab),
         "corpus_words": len(tokens),
@@ -118,7 +132,7 @@ def train(text: str, *, epochs: int = DEFAULT_EPOCHS, vocab_size: int = DEFAULT_
         "learning_rate": learning_rate,
         "seed": seed,
         "train_seconds": round(seconds, 1),
-        "words_per_second": round(epochs * (len(train_ids) - 1) / seconds),
+        "words_per_second": round(len(history) * (len(train_ids) - 1) / seconds),
         "tokenizer": TOKENIZER,
         "torch_version": torch.__version__,
         "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -136,7 +150,10 @@ def parse_args(argv: list[str] | None, config: RnnConfig) -> argparse.Namespace:
     parser.add_argument("--models-dir", type=pathlib.Path, default=config.models_dir,
                         help="the model goes to MODELS_DIR/rnn (env MODELS_DIR)")
     parser.add_argument("--if-missing", action="store_true", help="do nothing when MODELS_DIR/rnn holds a model")
-    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
+    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help="at most this many epochs")
+    parser.add_argument("--patience", type=int, default=DEFAULT_PATIENCE,
+                        help="stop after this many epochs without a better validation perplexity and keep the best "
+                             "epoch; 0 = run every epoch and keep the last")
     parser.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB_SIZE, help="<pad> and <unk> included")
     parser.add_argument("--seq-len", type=int, default=SEQ_LEN)
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
@@ -147,6 +164,8 @@ def parse_args(argv: list[str] | None, config: RnnConfig) -> argparse.Namespace:
     for name in ("epochs", "vocab_size", "seq_len", "batch_size"):
         if getattr(args, name) < (3 if name == "vocab_size" else 1):
             parser.error(f"--{name.replace('_', '-')} is too small (got {getattr(args, name)})")
+    if args.patience < 0:
+        parser.error(f"--patience must be >= 0 (got {args.patience})")
     if not args.learning_rate > 0:
         parser.error(f"--learning-rate must be > 0 (got {args.learning_rate})")
     return args
@@ -163,7 +182,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"corpus: {corpus.source} ({len(corpus.text.split())} words, sha256 {corpus.sha256[:12]}…)")
     try:
         trained = train(corpus.text, epochs=args.epochs, vocab_size=args.vocab_size, seq_len=args.seq_len,
-                        batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
+                        batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience,
+                        seed=args.seed,
                         progress=not args.no_progress)
     except ValueError as error:
         raise SystemExit(f"cannot train: {error}") from None
@@ -171,7 +191,8 @@ def main(argv: list[str] | None = None) -> None:
                             corpus_chapters=args.chapters, corpus_warning=corpus.warning)
     artifacts.save(target, trained)
     m = trained.metadata
-    print(f"saved {target}: vocabulary {m['vocab_size']}, {m['epochs']} epochs in {m['train_seconds']} s, "
+    print(f"saved {target}: vocabulary {m['vocab_size']}, epoch {m['epochs']} of {m['epochs_run']} run kept, "
+          f"{m['train_seconds']} s, "
           f"final train loss {m['final_train_loss']}, validation perplexity {m['validation_perplexity']} "
           f"(untrained {m['untrained_validation_perplexity']})")
 
