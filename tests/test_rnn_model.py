@@ -37,7 +37,7 @@ def test_held_out_perplexity_is_far_below_an_untrained_models(trained):
     # An untrained model is about uniform over the vocabulary; the trained one must have learnt the text.
     assert meta["untrained_validation_perplexity"] > 0.5 * meta["vocab_size"]
     assert meta["validation_perplexity"] < 0.25 * meta["untrained_validation_perplexity"]
-    ids = torch.tensor(trained.vocab.encode(tokenize(TEXT)[-200:])  # inside the held-out tenth)
+    ids = torch.tensor(trained.vocab.encode(tokenize(TEXT)[-200:]))  # inside the held-out tenth
     random_model = LstmLanguageModel(len(trained.vocab))
     assert perplexity(trained.model, ids) < 0.25 * perplexity(random_model, ids)
 
