@@ -26,3 +26,22 @@ def strip_format(text: str) -> str:
     if text.endswith(SUFFIX):
         text = text[: -len(SUFFIX)]
     return text.strip()
+
+
+def fit_context(question: str, context: str, fits) -> str | None:
+    """The longest tail of `context` (whole words, the ones nearest the question) for which
+    `fits(qa_prompt(question, tail))` holds; the context itself when it fits, None when not even the bare
+    question does. `fits` is the caller's test, e.g. a token count against the model's window."""
+    if fits(qa_prompt(question, context)):
+        return context
+    if not fits(qa_prompt(question, "")):
+        return None
+    words = context.split()
+    low, high = 0, len(words)  # keeping `low` words fits; keeping `high` does not
+    while high - low > 1:
+        middle = (low + high) // 2
+        if fits(qa_prompt(question, " ".join(words[-middle:]))):
+            low = middle
+        else:
+            high = middle
+    return " ".join(words[-low:]) if low else ""

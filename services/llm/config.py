@@ -1,0 +1,17 @@
+import dataclasses
+
+from services.common.config import ServiceConfig, env_field
+
+TINY_MODEL_HINT = ("set LLM_BASE_MODEL to a local model folder, e.g. LLM_BASE_MODEL=models/tiny-gpt2 after "
+                   "`make tiny-model`, or give the service network access to the Hugging Face Hub")
+
+
+@dataclasses.dataclass(frozen=True)
+class LlmConfig(ServiceConfig):
+    port: int = env_field("LLM_PORT", 50053, "gRPC port (0 picks a free one)")
+    metrics_port: int = env_field("LLM_METRICS_PORT", -1, "Prometheus port; 0 picks a free one, -1 disables")
+    base_model: str = env_field("LLM_BASE_MODEL", "openai-community/gpt2", "Hub id or local model folder")
+    batch_window_ms: float = env_field("LLM_BATCH_WINDOW_MS", 5.0,
+                                       "how long the first request of a batch waits for others to join")
+    max_batch_size: int = env_field("LLM_MAX_BATCH_SIZE", 8, "requests generated together; 1 turns batching off")
+    torch_threads: int = env_field("LLM_TORCH_THREADS", 0, "torch intra-op threads; 0 keeps torch's default")

@@ -1,0 +1,32 @@
+"""The llm service: loads LLM_BASE_MODEL and the current adapters after the port is open (health NOT_SERVING until
+then, and for good when the base model cannot be loaded: calls then answer UNAVAILABLE saying how to fix it)."""
+import logging
+
+from textgen.v1 import llm_pb2, llm_pb2_grpc
+
+from services.common.server import Binding, GrpcServer
+from services.llm.adapters_registry import AdapterRegistry
+from services.llm.batcher import Batcher
+from services.llm.config import LlmConfig
+from services.llm.engine import Engine
+from services.llm.servicer import LlmServicer
+
+log = logging.getLogger("textgen.llm")
+
+
+async def serve(config: LlmConfig) -> None:
+    registry = AdapterRegistry(config.models_dir)
+    engine = Engine(config.base_model, registry, config.torch_threads)
+    batcher = Batcher(engine, config.batch_window_ms, config.max_batch_size)
+    servicer = LlmServicer(engine, registry, batcher)
+    server = GrpcServer(config, [Binding(llm_pb2.DESCRIPTOR.services_by_name["LlmService"],
+                                         llm_pb2_grpc.add_LlmServiceServicer_to_server, servicer)])
+
+    async def load() -> None:
+        if await engine.call(engine.load):
+            batcher.start()
+            await server.set_serving(True, "model loaded")
+        else:
+            await server.set_serving(False, engine.unavailable_reason)
+
+    await server.run(ready=False, startup=load)
