@@ -188,3 +188,13 @@ def test_missing_model_is_unavailable_with_the_training_hint_then_loads_once_tra
             run_train_cli(corpus, tmp_path, "--epochs", "1")
             assert len(generate(stub, start_word="the", length=4).generated_text.split()) == 5
             assert health_status(rnn.address) == health_pb2.HealthCheckResponse.SERVING
+
+
+@pytest.mark.parametrize("variable, value, message", [
+    ("RNN_TORCH_THREADS", "0", "RNN_TORCH_THREADS must be at least 1 (got 0)"),
+    ("RNN_PORT", "not-a-port", "RNN_PORT='not-a-port' is not a valid int"),
+])
+def test_bad_configuration_exits_with_a_message(variable, value, message, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "services.rnn"], cwd=ROOT, capture_output=True, text=True,
+                            env=base_env({"MODELS_DIR": str(tmp_path), variable: value}), timeout=60)
+    assert result.returncode != 0 and message in result.stderr

@@ -8,6 +8,7 @@ import torch
 from textgen.v1 import common_pb2, rnn_pb2, rnn_pb2_grpc
 
 from services.baseline.model import tokenize
+from services.common.config import ConfigError
 from services.common.errors import Violations, check_start_word
 from services.common.server import Binding, GrpcServer
 from services.rnn import artifacts
@@ -83,6 +84,8 @@ class RnnServicer(rnn_pb2_grpc.RnnServiceServicer):
 
 
 async def serve(config: RnnConfig) -> None:
+    if config.torch_threads < 1:
+        raise ConfigError(f"RNN_TORCH_THREADS must be at least 1 (got {config.torch_threads})")
     torch.set_num_threads(config.torch_threads)
     servicer = RnnServicer(artifacts.model_dir(config.models_dir),
                            lambda serving, reason: server.set_serving(serving, reason))
