@@ -1,0 +1,220 @@
+"""The llm service on the tiny model, over gRPC and through the local REST gateway: both modes, the format,
+adapter fallback and hot reload, streaming, deadlines and cancellation, batching, validation."""
+import concurrent.futures
+import json
+import time
+
+import grpc
+import httpx
+import pytest
+from grpc_health.v1 import health_pb2
+from textgen.v1 import llm_pb2, llm_pb2_grpc
+
+from services.common.prompts import PREFIX, SUFFIX
+from tests.harness import health_status, start_gateway, start_service
+from tests.test_llm_helpers import FACTS, tiny_models_dir, train_adapter
+
+QUESTION = {"question": "What is the capital of France?", "context": "Paris is the capital of France."}
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    directory = tiny_models_dir(tmp_path_factory.mktemp("llm-models"))
+    train_adapter(directory, "sft", steps=60)
+    return directory  # no rl adapter yet: the fallback test sees rl → sft, the reload test publishes one
+
+
+@pytest.fixture(scope="module")
+def llm(models_dir):
+    env = {"MODELS_DIR": str(models_dir), "LLM_BASE_MODEL": str(models_dir / "tiny-gpt2"),
+           "LLM_BATCH_WINDOW_MS": "150", "LLM_MAX_BATCH_SIZE": "8"}
+    with start_service("services.llm", env, "LLM_PORT") as service:
+        yield service
+
+
+@pytest.fixture(scope="module")
+def stub(llm):
+    with grpc.insecure_channel(llm.address) as channel:
+        yield llm_pb2_grpc.LlmServiceStub(channel)
+
+
+@pytest.fixture(scope="module")
+def api(llm):
+    with start_gateway({"LLM_ADDR": llm.address}) as gateway:
+        with httpx.Client(base_url=gateway.url, timeout=60) as client:
+            yield client
+
+
+def assert_formatted(text: str) -> None:
+    assert text.startswith(PREFIX) and text.endswith(SUFFIX), text
+
+
+def status(stub) -> llm_pb2.LlmStatus:
+    return stub.GetStatus(llm_pb2.GetLlmStatusRequest())
+
+
+def test_status_names_the_base_model_and_each_adapter(api, models_dir):
+    body = api.get("/llm/status").json()
+    assert body["loaded"] is True and body["base_model"] == str(models_dir / "tiny-gpt2")
+    adapters = {a["name"]: a for a in body["adapters"]}
+    assert adapters["sft"]["loaded"] is True and adapters["sft"]["path"].startswith(str(models_dir))
+    assert adapters["rl"]["loaded"] is False and "no version published" in adapters["rl"]["error"]
+
+
+def test_qa_mode_falls_back_from_rl_to_sft_with_a_warning(api):
+    response = api.post("/generate_with_llm", json=QUESTION)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert_formatted(body["generated_text"])
+    assert (body["model"], body["mode"], body["adapter"]) == ("gpt2", "qa", "sft")
+    assert "'rl' is not available" in body["warning"] and "used 'sft'" in body["warning"]
+    explicit_sft = api.post("/generate_with_llm", json={**QUESTION, "use_rl_model": False}).json()
+    assert explicit_sft["adapter"] == "sft" and "warning" not in explicit_sft
+    assert explicit_sft["generated_text"] == body["generated_text"]  # greedy: same adapter, same answer
+
+
+def test_text_mode_continues_the_start_word_inside_the_format(api):
+    body = api.post("/generate_with_llm", json={"start_word": "The ship", "length": 12, "adapter": "base"}).json()
+    assert body["mode"] == "text" and body["adapter"] == "base" and "warning" not in body
+    assert body["generated_text"].startswith(f"{PREFIX} The ship")
+    assert_formatted(body["generated_text"])
+    assert 1 <= body["generated_tokens"] <= 12
+
+
+def test_a_newly_published_adapter_is_used_without_a_restart(stub, models_dir):
+    first = train_adapter(models_dir, "rl", steps=20, seed=1)
+    response = stub.Generate(llm_pb2.LlmGenerateRequest(**QUESTION))  # the per-request pointer check finds it
+    assert (response.adapter, response.adapter_version) == ("rl", first)
+    assert not response.HasField("warning")
+    # A stream that started on the first version finishes on it while a second version is published.
+    stream = stub.GenerateStream(llm_pb2.LlmGenerateRequest(**QUESTION, max_new_tokens=200))
+    next(stream)
+    second = train_adapter(models_dir, "rl", steps=20, seed=2)
+    reloaded = stub.ReloadAdapters(llm_pb2.ReloadAdaptersRequest())
+    assert {a.name: a.version for a in reloaded.adapters}["rl"] == second
+    assert [c.final for c in stream if c.HasField("final")][0].adapter_version == first
+    assert stub.Generate(llm_pb2.LlmGenerateRequest(**QUESTION)).adapter_version == second
+
+
+@pytest.mark.parametrize("adapter", ["base", "sft", "rl"])
+def test_the_format_holds_for_every_adapter(stub, adapter):
+    for question, context, _ in FACTS:
+        for temperature in (0.0, 1.5):
+            response = stub.Generate(llm_pb2.LlmGenerateRequest(question=question, context=context, adapter=adapter,
+                                                                temperature=temperature, seed=7, max_new_tokens=30))
+            assert response.adapter == adapter
+            assert_formatted(response.generated_text)
+            # Either the model closed the answer itself (the suffix once, at the end) or the service did.
+            if not response.format_completed_by_service:
+                assert response.generated_text.count(SUFFIX) >= 1 and response.generated_tokens > 0
+
+
+def test_streamed_chunks_concatenate_to_the_final_text(stub, api):
+    chunks = list(stub.GenerateStream(llm_pb2.LlmGenerateRequest(**QUESTION, adapter="base", max_new_tokens=40)))
+    assert chunks[0].text == PREFIX and len(chunks) > 3
+    assert [c.HasField("final") for c in chunks].count(True) == 1 and chunks[-1].HasField("final")
+    assert "".join(c.text for c in chunks) == chunks[-1].final.generated_text
+    unary = stub.Generate(llm_pb2.LlmGenerateRequest(**QUESTION, adapter="base", max_new_tokens=40))
+    assert chunks[-1].final.generated_text == unary.generated_text
+    with api.stream("POST", "/generate_with_llm/stream", json={"start_word": "Edmond", "adapter": "sft"}) as reply:
+        assert reply.status_code == 200
+        lines = [json.loads(line) for line in reply.iter_lines() if line.strip()]
+    assert "final" in lines[-1] and all("final" not in line for line in lines[:-1])
+    assert "".join(line["text"] for line in lines) == lines[-1]["final"]["generated_text"]
+    assert_formatted(lines[-1]["final"]["generated_text"])
+
+
+def wait_until_idle(stub, within: float) -> float:
+    started = time.monotonic()
+    while status(stub).in_flight:
+        assert time.monotonic() - started < within, "the service kept generating after the call ended"
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def test_generation_stops_at_the_deadline_and_on_cancel(stub):
+    long_request = llm_pb2.LlmGenerateRequest(start_word="The sea", length=512, adapter="base")
+    started = time.monotonic()
+    with pytest.raises(grpc.RpcError) as error:
+        stub.Generate(long_request, timeout=0.5)
+    assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    wait_until_idle(stub, within=0.5)
+    stream = stub.GenerateStream(long_request)
+    assert next(stream).text.startswith(PREFIX)
+    stream.cancel()
+    wait_until_idle(stub, within=0.5)
+    # The same request with no deadline really is long, so stopping early above was the service's doing.
+    full = stub.Generate(long_request)
+    assert full.generated_tokens > 100 and time.monotonic() - started > 1.5
+
+
+def test_concurrent_requests_are_batched_and_greedy_answers_do_not_change(stub):
+    requests = [llm_pb2.LlmGenerateRequest(question=q, context=c, adapter=a, max_new_tokens=24)
+                for (q, c, _), a in zip(FACTS, ["base", "sft", "rl", "sft"])]
+    requests.append(llm_pb2.LlmGenerateRequest(start_word="Edmond", length=16, adapter="base"))
+    requests.append(llm_pb2.LlmGenerateRequest(**QUESTION, temperature=1.2, seed=11, adapter="rl"))
+    alone = [stub.Generate(r).generated_text for r in requests]
+    before = status(stub)
+    with concurrent.futures.ThreadPoolExecutor(len(requests)) as pool:
+        together = list(pool.map(lambda r: stub.Generate(r).generated_text, requests))
+    after = status(stub)
+    assert after.largest_batch >= 3 and after.batches - before.batches < len(requests)
+    assert together == alone
+
+
+BAD_INPUTS = [
+    ({}, "question"),
+    ({"question": "Why?", "start_word": "The"}, "question"),
+    ({"question": "   "}, "question"),
+    ({"question": "x" * 2001}, "question"),
+    ({"start_word": "   "}, "start_word"),
+    ({"start_word": "w" * 101}, "start_word"),
+    ({"question": "Why?", "max_new_tokens": 0}, "max_new_tokens"),
+    ({"question": "Why?", "max_new_tokens": 513}, "max_new_tokens"),
+    ({"start_word": "The", "length": 0}, "length"),
+    ({"start_word": "The", "length": 513}, "length"),
+    ({"question": "Why?", "temperature": -0.1}, "temperature"),
+    ({"question": "Why?", "temperature": 2.5}, "temperature"),
+    ({"question": "Why?", "adapter": "../sft"}, "adapter"),
+    ({"question": "Why?", "adapter": "gpt4"}, "adapter"),
+    ({"question": "Why?", "context": "x" * 100_001}, "context"),
+]
+
+
+@pytest.mark.parametrize(("body", "field"), BAD_INPUTS)
+def test_bad_input_is_a_400_naming_the_field(api, body, field):
+    for path in ("/generate_with_llm", "/generate_with_llm/stream"):
+        response = api.post(path, json=body)
+        assert response.status_code == 400, response.text
+        error = response.json()
+        assert error["code"] == 3 and field in error["message"]
+        violations = error["details"][0]["field_violations"]
+        assert field in [v["field"] for v in violations]
+
+
+def test_a_context_beyond_the_window_is_trimmed_with_a_warning(api):
+    context = "The harbour was busy that morning. " * 400 + QUESTION["context"]
+    body = api.post("/generate_with_llm", json={**QUESTION, "context": context, "adapter": "base"}).json()
+    assert_formatted(body["generated_text"])
+    assert "context trimmed" in body["warning"]
+
+
+def test_a_missing_base_model_answers_503_saying_how_to_fix_it(tmp_path):
+    missing = tmp_path / "no-such-model"
+    env = {"MODELS_DIR": str(tmp_path), "LLM_BASE_MODEL": str(missing)}
+    with start_service("services.llm", env, "LLM_PORT", wait_serving=False) as service:
+        with grpc.insecure_channel(service.address) as channel:
+            stub = llm_pb2_grpc.LlmServiceStub(channel)
+            deadline = time.monotonic() + 30
+            while not status(stub).reason.startswith("base model") and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert status(stub).loaded is False
+            assert health_status(service.address) == health_pb2.HealthCheckResponse.NOT_SERVING
+            with pytest.raises(grpc.RpcError) as error:
+                stub.Generate(llm_pb2.LlmGenerateRequest(question="Why?"))
+            assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+        with start_gateway({"LLM_ADDR": service.address}) as gateway:
+            response = httpx.post(f"{gateway.url}/generate_with_llm", json={"question": "Why?"}, timeout=30)
+    assert response.status_code == 503
+    message = response.json()["message"]
+    assert str(missing) in message and "make tiny-model" in message and "Traceback" not in message
