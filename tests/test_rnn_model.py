@@ -129,3 +129,15 @@ def test_perplexity_of_a_uniform_predictor_is_the_vocabulary_size():
         model.output.weight.zero_()
         model.output.bias.fill_(-1e4)
     assert math.isclose(perplexity(model, ids), 4.0, rel_tol=1e-3)
+
+
+def test_carrying_the_state_gives_the_same_words_as_rerunning_the_whole_sequence(trained):
+    model, vocab = trained.model, trained.vocab
+    ids = vocab.encode(tokenize("the ship came into"))
+    generator = torch.Generator().manual_seed(11)
+    with torch.inference_mode():
+        for _ in range(40):
+            logits, _ = model(torch.tensor([ids]))  # the course notebook's O(length^2) way
+            ids.append(sample_next(logits[0, -1], 0.9, generator))
+    stateful = generate(model, vocab, "the ship came into", 40, 0.9, torch.Generator().manual_seed(11))
+    assert stateful.new_words == vocab.decode(ids[-40:])
