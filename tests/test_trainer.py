@@ -216,3 +216,15 @@ def test_killed_trainer_fails_the_running_job_and_keeps_the_published_adapter(mo
     assert adapters.current_path(copy, "sft") == published
     assert (published / "adapter_model.safetensors").is_file()
     assert not [p for p in adapters.adapter_dir(copy, "sft").iterdir() if p.name.startswith(".staging-")]
+
+
+def test_unloadable_dataset_fails_the_job_naming_squad_dataset(models_dir, tmp_path):
+    env = {**trainer_env(models_dir, tmp_path / "no-such-squad.jsonl"), "MODELS_DIR": str(tmp_path / "models")}
+    with start_service("services.trainer", env, "TRAINER_PORT") as trainer:
+        with grpc.insecure_channel(trainer.address) as channel:
+            stub = trainer_pb2_grpc.TrainerServiceStub(channel)
+            job = stub.TrainSft(trainer_pb2.TrainSftRequest(), metadata=[("authorization", f"Bearer {TOKEN}")])
+            final = list(stub.WatchJob(trainer_pb2.WatchJobRequest(job_id=job.job_id), timeout=JOB_TIMEOUT_SECONDS))
+    assert final[-1].status == "failed"
+    assert "SQUAD_DATASET" in final[-1].message and "squad_sample" in final[-1].message
+    assert adapters.current_version(tmp_path / "models", "sft") is None
