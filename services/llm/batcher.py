@@ -1,5 +1,5 @@
-"""Dynamic batching: requests that arrive while the engine is busy, or within LLM_BATCH_WINDOW_MS of the first
-one, are generated together as one batch (at most LLM_MAX_BATCH_SIZE; 1 turns batching off)."""
+"""Dynamic batching: requests that arrive while the engine is busy, or less than LLM_BATCH_WINDOW_MS apart, are
+generated together as one batch (at most LLM_MAX_BATCH_SIZE; 1 turns batching off)."""
 import asyncio
 import dataclasses
 import logging
@@ -9,6 +9,8 @@ from services.llm.decoding import Row
 from services.llm.engine import Engine
 
 log = logging.getLogger("textgen.llm")
+
+MAX_WINDOWS = 10  # a steady trickle of arrivals cannot hold a batch open for ever
 
 
 @dataclasses.dataclass
@@ -55,17 +57,19 @@ class Batcher:
             finished.set_result(row)
 
     async def _take_batch(self) -> list[tuple[Row, asyncio.Future]]:
+        """Waits for the first request, then keeps the batch open while requests keep arriving: it closes when
+        none has come for one window, when it is full, or after MAX_WINDOWS windows in all."""
         batch = [await self._queue.get()]
-        closes = time.monotonic() + self.window
+        last_call = time.monotonic() + self.window * MAX_WINDOWS
         while len(batch) < self.max_batch_size:
             if not self._queue.empty():
                 batch.append(self._queue.get_nowait())
                 continue
-            remaining = closes - time.monotonic()
-            if remaining <= 0:
+            wait = min(self.window, last_call - time.monotonic())
+            if wait <= 0:
                 break
             try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                batch.append(await asyncio.wait_for(self._queue.get(), wait))
             except TimeoutError:
                 break
         return batch

@@ -11,7 +11,7 @@ class LlmConfig(ServiceConfig):
     port: int = env_field("LLM_PORT", 50053, "gRPC port (0 picks a free one)")
     metrics_port: int = env_field("LLM_METRICS_PORT", -1, "Prometheus port; 0 picks a free one, -1 disables")
     base_model: str = env_field("LLM_BASE_MODEL", "openai-community/gpt2", "Hub id or local model folder")
-    batch_window_ms: float = env_field("LLM_BATCH_WINDOW_MS", 5.0,
-                                       "how long the first request of a batch waits for others to join")
+    batch_window_ms: float = env_field("LLM_BATCH_WINDOW_MS", 10.0,
+                                       "a batch stays open while requests arrive less than this apart")
     max_batch_size: int = env_field("LLM_MAX_BATCH_SIZE", 8, "requests generated together; 1 turns batching off")
     torch_threads: int = env_field("LLM_TORCH_THREADS", 0, "torch intra-op threads; 0 keeps torch's default")
