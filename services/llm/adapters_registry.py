@@ -113,13 +113,9 @@ class AdapterRegistry:
                 rows.append({"name": name, "version": loaded.version if loaded else (published.version or ""),
                              "path": str(loaded.path if loaded else (published.path or "")),
                              "loaded": loaded is not None,
-                             "error": "" if loaded else (self._errors.get(name) or published.error)})
+                             "error": self._errors.get(name, "") if loaded else (self._errors.get(name)
+                                                                                  or published.error)})
             return rows
-
-    @property
-    def has_adapters(self) -> bool:
-        with self._lock:
-            return bool(self._all)
 
     # --- engine thread side ----------------------------------------------------------------------------------
     def reload(self, holder) -> None:
@@ -142,7 +138,9 @@ class AdapterRegistry:
             except Exception as error:  # a broken or mismatched adapter must not take the service down
                 log.warning("adapter not loaded", extra={"adapter": name, "version": published.version,
                                                          "error": str(error)[:300]})
-                self._retire(name, f"version {published.version} failed to load: {str(error)[:300]}")
+                still = f"; still serving version {current.version}" if current is not None else ""
+                with self._lock:
+                    self._errors[name] = f"version {published.version} failed to load: {str(error)[:300]}{still}"
                 continue
             loaded = LoadedAdapter(name, published.version, published.path, peft_name)
             with self._lock:

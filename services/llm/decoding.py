@@ -54,8 +54,11 @@ def _report_finished(rows: list[Row]) -> None:
             row.on_done()
 
 
+GREEDY_BELOW = 1e-4  # temperatures this small would overflow logits / temperature: they mean greedy anyway
+
+
 def _generator(row: Row) -> torch.Generator | None:
-    if row.temperature <= 0:
+    if row.temperature < GREEDY_BELOW:
         return None
     seed = row.seed if row.seed is not None else int.from_bytes(os.urandom(6), "little")
     return torch.Generator().manual_seed(seed)
@@ -64,7 +67,7 @@ def _generator(row: Row) -> torch.Generator | None:
 def _next_tokens(logits: torch.Tensor, rows: list[Row], generators: list[torch.Generator | None]) -> list[int]:
     chosen = logits.argmax(dim=-1).tolist()
     for i, row in enumerate(rows):
-        if row.temperature > 0:
+        if generators[i] is not None:
             probabilities = torch.softmax(logits[i].float() / row.temperature, dim=-1)
             chosen[i] = int(torch.multinomial(probabilities, 1, generator=generators[i]))
     return chosen

@@ -51,7 +51,12 @@ class Engine:
         from peft import PeftModel
 
         if isinstance(self.model, PeftModel):
-            self.model.load_adapter(str(path), adapter_name=peft_name)
+            try:
+                self.model.load_adapter(str(path), adapter_name=peft_name)
+            except Exception:
+                if peft_name in self.model.peft_config:  # half-loaded: take it off again
+                    self.model.delete_adapter(peft_name)
+                raise
         else:
             self.model = PeftModel.from_pretrained(self.base.model, str(path), adapter_name=peft_name)
         self.model.eval()  # peft refuses adapter_names in training mode
