@@ -24,12 +24,12 @@ LONG_SFT = {"max_examples": 100000, "num_train_epochs": 20, "max_length": 96}
 JOB_TIMEOUT_SECONDS = 120
 
 
-def trainer_env(models_dir: pathlib.Path, dataset: pathlib.Path) -> dict[str, str]:
+def trainer_env(models_dir: pathlib.Path, dataset: pathlib.Path, llm_addr: str | None = None) -> dict[str, str]:
     return {"MODELS_DIR": str(models_dir), "LLM_BASE_MODEL": str(models_dir / "tiny-gpt2"),
             "SQUAD_DATASET": str(dataset), "TRAINER_TOKEN": TOKEN, "TRAINER_MAX_QUEUED": "1",
             "TRAINER_EVAL_EXAMPLES": "4", "TRAINER_EVAL_MAX_NEW_TOKENS": "12",
-            # Nothing listens here: telling the llm service to reload is best effort and must not fail the job.
-            "LLM_ADDR": f"127.0.0.1:{free_port()}"}
+            # Without an llm service nothing listens there: telling it to reload is best effort, never fatal.
+            "LLM_ADDR": llm_addr or f"127.0.0.1:{free_port()}"}
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +43,22 @@ def dataset(tmp_path_factory) -> pathlib.Path:
 
 
 @pytest.fixture(scope="module")
-def trainer(models_dir, dataset):
-    with start_service("services.trainer", trainer_env(models_dir, dataset), "TRAINER_PORT") as service:
+def llm(models_dir):
+    """A running llm service on the same MODELS_DIR: it must pick up each published adapter without a restart."""
+    env = {"MODELS_DIR": str(models_dir), "LLM_BASE_MODEL": str(models_dir / "tiny-gpt2")}
+    with start_service("services.llm", env, "LLM_PORT") as service:
         yield service
 
 
 @pytest.fixture(scope="module")
-def api(trainer):
-    with start_gateway({"TRAINER_ADDR": trainer.address}) as gateway:
+def trainer(models_dir, dataset, llm):
+    with start_service("services.trainer", trainer_env(models_dir, dataset, llm.address), "TRAINER_PORT") as service:
+        yield service
+
+
+@pytest.fixture(scope="module")
+def api(trainer, llm):
+    with start_gateway({"TRAINER_ADDR": trainer.address, "LLM_ADDR": llm.address}) as gateway:
         with httpx.Client(base_url=gateway.url, timeout=30) as client:
             yield client
 
@@ -134,6 +142,13 @@ def _check_run(api, models_dir, kind: str, body: dict, metric: str, curve: str) 
         assert (published / name).is_file(), name
     evaluation = json.loads((published / "eval.json").read_text())
     assert evaluation["examples"] > 0 and 0 <= evaluation["f1"] <= 100
+    # The trainer told the running llm service to reload: it serves the new version at once.
+    serving = {a["name"]: a for a in api.get("/llm/status").json()["adapters"]}
+    assert serving[kind]["version"] == done["adapter_version"] and serving[kind]["loaded"], serving[kind]
+    answer = api.post("/generate_with_llm", json={"question": "What is the capital of France?", "adapter": kind,
+                                                  "max_new_tokens": 8})
+    assert answer.status_code == 200 and answer.json()["adapter"] == kind, answer.text
+    assert answer.json()["adapter_version"] == done["adapter_version"]
     return done
 
 

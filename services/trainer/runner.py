@@ -81,7 +81,7 @@ class JobRunner:
 
     async def cancel(self, job_id: str) -> JobRecord | None:
         """Cancels a queued or running job (killing its process); a finished job is returned unchanged."""
-        job = self.store.finish(job_id, CANCELLED)
+        job = await asyncio.to_thread(self.store.finish, job_id, CANCELLED)
         current = self._current
         if job and job.status == CANCELLED and current and current[0] == job_id:
             await self._stop(current[1])

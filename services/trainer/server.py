@@ -74,7 +74,8 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
                                 "training and cancelling need 'authorization: Bearer <TRAINER_TOKEN>'")
 
     async def _enqueue(self, kind: str, params: dict, context) -> trainer_pb2.Job:
-        job = self.store.create_if_room(kind, params, self.config.max_queued)
+        # Writes may wait for the training process's lock (held while it publishes): off the event loop.
+        job = await asyncio.to_thread(self.store.create_if_room, kind, params, self.config.max_queued)
         if job is None:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                 f"{self.config.max_queued} jobs are already queued (TRAINER_MAX_QUEUED); "

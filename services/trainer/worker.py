@@ -41,7 +41,7 @@ def die_with_parent() -> None:
 
 
 def run(job_id: str, config: TrainerConfig) -> int:
-    from services.trainer.publishing import notify_llm
+    from services.trainer.publishing import publish_and_notify
 
     store = JobStore.under(config.models_dir)
     job = store.get(job_id)
@@ -54,10 +54,11 @@ def run(job_id: str, config: TrainerConfig) -> int:
                               progress.eta_seconds, progress.message)
 
     def publish(cfg: TrainerConfig, name: str, staged: pathlib.Path) -> str:
-        version = store.publish_if_running(job_id, lambda: adapters.publish(cfg.models_dir, name, staged))
+        # The llm service is told inside the lock too, so that "succeeded" means it already serves the new version
+        # (when it is reachable); the reload call is bounded by RELOAD_TIMEOUT_SECONDS.
+        version = store.publish_if_running(job_id, lambda: publish_and_notify(cfg, name, staged))
         if version is None:
             raise JobNoLongerRunning(f"job {job_id} is no longer running; nothing published")
-        notify_llm(cfg.llm_addr)
         return version
 
     staged: list[pathlib.Path] = []
