@@ -22,7 +22,7 @@ from services.common.corpus import load_corpus
 from services.rnn import artifacts
 from services.rnn.config import RnnConfig
 from services.rnn.model import LstmLanguageModel
-from services.rnn.vocab import Vocabulary
+from services.rnn.vocab import UNK_ID, Vocabulary
 
 DEFAULT_EPOCHS = 40
 # Stop when validation perplexity has not improved for this many epochs and keep the best epoch's weights: on the
@@ -109,6 +109,9 @@ def train(text: str, *, epochs: int = DEFAULT_EPOCHS, vocab_size: int = DEFAULT_
         if validation_perplexity < best["validation_perplexity"] or not patience:
             best, best_weights = history[-1], copy.deepcopy(model.state_dict())
         elif epoch - best["epoch"] >= patience:
+            # The bar's ETA assumed every epoch would run; say why it ends short of 100%.
+            bar.set_postfix_str(f"stopped early: no gain for {patience} epochs, keeping epoch {best['epoch']} "
+                                f"(val_ppl {best['validation_perplexity']})")
             break
     bar.close()
     model.load_state_dict(best_weights)
@@ -126,7 +129,7 @@ def train(text: str, *, epochs: int = DEFAULT_EPOCHS, vocab_size: int = DEFAULT_
         "corpus_words": len(tokens),
         "train_words": len(train_ids),
         "validation_words": len(validation_ids),
-        "validation_unknown_words": int((validation_ids == 1).sum()),
+        "validation_unknown_words": int((validation_ids == UNK_ID).sum()),
         "seq_len": seq_len,
         "batch_size": batch_size,
         "learning_rate": learning_rate,
