@@ -14,4 +14,6 @@ class LlmConfig(ServiceConfig):
     batch_window_ms: float = env_field("LLM_BATCH_WINDOW_MS", 10.0,
                                        "a batch stays open while requests arrive less than this apart")
     max_batch_size: int = env_field("LLM_MAX_BATCH_SIZE", 8, "requests generated together; 1 turns batching off")
-    torch_threads: int = env_field("LLM_TORCH_THREADS", 0, "torch intra-op threads; 0 keeps torch's default")
+    # One thread by default: the services share the machine's cores, and on a busy 2-core machine two torch
+    # threads made GPT-2 decoding 3-4x slower than one (bench/bench_llm.py --threads 2 to compare).
+    torch_threads: int = env_field("LLM_TORCH_THREADS", 1, "torch intra-op threads; 0 keeps torch's default")
