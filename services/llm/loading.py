@@ -2,6 +2,8 @@
 to fix it instead of a stack trace."""
 import dataclasses
 import logging
+import os
+import pathlib
 
 from services.llm.config import TINY_MODEL_HINT
 
@@ -32,9 +34,16 @@ def load_base_model(name: str) -> BaseModel:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    # "owner/name" is also a Hub id's shape: it is taken for a path when its first part is a local folder.
+    looks_like_path = (name.startswith((".", "/", "~")) or os.sep in name.strip("/").split("/", 1)[-1]
+                       or pathlib.Path(name.split("/")[0]).is_dir())
+    if looks_like_path and not pathlib.Path(name).expanduser().is_dir():
+        # Otherwise transformers would take it for a Hub id and retry the network for most of a minute.
+        raise BaseModelUnavailable(f"base model {name!r} is not a folder here; {TINY_MODEL_HINT}")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name)
-        model = AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(pathlib.Path(name).expanduser() if looks_like_path else name)
+        model = AutoModelForCausalLM.from_pretrained(pathlib.Path(name).expanduser() if looks_like_path else name,
+                                                     dtype=torch.float32)
     except Exception as error:  # OSError, ValueError, HTTP errors...: all mean "this model is not loadable here"
         raise BaseModelUnavailable(f"base model {name!r} could not be loaded ({_first_line(error)}); "
                                    f"{TINY_MODEL_HINT}") from error
