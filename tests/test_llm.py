@@ -11,7 +11,7 @@ from grpc_health.v1 import health_pb2
 from textgen.v1 import llm_pb2, llm_pb2_grpc
 
 from services.common.prompts import PREFIX, SUFFIX
-from tests.harness import health_status, start_gateway, start_service
+from tests.harness import free_port, health_status, start_gateway, start_service
 from services.llm.tiny_model import build_tiny_model
 from tests.test_llm_helpers import FACTS, tiny_models_dir, train_adapter
 
@@ -26,10 +26,16 @@ def models_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def llm(models_dir):
+def metrics_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def llm(models_dir, metrics_port):
     # One torch thread: tiny matrices are many times faster on one than on two.
     env = {"MODELS_DIR": str(models_dir), "LLM_BASE_MODEL": str(models_dir / "tiny-gpt2"),
-           "LLM_BATCH_WINDOW_MS": "150", "LLM_MAX_BATCH_SIZE": "8", "LLM_TORCH_THREADS": "1"}
+           "LLM_BATCH_WINDOW_MS": "150", "LLM_MAX_BATCH_SIZE": "8", "LLM_TORCH_THREADS": "1",
+           "LLM_METRICS_PORT": str(metrics_port)}
     with start_service("services.llm", env, "LLM_PORT") as service:
         yield service
 
@@ -177,6 +183,11 @@ def test_concurrent_requests_are_batched_and_greedy_answers_do_not_change(stub):
     after = status(stub)
     assert after.largest_batch >= 3 and after.batches - before.batches < len(requests)
     assert together == alone
+
+
+def test_batch_sizes_and_tokens_are_exported_to_prometheus(llm, metrics_port):
+    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+    assert "textgen_llm_batch_size_count" in text and 'textgen_llm_generated_tokens_total{stop="length"}' in text
 
 
 BAD_INPUTS = [

@@ -5,12 +5,18 @@ import dataclasses
 import logging
 import time
 
+import prometheus_client
+
 from services.llm.decoding import Row
 from services.llm.engine import Engine
 
 log = logging.getLogger("textgen.llm")
 
 MAX_WINDOWS = 10  # a steady trickle of arrivals cannot hold a batch open for ever
+BATCH_SIZE = prometheus_client.Histogram("textgen_llm_batch_size", "Requests decoded together in one batch.",
+                                         buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32))
+GENERATED_TOKENS = prometheus_client.Counter("textgen_llm_generated_tokens_total",
+                                             "Tokens generated, by how the answer ended.", ["stop"])
 
 
 @dataclasses.dataclass
@@ -87,6 +93,7 @@ class Batcher:
             self.stats.batches += 1
             self.stats.rows += len(live)
             self.stats.largest = max(self.stats.largest, len(live))
+            BATCH_SIZE.observe(len(live))
             error = None
             try:
                 await self.engine.call(self.engine.generate, live)
@@ -95,3 +102,5 @@ class Batcher:
                 error = exc
             for row, finished in batch:
                 self._resolve(finished, row, error if not row.done else None)
+            for row in live:
+                GENERATED_TOKENS.labels(row.stop_reason or "error").inc(len(row.generated))
