@@ -89,9 +89,11 @@ def timed(function, *args):
     return time.perf_counter() - started, result
 
 
-def concurrent_calls(stub, clients: int, new_tokens: int) -> int:
+def concurrent_calls(stub, clients: int, new_tokens: int, texts: list | None = None) -> int:
     with concurrent.futures.ThreadPoolExecutor(clients) as pool:
         responses = list(pool.map(lambda i: stub.Generate(request(i, new_tokens)), range(clients)))
+    if texts is not None:
+        texts.append([r.generated_text for r in responses])
     return sum(r.generated_tokens for r in responses)
 
 
@@ -117,6 +119,7 @@ def main() -> None:
             batched.Generate(request(0, 4)), unbatched.Generate(request(0, 4)), local.generate([0], 4)  # warm up
             single = {"service": [], "local": []}
             throughput = {"service": [], "local": [], "service, batching off": []}
+            texts = {"on": [], "off": []}
             for _ in range(args.reps):  # interleaved, so a noisy neighbour hurts both sides alike
                 seconds, local_tokens = timed(local.generate, [0], args.new_tokens)
                 single["local"].append(seconds)
@@ -125,9 +128,9 @@ def main() -> None:
                 assert response.generated_tokens == local_tokens, (response.generated_tokens, local_tokens)
                 seconds, tokens = timed(local.generate, list(range(args.clients)), args.new_tokens)
                 throughput["local"].append(tokens / seconds)
-                seconds, tokens = timed(concurrent_calls, batched, args.clients, args.new_tokens)
+                seconds, tokens = timed(concurrent_calls, batched, args.clients, args.new_tokens, texts["on"])
                 throughput["service"].append(tokens / seconds)
-                seconds, tokens = timed(concurrent_calls, unbatched, args.clients, args.new_tokens)
+                seconds, tokens = timed(concurrent_calls, unbatched, args.clients, args.new_tokens, texts["off"])
                 throughput["service, batching off"].append(tokens / seconds)
             largest = batched.GetStatus(llm_pb2.GetLlmStatusRequest()).largest_batch
     latency = {k: min(v) for k, v in single.items()}
@@ -135,6 +138,7 @@ def main() -> None:
     print(f"single request: service {latency['service']:.2f} s, in-process generate {latency['local']:.2f} s")
     print(f"{args.clients} concurrent clients: " + ", ".join(f"{k} {v:.1f} tok/s" for k, v in rate.items())
           + f" (largest batch formed: {largest})")
+    print(f"greedy answers batched == unbatched: {texts['on'] == texts['off']}")
     print(f"ratio latency service/in-process            {latency['service'] / latency['local']:.2f}  (target <= 1.10)")
     print(f"ratio throughput service/in-process batch {args.clients}  "
           f"{rate['service'] / rate['local']:.2f}  (target >= 0.85)")
