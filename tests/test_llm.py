@@ -11,8 +11,8 @@ from grpc_health.v1 import health_pb2
 from textgen.v1 import llm_pb2, llm_pb2_grpc
 
 from services.common.prompts import PREFIX, SUFFIX
-from tests.harness import free_port, health_status, start_gateway, start_service
 from services.llm.tiny_model import build_tiny_model
+from tests.harness import free_port, health_status, start_gateway, start_service
 from tests.test_llm_helpers import FACTS, tiny_models_dir, train_adapter
 
 QUESTION = {"question": "What is the capital of France?", "context": "Paris is the capital of France."}
