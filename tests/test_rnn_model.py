@@ -19,6 +19,15 @@ SHORT_TEXT = " ".join(TEXT.split()[:2500])
 EPOCHS = 4
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """As the training CLI does: a second thread spin-waits whenever the shared CI cores are busy."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def trained():
     return train(TEXT, epochs=EPOCHS, patience=0, learning_rate=1e-2, progress=False)
