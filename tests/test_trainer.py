@@ -27,7 +27,7 @@ JOB_TIMEOUT_SECONDS = 120
 def trainer_env(models_dir: pathlib.Path, dataset: pathlib.Path, llm_addr: str | None = None) -> dict[str, str]:
     return {"MODELS_DIR": str(models_dir), "LLM_BASE_MODEL": str(models_dir / "tiny-gpt2"),
             "SQUAD_DATASET": str(dataset), "TRAINER_TOKEN": TOKEN, "TRAINER_MAX_QUEUED": "1",
-            "TRAINER_EVAL_EXAMPLES": "4", "TRAINER_EVAL_MAX_NEW_TOKENS": "12",
+            "TRAINER_EVAL_EXAMPLES": "4", "TRAINER_EVAL_MAX_NEW_TOKENS": "12", "TRAINER_TORCH_THREADS": "1",
             # Without an llm service nothing listens there: telling it to reload is best effort, never fatal.
             "LLM_ADDR": llm_addr or f"127.0.0.1:{free_port()}"}
 

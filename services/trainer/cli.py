@@ -37,6 +37,16 @@ def parse_params(parser: argparse.ArgumentParser, params_type, ranges: dict):
 def setup(config: TrainerConfig) -> None:
     setup_logging(config.log_level)
     logging.getLogger("textgen").setLevel(logging.INFO)
+    apply_torch_threads(config)
+
+
+def apply_torch_threads(config: TrainerConfig) -> None:
+    """On cores shared with other busy processes a second torch thread spin-waits and slows small models down
+    many times over; TRAINER_TORCH_THREADS=1 avoids that (see services/llm's measurements)."""
+    if config.torch_threads > 0:
+        import torch
+
+        torch.set_num_threads(config.torch_threads)
 
 
 def print_result(config: TrainerConfig, name: str, version: str) -> None:

@@ -15,3 +15,5 @@ class TrainerConfig(ServiceConfig):
     max_queued: int = env_field("TRAINER_MAX_QUEUED", 4, "queued jobs beyond the running one; more → 429")
     eval_examples: int = env_field("TRAINER_EVAL_EXAMPLES", 50, "validation questions evaluated after each job")
     eval_max_new_tokens: int = env_field("TRAINER_EVAL_MAX_NEW_TOKENS", 64, "tokens generated per eval answer")
+    torch_threads: int = env_field("TRAINER_TORCH_THREADS", 0,
+                                   "torch intra-op threads for training; 0 keeps torch's default (all cores)")

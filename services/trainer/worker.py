@@ -13,6 +13,7 @@ import time
 
 from services.common import adapters
 from services.common.logs import setup_logging
+from services.trainer.cli import apply_torch_threads
 from services.trainer.config import TrainerConfig
 from services.trainer.jobs import FAILED, RUNNING, JobStore
 from services.trainer.progress import Progress
@@ -99,6 +100,7 @@ def main() -> None:
     die_with_parent()
     config = TrainerConfig.from_env()
     setup_logging(config.log_level)
+    apply_torch_threads(config)
     sys.exit(run(sys.argv[1], config))
 
 
