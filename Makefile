@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/gen/python:$(CURDIR)
 export MODELS_DIR ?= $(CURDIR)/models
 
-.PHONY: setup run test bench protos tiny-model rnn-model clean
+.PHONY: setup run test bench bench-trainer protos tiny-model rnn-model train-sft train-rl eval clean
 
 setup: $(VENV)/.installed gen/descriptor.pb
 
@@ -31,14 +31,30 @@ run: setup rnn-model
 test: setup
 	$(PY) -m pytest -q tests
 
-bench: setup
+# Benchmarks print ratios; bench-trainer (LoRA vs full fine-tuning at GPT-2 size) takes ~8 minutes, so it is apart.
+bench: setup rnn-model
 	$(PY) bench/bench_gateway.py
+	$(PY) bench/bench_rnn.py
+	$(PY) bench/bench_llm.py
+
+bench-trainer: setup
+	$(PY) bench/bench_trainer.py
 
 tiny-model: setup
 	$(PY) -m services.llm.tiny_model
 
 rnn-model: setup
 	$(PY) -m services.rnn.train --if-missing
+
+# The same training the REST endpoints start, from the command line (publishes adapters the llm service picks up).
+train-sft: setup
+	$(PY) -m services.trainer.sft_train
+
+train-rl: setup
+	$(PY) -m services.trainer.rl_train
+
+eval: setup
+	$(PY) -m services.trainer.eval
 
 clean:
 	rm -rf gen $(VENV)
