@@ -2,9 +2,6 @@ import dataclasses
 
 from services.common.config import ServiceConfig, env_field
 
-TINY_MODEL_HINT = ("set LLM_BASE_MODEL to a local model folder, e.g. LLM_BASE_MODEL=models/tiny-gpt2 after "
-                   "`make tiny-model`, or give the service network access to the Hugging Face Hub")
-
 
 @dataclasses.dataclass(frozen=True)
 class LlmConfig(ServiceConfig):

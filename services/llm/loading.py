@@ -2,16 +2,10 @@
 to fix it instead of a stack trace."""
 import dataclasses
 import logging
-import os
-import pathlib
 
-from services.llm.config import TINY_MODEL_HINT
+from services.common.base_model import BaseModelUnavailable, from_pretrained
 
 log = logging.getLogger("textgen.llm")
-
-
-class BaseModelUnavailable(RuntimeError):
-    """LLM_BASE_MODEL could not be loaded; the message names it and the fix."""
 
 
 @dataclasses.dataclass
@@ -25,28 +19,12 @@ class BaseModel:
         return self.tokenizer.eos_token_id
 
 
-def _first_line(error: Exception) -> str:
-    text = str(error).strip().splitlines()
-    return (text[0] if text else type(error).__name__)[:300]
-
-
 def load_base_model(name: str) -> BaseModel:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    # "owner/name" is also a Hub id's shape: it is taken for a path when its first part is a local folder.
-    looks_like_path = (name.startswith((".", "/", "~")) or os.sep in name.strip("/").split("/", 1)[-1]
-                       or pathlib.Path(name.split("/")[0]).is_dir())
-    if looks_like_path and not pathlib.Path(name).expanduser().is_dir():
-        # Otherwise transformers would take it for a Hub id and retry the network for most of a minute.
-        raise BaseModelUnavailable(f"base model {name!r} is not a folder here; {TINY_MODEL_HINT}")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(pathlib.Path(name).expanduser() if looks_like_path else name)
-        model = AutoModelForCausalLM.from_pretrained(pathlib.Path(name).expanduser() if looks_like_path else name,
-                                                     dtype=torch.float32)
-    except Exception as error:  # OSError, ValueError, HTTP errors...: all mean "this model is not loadable here"
-        raise BaseModelUnavailable(f"base model {name!r} could not be loaded ({_first_line(error)}); "
-                                   f"{TINY_MODEL_HINT}") from error
+    tokenizer = from_pretrained(AutoTokenizer, name)
+    model = from_pretrained(AutoModelForCausalLM, name, dtype=torch.float32)
     if tokenizer.eos_token_id is None:
         raise BaseModelUnavailable(f"base model {name!r} has no EOS token; a GPT-2-style tokenizer is needed")
     if tokenizer.pad_token is None:

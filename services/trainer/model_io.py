@@ -1,19 +1,13 @@
-"""Loading LLM_BASE_MODEL (a Hub id or a local folder) and a LoRA adapter on top of it."""
+"""Loading LLM_BASE_MODEL (a Hub id or a local folder) and a LoRA adapter on top of it, for training."""
 import pathlib
 
-
-class BaseModelError(RuntimeError):
-    """LLM_BASE_MODEL could not be loaded."""
+from services.common.base_model import from_pretrained
 
 
 def load_tokenizer(base_model: str):
     from transformers import AutoTokenizer
 
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(base_model)
-    except Exception as error:
-        raise BaseModelError(f"LLM_BASE_MODEL={base_model!r}: cannot load its tokenizer ({error}); "
-                             "`python -m services.llm.tiny_model` builds an offline stand-in") from error
+    tokenizer = from_pretrained(AutoTokenizer, base_model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -22,11 +16,7 @@ def load_tokenizer(base_model: str):
 def load_base_model(base_model: str):
     from transformers import AutoModelForCausalLM
 
-    try:
-        return AutoModelForCausalLM.from_pretrained(base_model)
-    except Exception as error:
-        raise BaseModelError(f"LLM_BASE_MODEL={base_model!r}: cannot load the model ({error}); "
-                             "`python -m services.llm.tiny_model` builds an offline stand-in") from error
+    return from_pretrained(AutoModelForCausalLM, base_model)
 
 
 def load_with_adapter(base_model: str, adapter: pathlib.Path | None, trainable: bool = False):
