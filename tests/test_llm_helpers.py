@@ -6,6 +6,7 @@ import torch
 from services.common import adapters
 from services.common.prompts import qa_completion, qa_prompt
 from services.llm.tiny_model import build_tiny_model
+from services.trainer.model_io import lora_config
 
 FACTS = [("What is the capital of France?", "Paris is the capital of France.", "Paris"),
          ("Who came into the harbour?", "The ship came into the harbour.", "The ship"),
@@ -21,9 +22,6 @@ def tiny_models_dir(tmp: pathlib.Path) -> pathlib.Path:
 def train_adapter(models_dir: pathlib.Path, name: str, steps: int = 30, seed: int = 0) -> str:
     """A LoRA adapter trained for a few steps on the format (prompt + completion, loss on the completion),
     saved as safetensors and published as the current version of `name`. Returns the version."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     torch.manual_seed(seed)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a model this small trains many times faster on one thread than on two
@@ -34,13 +32,12 @@ def train_adapter(models_dir: pathlib.Path, name: str, steps: int = 30, seed: in
 
 
 def _train_and_publish(models_dir: pathlib.Path, name: str, steps: int) -> str:
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     base = models_dir / "tiny-gpt2"
     tokenizer = AutoTokenizer.from_pretrained(base)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base), LoraConfig(
-        r=8, lora_alpha=16, target_modules=["c_attn", "c_proj", "c_fc"], fan_in_fan_out=True, task_type="CAUSAL_LM"))
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base), lora_config(8))
     examples = []
     for question, context, answer in FACTS:
         prompt = tokenizer(qa_prompt(question, context))["input_ids"]

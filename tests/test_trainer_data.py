@@ -8,7 +8,8 @@ from services.trainer.data import DatasetError, QAExample, fit_prompt, load_squa
 from services.trainer.model_io import load_tokenizer
 from services.trainer.rewards import answer_score, clean_end_score, prefix_score, suffix_score
 from services.trainer.squad_metrics import best_over_gold, exact_match, f1, normalize_answer
-from tests.test_trainer_helpers import squad_record, tiny_models_dir, write_squad_folder
+from tests.test_llm_helpers import tiny_models_dir
+from tests.test_trainer_helpers import squad_record, write_squad_folder
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,6 @@
-"""Shared by the trainer tests: a tiny model in a temporary MODELS_DIR and a SQuAD-format data set."""
+"""Shared by the trainer tests: SQuAD-format data sets (the tiny model comes from tests/test_llm_helpers.py)."""
 import json
 import pathlib
-
-from services.llm.tiny_model import build_tiny_model
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHIPPED_SAMPLE = ROOT / "data" / "squad_sample"
@@ -35,8 +33,3 @@ def squad_dataset(tmp: pathlib.Path) -> pathlib.Path:
     if (SHIPPED_SAMPLE / "train.jsonl").is_file() and (SHIPPED_SAMPLE / "validation.jsonl").is_file():
         return SHIPPED_SAMPLE
     return write_squad_folder(tmp / "squad")
-
-
-def tiny_models_dir(tmp: pathlib.Path) -> pathlib.Path:
-    build_tiny_model(tmp / "tiny-gpt2")
-    return tmp
