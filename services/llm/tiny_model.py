@@ -7,12 +7,11 @@ byte-level BPE tokenizer trained on the shipped corpus. Saved as an ordinary Hug
 import argparse
 import os
 import pathlib
-import shutil
-import tempfile
 
 from tokenizers import ByteLevelBPETokenizer
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
+from services.common.atomic import replacing_directory
 from services.common.corpus import FALLBACK_CORPUS
 from services.common.prompts import PREFIX, SUFFIX
 
@@ -21,14 +20,12 @@ EOS = "<|endoftext|>"
 
 def build_tiny_model(out_dir: pathlib.Path, vocab_size: int = 2000, n_layer: int = 2, n_embd: int = 64,
                      n_head: int = 2, n_positions: int = 1024, seed: int = 0) -> pathlib.Path:
-    """Writes the model and tokenizer to `out_dir` atomically (a temporary folder renamed into place)."""
+    """Writes the model and tokenizer to `out_dir` atomically (a folder beside it, renamed into place)."""
     import torch
 
     torch.manual_seed(seed)
     out_dir = pathlib.Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=".tiny-gpt2-", dir=out_dir.parent))
-    try:
+    with replacing_directory(out_dir) as staging:
         corpus = FALLBACK_CORPUS.read_text(encoding="utf-8")
         bpe = ByteLevelBPETokenizer()
         # The answer format and the prompt words appear in every example: make them cheap to encode.
@@ -43,12 +40,6 @@ def build_tiny_model(out_dir: pathlib.Path, vocab_size: int = 2000, n_layer: int
                             n_positions=n_positions, bos_token_id=tokenizer.eos_token_id,
                             eos_token_id=tokenizer.eos_token_id)
         GPT2LMHeadModel(config).save_pretrained(staging)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out_dir
 
 

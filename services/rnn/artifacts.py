@@ -1,13 +1,11 @@
 """The trained model on disk: MODELS_DIR/rnn/{model.pt, vocab.json, metadata.json}, replaced atomically."""
 import dataclasses
 import json
-import os
 import pathlib
-import shutil
-import tempfile
 
 import torch
 
+from services.common.atomic import replacing_directory
 from services.rnn.model import LstmLanguageModel
 from services.rnn.vocab import Vocabulary
 
@@ -34,25 +32,11 @@ class TrainedModel:
 def save(directory: pathlib.Path, trained: TrainedModel) -> None:
     """Writes into a temporary folder beside `directory`, then renames it into place: a crash or a concurrent
     reader never sees a half-written model."""
-    directory = pathlib.Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{directory.name}-staging-", dir=directory.parent))
-    try:
+    with replacing_directory(directory) as staging:
         torch.save(trained.model.state_dict(), staging / WEIGHTS)
         trained.vocab.save(staging / VOCAB)
         metadata = {**trained.metadata, **trained.model.dimensions}
         (staging / METADATA).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
-        staging.chmod(0o755)  # mkdtemp makes it owner-only
-        if directory.exists():
-            retired = pathlib.Path(tempfile.mkdtemp(prefix=f".{directory.name}-retired-", dir=directory.parent))
-            os.replace(directory, retired / directory.name)
-            os.replace(staging, directory)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def load(directory: pathlib.Path) -> TrainedModel:
