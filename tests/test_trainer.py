@@ -15,7 +15,7 @@ from services.common import adapters
 from services.trainer.jobs import JobStore
 from tests.harness import free_port, start_gateway, start_service
 from tests.test_llm_helpers import tiny_models_dir
-from tests.test_trainer_helpers import squad_dataset
+from tests.test_trainer_helpers import SHIPPED_SAMPLE
 
 TOKEN = "test-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -39,8 +39,8 @@ def models_dir(tmp_path_factory) -> pathlib.Path:
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> pathlib.Path:
-    return squad_dataset(tmp_path_factory.mktemp("trainer-data"))
+def dataset() -> pathlib.Path:
+    return SHIPPED_SAMPLE
 
 
 @pytest.fixture(scope="module")

@@ -27,9 +27,3 @@ def write_squad_folder(folder: pathlib.Path) -> pathlib.Path:
     (folder / "validation.jsonl").write_text("\n".join(json.dumps(r) for r in records[30:]) + "\n")
     return folder
 
-
-def squad_dataset(tmp: pathlib.Path) -> pathlib.Path:
-    """The shipped sample when it is there, else a small generated one."""
-    if (SHIPPED_SAMPLE / "train.jsonl").is_file() and (SHIPPED_SAMPLE / "validation.jsonl").is_file():
-        return SHIPPED_SAMPLE
-    return write_squad_folder(tmp / "squad")
