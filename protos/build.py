@@ -3,7 +3,9 @@
     python protos/build.py            # regenerate when a .proto is newer than the output
     python protos/build.py --force    # regenerate regardless
 
-Writes gen/python/textgen/v1/*_pb2*.py and gen/descriptor.pb (with --include_imports, as Envoy needs).
+Writes gen/python/textgen/v1/*_pb2*.py and gen/descriptor.pb. The descriptor set holds every import
+(--include_imports) and google.rpc's Status and error details: Envoy's transcoder turns a service's error into a
+JSON body only when it knows every detail type in it; otherwise the client gets the HTTP code and an empty body.
 """
 import argparse
 import pathlib
@@ -18,6 +20,7 @@ PROTO_DIR = ROOT / "protos"
 OUT_DIR = ROOT / "gen"
 PYTHON_OUT = OUT_DIR / "python"
 DESCRIPTOR = OUT_DIR / "descriptor.pb"
+ERROR_PROTOS = ["google/rpc/status.proto", "google/rpc/error_details.proto"]
 
 
 def proto_files() -> list[pathlib.Path]:
@@ -36,21 +39,15 @@ def build() -> None:
     googleapis_include = pathlib.Path(google.api.annotations_pb2.__file__).parent.parent.parent
     well_known_include = pathlib.Path(grpc_tools.__file__).parent / "_proto"
     PYTHON_OUT.mkdir(parents=True, exist_ok=True)
-    args = [
-        "protoc",
-        f"-I{PROTO_DIR}",
-        f"-I{googleapis_include}",
-        f"-I{well_known_include}",
-        f"--python_out={PYTHON_OUT}",
-        f"--pyi_out={PYTHON_OUT}",
-        f"--grpc_python_out={PYTHON_OUT}",
-        f"--descriptor_set_out={DESCRIPTOR}",
-        "--include_imports",
-        "--include_source_info",
-        *(str(p.relative_to(PROTO_DIR)) for p in proto_files()),
-    ]
-    if protoc.main(args) != 0:
-        sys.exit("protoc failed; see the messages above")
+    includes = [f"-I{PROTO_DIR}", f"-I{googleapis_include}", f"-I{well_known_include}"]
+    ours = [str(p.relative_to(PROTO_DIR)) for p in proto_files()]
+    stubs = [f"--python_out={PYTHON_OUT}", f"--pyi_out={PYTHON_OUT}", f"--grpc_python_out={PYTHON_OUT}", *ours]
+    # A second run, for the descriptor only: google/rpc's Python modules come from googleapis-common-protos.
+    descriptor = [f"--descriptor_set_out={DESCRIPTOR}", "--include_imports", "--include_source_info",
+                  *ours, *ERROR_PROTOS]
+    for args in (stubs, descriptor):
+        if protoc.main(["protoc", *includes, *args]) != 0:
+            sys.exit("protoc failed; see the messages above")
     for package_dir in {p.parent for p in PYTHON_OUT.rglob("*_pb2.py")} | {PYTHON_OUT / "textgen"}:
         (package_dir / "__init__.py").touch()
 
