@@ -68,7 +68,10 @@ class GrpcServer:
         reflection.enable_server_reflection(
             [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
         )
-        self.port = self._server.add_insecure_port(f"{self.config.host}:{self.config.port}")
+        try:
+            self.port = self._server.add_insecure_port(f"{self.config.host}:{self.config.port}")
+        except RuntimeError:  # grpcio raises this when the port is taken
+            self.port = 0
         if self.port == 0:
             raise SystemExit(f"cannot bind {self.config.host}:{self.config.port}: is the port in use?")
         await self._server.start()
