@@ -24,7 +24,7 @@ gen/descriptor.pb: $(VENV)/.installed $(shell find protos -name '*.proto') proto
 
 protos: gen/descriptor.pb
 
-# All services plus the local REST gateway on :8080, in the foreground until Ctrl-C.
+# All services plus Envoy (the REST gateway) on :8080, in the foreground until Ctrl-C.
 run: setup rnn-model
 	$(PY) scripts/run_local.py
 

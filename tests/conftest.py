@@ -28,5 +28,5 @@ def baseline(corpus_file, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def gateway(baseline):
-    with start_gateway({"BASELINE_ADDR": baseline.address}) as process:
+    with start_gateway(baseline=baseline.address) as process:
         yield process

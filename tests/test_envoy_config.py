@@ -1,99 +1,165 @@
-"""gateway/envoy/envoy.yaml parsed into Envoy's own Bootstrap proto (xds-protos): unknown or misspelt fields fail.
-Its services, clusters, routes and timeouts must match the descriptor set, gateway/backends.py and compose."""
-import pathlib
+"""The gateway's Envoy configuration, rendered for make run (local) and for compose from its one template: both pass
+`envoy --mode validate` and parse into Envoy's own Bootstrap proto (xds-protos: a misspelt field fails); they differ
+only in addresses and file locations; routes, clusters and the transcoder match the descriptor set, the backends
+table and docker-compose.yml."""
+import copy
+import re
+import shutil
+import subprocess
 
 import pytest
 import yaml
-from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2, json_format
 
-from gateway.backends import BACKENDS
-from tests.harness import ROOT
-
-# Every @type the file uses must be importable, or ParseDict cannot resolve it.
+# Every @type the configuration uses must be importable, or ParseDict cannot resolve it.
 from envoy.config.bootstrap.v3 import bootstrap_pb2
+from envoy.config.route.v3 import route_components_pb2  # noqa: F401
+from envoy.extensions.filters.http.buffer.v3 import buffer_pb2
 from envoy.extensions.filters.http.grpc_json_transcoder.v3 import transcoder_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2  # noqa: F401
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2
+from envoy.extensions.resource_monitors.downstream_connections.v3 import downstream_connections_pb2  # noqa: F401
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
+from gateway import render
+from gateway.backends import BACKENDS
+from gateway.http_rules import http_bindings, load_descriptor_set
+from tests.harness import ENVOY, ROOT
 
-ENVOY_YAML = ROOT / "gateway" / "envoy" / "envoy.yaml"
-
-
-@pytest.fixture(scope="module")
-def bootstrap() -> bootstrap_pb2.Bootstrap:
-    return json_format.ParseDict(yaml.safe_load(ENVOY_YAML.read_text()), bootstrap_pb2.Bootstrap())
-
-
-@pytest.fixture(scope="module")
-def manager(bootstrap):
-    manager = http_connection_manager_pb2.HttpConnectionManager()
-    bootstrap.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.Unpack(manager)
-    return manager
+DESCRIPTOR = ROOT / "gen" / "descriptor.pb"
+IMAGE_DIR = "/etc/envoy"
 
 
 @pytest.fixture(scope="module")
-def descriptor_services() -> dict[str, descriptor_pb2.ServiceDescriptorProto]:
-    files = descriptor_pb2.FileDescriptorSet.FromString((ROOT / "gen" / "descriptor.pb").read_bytes())
-    return {f"{f.package}.{s.name}": s for f in files.file for s in f.service
-            if any(m.options.HasExtension(annotations_pb2.http) for m in s.method)}
+def rendered(tmp_path_factory) -> dict[str, dict]:
+    """Both targets written as the renderer writes them; the compose one with its /etc/envoy files laid out in a
+    folder of their own (descriptor, openapi.json, docs.html, swagger-ui), as the image's Dockerfile lays them out."""
+    local_dir, image_dir = tmp_path_factory.mktemp("local"), tmp_path_factory.mktemp("etc-envoy")
+    local = render.write(render.local_placement({}, files_dir=local_dir), local_dir)
+    compose = render.write(render.compose_placement(), image_dir)
+    shutil.copy(DESCRIPTOR, image_dir / "descriptor.pb")
+    shutil.copytree(render.local_placement({}).swagger_ui_dir, image_dir / "swagger-ui")
+    compose_here = image_dir / "envoy-here.yaml"
+    compose_here.write_text(compose.read_text().replace(IMAGE_DIR, str(image_dir)))
+    return {"local": {"path": local, "dict": yaml.safe_load(local.read_text())},
+            "compose": {"path": compose_here, "dict": yaml.safe_load(compose.read_text())}}
 
 
-def test_a_misspelt_field_is_rejected():
-    config = yaml.safe_load(ENVOY_YAML.read_text())
+def bootstrap(config: dict) -> bootstrap_pb2.Bootstrap:
+    return json_format.ParseDict(config, bootstrap_pb2.Bootstrap())
+
+
+def manager(config: dict) -> http_connection_manager_pb2.HttpConnectionManager:
+    unpacked = http_connection_manager_pb2.HttpConnectionManager()
+    bootstrap(config).static_resources.listeners[0].filter_chains[0].filters[0].typed_config.Unpack(unpacked)
+    return unpacked
+
+
+@pytest.mark.parametrize("target", ["local", "compose"])
+def test_envoy_validates_the_rendered_configuration(rendered, target):
+    result = subprocess.run([str(ENVOY), "--mode", "validate", "-c", str(rendered[target]["path"])],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and " OK" in result.stdout + result.stderr, result.stdout + result.stderr
+
+
+def test_a_misspelt_field_is_rejected(rendered):
+    config = copy.deepcopy(rendered["local"]["dict"])
     config["static_resources"]["clusters"][0]["conect_timeout"] = "1s"
     with pytest.raises(json_format.ParseError):
-        json_format.ParseDict(config, bootstrap_pb2.Bootstrap())
+        bootstrap(config)
 
 
-def test_transcoder_options(manager, descriptor_services):
-    transcoder = transcoder_pb2.GrpcJsonTranscoder()
-    manager.http_filters[0].typed_config.Unpack(transcoder)
-    assert manager.http_filters[0].name == "envoy.filters.http.grpc_json_transcoder"
-    assert manager.http_filters[-1].name == "envoy.filters.http.router"
-    assert set(transcoder.services) == set(descriptor_services) == set(BACKENDS)
-    options = transcoder.print_options
-    assert options.preserve_proto_field_names and options.always_print_primitive_fields
-    assert options.stream_newline_delimited
-    assert transcoder.convert_grpc_status
-    assert transcoder.request_validation_options.reject_unknown_method
-    assert transcoder.request_validation_options.reject_unknown_query_parameters
-    from gateway.local.config import GatewayConfig
+def test_targets_differ_only_in_addresses_and_file_locations(rendered):
+    def normalised(config: dict) -> dict:
+        config = copy.deepcopy(config)
+        for cluster in config["static_resources"]["clusters"]:
+            cluster["load_assignment"]["endpoints"] = "ADDRESSES"
+        text = yaml.safe_dump(config)
+        return yaml.safe_load(re.sub(r"(filename|proto_descriptor): \S+", r"\1: FILE", text))
 
-    assert transcoder.max_request_body_size.value == GatewayConfig().max_body_bytes
+    local, compose = (normalised(rendered[t]["dict"]) for t in ("local", "compose"))
+    assert local == compose
 
 
-def test_clusters_are_http2_with_grpc_health_checks_on_compose_services(bootstrap):
+def test_compose_addresses_are_the_compose_services(rendered):
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
-    clusters = {c.name: c for c in bootstrap.static_resources.clusters}
+    clusters = {c.name: c for c in bootstrap(rendered["compose"]["dict"]).static_resources.clusters}
     assert set(clusters) == {b.name for b in BACKENDS.values()}
     for backend in BACKENDS.values():
         cluster = clusters[backend.name]
-        assert cluster.type == cluster.STRICT_DNS
+        assert cluster.type == cluster.STRICT_DNS  # every replica of a scaled service is an endpoint
         assert "envoy.extensions.upstreams.http.v3.HttpProtocolOptions" in cluster.typed_extension_protocol_options
         assert cluster.health_checks[0].HasField("grpc_health_check")
         address = cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address
-        host, port = backend.default_address.split(":")
-        assert (address.address, address.port_value) == (backend.name, int(port))
-        assert backend.name in compose and f"localhost:{port}" in compose[backend.name]["healthcheck"]["test"]
+        assert (address.address, address.port_value) == (backend.name, backend.port)
+        assert f"localhost:{backend.port}" in compose[backend.name]["healthcheck"]["test"]
     assert "envoy" in compose
 
 
-def test_routes_match_descriptor_and_timeouts(manager, descriptor_services):
-    routes = manager.route_config.virtual_hosts[0].routes
+def test_filters_transcoder_options_and_limits(rendered):
+    config = manager(rendered["local"]["dict"])
+    names = [f.name for f in config.http_filters]
+    assert names == ["envoy.filters.http.buffer", "envoy.filters.http.grpc_json_transcoder",
+                     "envoy.filters.http.router"]
+    buffer, transcoder = buffer_pb2.Buffer(), transcoder_pb2.GrpcJsonTranscoder()
+    config.http_filters[0].typed_config.Unpack(buffer)
+    config.http_filters[1].typed_config.Unpack(transcoder)
+    assert buffer.max_request_bytes.value == transcoder.max_request_body_size.value == render.DEFAULT_MAX_BODY_BYTES
+    annotated = {b.method.containing_service.full_name for b in http_bindings(load_descriptor_set(DESCRIPTOR))}
+    assert set(transcoder.services) == annotated == set(BACKENDS)
+    options = transcoder.print_options
+    assert options.preserve_proto_field_names and options.always_print_primitive_fields
+    assert options.stream_newline_delimited and transcoder.convert_grpc_status
+    validation = transcoder.request_validation_options
+    assert validation.reject_unknown_method and validation.reject_unknown_query_parameters
+    assert validation.reject_binding_body_field_collisions
+    monitors = bootstrap(rendered["local"]["dict"]).overload_manager.resource_monitors
+    assert [m.name for m in monitors] == ["envoy.resource_monitors.global_downstream_max_connections"]
 
-    def route_for(grpc_path: str):
-        # Envoy takes the first route that matches, as here.
-        for route in routes:
-            match = route.match
-            if (match.path and match.path == grpc_path) or (match.prefix and grpc_path.startswith(match.prefix)):
-                return route.route
-        raise AssertionError(f"no route for {grpc_path}")
 
-    for service_name, service in descriptor_services.items():
-        backend = BACKENDS[service_name]
-        for method in service.method:
-            route = route_for(f"/{service_name}/{method.name}")
-            assert route.cluster == backend.name
-            expected = backend.stream_timeout_seconds if method.server_streaming else backend.timeout_seconds
-            assert route.timeout.seconds == expected, f"{service_name}/{method.name}"
+def test_one_route_per_rest_method_with_its_backend_and_timeout(rendered):
+    routes = manager(rendered["local"]["dict"]).route_config.virtual_hosts[0].routes
+    assert all(not r.match.prefix for r in routes), "a prefix route would expose gRPC-only methods"
+    routed = {r.match.path: r.route for r in routes if r.HasField("route")}
+    files = load_descriptor_set(DESCRIPTOR)
+    expected = {}
+    for binding in http_bindings(files):
+        backend = BACKENDS[binding.method.containing_service.full_name]
+        expected[binding.grpc_path] = (backend.name, backend.stream_timeout_seconds
+                                       if binding.method.server_streaming else backend.timeout_seconds)
+    assert {path: (r.cluster, r.timeout.seconds) for path, r in routed.items()} == expected
+    every_method = {f"/{f.package}.{s.name}/{m.name}" for f in files.file for s in f.service for m in s.method}
+    assert "/textgen.v1.LlmService/ReloadAdapters" in every_method - set(routed)
+
+
+def test_docs_are_direct_responses_that_skip_the_transcoder(rendered):
+    routes = manager(rendered["local"]["dict"]).route_config.virtual_hosts[0].routes
+    direct = {r.match.path: r for r in routes if r.HasField("direct_response")}
+    assert set(direct) == {"/openapi.json", "/docs", "/docs/static/swagger-ui-bundle.js",
+                           "/docs/static/swagger-ui.css"}
+    for route in direct.values():
+        assert "envoy.filters.http.grpc_json_transcoder" in route.typed_per_filter_config
+        assert route.direct_response.body.filename
+
+
+def test_every_reply_envoy_makes_itself_is_a_status_body(rendered):
+    mappers = manager(rendered["local"]["dict"]).local_reply_config.mappers
+    mapped = {}
+    for mapper in mappers:
+        if mapper.filter.HasField("status_code_filter"):
+            body = json_format.MessageToDict(mapper.body_format_override.json_format)
+            mapped[mapper.filter.status_code_filter.comparison.value.default_value] = body
+    assert set(mapped) >= {400, 404, 408, 413, 429, 500, 502, 503, 504}
+    assert all(set(body) == {"code", "message"} for body in mapped.values())
+    assert (mapped[400]["code"], mapped[404]["code"], mapped[503]["code"], mapped[504]["code"]) == (3, 5, 14, 4)
+
+
+def test_the_descriptor_holds_every_error_detail_type_a_service_emits():
+    held = {f"{f.package}.{m.name}" for f in load_descriptor_set(DESCRIPTOR).file for m in f.message_type}
+    emitted = set()
+    for source in (ROOT / "services").rglob("*.py"):
+        emitted |= {f"google.rpc.{name}" for name in re.findall(r"error_details_pb2\.(\w+)", source.read_text())}
+    assert "google.rpc.BadRequest" in emitted
+    assert emitted | {"google.rpc.Status"} <= held
+    # The whole of error_details.proto, so a detail type a service starts sending later is covered too.
+    assert {f.name for f in load_descriptor_set(DESCRIPTOR).file} >= {"google/rpc/status.proto",
+                                                                     "google/rpc/error_details.proto"}

@@ -1,9 +1,14 @@
-"""The local REST gateway in front of a real bigram service: CONTRACT.md's baseline rows and every error case."""
+"""Envoy, as make run configures it, in front of a real bigram service: the contract's bigram rows, every error case,
+and the edge (body cap, gRPC-only methods, query binding, docs)."""
 import json
 
+import grpc
 import httpx
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from textgen.v1 import baseline_pb2, baseline_pb2_grpc, llm_pb2, llm_pb2_grpc
 
+from gateway.render import NOT_ROUTED_FOR_GRPC
 from tests.harness import start_gateway, start_service
 
 
@@ -15,7 +20,7 @@ def post(gateway, path, body=None, **kwargs):
 def test_generate_paths(gateway, path):
     response = post(gateway, path, {"start_word": "the", "length": 5, "seed": 1})
     assert response.status_code == 200
-    assert response.headers["content-type"] == "application/json"
+    assert response.headers["content-type"] == "application/json" and response.headers["server"] == "envoy"
     body = response.json()
     assert body["model"] == "bigram" and "warning" not in body
     assert body["generated_text"].startswith("the ") and len(body["generated_text"].split()) <= 5
@@ -52,16 +57,18 @@ def test_validation_errors_are_400_with_the_field_named(gateway, body, field, me
     assert error["details"][0]["field_violations"][0]["field"] == field
 
 
+# Envoy's transcoder words these messages; what they name is the contract.
 @pytest.mark.parametrize("content, fragment", [
-    (b"{not json", "malformed JSON"),
-    (b"[1, 2]", "must be an object"),
-    (b'{"start_word": "the", "length": "many"}', "length"),
+    (b"{not json", "Expected : between key:value pair"),
+    (b"[1, 2]", "Root element must be a message"),
+    (b'{"start_word": "the", "length": "many"}', 'length: invalid value "many" for type TYPE_INT32'),
     (b'{"start_word": 5}', "start_word"),
-    (b'{"start_word": "the", "length": 99999999999}', "length"),
+    (b'{"start_word": "the", "length": 99999999999}', "length: invalid value 99999999999"),
 ])
 def test_malformed_bodies_are_400(gateway, content, fragment):
     response = httpx.post(f"{gateway.url}/generate", content=content, timeout=10)
     assert response.status_code == 400
+    assert response.headers["content-type"] == "application/json"
     assert response.json()["code"] == 3 and fragment in response.json()["message"]
 
 
@@ -74,13 +81,44 @@ def test_unknown_path_and_method_are_404(gateway):
 
 def test_unknown_query_parameter_is_400(gateway):
     response = httpx.post(f"{gateway.url}/generate?verbose=1", json={"start_word": "the"}, timeout=10)
-    assert response.status_code == 400 and "verbose" in response.json()["message"]
+    assert response.status_code == 400 and '"verbose"' in response.json()["message"]
 
 
-def test_oversized_body_is_413(gateway):
-    response = httpx.post(f"{gateway.url}/generate", content=b'{"start_word": "' + b"a" * 2_000_000 + b'"}',
-                          timeout=10)
-    assert response.status_code == 413 and response.json()["code"] == 8
+def test_a_query_parameter_naming_a_field_is_bound_and_a_collision_with_the_body_refused(gateway):
+    bound = post(gateway, "/generate?length=3&seed=1", {"start_word": "the"})
+    assert bound.status_code == 200 and len(bound.json()["generated_text"].split()) <= 3
+    collision = post(gateway, "/generate?length=3", {"start_word": "the", "length": 4})
+    assert collision.status_code == 400
+    assert collision.json()["code"] == 3 and "conflicting" in collision.json()["message"]
+
+
+def test_oversized_body_is_413_even_when_chunked(gateway):
+    body = b'{"start_word": "' + b"a" * 2 * 1024 * 1024 + b'"}'
+    whole = httpx.post(f"{gateway.url}/generate", content=body, timeout=10)
+    chunked = httpx.post(f"{gateway.url}/generate", timeout=10,
+                         content=(body[i:i + 4096] for i in range(0, len(body), 4096)))  # no content-length
+    for response in (whole, chunked):
+        assert response.status_code == 413 and response.json() == {"code": 8, "message": "Payload Too Large"}
+
+
+def test_grpc_only_methods_reflection_and_health_are_refused_at_the_edge(gateway, baseline):
+    with grpc.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
+        allowed = baseline_pb2_grpc.BigramServiceStub(channel).Generate(
+            baseline_pb2.BigramGenerateRequest(start_word="the", length=3), timeout=10)
+        assert allowed.model == "bigram"  # a REST method may be called over gRPC through Envoy too
+        refused = [
+            lambda: llm_pb2_grpc.LlmServiceStub(channel).ReloadAdapters(llm_pb2.ReloadAdaptersRequest(), timeout=10),
+            lambda: health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10),
+            lambda: channel.unary_unary("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")(b"", timeout=10),
+        ]
+        for call in refused:
+            with pytest.raises(grpc.RpcError) as error:
+                call()
+            assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
+            assert error.value.details() == NOT_ROUTED_FOR_GRPC
+    # The service itself still answers them.
+    assert health_pb2.HealthCheckResponse.SERVING == health_pb2_grpc.HealthStub(
+        grpc.insecure_channel(baseline.address)).Check(health_pb2.HealthCheckRequest(), timeout=10).status
 
 
 def test_no_500_for_odd_requests(gateway):
@@ -96,7 +134,7 @@ def test_backend_down_is_503_and_recovers(corpus_file, tmp_path):
     env = {"CORPUS": str(corpus_file), "MODELS_DIR": str(tmp_path)}
     with start_service("services.baseline", env, "BASELINE_PORT") as service:
         port = service.port
-        with start_gateway({"BASELINE_ADDR": service.address}) as gateway:
+        with start_gateway(baseline=service.address) as gateway:
             assert post(gateway, "/generate", {"start_word": "the"}).status_code == 200
             service.stop()
             down = post(gateway, "/generate", {"start_word": "the"})
@@ -133,16 +171,34 @@ def test_openapi_lists_every_annotated_path(gateway):
                     kind = binding.WhichOneof("pattern")
                     if kind:
                         expected.add((kind, getattr(binding, kind)))
-    document = httpx.get(f"{gateway.url}/openapi.json", timeout=10).json()
+    response = httpx.get(f"{gateway.url}/openapi.json", timeout=10)
+    assert response.headers["content-type"] == "application/json"
+    document = response.json()
     listed = {(method, path) for path, operations in document["paths"].items() for method in operations}
     assert expected == listed
     assert len(expected) >= 12
-    request = document["components"]["schemas"]["textgen.v1.BigramGenerateRequest"]
+    schemas = document["components"]["schemas"]
+    request = schemas["textgen.v1.BigramGenerateRequest"]
     assert "1..1000" in request["properties"]["length"]["description"]
+    assert request["required"] == ["start_word"] and schemas["textgen.v1.RnnGenerateRequest"]["required"]
+    stream = document["paths"]["/generate_with_llm/stream"]["post"]["responses"]["200"]
+    assert list(stream["content"]) == ["application/json"] and "one JSON object of this schema per line" in stream["description"]
 
 
 def test_swagger_ui_is_served_offline(gateway):
     page = httpx.get(f"{gateway.url}/docs", timeout=10)
     assert page.status_code == 200 and "/openapi.json" in page.text
-    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
-        assert httpx.get(f"{gateway.url}/docs/static/{asset}", timeout=10).status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    for asset, kind in (("swagger-ui-bundle.js", "application/javascript"), ("swagger-ui.css", "text/css")):
+        reply = httpx.get(f"{gateway.url}/docs/static/{asset}", timeout=10)
+        assert reply.status_code == 200 and reply.headers["content-type"] == kind and len(reply.content) > 10_000
+    assert httpx.post(f"{gateway.url}/docs", timeout=10).status_code == 404  # read-only
+
+
+def test_the_api_reference_in_the_repository_lists_every_rest_path():
+    from gateway.http_rules import http_bindings, load_descriptor_set
+    from tests.harness import ROOT
+
+    reference = (ROOT / "docs" / "api.md").read_text()
+    for binding in http_bindings(load_descriptor_set(ROOT / "gen" / "descriptor.pb")):
+        assert f"{binding.http_method} {binding.path}" in reference, binding.path

@@ -1,4 +1,4 @@
-"""The llm service on the tiny model, over gRPC and through the local REST gateway: both modes, the format,
+"""The llm service on the tiny model, over gRPC and through Envoy: both modes, the format,
 adapter fallback and hot reload, streaming, deadlines and cancellation, batching, validation."""
 import concurrent.futures
 import json
@@ -41,15 +41,20 @@ def llm(models_dir, metrics_port):
 
 
 @pytest.fixture(scope="module")
-def slow_stub(tmp_path_factory):
+def slow_llm(tmp_path_factory):
     """A GPT-2-depth model (12 layers, 768 wide, small vocabulary): a 512-token answer takes many seconds on any
     CPU, so stopping it at a deadline or on cancel is visible."""
     directory = tmp_path_factory.mktemp("llm-slow")
     build_tiny_model(directory / "deep-gpt2", n_layer=12, n_embd=768, n_head=12)
     env = {"MODELS_DIR": str(directory), "LLM_BASE_MODEL": str(directory / "deep-gpt2"), "LLM_TORCH_THREADS": "1"}
     with start_service("services.llm", env, "LLM_PORT") as service:
-        with grpc.insecure_channel(service.address) as channel:
-            yield llm_pb2_grpc.LlmServiceStub(channel)
+        yield service
+
+
+@pytest.fixture(scope="module")
+def slow_stub(slow_llm):
+    with grpc.insecure_channel(slow_llm.address) as channel:
+        yield llm_pb2_grpc.LlmServiceStub(channel)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +65,7 @@ def stub(llm):
 
 @pytest.fixture(scope="module")
 def api(llm):
-    with start_gateway({"LLM_ADDR": llm.address}) as gateway:
+    with start_gateway(llm=llm.address) as gateway:
         with httpx.Client(base_url=gateway.url, timeout=60) as client:
             yield client
 
@@ -171,6 +176,29 @@ def test_generation_stops_at_the_deadline_and_on_cancel(slow_stub):
     wait_until_idle(stub, within=0.5)
 
 
+def test_envoy_route_timeout_is_a_504_status_and_cuts_a_stream_before_its_final_chunk(slow_llm, slow_stub):
+    long_request = {"start_word": "The sea", "length": 512, "adapter": "base"}
+    with start_gateway(llm=slow_llm.address, route_timeouts={"llm": 1.0}) as gateway:
+        started = time.monotonic()
+        response = httpx.post(f"{gateway.url}/generate_with_llm", json=long_request, timeout=30)
+        assert response.status_code == 504 and time.monotonic() - started < 1.5
+        assert response.json() == {"code": 4, "message": "upstream request timeout"}
+        assert response.headers["server"] == "envoy"
+        wait_until_idle(slow_stub, within=0.5)  # Envoy reset the call upstream: the service stopped generating
+        lines = []
+        # Once the 200 and some chunks are out, Envoy can only end the stream: over HTTP/1.1 it drops the
+        # connection before the last chunk, and what arrived lacks the final chunk.
+        with pytest.raises(httpx.RemoteProtocolError):
+            with httpx.stream("POST", f"{gateway.url}/generate_with_llm/stream", json=long_request,
+                              timeout=30) as reply:
+                assert reply.status_code == 200
+                for line in reply.iter_lines():
+                    lines.append(json.loads(line))
+        assert lines and lines[0]["text"].startswith(PREFIX)
+        assert all("final" not in line for line in lines)
+        wait_until_idle(slow_stub, within=0.5)
+
+
 def test_concurrent_requests_are_batched_and_greedy_answers_do_not_change(stub):
     requests = [llm_pb2.LlmGenerateRequest(question=q, context=c, adapter=a, max_new_tokens=24)
                 for (q, c, _), a in zip(FACTS, ["base", "sft", "rl", "sft"])]
@@ -241,7 +269,7 @@ def test_a_missing_base_model_answers_503_saying_how_to_fix_it(tmp_path):
             with pytest.raises(grpc.RpcError) as error:
                 stub.Generate(llm_pb2.LlmGenerateRequest(question="Why?"))
             assert error.value.code() == grpc.StatusCode.UNAVAILABLE
-        with start_gateway({"LLM_ADDR": service.address}) as gateway:
+        with start_gateway(llm=service.address) as gateway:
             response = httpx.post(f"{gateway.url}/generate_with_llm", json={"question": "Why?"}, timeout=30)
     assert response.status_code == 503
     message = response.json()["message"]

@@ -52,7 +52,7 @@ def stub(rnn):
 
 @pytest.fixture(scope="module")
 def gateway(rnn):
-    with start_gateway({"RNN_ADDR": rnn.address}) as process:
+    with start_gateway(rnn=rnn.address) as process:
         yield process
 
 
@@ -169,7 +169,7 @@ def test_rest_bad_input_is_400_naming_the_field(gateway, body, field):
 
 def test_missing_model_is_unavailable_with_the_training_hint_then_loads_once_trained(corpus, tmp_path):
     with start_service("services.rnn", {"MODELS_DIR": str(tmp_path)}, "RNN_PORT", wait_serving=False) as rnn, \
-            start_gateway({"RNN_ADDR": rnn.address}) as gateway:
+            start_gateway(rnn=rnn.address) as gateway:
         assert health_status(rnn.address) == health_pb2.HealthCheckResponse.NOT_SERVING
         with grpc.insecure_channel(rnn.address) as channel:
             stub = rnn_pb2_grpc.RnnServiceStub(channel)

@@ -1,4 +1,4 @@
-"""The trainer service end to end, through the local REST gateway: real jobs on the tiny model."""
+"""The trainer service end to end, through Envoy: real jobs on the tiny model."""
 import json
 import os
 import pathlib
@@ -59,7 +59,7 @@ def trainer(models_dir, dataset, llm):
 
 @pytest.fixture(scope="module")
 def api(trainer, llm):
-    with start_gateway({"TRAINER_ADDR": trainer.address, "LLM_ADDR": llm.address}) as gateway:
+    with start_gateway(trainer=trainer.address, llm=llm.address) as gateway:
         with httpx.Client(base_url=gateway.url, timeout=30) as client:
             yield client
 

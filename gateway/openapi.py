@@ -1,8 +1,17 @@
-"""An OpenAPI 3 document generated from the routes and their message descriptors (comments become descriptions)."""
+"""The OpenAPI 3 document Envoy serves at /openapi.json, generated from the descriptor set: one operation per
+google.api.http binding, proto comments as descriptions, `google.api.field_behavior = REQUIRED` as `required`.
+
+    python -m gateway.openapi > openapi.json
+"""
+import json
+import pathlib
+import sys
+
+from google.api import field_behavior_pb2
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from gateway.local.routes import Route
+from gateway.http_rules import HttpBinding, http_bindings, load_descriptor_set
 
 _SCALARS = {
     FieldDescriptor.TYPE_DOUBLE: {"type": "number", "format": "double"},
@@ -30,6 +39,10 @@ _WELL_KNOWN = {
 }
 # Field numbers in descriptor.proto, as SourceCodeInfo paths use them.
 MESSAGE_TYPE, SERVICE, MESSAGE_FIELD, SERVICE_METHOD = 4, 6, 2, 2
+# What Envoy's transcoder really sends for a server stream with stream_newline_delimited.
+STREAM_DESCRIPTION = ("A stream: one JSON object of this schema per line, sent as application/json. The last object "
+                      "says it is the last (an LLM chunk with `final`, a job event with a finished status); a stream "
+                      "that ends without it was cut short, e.g. by its deadline.")
 STATUS_SCHEMA = {
     "type": "object",
     "description": "google.rpc.Status",
@@ -39,6 +52,10 @@ STATUS_SCHEMA = {
         "details": {"type": "array", "items": {"type": "object"}},
     },
 }
+
+
+def _is_required(field: FieldDescriptor) -> bool:
+    return field_behavior_pb2.REQUIRED in field.GetOptions().Extensions[field_behavior_pb2.field_behavior]
 
 
 class _Schemas:
@@ -66,11 +83,15 @@ class _Schemas:
         name = message.full_name + ("" if not skip else "Body")
         if name not in self.components:
             self.components[name] = {}  # placeholder: recursion stops here
+            fields = [f for f in message.fields if f.name not in skip]
             self.components[name] = {
                 "type": "object",
                 "description": self.comments.get(message.full_name, ""),
-                "properties": {f.name: self.field(f) for f in message.fields if f.name not in skip},
+                "properties": {f.name: self.field(f) for f in fields},
             }
+            required = [f.name for f in fields if _is_required(f)]
+            if required:
+                self.components[name]["required"] = required
         return {"$ref": f"#/components/schemas/{name}"}
 
 
@@ -95,35 +116,34 @@ def _collect_comments(files: descriptor_pb2.FileDescriptorSet) -> dict[str, str]
     return comments
 
 
-def openapi_document(routes: list[Route], files: descriptor_pb2.FileDescriptorSet) -> dict:
+def openapi_document(bindings: list[HttpBinding], files: descriptor_pb2.FileDescriptorSet) -> dict:
     schemas = _Schemas(_collect_comments(files))
     paths: dict[str, dict] = {}
-    for route in routes:
-        path_fields = set(route.template.fields)
+    for binding in bindings:
+        method, path_fields = binding.method, binding.path_fields
         operation = {
-            "operationId": f"{route.method.containing_service.name}_{route.method.name}"
-                           + ("" if route.template.template not in paths else "_alt"),
-            "tags": [route.method.containing_service.name],
-            "summary": schemas.comments.get(route.method.full_name, route.method.name),
+            "operationId": f"{method.containing_service.name}_{method.name}"
+                           + ("" if binding.path not in paths else "_alt"),
+            "tags": [method.containing_service.name],
+            "summary": schemas.comments.get(method.full_name, method.name),
             "parameters": [{"name": f, "in": "path", "required": True, "schema": {"type": "string"}}
-                           for f in route.template.fields],
+                           for f in path_fields],
             "responses": {
-                "200": {"content": {"application/x-ndjson" if route.server_streaming else "application/json": {
-                    "schema": schemas.ref(route.method.output_type)}}},
+                "200": {"description": "the response" if not method.server_streaming else STREAM_DESCRIPTION,
+                        "content": {"application/json": {"schema": schemas.ref(method.output_type)}}},
                 "default": {"description": "an error (google.rpc.Status)",
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}},
             },
         }
-        if route.body == "*":
-            operation["requestBody"] = {"content": {"application/json": {
-                "schema": schemas.ref(route.request_descriptor, frozenset(path_fields))}}}
-        elif not route.body:
+        if binding.body == "*":
+            operation["requestBody"] = {"required": True, "content": {"application/json": {
+                "schema": schemas.ref(method.input_type, frozenset(path_fields))}}}
+        elif not binding.body:
             operation["parameters"] += [
                 {"name": f.name, "in": "query", "schema": schemas.field(f)}
-                for f in route.request_descriptor.fields if f.name not in path_fields
-                and f.message_type is None
+                for f in method.input_type.fields if f.name not in path_fields and f.message_type is None
             ]
-        paths.setdefault(route.template.template, {})[route.http_method.lower()] = operation
+        paths.setdefault(binding.path, {})[binding.http_method.lower()] = operation
     schemas.components["Status"] = STATUS_SCHEMA
     return {
         "openapi": "3.0.3",
@@ -132,3 +152,9 @@ def openapi_document(routes: list[Route], files: descriptor_pb2.FileDescriptorSe
         "paths": paths,
         "components": {"schemas": schemas.components},
     }
+
+
+if __name__ == "__main__":
+    descriptor = load_descriptor_set(pathlib.Path(sys.argv[1]) if len(sys.argv) > 1
+                                     else pathlib.Path(__file__).resolve().parent.parent / "gen" / "descriptor.pb")
+    json.dump(openapi_document(http_bindings(descriptor), descriptor), sys.stdout, indent=1)

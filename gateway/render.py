@@ -1,0 +1,181 @@
+"""Renders the gateway's Envoy configuration from its one source, gateway/envoy.template.yaml.
+
+    python -m gateway.render local   --out gen/gateway     # make run: backends on loopback
+    python -m gateway.render compose --out /etc/envoy      # the Envoy image: backends by compose service name
+
+Writes OUT/envoy.yaml and OUT/openapi.json. The targets differ only in addresses and file locations; one route
+per REST-annotated method comes from the descriptor set, with gateway/backends.py's cluster and timeout.
+"""
+import argparse
+import dataclasses
+import json
+import os
+import pathlib
+import string
+
+import swagger_ui_bundle
+import yaml
+from google.rpc import code_pb2
+
+from gateway.backends import BACKENDS, Backend
+from gateway.http_rules import HttpBinding, http_bindings, load_descriptor_set
+from gateway.openapi import openapi_document
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "gateway" / "envoy.template.yaml"
+DOCS_PAGE = ROOT / "gateway" / "docs.html"
+DESCRIPTOR = ROOT / "gen" / "descriptor.pb"
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+# The gRPC code in the google.rpc.Status body of each reply Envoy makes itself: docs/api.md's table read backwards
+# (408, 413 and 502 are Envoy's own: a client too slow to send, a body over the cap, an upstream reset).
+LOCAL_REPLY_CODES = {
+    400: code_pb2.INVALID_ARGUMENT,
+    401: code_pb2.UNAUTHENTICATED,
+    403: code_pb2.PERMISSION_DENIED,
+    404: code_pb2.NOT_FOUND,
+    408: code_pb2.DEADLINE_EXCEEDED,
+    413: code_pb2.RESOURCE_EXHAUSTED,
+    429: code_pb2.RESOURCE_EXHAUSTED,
+    500: code_pb2.INTERNAL,
+    501: code_pb2.UNIMPLEMENTED,
+    502: code_pb2.UNAVAILABLE,
+    503: code_pb2.UNAVAILABLE,
+    504: code_pb2.DEADLINE_EXCEEDED,
+}
+
+NOT_ROUTED_FOR_GRPC = ("not served through the REST gateway: it routes only the methods with a REST binding; "
+                       "call the service's own port for the others (reflection, health, ReloadAdapters)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """Where the gateway listens, where each backend is, and where its files are."""
+
+    endpoints: dict[str, list[str]]  # cluster name -> ["host:port", ...]
+    listen_port: int = 8080
+    listen_address: str = "0.0.0.0"
+    admin_port: int = 9901
+    descriptor: pathlib.Path = DESCRIPTOR
+    files_dir: pathlib.Path = ROOT / "gen" / "gateway"  # where write() puts openapi.json and docs.html
+    swagger_ui_dir: pathlib.Path = pathlib.Path(swagger_ui_bundle.swagger_ui_path)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_connections: int = 10_000
+    route_timeouts: dict[str, float] = dataclasses.field(default_factory=dict)  # cluster -> seconds (tests)
+
+
+def _int_variable(environ, name: str, default: int) -> int:
+    raw = environ.get(name, str(default))
+    if not raw.isdigit():
+        raise SystemExit(f"{name}={raw!r} is not a valid port or size (a whole number)")
+    return int(raw)
+
+
+def local_placement(environ=os.environ, files_dir: pathlib.Path = ROOT / "gen" / "gateway") -> Placement:
+    """make run: every backend at its <NAME>_ADDR, else on loopback at the service's port."""
+    return Placement(
+        files_dir=files_dir,
+        endpoints={b.name: [b.address(environ)] for b in BACKENDS.values()},
+        listen_port=_int_variable(environ, "GATEWAY_PORT", 8080),
+        admin_port=_int_variable(environ, "GATEWAY_ADMIN_PORT", 9901),
+        max_body_bytes=_int_variable(environ, "GATEWAY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+    )
+
+
+def compose_placement() -> Placement:
+    """The Envoy image: compose service names (every replica answers under its name), files under /etc/envoy."""
+    return Placement(
+        endpoints={b.name: [f"{b.name}:{b.port}"] for b in BACKENDS.values()},
+        descriptor=pathlib.Path("/etc/envoy/descriptor.pb"),
+        files_dir=pathlib.Path("/etc/envoy"),
+        swagger_ui_dir=pathlib.Path("/etc/envoy/swagger-ui"),
+    )
+
+
+def _endpoint(address: str) -> dict:
+    host, _, port = address.rpartition(":")
+    return {"endpoint": {"address": {"socket_address": {"address": host, "port_value": int(port)}}}}
+
+
+def _method_routes(placement: Placement, bindings: list[HttpBinding]) -> list[dict]:
+    routes = []
+    for binding in bindings:
+        backend: Backend = BACKENDS[binding.method.containing_service.full_name]
+        timeout = placement.route_timeouts.get(backend.name) or (
+            backend.stream_timeout_seconds if binding.method.server_streaming else backend.timeout_seconds)
+        route = {"match": {"path": binding.grpc_path}, "route": {"cluster": backend.name, "timeout": f"{timeout}s"}}
+        if route not in routes:  # additional bindings map to the same method
+            routes.append(route)
+    return routes
+
+
+def _status_is(http: int) -> dict:
+    return {"status_code_filter": {"comparison": {
+        "op": "EQ", "value": {"default_value": http, "runtime_key": f"local_reply.code_{http}"}}}}
+
+
+def _local_reply_mappers() -> list[dict]:
+    """Envoy uses the first mapper that matches. A raw gRPC caller gets its reason as plain grpc-message text;
+    a REST client gets a google.rpc.Status JSON body."""
+    # The transcoder rewrites a REST request's content type to gRPC and keeps its path in x-envoy-original-path.
+    is_grpc = {"and_filter": {"filters": [
+        {"header_filter": {"header": {"name": "content-type", "string_match": {"prefix": "application/grpc"}}}},
+        {"header_filter": {"header": {"name": "x-envoy-original-path", "present_match": True,
+                                      "invert_match": True}}}]}}
+    grpc_text = [
+        {"filter": {"and_filter": {"filters": [is_grpc, _status_is(404)]}},
+         "body_format_override": {"text_format_source": {"inline_string": NOT_ROUTED_FOR_GRPC}}},
+        {"filter": is_grpc, "body_format_override": {"text_format_source": {"inline_string": "%LOCAL_REPLY_BODY%"}}},
+    ]
+    return grpc_text + [
+        {"filter": _status_is(http),
+         "body_format_override": {"json_format": {"code": code, "message": "%LOCAL_REPLY_BODY%"}}}
+        for http, code in LOCAL_REPLY_CODES.items()]
+
+
+def render(placement: Placement, bindings: list[HttpBinding]) -> dict:
+    """The Envoy bootstrap for `placement` serving `bindings`, as a dict ready for yaml.safe_dump."""
+    values = {
+        "admin_port": placement.admin_port,
+        "listen_address": placement.listen_address,
+        "listen_port": placement.listen_port,
+        "max_connections": placement.max_connections,
+        "max_body_bytes": placement.max_body_bytes,
+        "descriptor": str(placement.descriptor),
+        "files_dir": str(placement.files_dir),
+        "swagger_ui_dir": str(placement.swagger_ui_dir),
+        "services": json.dumps(list(BACKENDS)),
+        "local_reply_mappers": json.dumps(_local_reply_mappers()),
+        **{f"{name}_endpoints": json.dumps([_endpoint(a) for a in addresses])
+           for name, addresses in placement.endpoints.items()},
+    }
+    config = yaml.safe_load(string.Template(TEMPLATE.read_text()).substitute(values))
+    manager = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    manager["route_config"]["virtual_hosts"][0]["routes"][:0] = _method_routes(placement, bindings)
+    return config
+
+
+def write(placement: Placement, out: pathlib.Path, descriptor: pathlib.Path = DESCRIPTOR) -> pathlib.Path:
+    """Writes out/envoy.yaml, out/openapi.json and out/docs.html from the descriptor set protos/build.py made;
+    returns the config's path."""
+    files = load_descriptor_set(descriptor)
+    bindings = http_bindings(files)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "openapi.json").write_text(json.dumps(openapi_document(bindings, files), indent=1))
+    (out / "docs.html").write_text(DOCS_PAGE.read_text())
+    config = out / "envoy.yaml"
+    config.write_text(yaml.safe_dump(render(placement, bindings), sort_keys=False))
+    return config
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("target", choices=["local", "compose"])
+    parser.add_argument("--out", type=pathlib.Path, required=True, help="folder for envoy.yaml and openapi.json")
+    args = parser.parse_args()
+    placement = local_placement(files_dir=args.out.resolve()) if args.target == "local" else compose_placement()
+    print(write(placement, args.out))
+
+
+if __name__ == "__main__":
+    main()
