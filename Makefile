@@ -2,23 +2,22 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-export PYTHONPATH := $(CURDIR)/gen/python:$(CURDIR)
 export MODELS_DIR ?= $(CURDIR)/models
 
 .PHONY: setup run test bench bench-trainer protos tiny-model rnn-model train-sft train-rl eval clean
 
 setup: $(VENV)/.installed gen/descriptor.pb
 
-# Pinned dependencies (requirements/*.txt); torch==2.13.0 is the CPU wheel.
-$(VENV)/.installed: requirements/*.txt
+# Pinned dependencies (requirements/*.txt; torch==2.13.0 is the CPU wheel), then this project itself, editable:
+# its packages import from anywhere and the `textgen` command is on the venv's PATH.
+$(VENV)/.installed: requirements/*.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements/dev.txt
-	echo "$(CURDIR)/gen/python" > $$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/textgen.pth
-	echo "$(CURDIR)" >> $$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/textgen.pth
+	$(VENV)/bin/pip install --quiet --no-deps --editable .
 	touch $@
 
-# Stubs and descriptor set, regenerated whenever a .proto changes.
+# Stubs (textgen/v1) and descriptor set, regenerated whenever a .proto changes.
 gen/descriptor.pb: $(VENV)/.installed $(shell find protos -name '*.proto') protos/build.py
 	$(PY) protos/build.py --force
 
@@ -26,7 +25,7 @@ protos: gen/descriptor.pb
 
 # All services plus Envoy (the REST gateway) on :8080, in the foreground until Ctrl-C.
 run: setup rnn-model
-	$(PY) scripts/run_local.py
+	$(PY) -m launch
 
 test: setup
 	$(PY) -m pytest -q tests

@@ -16,7 +16,7 @@ import grpc
 from textgen.v1 import baseline_pb2, baseline_pb2_grpc
 
 from services.common.corpus import FALLBACK_CORPUS
-from tests.harness import start_gateway, start_service
+from launch.processes import start_gateway, start_service
 
 
 def percentile(samples: list[float], q: float) -> float:

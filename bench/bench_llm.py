@@ -15,20 +15,17 @@ Prints three ratios:
 import argparse
 import concurrent.futures
 import pathlib
-import sys
 import tempfile
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "gen" / "python"), str(ROOT)]
 
-import grpc  # noqa: E402
-import torch  # noqa: E402
-from textgen.v1 import llm_pb2, llm_pb2_grpc  # noqa: E402
+import grpc
+import torch
+from textgen.v1 import llm_pb2, llm_pb2_grpc
 
-from services.common.prompts import PREFIX, qa_prompt  # noqa: E402
-from services.llm.tiny_model import build_tiny_model  # noqa: E402
-from tests.harness import start_service  # noqa: E402
+from services.common.prompts import PREFIX, qa_prompt
+from services.llm.tiny_model import build_tiny_model
+from launch.processes import start_service
 
 GPT2_VOCAB = 50257
 CONTEXT = ("The ship came into the harbour at noon. The captain stood on the deck and looked at the sea, which was "

@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from services.baseline.model import tokenize
+from services.common.words import tokenize
 from services.rnn import artifacts
 from services.rnn.generate import generate, sample_next
 from services.rnn.model import LstmLanguageModel

@@ -9,18 +9,15 @@ on a shared machine falls on both alike. Prints the median seconds per step of e
 import argparse
 import pathlib
 import statistics
-import sys
 import tempfile
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "gen" / "python")]
 
-from transformers import TrainerCallback  # noqa: E402
+from transformers import TrainerCallback
 
-from services.common.corpus import FALLBACK_CORPUS  # noqa: E402
-from services.common.prompts import qa_completion, qa_prompt  # noqa: E402
-from services.trainer.params import SftParams  # noqa: E402
+from services.common.corpus import FALLBACK_CORPUS
+from services.common.prompts import qa_completion, qa_prompt
+from services.trainer.params import SftParams
 
 TARGET_RATIO = 0.8
 

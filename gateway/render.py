@@ -4,7 +4,7 @@
     python -m gateway.render compose --out /etc/envoy      # the Envoy image: backends by compose service name
 
 Writes OUT/envoy.yaml and OUT/openapi.json. The targets differ only in addresses and file locations; one route
-per REST-annotated method comes from the descriptor set, with gateway/backends.py's cluster and timeout.
+per REST-annotated method comes from the descriptor set, with its service's cluster and gateway/backends.py's timeout.
 """
 import argparse
 import dataclasses
@@ -18,6 +18,7 @@ import yaml
 from google.rpc import code_pb2
 
 from gateway.backends import BACKENDS, Backend
+from textgen.endpoints import ENDPOINTS
 from gateway.http_rules import HttpBinding, http_bindings, load_descriptor_set
 from gateway.openapi import openapi_document
 
@@ -75,7 +76,7 @@ def local_placement(environ=os.environ, files_dir: pathlib.Path = ROOT / "gen" /
     """make run: every backend at its <NAME>_ADDR, else on loopback at the service's port."""
     return Placement(
         files_dir=files_dir,
-        endpoints={b.name: [b.address(environ)] for b in BACKENDS.values()},
+        endpoints={e.name: [e.address(environ)] for e in ENDPOINTS.values()},
         listen_port=_int_variable(environ, "GATEWAY_PORT", 8080),
         admin_port=_int_variable(environ, "GATEWAY_ADMIN_PORT", 9901),
         max_body_bytes=_int_variable(environ, "GATEWAY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
@@ -85,7 +86,7 @@ def local_placement(environ=os.environ, files_dir: pathlib.Path = ROOT / "gen" /
 def compose_placement() -> Placement:
     """The Envoy image: compose service names (every replica answers under its name), files under /etc/envoy."""
     return Placement(
-        endpoints={b.name: [f"{b.name}:{b.port}"] for b in BACKENDS.values()},
+        endpoints={e.name: [f"{e.name}:{e.port}"] for e in ENDPOINTS.values()},
         descriptor=pathlib.Path("/etc/envoy/descriptor.pb"),
         files_dir=pathlib.Path("/etc/envoy"),
         swagger_ui_dir=pathlib.Path("/etc/envoy/swagger-ui"),

@@ -3,7 +3,8 @@
     python protos/build.py            # regenerate when a .proto is newer than the output
     python protos/build.py --force    # regenerate regardless
 
-Writes gen/python/textgen/v1/*_pb2*.py and gen/descriptor.pb. The descriptor set holds every import
+Writes textgen/v1/*_pb2*.py (the `textgen` package's generated part, not committed) and gen/descriptor.pb.
+The descriptor set holds every import
 (--include_imports) and google.rpc's Status and error details: Envoy's transcoder turns a service's error into a
 JSON body only when it knows every detail type in it; otherwise the client gets the HTTP code and an empty body.
 """
@@ -17,9 +18,10 @@ from grpc_tools import protoc
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROTO_DIR = ROOT / "protos"
-OUT_DIR = ROOT / "gen"
-PYTHON_OUT = OUT_DIR / "python"
-DESCRIPTOR = OUT_DIR / "descriptor.pb"
+# protoc names modules after the .proto paths: textgen/v1/llm.proto becomes the module textgen.v1.llm_pb2.
+PYTHON_OUT = ROOT
+STUBS = ROOT / "textgen" / "v1"
+DESCRIPTOR = ROOT / "gen" / "descriptor.pb"
 ERROR_PROTOS = ["google/rpc/status.proto", "google/rpc/error_details.proto"]
 
 
@@ -28,7 +30,7 @@ def proto_files() -> list[pathlib.Path]:
 
 
 def is_fresh() -> bool:
-    if not DESCRIPTOR.exists():
+    if not DESCRIPTOR.exists() or not (STUBS / "__init__.py").exists():
         return False
     newest_source = max(p.stat().st_mtime for p in proto_files() + [pathlib.Path(__file__)])
     return DESCRIPTOR.stat().st_mtime >= newest_source
@@ -38,7 +40,7 @@ def build() -> None:
     # googleapis-common-protos ships google/api/*.proto beside its _pb2 modules; grpc_tools ships google/protobuf.
     googleapis_include = pathlib.Path(google.api.annotations_pb2.__file__).parent.parent.parent
     well_known_include = pathlib.Path(grpc_tools.__file__).parent / "_proto"
-    PYTHON_OUT.mkdir(parents=True, exist_ok=True)
+    DESCRIPTOR.parent.mkdir(parents=True, exist_ok=True)
     includes = [f"-I{PROTO_DIR}", f"-I{googleapis_include}", f"-I{well_known_include}"]
     ours = [str(p.relative_to(PROTO_DIR)) for p in proto_files()]
     stubs = [f"--python_out={PYTHON_OUT}", f"--pyi_out={PYTHON_OUT}", f"--grpc_python_out={PYTHON_OUT}", *ours]
@@ -48,8 +50,7 @@ def build() -> None:
     for args in (stubs, descriptor):
         if protoc.main(["protoc", *includes, *args]) != 0:
             sys.exit("protoc failed; see the messages above")
-    for package_dir in {p.parent for p in PYTHON_OUT.rglob("*_pb2.py")} | {PYTHON_OUT / "textgen"}:
-        (package_dir / "__init__.py").touch()
+    (STUBS / "__init__.py").touch()
 
 
 def main() -> None:
@@ -57,7 +58,7 @@ def main() -> None:
     parser.add_argument("--force", action="store_true", help="regenerate even when the output is fresh")
     if parser.parse_args().force or not is_fresh():
         build()
-        print(f"generated {DESCRIPTOR.relative_to(ROOT)} and stubs under {PYTHON_OUT.relative_to(ROOT)}")
+        print(f"generated {DESCRIPTOR.relative_to(ROOT)} and the stubs in {STUBS.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

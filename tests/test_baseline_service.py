@@ -10,7 +10,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 from textgen.v1 import baseline_pb2, baseline_pb2_grpc
 
-from tests.harness import health_status, start_service
+from launch.processes import health_status, start_service
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def test_length_default_and_seed(stub):
 
 
 def test_every_generated_transition_is_in_the_corpus(stub, corpus_file):
-    from services.baseline.model import tokenize
+    from services.common.words import tokenize
 
     words = tokenize(corpus_file.read_text())
     transitions = set(zip(words, words[1:]))
@@ -104,7 +104,7 @@ def test_bad_configuration_exits_with_a_message(corpus_file, tmp_path):
     import subprocess
     import sys
 
-    from tests.harness import ROOT, base_env
+    from launch.processes import ROOT, base_env
 
     result = subprocess.run([sys.executable, "-m", "services.baseline"], cwd=ROOT, capture_output=True, text=True,
                             env=base_env({"BASELINE_PORT": "not-a-port"}), timeout=30)

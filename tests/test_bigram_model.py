@@ -1,7 +1,8 @@
 import collections
 import random
 
-from services.baseline.model import BigramModel, tokenize
+from services.baseline.model import BigramModel
+from services.common.words import tokenize
 from services.common.corpus import select_chapters, load_corpus, FALLBACK_CORPUS
 
 

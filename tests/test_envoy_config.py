@@ -22,8 +22,9 @@ from envoy.extensions.resource_monitors.downstream_connections.v3 import downstr
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
 from gateway import render
 from gateway.backends import BACKENDS
+from textgen.endpoints import ENDPOINTS
 from gateway.http_rules import http_bindings, load_descriptor_set
-from tests.harness import ENVOY, ROOT
+from launch.processes import ENVOY, ROOT
 
 DESCRIPTOR = ROOT / "gen" / "descriptor.pb"
 IMAGE_DIR = "/etc/envoy"
@@ -83,15 +84,15 @@ def test_targets_differ_only_in_addresses_and_file_locations(rendered):
 def test_compose_addresses_are_the_compose_services(rendered):
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     clusters = {c.name: c for c in bootstrap(rendered["compose"]["dict"]).static_resources.clusters}
-    assert set(clusters) == {b.name for b in BACKENDS.values()}
-    for backend in BACKENDS.values():
-        cluster = clusters[backend.name]
+    assert set(clusters) == set(ENDPOINTS)
+    for endpoint in ENDPOINTS.values():
+        cluster = clusters[endpoint.name]
         assert cluster.type == cluster.STRICT_DNS  # every replica of a scaled service is an endpoint
         assert "envoy.extensions.upstreams.http.v3.HttpProtocolOptions" in cluster.typed_extension_protocol_options
         assert cluster.health_checks[0].HasField("grpc_health_check")
         address = cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address
-        assert (address.address, address.port_value) == (backend.name, backend.port)
-        assert f"localhost:{backend.port}" in compose[backend.name]["healthcheck"]["test"]
+        assert (address.address, address.port_value) == (endpoint.name, endpoint.port)
+        assert f"localhost:{endpoint.port}" in compose[endpoint.name]["healthcheck"]["test"]
     assert "envoy" in compose
 
 

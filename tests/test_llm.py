@@ -12,7 +12,7 @@ from textgen.v1 import llm_pb2, llm_pb2_grpc
 
 from services.common.prompts import PREFIX, SUFFIX
 from services.llm.tiny_model import build_tiny_model
-from tests.harness import free_port, health_status, start_gateway, start_service
+from launch.processes import free_port, health_status, start_gateway, start_service
 from tests.test_llm_helpers import FACTS, tiny_models_dir, train_adapter
 
 QUESTION = {"question": "What is the capital of France?", "context": "Paris is the capital of France."}

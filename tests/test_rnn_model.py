@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from services.baseline.model import tokenize
+from services.common.words import tokenize
 from services.common.corpus import FALLBACK_CORPUS
 from services.rnn import artifacts
 from services.rnn.generate import generate, sample_next

@@ -12,7 +12,7 @@ from grpc_status import rpc_status
 from textgen.v1 import rnn_pb2, rnn_pb2_grpc
 
 from services.common.corpus import FALLBACK_CORPUS
-from tests.harness import ROOT, base_env, health_status, start_gateway, start_service
+from launch.processes import ROOT, base_env, health_status, start_gateway, start_service
 
 TRAIN_HINT = ("make rnn-model", "python -m services.rnn.train")
 

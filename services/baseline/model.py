@@ -2,13 +2,8 @@
 import collections
 import itertools
 import random
-import re
 
-_WORD = re.compile(r"\b\w+\b")
-
-
-def tokenize(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+from services.common.words import tokenize
 
 
 class BigramModel:
@@ -30,9 +25,6 @@ class BigramModel:
     @property
     def vocabulary_size(self) -> int:
         return len(self._successors)
-
-    def knows(self, word: str) -> bool:
-        return word.lower() in self._successors
 
     def generate(self, start_word: str, length: int, rng: random.Random) -> tuple[list[str], str | None]:
         """`length` words in all, the start word included; stops early at a word with no successor."""

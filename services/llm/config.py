@@ -1,11 +1,12 @@
 import dataclasses
 
 from services.common.config import ServiceConfig, env_field
+from textgen.endpoints import ENDPOINTS
 
 
 @dataclasses.dataclass(frozen=True)
 class LlmConfig(ServiceConfig):
-    port: int = env_field("LLM_PORT", 50053, "gRPC port (0 picks a free one)")
+    port: int = env_field(ENDPOINTS["llm"].port_variable, ENDPOINTS["llm"].port, "gRPC port (0 picks a free one)")
     metrics_port: int = env_field("LLM_METRICS_PORT", -1, "Prometheus port; 0 picks a free one, -1 disables")
     base_model: str = env_field("LLM_BASE_MODEL", "openai-community/gpt2", "Hub id or local model folder")
     batch_window_ms: float = env_field("LLM_BATCH_WINDOW_MS", 10.0,

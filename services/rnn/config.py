@@ -2,11 +2,12 @@ import dataclasses
 
 from services.common.config import ServiceConfig, env_field
 from services.common.corpus import DEFAULT_CHAPTERS, DEFAULT_CORPUS
+from textgen.endpoints import ENDPOINTS
 
 
 @dataclasses.dataclass(frozen=True)
 class RnnConfig(ServiceConfig):
-    port: int = env_field("RNN_PORT", 50052, "gRPC port (0 picks a free one)")
+    port: int = env_field(ENDPOINTS["rnn"].port_variable, ENDPOINTS["rnn"].port, "gRPC port (0 picks a free one)")
     metrics_port: int = env_field("RNN_METRICS_PORT", -1, "Prometheus port; 0 picks a free one, -1 disables")
     # One intra-op thread per request: a one-word LSTM step is too small to split, and concurrent requests run in
     # parallel threads (torch releases the GIL) instead of fighting over the same cores.

@@ -3,7 +3,7 @@ import dataclasses
 
 import torch
 
-from services.baseline.model import tokenize
+from services.common.words import tokenize
 from services.rnn.model import LstmLanguageModel
 from services.rnn.vocab import PAD_ID, UNK, UNK_ID, Vocabulary
 

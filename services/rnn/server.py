@@ -7,7 +7,7 @@ import grpc
 import torch
 from textgen.v1 import common_pb2, rnn_pb2, rnn_pb2_grpc
 
-from services.baseline.model import tokenize
+from services.common.words import tokenize
 from services.common.config import ConfigError
 from services.common.errors import Violations, check_start_word
 from services.common.server import Binding, GrpcServer

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from services.baseline.model import tokenize
+from services.common.words import tokenize
 from services.common.corpus import load_corpus
 from services.rnn import artifacts
 from services.rnn.config import RnnConfig
@@ -36,7 +36,7 @@ VALIDATION_FRACTION = 0.1
 # One thread by default: on 2 shared cores torch's second thread spin-waits whenever another process holds a core,
 # and training then ran 3-40x slower (measured: ~30k words/s with 1 thread; 0.8k-12k with 2 under load).
 DEFAULT_THREADS = 1
-TOKENIZER = "services.baseline.model.tokenize: lower-cased \\w+ words, punctuation dropped (as the bigram service)"
+TOKENIZER = "services.common.words.tokenize: lower-cased \\w+ words, punctuation dropped (as the bigram service)"
 
 
 def split(ids: torch.Tensor, validation_fraction: float, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:

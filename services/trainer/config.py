@@ -1,16 +1,18 @@
 import dataclasses
 
 from services.common.config import ServiceConfig, env_field
+from textgen.endpoints import ENDPOINTS
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainerConfig(ServiceConfig):
-    port: int = env_field("TRAINER_PORT", 50054, "gRPC port (0 picks a free one)")
+    port: int = env_field(ENDPOINTS["trainer"].port_variable, ENDPOINTS["trainer"].port, "gRPC port (0 picks a free one)")
     metrics_port: int = env_field("TRAINER_METRICS_PORT", -1, "Prometheus port; 0 picks a free one, -1 disables")
     base_model: str = env_field("LLM_BASE_MODEL", "openai-community/gpt2", "Hub id or local folder to fine-tune")
     squad_dataset: str = env_field("SQUAD_DATASET", "rajpurkar/squad",
                                    "Hub id, local .json/.jsonl file, or a folder such as data/squad_sample")
-    llm_addr: str = env_field("LLM_ADDR", "localhost:50053", "llm service told to reload adapters after publishing")
+    llm_addr: str = env_field(ENDPOINTS["llm"].address_variable, ENDPOINTS["llm"].address({}),
+                              "llm service told to reload adapters after publishing")
     token: str = env_field("TRAINER_TOKEN", "", "when set, train/cancel calls need 'authorization: Bearer <token>'")
     max_queued: int = env_field("TRAINER_MAX_QUEUED", 4, "queued jobs beyond the running one; more → 429")
     eval_examples: int = env_field("TRAINER_EVAL_EXAMPLES", 50, "validation questions evaluated after each job")

