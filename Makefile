@@ -47,13 +47,13 @@ rnn-model: setup
 
 # The same training the REST endpoints start, from the command line (publishes adapters the llm service picks up).
 train-sft: setup
-	$(PY) -m services.trainer.sft_train
+	$(PY) -m services.trainer.training sft
 
 train-rl: setup
-	$(PY) -m services.trainer.rl_train
+	$(PY) -m services.trainer.training rl
 
 eval: setup
-	$(PY) -m services.trainer.eval
+	$(PY) -m services.trainer.training eval
 
 clean:
 	rm -rf gen $(VENV)

@@ -17,7 +17,7 @@ from transformers import TrainerCallback
 
 from services.common.corpus import FALLBACK_CORPUS
 from services.common.prompts import qa_completion, qa_prompt
-from services.trainer.params import SftParams
+from services.trainer.training.params import SftParams
 
 TARGET_RATIO = 0.8
 
@@ -58,7 +58,7 @@ def time_steps(use_lora: bool, tokenizer, rows: list[dict], steps: int, warmup: 
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from services.trainer.sft import build_trainer
+    from services.trainer.training.sft import build_trainer
 
     torch.manual_seed(0)
     model = GPT2LMHeadModel(GPT2Config())
@@ -82,8 +82,8 @@ def main() -> None:
     import torch
 
     from services.llm.tiny_model import build_tiny_model
-    from services.trainer.model_io import load_tokenizer
-    from services.trainer.sft import BATCH_SIZE
+    from services.common.base_model import load_tokenizer
+    from services.trainer.training.sft import BATCH_SIZE
 
     with tempfile.TemporaryDirectory() as tmp:
         # Only its tokenizer is used (ids < 50257 fit GPT2Config()'s embedding); the Hub is out of reach here.

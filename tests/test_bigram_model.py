@@ -2,8 +2,8 @@ import collections
 import random
 
 from services.baseline.model import BigramModel
-from services.common.words import tokenize
 from services.common.corpus import select_chapters, load_corpus, FALLBACK_CORPUS
+from services.common.words import tokenize
 
 
 def test_tokenize_lower_cases_and_drops_punctuation():

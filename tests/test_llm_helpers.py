@@ -6,7 +6,7 @@ import torch
 from services.common import adapters
 from services.common.prompts import qa_completion, qa_prompt
 from services.llm.tiny_model import build_tiny_model
-from services.trainer.model_io import lora_config
+from services.trainer.training.models import lora_config
 
 FACTS = [("What is the capital of France?", "Paris is the capital of France.", "Paris"),
          ("Who came into the harbour?", "The ship came into the harbour.", "The ship"),

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from services.common.words import tokenize
 from services.common.corpus import FALLBACK_CORPUS
+from services.common.words import tokenize
 from services.rnn import artifacts
 from services.rnn.generate import generate, sample_next
 from services.rnn.model import LstmLanguageModel

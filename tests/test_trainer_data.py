@@ -3,11 +3,11 @@ import json
 
 import pytest
 
+from services.common.base_model import load_tokenizer
 from services.common.prompts import PREFIX, SUFFIX, qa_completion
-from services.trainer.data import DatasetError, QAExample, fit_prompt, load_squad, sft_rows
-from services.trainer.model_io import load_tokenizer
-from services.trainer.rewards import answer_score, clean_end_score, prefix_score, suffix_score
-from services.trainer.squad_metrics import best_over_gold, exact_match, f1, normalize_answer
+from services.trainer.training.data import DatasetError, QAExample, fit_prompt, load_squad, sft_rows
+from services.trainer.training.rewards import answer_score, clean_end_score, prefix_score, suffix_score
+from services.trainer.training.squad_metrics import best_over_gold, exact_match, f1, normalize_answer
 from tests.test_llm_helpers import tiny_models_dir
 from tests.test_trainer_helpers import squad_record, write_squad_folder
 

@@ -30,6 +30,24 @@ def resolve(name: str) -> str | pathlib.Path:
     return path
 
 
+def load_tokenizer(name: str):
+    """LLM_BASE_MODEL's tokenizer, padding with EOS when it has no pad token of its own (GPT-2 has none)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = from_pretrained(AutoTokenizer, name)
+    if tokenizer.eos_token_id is None:
+        raise BaseModelUnavailable(f"base model {name!r} has no EOS token; a GPT-2-style tokenizer is needed")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def context_window(model) -> int:
+    """How many positions `model` attends to: prompt and generated tokens together."""
+    config = model.config
+    return int(getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", 1024))
+
+
 def from_pretrained(loader, name: str, **kwargs):
     """`loader.from_pretrained` (AutoTokenizer, AutoModelForCausalLM, ...) on LLM_BASE_MODEL."""
     source = resolve(name)

@@ -18,6 +18,18 @@ def qa_completion(answer: str) -> str:
     return f" {PREFIX} {' '.join(answer.split())} {SUFFIX}"
 
 
+def suffix_end(text: str) -> int | None:
+    """Where the model's text ends: just after its first complete suffix; None when it has none."""
+    index = text.find(SUFFIX)
+    return None if index < 0 else index + len(SUFFIX)
+
+
+def until_suffix(text: str) -> str:
+    """`text` up to the end of its first suffix; all of it when it has none."""
+    cut = suffix_end(text)
+    return text if cut is None else text[:cut]
+
+
 def strip_format(text: str) -> str:
     """The answer with the fixed prefix and suffix removed (for scoring)."""
     text = text.strip()

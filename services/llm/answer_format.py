@@ -1,6 +1,6 @@
 """The fixed answer format while tokens stream in: which text is safe to send yet, where the model closed the
 answer with the suffix, and how the service completes an answer the model did not close."""
-from services.common.prompts import SUFFIX
+from services.common.prompts import SUFFIX, suffix_end
 
 _INCOMPLETE_UTF8 = "\ufffd"  # a byte-level token boundary inside a character decodes to this until it completes
 
@@ -11,12 +11,6 @@ def _partial_suffix_length(body: str) -> int:
         if body.endswith(SUFFIX[:k]):
             return k
     return 0
-
-
-def suffix_end(body: str) -> int | None:
-    """Where the model's text should be cut: just after its first complete suffix, or None."""
-    index = body.find(SUFFIX)
-    return None if index < 0 else index + len(SUFFIX)
 
 
 def safe_length(body: str) -> int:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import torch
 
+from services.common.prompts import suffix_end
 from services.llm import answer_format
 
 
@@ -79,7 +80,7 @@ def _accept(row: Row, token: int, eos_id: int, decode) -> None:
         return
     row.generated.append(token)
     row.body = decode(row.generated)
-    cut = answer_format.suffix_end(row.body)
+    cut = suffix_end(row.body)
     if cut is not None:
         row.body = row.body[:cut]
         row.stop_reason = "suffix"

@@ -6,7 +6,8 @@ import logging
 
 from services.llm.adapters_registry import AdapterRegistry
 from services.llm.decoding import Row, generate_batch
-from services.llm.loading import BaseModel, BaseModelUnavailable, load_base_model
+from services.common.base_model import BaseModelUnavailable
+from services.llm.loading import BaseModel, load_base_model
 
 log = logging.getLogger("textgen.llm")
 

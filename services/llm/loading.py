@@ -3,7 +3,7 @@ to fix it instead of a stack trace."""
 import dataclasses
 import logging
 
-from services.common.base_model import BaseModelUnavailable, from_pretrained
+from services.common.base_model import context_window, from_pretrained, load_tokenizer
 
 log = logging.getLogger("textgen.llm")
 
@@ -21,17 +21,12 @@ class BaseModel:
 
 def load_base_model(name: str) -> BaseModel:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    tokenizer = from_pretrained(AutoTokenizer, name)
+    tokenizer = load_tokenizer(name)
     model = from_pretrained(AutoModelForCausalLM, name, dtype=torch.float32)
-    if tokenizer.eos_token_id is None:
-        raise BaseModelUnavailable(f"base model {name!r} has no EOS token; a GPT-2-style tokenizer is needed")
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
     model.eval()
-    window = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
-    window = window or tokenizer.model_max_length
+    window = context_window(model)
     log.info("base model loaded", extra={"base_model": name, "window": window,
                                          "parameters": sum(p.numel() for p in model.parameters())})
-    return BaseModel(model=model, tokenizer=tokenizer, window=int(window))
+    return BaseModel(model=model, tokenizer=tokenizer, window=window)

@@ -7,10 +7,10 @@ import grpc
 import torch
 from textgen.v1 import common_pb2, rnn_pb2, rnn_pb2_grpc
 
-from services.common.words import tokenize
 from services.common.config import ConfigError
 from services.common.errors import Violations, check_start_word
 from services.common.server import Binding, GrpcServer
+from services.common.words import tokenize
 from services.rnn import artifacts
 from services.rnn.config import RnnConfig
 from services.rnn.generate import generate

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from services.common.words import tokenize
 from services.common.corpus import load_corpus
+from services.common.words import tokenize
 from services.rnn import artifacts
 from services.rnn.config import RnnConfig
 from services.rnn.model import LstmLanguageModel

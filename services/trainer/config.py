@@ -19,3 +19,11 @@ class TrainerConfig(ServiceConfig):
     eval_max_new_tokens: int = env_field("TRAINER_EVAL_MAX_NEW_TOKENS", 64, "tokens generated per eval answer")
     torch_threads: int = env_field("TRAINER_TORCH_THREADS", 0,
                                    "torch intra-op threads for training; 0 keeps torch's default (all cores)")
+
+    def apply_torch_threads(self) -> None:
+        """On cores shared with other busy processes a second torch thread spin-waits and slows small models down
+        many times over; TRAINER_TORCH_THREADS=1 avoids that (see services/llm's measurements)."""
+        if self.torch_threads > 0:
+            import torch
+
+            torch.set_num_threads(self.torch_threads)

@@ -12,9 +12,9 @@ from services.common import adapters
 from services.common.errors import Violations
 from services.common.server import Binding, GrpcServer
 from services.trainer.config import TrainerConfig
-from services.trainer.jobs import JobRecord, JobStore
-from services.trainer.params import RL_RANGES, SFT_RANGES, RlParams, SftParams, out_of_range
+from services.trainer.job_store import JobRecord, JobStore, LoopJobStore
 from services.trainer.runner import JobRunner
+from services.trainer.training.params import RlParams, SftParams, out_of_range
 
 log = logging.getLogger("textgen.trainer")
 WATCH_POLL_SECONDS = 0.25
@@ -42,24 +42,20 @@ def job_message(job: JobRecord) -> trainer_pb2.Job:
                            finished_at=_timestamp(job.finished_at))
 
 
-def _with_defaults(request, defaults) -> dict:
-    """The request's fields, each unset one taking the dataclass default (the documented defaults)."""
-    values = dataclasses.asdict(defaults)
-    for name in values:
-        if request.HasField(name):
-            values[name] = getattr(request, name)
-    return values
-
-
-async def _reject_out_of_range(params: dict, ranges: dict, context) -> None:
+async def _params(request, params_type, context):
+    """The request as a params dataclass, each unset field taking its documented default; out-of-range values end
+    the call with INVALID_ARGUMENT naming each field."""
+    params = params_type(**{f.name: getattr(request, f.name) for f in dataclasses.fields(params_type)
+                            if request.HasField(f.name)})
     violations = Violations()
-    for field, description in out_of_range(params, ranges):
+    for field, description in out_of_range(params):
         violations.add(field, description)
     await violations.abort_if_any(context)
+    return params
 
 
 class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
-    def __init__(self, config: TrainerConfig, store: JobStore, runner: JobRunner) -> None:
+    def __init__(self, config: TrainerConfig, store: LoopJobStore, runner: JobRunner) -> None:
         self.config = config
         self.store = store
         self.runner = runner
@@ -73,9 +69,8 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
             await context.abort(grpc.StatusCode.UNAUTHENTICATED,
                                 "training and cancelling need 'authorization: Bearer <TRAINER_TOKEN>'")
 
-    async def _enqueue(self, kind: str, params: dict, context) -> trainer_pb2.Job:
-        # Writes may wait for the training process's lock (held while it publishes): off the event loop.
-        job = await asyncio.to_thread(self.store.create_if_room, kind, params, self.config.max_queued)
+    async def _enqueue(self, kind: str, params, context) -> trainer_pb2.Job:
+        job = await self.store.create_if_room(kind, dataclasses.asdict(params), self.config.max_queued)
         if job is None:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                 f"{self.config.max_queued} jobs are already queued (TRAINER_MAX_QUEUED); "
@@ -86,24 +81,21 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
 
     async def TrainSft(self, request: trainer_pb2.TrainSftRequest, context):
         await self._authorize(context)
-        params = _with_defaults(request, SftParams())
-        await _reject_out_of_range(params, SFT_RANGES, context)
-        return await self._enqueue("sft", params, context)
+        return await self._enqueue("sft", await _params(request, SftParams, context), context)
 
     async def TrainRl(self, request: trainer_pb2.TrainRlRequest, context):
         await self._authorize(context)
-        params = _with_defaults(request, RlParams())
-        await _reject_out_of_range(params, RL_RANGES, context)
+        params = await _params(request, RlParams, context)
         if adapters.current_path(self.config.models_dir, "sft") is None:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                                 "no SFT adapter is published: run SFT first (POST /llm/train_sft), then RL")
         return await self._enqueue("rl", params, context)
 
     async def ListJobs(self, request, context):
-        return trainer_pb2.ListJobsResponse(jobs=[job_message(job) for job in self.store.all()])
+        return trainer_pb2.ListJobsResponse(jobs=[job_message(job) for job in await self.store.all()])
 
     async def _job_or_404(self, job_id: str, context) -> JobRecord:
-        job = self.store.get(job_id) if job_id else None
+        job = await self.store.get(job_id) if job_id else None
         if job is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no job with job_id {job_id!r}")
         return job
@@ -130,7 +122,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
             if job.finished:
                 return
             await asyncio.sleep(WATCH_POLL_SECONDS)
-            job = self.store.get(job.id)
+            job = await self.store.get(job.id)
 
 
 def _now() -> timestamp_pb2.Timestamp:
@@ -140,9 +132,15 @@ def _now() -> timestamp_pb2.Timestamp:
 
 
 async def serve(config: TrainerConfig) -> None:
-    store = JobStore.under(config.models_dir)
-    runner = JobRunner(store, config.models_dir / "trainer" / "logs")
-    runner.recover()
+    store = LoopJobStore(await asyncio.to_thread(JobStore.under, config.models_dir))
+    server = None
+
+    async def runner_died(error: BaseException) -> None:
+        await server.set_serving(False, f"the job runner stopped ({type(error).__name__}: {error}); restart the "
+                                        "trainer to run queued jobs")
+
+    runner = JobRunner(store, config.models_dir / "trainer" / "logs", on_death=runner_died)
+    await runner.recover()
     server = GrpcServer(config, [Binding(trainer_pb2.DESCRIPTOR.services_by_name["TrainerService"],
                                          trainer_pb2_grpc.add_TrainerServiceServicer_to_server,
                                          TrainerServicer(config, store, runner))])

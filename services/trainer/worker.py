@@ -13,10 +13,8 @@ import time
 
 from services.common import adapters
 from services.common.logs import setup_logging
-from services.trainer.cli import apply_torch_threads
 from services.trainer.config import TrainerConfig
-from services.trainer.jobs import FAILED, RUNNING, JobStore
-from services.trainer.progress import Progress
+from services.trainer.job_store import FAILED, RUNNING, JobStore
 
 log = logging.getLogger("textgen.trainer.worker")
 PR_SET_PDEATHSIG = 1
@@ -42,7 +40,8 @@ def die_with_parent() -> None:
 
 
 def run(job_id: str, config: TrainerConfig) -> int:
-    from services.trainer.publishing import publish_and_notify
+    from services.trainer.training.progress import Progress
+    from services.trainer.training.publishing import publish_and_notify
 
     store = JobStore.under(config.models_dir)
     job = store.get(job_id)
@@ -70,13 +69,13 @@ def run(job_id: str, config: TrainerConfig) -> int:
 
     try:
         if job.kind == "sft":
-            from services.trainer.params import SftParams
-            from services.trainer.sft import train_sft
+            from services.trainer.training.params import SftParams
+            from services.trainer.training.sft import train_sft
 
             version = train_sft(SftParams(**job.params), config, report, publish=publish, on_staged=on_staged)
         else:
-            from services.trainer.params import RlParams
-            from services.trainer.rl import train_rl
+            from services.trainer.training.params import RlParams
+            from services.trainer.training.rl import train_rl
 
             version = train_rl(RlParams(**job.params), config, report, publish=publish, on_staged=on_staged)
         log.info("job succeeded", extra={"job_id": job_id, "adapter_version": version})
@@ -100,7 +99,7 @@ def main() -> None:
     die_with_parent()
     config = TrainerConfig.from_env()
     setup_logging(config.log_level)
-    apply_torch_threads(config)
+    config.apply_torch_threads()
     sys.exit(run(sys.argv[1], config))
 
 

@@ -1,6 +1,6 @@
 """The small fixed prompt set RL uses by default (use_dataset_prompts=false): short passages with gold answers,
 written for this project, so the answer-F1 reward applies to them as well."""
-from services.trainer.data import QAExample
+from services.trainer.training.data import QAExample
 
 _FIXED = [
     ("What is the capital of France?", "France is a country in Europe. Paris is its capital city.", "Paris"),

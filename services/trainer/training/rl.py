@@ -5,15 +5,16 @@ import tempfile
 from collections.abc import Callable
 
 from services.common import adapters
-from services.trainer.artifacts import write_curve, write_json
+from services.common.base_model import context_window, load_tokenizer
 from services.trainer.config import TrainerConfig
-from services.trainer.data import QAExample, fit_prompt, load_squad
-from services.trainer.model_io import load_tokenizer, load_with_adapter
-from services.trainer.params import RlParams
-from services.trainer.progress import Progress, ProgressCallback, Report, no_report
-from services.trainer.publishing import Publish, evaluate_staged, publish_and_notify
-from services.trainer.rewards import REWARD_FUNCTIONS
-from services.trainer.rl_prompts import FIXED_PROMPTS
+from services.trainer.training.data import QAExample, fit_prompt, load_squad
+from services.trainer.training.fixed_prompts import FIXED_PROMPTS
+from services.trainer.training.models import load_with_adapter
+from services.trainer.training.params import RlParams
+from services.trainer.training.progress import Progress, ProgressCallback, Report, no_report
+from services.trainer.training.publishing import Publish, evaluate_staged, publish_and_notify
+from services.trainer.training.reports import write_curve, write_json
+from services.trainer.training.rewards import REWARD_FUNCTIONS
 
 NUM_GENERATIONS = 4
 MAX_PROMPT_TOKENS = 384
@@ -65,8 +66,7 @@ def train_rl(params: RlParams, config: TrainerConfig, report: Report = no_report
     else:
         examples = FIXED_PROMPTS
     model = load_with_adapter(config.base_model, sft_path, trainable=True)
-    rows = prompt_rows(tokenizer, examples, params.max_new_tokens, model.config.n_positions
-                       if hasattr(model.config, "n_positions") else 1024)
+    rows = prompt_rows(tokenizer, examples, params.max_new_tokens, context_window(model))
     if not rows:
         raise ValueError("no RL prompt fits the model's context with max_new_tokens")
     staged = adapters.staging_dir(config.models_dir, "rl")

@@ -5,10 +5,10 @@ import pathlib
 from collections.abc import Callable
 
 from services.common import adapters
-from services.trainer.artifacts import write_json
 from services.trainer.config import TrainerConfig
-from services.trainer.data import load_squad
-from services.trainer.progress import Progress, Report
+from services.trainer.training.data import load_squad
+from services.trainer.training.progress import Progress, Report
+from services.trainer.training.reports import write_json
 
 log = logging.getLogger("textgen.trainer")
 
@@ -18,7 +18,7 @@ RELOAD_TIMEOUT_SECONDS = 10
 
 def evaluate_staged(model, tokenizer, config: TrainerConfig, staged: pathlib.Path, report: Report,
                     progress: Progress) -> dict:
-    from services.trainer.evaluate import evaluate_model
+    from services.trainer.training.evaluation import evaluate_model
 
     report(dataclasses.replace(progress, message=f"evaluating on {config.eval_examples} validation questions"))
     examples = load_squad(config.squad_dataset, "validation", limit=config.eval_examples)

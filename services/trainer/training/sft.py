@@ -5,13 +5,14 @@ import tempfile
 from collections.abc import Callable
 
 from services.common import adapters
-from services.trainer.artifacts import write_curve, write_json
+from services.common.base_model import load_tokenizer
 from services.trainer.config import TrainerConfig
-from services.trainer.data import load_squad, sft_rows
-from services.trainer.params import SftParams
-from services.trainer.model_io import load_base_model, load_tokenizer, lora_config
-from services.trainer.progress import Progress, ProgressCallback, Report, no_report
-from services.trainer.publishing import Publish, evaluate_staged, publish_and_notify
+from services.trainer.training.data import load_squad, sft_rows
+from services.trainer.training.models import load_base_model, lora_config
+from services.trainer.training.params import SftParams
+from services.trainer.training.progress import Progress, ProgressCallback, Report, no_report
+from services.trainer.training.publishing import Publish, evaluate_staged, publish_and_notify
+from services.trainer.training.reports import write_curve, write_json
 
 BATCH_SIZE = 4
 

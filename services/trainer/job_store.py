@@ -3,7 +3,11 @@
 The server creates, starts, cancels and lists jobs; the training process writes its own progress and, under one
 write transaction, checks that its job is still running and publishes — so a cancel (which takes the same lock)
 either lands before the publish and nothing is published, or after it and finds the job already succeeded.
+
+One rule for the event loop: it never calls SQLite itself (a write may wait up to 30 s for the training process's
+lock). The server and the runner hold a `LoopJobStore`, whose every call runs in a worker thread.
 """
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -185,3 +189,35 @@ class JobStore:
             db.execute("UPDATE jobs SET status = ?, error = ?, finished_at = ?, eta_seconds = NULL, message = ? "
                        "WHERE status = ?", (FAILED, reason, time.time(), reason, RUNNING))
             return stale
+
+
+class LoopJobStore:
+    """The JobStore for code on the event loop: the same calls, awaited, each run in a worker thread."""
+
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        return await asyncio.to_thread(self.store.get, job_id)
+
+    async def all(self) -> list[JobRecord]:
+        return await asyncio.to_thread(self.store.all)
+
+    async def create_if_room(self, kind: str, params: dict, max_queued: int) -> JobRecord | None:
+        return await asyncio.to_thread(self.store.create_if_room, kind, params, max_queued)
+
+    async def next_queued(self) -> JobRecord | None:
+        return await asyncio.to_thread(self.store.next_queued)
+
+    async def start(self, job_id: str) -> bool:
+        return await asyncio.to_thread(self.store.start, job_id)
+
+    async def set_pid(self, job_id: str, pid: int) -> None:
+        await asyncio.to_thread(self.store.set_pid, job_id, pid)
+
+    async def finish(self, job_id: str, status: str, error: str = "",
+                     only_if: tuple[str, ...] = (QUEUED, RUNNING)) -> JobRecord | None:
+        return await asyncio.to_thread(self.store.finish, job_id, status, error, only_if)
+
+    async def fail_interrupted(self, reason: str) -> list[JobRecord]:
+        return await asyncio.to_thread(self.store.fail_interrupted, reason)

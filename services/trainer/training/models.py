@@ -4,15 +4,6 @@ import pathlib
 from services.common.base_model import from_pretrained
 
 
-def load_tokenizer(base_model: str):
-    from transformers import AutoTokenizer
-
-    tokenizer = from_pretrained(AutoTokenizer, base_model)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
-
-
 def load_base_model(base_model: str):
     from transformers import AutoModelForCausalLM
 

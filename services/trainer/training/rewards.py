@@ -1,7 +1,7 @@
 """GRPO reward functions. Graded, not pass/fail: after a good SFT every completion of a group passes a binary
 format check, the rewards tie and GRPO gets no gradient; partial credit and answer F1 keep the group spread."""
-from services.common.prompts import PREFIX, SUFFIX, strip_format
-from services.trainer.squad_metrics import best_over_gold, f1
+from services.common.prompts import PREFIX, SUFFIX, strip_format, suffix_end, until_suffix
+from services.trainer.training.squad_metrics import best_over_gold, f1
 
 _SUFFIX_WORDS = SUFFIX.split()
 TRAILING_CHARS_FOR_ZERO = 40
@@ -33,10 +33,10 @@ def suffix_score(text: str) -> float:
 
 def clean_end_score(text: str) -> float:
     """1 when nothing follows the closing sentence, falling to 0 as trailing text grows; 0 without it."""
-    position = text.find(SUFFIX)
-    if position < 0:
+    end = suffix_end(text)
+    if end is None:
         return 0.0
-    trailing = len(text[position + len(SUFFIX):].strip())
+    trailing = len(text[end:].strip())
     return max(0.0, 1.0 - trailing / TRAILING_CHARS_FOR_ZERO)
 
 
@@ -44,8 +44,7 @@ def answer_score(text: str, golds) -> float | None:
     """SQuAD F1 of the answer between prefix and suffix; None (not scored) when the prompt has no gold answer."""
     if not golds:
         return None
-    answer = text[: text.find(SUFFIX)] if SUFFIX in text else text
-    return best_over_gold(f1, strip_format(answer), golds)
+    return best_over_gold(f1, strip_format(until_suffix(text)), golds)
 
 
 def reward_prefix(completions, **kwargs) -> list[float]:

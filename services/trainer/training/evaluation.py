@@ -1,12 +1,18 @@
 """Evaluation on the validation split: SQuAD v1.1 EM/F1 of the answer (prefix and suffix stripped) and the raw
-format compliance of the model's own greedy output (no service-side completion of the format)."""
+format compliance of the model's own greedy output (no service-side completion of the format); and the comparison
+of base, sft and rl that `python -m services.trainer.training eval` prints and writes."""
 import dataclasses
+import pathlib
 
 import torch
 
-from services.common.prompts import PREFIX, SUFFIX, strip_format
-from services.trainer.data import QAExample, fit_prompt
-from services.trainer.squad_metrics import best_over_gold, exact_match, f1
+from services.common import adapters
+from services.common.base_model import context_window
+from services.common.prompts import PREFIX, SUFFIX, strip_format, until_suffix
+from services.trainer.config import TrainerConfig
+from services.trainer.training import reports
+from services.trainer.training.data import QAExample, fit_prompt, load_squad
+from services.trainer.training.squad_metrics import best_over_gold, exact_match, f1
 
 EVAL_PROMPT_TOKENS = 384
 BATCH_SIZE = 8
@@ -45,14 +51,9 @@ def generate_answers(model, tokenizer, prompts: list[str], max_new_tokens: int) 
     return outputs
 
 
-def _positions(model) -> int:
-    config = model.config
-    return getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", 1024)
-
-
 def evaluate_model(model, tokenizer, examples: list[QAExample], max_new_tokens: int = 64,
                    samples_kept: int = 5) -> EvalResult:
-    budget = min(EVAL_PROMPT_TOKENS, _positions(model) - max_new_tokens)
+    budget = min(EVAL_PROMPT_TOKENS, context_window(model) - max_new_tokens)
     pairs = [(e, p) for e in examples if (p := fit_prompt(tokenizer, e, budget)) is not None and e.answers]
     if not pairs:
         raise ValueError("no validation example fits the evaluation prompt budget")
@@ -61,7 +62,7 @@ def evaluate_model(model, tokenizer, examples: list[QAExample], max_new_tokens: 
     samples = []
     for (example, prompt), text in zip(pairs, texts):
         raw = text.strip()
-        answer = strip_format(raw[: raw.find(SUFFIX) + len(SUFFIX)] if SUFFIX in raw else raw)
+        answer = strip_format(until_suffix(raw))
         em += best_over_gold(exact_match, answer, example.answers)
         f1_total += best_over_gold(f1, answer, example.answers)
         starts += raw.startswith(PREFIX)
@@ -72,3 +73,38 @@ def evaluate_model(model, tokenizer, examples: list[QAExample], max_new_tokens: 
     n = len(pairs)
     return EvalResult(examples=n, exact_match=100 * em / n, f1=100 * f1_total / n, starts_with_prefix=100 * starts / n,
                       ends_with_suffix=100 * ends / n, both=100 * both / n, samples=samples)
+
+
+@dataclasses.dataclass
+class Comparison:
+    table: str  # Markdown
+    path: pathlib.Path  # the eval.md it was written to
+
+
+def compare_published(config: TrainerConfig, examples_wanted: int, max_new_tokens: int) -> Comparison:
+    """Evaluates the base model and every published adapter; writes MODELS_DIR/reports/eval.md, eval.json and
+    eval.png."""
+    from services.common.base_model import load_tokenizer
+    from services.trainer.training.models import load_with_adapter
+
+    tokenizer = load_tokenizer(config.base_model)
+    examples = load_squad(config.squad_dataset, "validation", limit=examples_wanted)
+    results, sources = {}, {}
+    for name in ("base", *adapters.ADAPTER_NAMES):
+        path = None if name == "base" else adapters.current_path(config.models_dir, name)
+        if name != "base" and path is None:
+            print(f"{name}: no published adapter, skipped")
+            continue
+        model = load_with_adapter(config.base_model, path)
+        results[name] = evaluate_model(model, tokenizer, examples, max_new_tokens).summary()
+        sources[name] = "-" if path is None else f"{name}/{path.name}"
+    table = reports.comparison_table(results, sources)
+    folder = pathlib.Path(config.models_dir) / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    heading = (f"# Evaluation: {config.base_model} on {config.squad_dataset} (validation, "
+               f"{examples_wanted} questions, {max_new_tokens} new tokens, greedy)\n\n")
+    (folder / "eval.md").write_text(heading + table + "\n")
+    reports.write_json(folder / "eval.json", {"base_model": config.base_model, "dataset": config.squad_dataset,
+                                              "results": results, "adapters": sources})
+    reports.plot_comparison(results, folder / "eval.png")
+    return Comparison(table, folder / "eval.md")

@@ -1,0 +1,85 @@
+"""The training runs from the command line, with progress bars; what they publish is what a job would publish.
+
+    python -m services.trainer.training sft [--max-examples 200] [--num-train-epochs 1] ...   (make train-sft)
+    python -m services.trainer.training rl  [--steps 60] [--use-dataset-prompts] ...           (make train-rl)
+    python -m services.trainer.training eval [--examples 50]                                   (make eval)
+
+Each subcommand's flags are its params dataclass (training/params.py), parsed by transformers' HfArgumentParser as
+`trl sft` parses its own; `--help` shows their defaults and allowed ranges. The environment (LLM_BASE_MODEL,
+SQUAD_DATASET, MODELS_DIR, ...) is read as the trainer service reads it.
+"""
+import argparse
+import dataclasses
+import json
+import pathlib
+import sys
+
+from services.common.logs import setup_logging
+from services.trainer.config import TrainerConfig
+from services.trainer.training.params import EvalParams, RlParams, SftParams, out_of_range
+
+
+def _sft(params: SftParams, config: TrainerConfig) -> None:
+    from services.trainer.training.sft import train_sft
+
+    _print_published(config, "sft", train_sft(params, config, show_progress=True))
+
+
+def _rl(params: RlParams, config: TrainerConfig) -> None:
+    from services.trainer.training.rl import NoSftAdapter, train_rl
+
+    try:
+        version = train_rl(params, config, show_progress=True)
+    except NoSftAdapter as error:
+        sys.exit(f"{error} (python -m services.trainer.training sft)")
+    _print_published(config, "rl", version)
+
+
+def _eval(params: EvalParams, config: TrainerConfig) -> None:
+    from services.trainer.training.evaluation import compare_published
+
+    report = compare_published(config, params.examples or config.eval_examples,
+                               params.max_new_tokens or config.eval_max_new_tokens)
+    print(report.table)
+    print(f"wrote {report.path}, eval.json, eval.png")
+
+
+COMMANDS = {
+    "sft": (SftParams, _sft, "supervised fine-tuning: a LoRA adapter that answers in the fixed format"),
+    "rl": (RlParams, _rl, "GRPO from the current SFT adapter, rewarding the format and the answer"),
+    "eval": (EvalParams, _eval, "base, sft and rl side by side on the validation split"),
+}
+
+
+def _print_published(config: TrainerConfig, name: str, version: str) -> None:
+    folder = pathlib.Path(config.models_dir) / "adapters" / name / version
+    print(f"published {name} adapter version {version} at {folder}")
+    evaluation = json.loads((folder / "eval.json").read_text())
+    print("evaluation: " + ", ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
+                                     for k, v in evaluation.items() if k != "samples"))
+
+
+def parser() -> argparse.ArgumentParser:
+    from transformers import HfArgumentParser
+
+    root = argparse.ArgumentParser(prog="python -m services.trainer.training", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter,
+                                   epilog="Environment variables:\n" + TrainerConfig.describe())
+    commands = root.add_subparsers(dest="command", required=True, parser_class=HfArgumentParser)
+    for name, (params_type, _, summary) in COMMANDS.items():
+        commands.add_parser(name, dataclass_types=[params_type], help=summary, description=summary)
+    return root
+
+
+def main(argv: list[str] | None = None) -> None:
+    root = parser()
+    arguments = vars(root.parse_args(argv))
+    params_type, run, _ = COMMANDS[arguments.pop("command")]
+    params = params_type(**arguments)
+    problems = out_of_range(params)
+    if problems:
+        root.error("; ".join(description for _, description in problems))
+    config = TrainerConfig.from_env()
+    setup_logging(config.log_level)
+    config.apply_torch_threads()
+    run(params, config)

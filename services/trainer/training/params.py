@@ -1,0 +1,87 @@
+"""The parameters of the training runs: defaults and allowed ranges, defined once here (trainer.proto's comments
+state the same, tests/test_trainer_params.py checks that). Each range is an `Annotated` bound on the field's type,
+so the gRPC server, the command line (transformers' HfArgumentParser, which sees plain types) and --help all read
+it from one place. Free of heavy imports: the gRPC server validates requests without loading torch."""
+import dataclasses
+import types
+import typing
+
+
+@dataclasses.dataclass(frozen=True)
+class Bound:
+    low: float
+    high: float
+    low_open: bool = False  # learning rates: > 0, not >= 0
+
+    def __str__(self) -> str:
+        return f"greater than {self.low} and at most {self.high}" if self.low_open else \
+            f"between {self.low} and {self.high}"
+
+    def holds(self, value: float) -> bool:
+        return (value > self.low if self.low_open else value >= self.low) and value <= self.high
+
+
+def _with_ranges_in_help(cls):
+    """Appends each field's allowed range to its --help text, so the text never states a range of its own."""
+    for field in dataclasses.fields(cls):
+        bound = bounds(cls).get(field.name)
+        if bound is not None:
+            field.metadata = types.MappingProxyType({**field.metadata,
+                                                     "help": f"{field.metadata.get('help', '')}: {bound}"})
+    return cls
+
+
+def bounds(cls) -> dict[str, Bound]:
+    """field name -> its Bound, for every bounded field of a params dataclass."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    return {name: next(m for m in hint.__metadata__ if isinstance(m, Bound))
+            for name, hint in hints.items()
+            if typing.get_origin(hint) is typing.Annotated and any(isinstance(m, Bound) for m in hint.__metadata__)}
+
+
+def out_of_range(params) -> list[tuple[str, str]]:
+    """(field, description) for each value of `params` (a params dataclass) outside its bound."""
+    return [(name, f"{name} must be {bound} (got {value})") for name, bound in bounds(type(params)).items()
+            if (value := getattr(params, name)) is not None and not bound.holds(value)]
+
+
+def _help(text: str) -> dict:
+    return {"help": text}
+
+
+@_with_ranges_in_help
+@dataclasses.dataclass(frozen=True)
+class SftParams:
+    max_examples: typing.Annotated[int, Bound(1, 100_000)] = dataclasses.field(
+        default=200, metadata=_help("SQuAD training questions used"))
+    num_train_epochs: typing.Annotated[int, Bound(1, 20)] = dataclasses.field(
+        default=1, metadata=_help("passes over them"))
+    max_length: typing.Annotated[int, Bound(32, 1024)] = dataclasses.field(
+        default=256, metadata=_help("tokens per example (prompt + answer); longer contexts are cut around the answer"))
+    learning_rate: typing.Annotated[float, Bound(0, 0.01, low_open=True)] = dataclasses.field(
+        default=2e-4, metadata=_help("AdamW learning rate"))
+    lora_r: typing.Annotated[int, Bound(1, 256)] = dataclasses.field(default=16, metadata=_help("LoRA rank"))
+
+
+@_with_ranges_in_help
+@dataclasses.dataclass(frozen=True)
+class RlParams:
+    steps: typing.Annotated[int, Bound(1, 10_000)] = dataclasses.field(default=60, metadata=_help("GRPO steps"))
+    max_new_tokens: typing.Annotated[int, Bound(8, 256)] = dataclasses.field(
+        default=60, metadata=_help("tokens per sampled answer"))
+    use_dataset_prompts: bool = dataclasses.field(
+        default=False, metadata=_help("prompt with SQuAD training questions instead of the built-in fixed set"))
+    max_prompt_examples: typing.Annotated[int, Bound(1, 100_000)] = dataclasses.field(
+        default=60, metadata=_help("SQuAD questions used with --use-dataset-prompts"))
+    learning_rate: typing.Annotated[float, Bound(0, 0.01, low_open=True)] = dataclasses.field(
+        default=1e-5, metadata=_help("AdamW learning rate"))
+
+
+@_with_ranges_in_help
+@dataclasses.dataclass(frozen=True)
+class EvalParams:
+    """Unset, each takes its TRAINER_EVAL_* setting, as the evaluation at the end of every job does."""
+    examples: typing.Annotated[int | None, Bound(1, 100_000)] = dataclasses.field(
+        default=None, metadata=_help("validation questions (default TRAINER_EVAL_EXAMPLES)"))
+    max_new_tokens: typing.Annotated[int | None, Bound(8, 256)] = dataclasses.field(
+        default=None, metadata=_help("tokens generated per answer (default TRAINER_EVAL_MAX_NEW_TOKENS)"))
