@@ -93,6 +93,7 @@ def test_qa_mode_falls_back_from_rl_to_sft_with_a_warning(api):
     body = response.json()
     assert_formatted(body["generated_text"])
     assert (body["model"], body["mode"], body["adapter"]) == ("gpt2", "qa", "sft")
+    assert body["base_model"].endswith("tiny-gpt2")  # "model" stays "gpt2" as the contract has it
     assert "'rl' is not available" in body["warning"] and "used 'sft'" in body["warning"]
     explicit_sft = api.post("/generate_with_llm", json={**QUESTION, "use_rl_model": False}).json()
     assert explicit_sft["adapter"] == "sft" and "warning" not in explicit_sft
@@ -211,6 +212,21 @@ def test_concurrent_requests_are_batched_and_greedy_answers_do_not_change(stub):
     after = status(stub)
     assert after.largest_batch >= 3 and after.batches - before.batches < len(requests)
     assert together == alone
+
+
+def test_planning_and_decoding_at_once_from_many_clients(stub):
+    """Planning (tokenising, fitting long contexts) runs on its own thread with its own tokenizer while the engine
+    thread decodes: many concurrent clients, half of them with contexts that need trimming, all get answers, and
+    the greedy ones are those a lone request gets."""
+    long_context = "The harbour was busy that morning and the ships came in one by one. " * 300
+    requests = [llm_pb2.LlmGenerateRequest(question=f"Which ship came {i}?", context=long_context, adapter="base",
+                                           max_new_tokens=12) if i % 2 else
+                llm_pb2.LlmGenerateRequest(start_word=f"The ship {i}", length=16, adapter="base")
+                for i in range(48)]
+    with concurrent.futures.ThreadPoolExecutor(24) as pool:
+        together = list(pool.map(lambda r: stub.Generate(r, timeout=120).generated_text, requests))
+    assert together[:4] == [stub.Generate(r).generated_text for r in requests[:4]]
+    assert all(text.startswith(PREFIX) and text.endswith(SUFFIX) for text in together)
 
 
 def test_batch_sizes_and_tokens_are_exported_to_prometheus(llm, metrics_port):

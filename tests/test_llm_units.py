@@ -1,11 +1,11 @@
 """The llm service's pure parts: the answer format while streaming, context trimming, and which adapter folders
-the registry accepts."""
+the adapter catalog accepts."""
 import pytest
 
 from services.common import adapters
 from services.common.prompts import SUFFIX, fit_context, qa_prompt
 from services.llm import answer_format
-from services.llm.adapters_registry import _published
+from services.llm.catalog import published_version as _published
 
 
 @pytest.mark.parametrize(("body", "final", "completed"), [

@@ -96,7 +96,7 @@ class Batcher:
             BATCH_SIZE.observe(len(live))
             error = None
             try:
-                await self.engine.call(self.engine.generate, live)
+                await self.engine.generate(live)
             except Exception as exc:  # reported to each caller; the batcher itself keeps running
                 log.exception("batch failed", extra={"rows": len(live)})
                 error = exc

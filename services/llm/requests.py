@@ -1,5 +1,8 @@
 """From an LlmGenerateRequest to what the engine decodes: validation, the prompt, the forced lead of the answer,
 the token budget, and the context trimmed to the model's window."""
+import asyncio
+import concurrent.futures
+import copy
 import dataclasses
 
 from services.common.errors import Violations, check_start_word
@@ -90,3 +93,17 @@ def plan(request, tokenizer, window: int) -> Plan | Violations:
                               f"(the model's window is {window} tokens)")
         return violations
     return Plan("text", prompt_ids, lead, budget, warnings=warnings, **common)
+
+
+class Planner:
+    """Plans requests on a thread of its own, with its own copy of the tokenizer. The engine thread decodes with
+    the original meanwhile, and a fast tokenizer's Rust state must not be used from two threads at once."""
+
+    def __init__(self, tokenizer, window: int) -> None:
+        self.tokenizer = copy.deepcopy(tokenizer)
+        self.window = window
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-planner")
+
+    async def plan(self, request) -> Plan | Violations:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, plan, request, self.tokenizer,
+                                                                self.window)

@@ -5,25 +5,28 @@ import logging
 from textgen.v1 import llm_pb2, llm_pb2_grpc
 
 from services.common.server import Binding, GrpcServer
-from services.llm.adapters_registry import AdapterRegistry
 from services.llm.batcher import Batcher
+from services.llm.catalog import AdapterCatalog
 from services.llm.config import LlmConfig
 from services.llm.engine import Engine
+from services.llm.requests import Planner
 from services.llm.servicer import LlmServicer
 
 log = logging.getLogger("textgen.llm")
 
 
 async def serve(config: LlmConfig) -> None:
-    registry = AdapterRegistry(config.models_dir)
-    engine = Engine(config.base_model, registry, config.torch_threads)
+    engine = Engine(config.base_model, config.torch_threads)
+    catalog = AdapterCatalog(config.models_dir, engine)
     batcher = Batcher(engine, config.batch_window_ms, config.max_batch_size)
-    servicer = LlmServicer(engine, registry, batcher)
+    servicer = LlmServicer(engine, catalog, batcher)
     server = GrpcServer(config, [Binding(llm_pb2.DESCRIPTOR.services_by_name["LlmService"],
                                          llm_pb2_grpc.add_LlmServiceServicer_to_server, servicer)])
 
     async def load() -> None:
-        if await engine.call(engine.load):
+        if await engine.load():
+            servicer.planner = Planner(engine.base.tokenizer, engine.base.window)
+            await catalog.refresh()
             batcher.start()
             await server.set_serving(True, "model loaded")
         else:

@@ -8,8 +8,8 @@ from textgen.v1 import llm_pb2, llm_pb2_grpc
 
 from services.common.errors import Violations
 from services.llm import requests
-from services.llm.adapters_registry import BASE, AdapterRegistry, Lease
 from services.llm.batcher import Batcher
+from services.llm.catalog import BASE, AdapterCatalog, Lease
 from services.llm.decoding import Row
 from services.llm.engine import Engine
 
@@ -19,32 +19,31 @@ FALLBACKS = {"rl": ("rl", "sft", BASE), "sft": ("sft", BASE), BASE: (BASE,)}
 
 
 class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
-    def __init__(self, engine: Engine, registry: AdapterRegistry, batcher: Batcher) -> None:
+    def __init__(self, engine: Engine, catalog: AdapterCatalog, batcher: Batcher) -> None:
         self.engine = engine
-        self.registry = registry
+        self.catalog = catalog
         self.batcher = batcher
-        self._reload_lock = asyncio.Lock()
+        self.planner: requests.Planner | None = None  # once the base model is loaded
 
     @property
     def ready(self) -> bool:
-        return self.engine.base is not None
+        return self.planner is not None
 
     async def _refresh_adapters(self, force: bool = False) -> None:
-        async with self._reload_lock:
-            if force or self.registry.changed():
-                await self.engine.call(self.engine.reload_adapters)
+        if force or self.catalog.changed():
+            await self.catalog.refresh()
 
     def _choose_adapter(self, request) -> tuple[Lease, str | None]:
         wanted = request.adapter or ("rl" if not request.HasField("use_rl_model") or request.use_rl_model
                                      else "sft")
         for name in FALLBACKS[wanted]:
-            lease = self.registry.acquire(name)
+            lease = self.catalog.acquire(name)
             if lease is not None:
                 break
         if lease.name == wanted:
             return lease, None
         version = f" (version {lease.version})" if lease.version else ""
-        return lease, (f"adapter {wanted!r} is not available ({self.registry.why_missing(wanted)}); "
+        return lease, (f"adapter {wanted!r} is not available ({self.catalog.why_missing(wanted)}); "
                        f"used {lease.name!r}{version} instead")
 
     async def _prepare(self, request, context) -> tuple[Row, Lease, list[str]]:
@@ -53,7 +52,7 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
         await violations.abort_if_any(context)
         if not self.ready:
             await context.abort(grpc.StatusCode.UNAVAILABLE, self.engine.unavailable_reason)
-        plan = await asyncio.to_thread(requests.plan, request, self.engine.base.tokenizer, self.engine.base.window)
+        plan = await self.planner.plan(request)
         if isinstance(plan, Violations):
             await plan.abort_if_any(context)
         await self._refresh_adapters()
@@ -74,7 +73,8 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
         log.info("generated", extra={"mode": row.mode, "adapter": lease.name, "version": lease.version,
                                      "tokens": len(row.generated), "stop": row.stop_reason})
         return llm_pb2.LlmGenerateResponse(
-            generated_text=text, model="gpt2", mode=row.mode, adapter=lease.name, adapter_version=lease.version,
+            generated_text=text, model="gpt2", base_model=self.engine.base_model_name, mode=row.mode,
+            adapter=lease.name, adapter_version=lease.version,
             warning="; ".join(warnings) or None, format_completed_by_service=completed,
             generated_tokens=len(row.generated))
 
@@ -92,7 +92,7 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
             await self._decode(row, context)
             return await self._finish(row, lease, warnings, context)
         finally:
-            self.registry.release(lease)
+            self.catalog.release(lease)
 
     async def GenerateStream(self, request, context):
         row, lease, warnings = await self._prepare(request, context)
@@ -114,7 +114,7 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
         finally:
             row.cancelled = row.cancelled or not decoding.done()
             decoding.cancel()
-            self.registry.release(lease)
+            self.catalog.release(lease)
 
     async def GetStatus(self, request, context):
         return self._status()
@@ -128,6 +128,6 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
         stats = self.batcher.stats
         return llm_pb2.LlmStatus(
             base_model=self.engine.base_model_name, loaded=self.ready, reason=self.engine.unavailable_reason,
-            adapters=[llm_pb2.AdapterStatus(**a) for a in self.registry.status()],
+            adapters=[llm_pb2.AdapterStatus(**a) for a in self.catalog.status()],
             in_flight=stats.in_flight, batches=stats.batches, batched_requests=stats.rows,
             largest_batch=stats.largest, max_batch_size=self.batcher.max_batch_size)
