@@ -1,0 +1,91 @@
+"""The `textgen` command (the venv's console script) against live services: generation, QA and streaming, a
+training job followed to its end with --watch, jobs, cancel, status, and one-line errors with exit code 1."""
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from launch.processes import base_env, free_port, start_service
+from tests.test_llm_helpers import tiny_models_dir, train_adapter
+from tests.test_trainer_helpers import SHIPPED_SAMPLE
+
+TEXTGEN = pathlib.Path(sys.executable).parent / "textgen"
+TOKEN = "cli-token"
+SMALL_SFT = ["--max-examples", "8", "--num-train-epochs", "1", "--max-length", "96", "--lora-r", "4"]
+
+
+@pytest.fixture(scope="module")
+def system(corpus_file, tmp_path_factory):
+    models_dir = tiny_models_dir(tmp_path_factory.mktemp("cli-models"))
+    train_adapter(models_dir, "sft", steps=20)
+    common = {"MODELS_DIR": str(models_dir), "LLM_BASE_MODEL": str(models_dir / "tiny-gpt2")}
+    with start_service("services.baseline", {**common, "CORPUS": str(corpus_file)}, "BASELINE_PORT") as baseline, \
+            start_service("services.llm", {**common, "LLM_TORCH_THREADS": "1"}, "LLM_PORT") as llm, \
+            start_service("services.trainer", {**common, "SQUAD_DATASET": str(SHIPPED_SAMPLE), "LLM_ADDR": llm.address,
+                                               "TRAINER_TOKEN": TOKEN, "TRAINER_EVAL_EXAMPLES": "2",
+                                               "TRAINER_EVAL_MAX_NEW_TOKENS": "8", "TRAINER_TORCH_THREADS": "1"},
+                          "TRAINER_PORT") as trainer:
+        # Nothing listens at the rnn address: the status table and an rnn call must say so.
+        yield {"BASELINE_ADDR": baseline.address, "LLM_ADDR": llm.address, "TRAINER_ADDR": trainer.address,
+               "RNN_ADDR": f"127.0.0.1:{free_port()}", "TRAINER_TOKEN": TOKEN}
+
+
+def textgen(system, *args: str, token: str | None = TOKEN) -> subprocess.CompletedProcess:
+    env = base_env({**system, "TRAINER_TOKEN": token or ""})
+    return subprocess.run([str(TEXTGEN), *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_generate_and_a_one_line_error(system):
+    done = textgen(system, "generate", "bigram", "the", "-n", "4", "--seed", "1")
+    assert done.returncode == 0 and done.stdout.startswith("the ") and len(done.stdout.split()) <= 4
+    bad = textgen(system, "generate", "bigram", "the", "-n", "0")
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert bad.stderr.strip().splitlines() == [
+        f"textgen: baseline at {system['BASELINE_ADDR']}: INVALID_ARGUMENT: length must be between 1 and 1000 (got 0)"]
+    down = textgen(system, "generate", "rnn", "the")
+    assert down.returncode == 1 and "rnn at" in down.stderr and "UNAVAILABLE" in down.stderr
+    assert "Traceback" not in bad.stderr + down.stderr
+
+
+def test_ask_and_stream_give_the_same_greedy_answer(system):
+    asked = textgen(system, "ask", "Who came into the harbour?", "--context", "The ship came into the harbour.",
+                    "--adapter", "sft", "--max-new-tokens", "20")
+    streamed = textgen(system, "stream", "Who came into the harbour?", "--context",
+                       "The ship came into the harbour.", "--adapter", "sft", "--max-new-tokens", "20")
+    assert asked.returncode == streamed.returncode == 0, asked.stderr + streamed.stderr
+    assert asked.stdout == streamed.stdout and asked.stdout.startswith("That is a great question.")
+    assert "(sft " in asked.stderr
+    text_mode = textgen(system, "ask", "--text", "The ship", "-n", "6", "--adapter", "base")
+    assert text_mode.returncode == 0 and text_mode.stdout.startswith("That is a great question. The ship")
+    assert textgen(system, "ask").returncode == 2  # neither a question nor --text
+
+
+def test_train_with_watch_follows_the_job_to_its_end_then_jobs_lists_it(system):
+    refused = textgen(system, "train", "sft", *SMALL_SFT, token=None)
+    assert refused.returncode == 1 and "UNAUTHENTICATED" in refused.stderr
+    trained = textgen(system, "train", "sft", *SMALL_SFT, "--watch")
+    assert trained.returncode == 0, trained.stderr
+    job_id = trained.stdout.split()[1]
+    assert f"job {job_id} succeeded: published sft adapter version" in trained.stdout
+    assert "step" in trained.stderr  # tqdm draws the bar on stderr
+    listed = textgen(system, "jobs")
+    assert listed.returncode == 0
+    row = next(line for line in listed.stdout.splitlines() if line.startswith(job_id))
+    assert "sft" in row and "succeeded" in row
+
+
+def test_cancel_and_status(system):
+    queued = textgen(system, "train", "sft", "--max-examples", "100000", "--num-train-epochs", "20")
+    job_id = queued.stdout.split()[1]
+    cancelled = textgen(system, "cancel", job_id)
+    assert cancelled.returncode == 0 and cancelled.stdout.strip() == f"job {job_id} cancelled"
+    watched = textgen(system, "watch", job_id)
+    assert watched.returncode == 1 and f"job {job_id} cancelled" in watched.stdout
+    status = textgen(system, "status")
+    assert status.returncode == 1  # the rnn service is down
+    lines = status.stdout.splitlines()
+    assert any(line.startswith("baseline") and line.endswith("SERVING") for line in lines)
+    assert any(line.startswith("rnn") and line.endswith("UNAVAILABLE") for line in lines)
+    assert any(line.startswith("base model:") and "tiny-gpt2 (loaded)" in line for line in lines)
+    assert any(line.startswith("sft") and " yes" in line for line in lines)

@@ -1,0 +1,218 @@
+"""A Python client for the whole system: one object over the generated stubs.
+
+    from textgen.client import Client, TextgenError
+
+    with Client() as client:                       # addresses from BASELINE_ADDR, ..., else loopback defaults
+        print(client.generate("the", length=10).generated_text)
+        answer = client.ask("Who wrote it?", context="It was written by Ada.", adapter="sft")
+        job = client.train_sft(max_examples=200)
+        for event in client.watch(job.job_id):
+            print(event.status, event.progress.step, event.progress.total_steps)
+
+Every call has a deadline (`timeout`, default 60 s; streams have none unless given). Calls without side effects
+are retried on UNAVAILABLE by gRPC itself, through the channel's service config. Any failure is a TextgenError
+carrying the gRPC code, the message and the field violations of a google.rpc.BadRequest.
+"""
+import dataclasses
+import json
+import os
+from collections.abc import Iterator, Mapping
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+
+from textgen.endpoints import ENDPOINTS
+from textgen.v1 import (baseline_pb2, baseline_pb2_grpc, common_pb2, llm_pb2, llm_pb2_grpc, rnn_pb2, rnn_pb2_grpc,
+                        trainer_pb2, trainer_pb2_grpc)
+
+DEFAULT_TIMEOUT_SECONDS = 60.0
+# Only calls that change nothing are retried: a retried TrainSft could queue a second job.
+_RETRIED = [{"service": "textgen.v1.BigramService"}, {"service": "textgen.v1.RnnService"},
+            {"service": "textgen.v1.LlmService", "method": "Generate"},
+            {"service": "textgen.v1.LlmService", "method": "GenerateStream"},
+            {"service": "textgen.v1.LlmService", "method": "GetStatus"},
+            {"service": "textgen.v1.TrainerService", "method": "ListJobs"},
+            {"service": "textgen.v1.TrainerService", "method": "GetJob"},
+            {"service": "textgen.v1.TrainerService", "method": "WatchJob"},
+            {"service": "grpc.health.v1.Health", "method": "Check"}]
+SERVICE_CONFIG = json.dumps({"methodConfig": [{
+    "name": _RETRIED,
+    "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.2s", "maxBackoff": "2s", "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"]},
+}]})
+
+
+class TextgenError(Exception):
+    """A call that failed: the gRPC code, the service's message and, for bad input, each field named."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, field_violations: list[tuple[str, str]],
+                 service: str = "") -> None:
+        super().__init__(message)
+        self.code, self.message, self.field_violations, self.service = code, message, field_violations, service
+
+    @classmethod
+    def from_rpc(cls, error: grpc.RpcError, service: str = "") -> "TextgenError":
+        violations = []
+        status = rpc_status.from_call(error)
+        for detail in status.details if status else ():
+            if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                bad_request = error_details_pb2.BadRequest()
+                detail.Unpack(bad_request)
+                violations += [(v.field, v.description) for v in bad_request.field_violations]
+        return cls(error.code(), error.details() or "", violations, service)
+
+    def __str__(self) -> str:
+        return f"{self.code.name}: {self.message}"
+
+
+def _call(service: str, function, *args, **kwargs):
+    try:
+        return function(*args, **kwargs)
+    except grpc.RpcError as error:
+        raise TextgenError.from_rpc(error, service) from None
+
+
+def _streamed(service: str, stream) -> Iterator:
+    try:
+        yield from stream
+    except grpc.RpcError as error:
+        raise TextgenError.from_rpc(error, service) from None
+    finally:
+        stream.cancel()
+
+
+def _set(**fields) -> dict:
+    """The fields that were given: an unset optional field takes the service's documented default."""
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+@dataclasses.dataclass
+class ServiceHealth:
+    name: str
+    address: str
+    status: str  # SERVING, NOT_SERVING, or the gRPC code of a failed check (UNAVAILABLE: nothing listens)
+
+
+class Client:
+    def __init__(self, addresses: Mapping[str, str] | None = None, *, timeout: float = DEFAULT_TIMEOUT_SECONDS,
+                 token: str | None = None, environ: Mapping[str, str] = os.environ) -> None:
+        """`addresses` by service name (baseline, rnn, llm, trainer) override <NAME>_ADDR; `token` (default
+        TRAINER_TOKEN) is sent to the trainer for training and cancelling."""
+        self.addresses = {name: (addresses or {}).get(name) or endpoint.address(environ)
+                          for name, endpoint in ENDPOINTS.items()}
+        self.timeout = timeout
+        token = environ.get("TRAINER_TOKEN", "") if token is None else token
+        self._auth = [("authorization", f"Bearer {token}")] if token else []
+        self._channels: dict[str, grpc.Channel] = {}
+
+    def channel(self, name: str) -> grpc.Channel:
+        if name not in self._channels:
+            self._channels[name] = grpc.insecure_channel(
+                self.addresses[name], options=[("grpc.service_config", SERVICE_CONFIG), ("grpc.enable_retries", 1)])
+        return self._channels[name]
+
+    def close(self) -> None:
+        for channel in self._channels.values():
+            channel.close()
+        self._channels.clear()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- generation ---------------------------------------------------------------------------------------
+    def generate(self, start_word: str, length: int | None = None, seed: int | None = None
+                 ) -> common_pb2.GenerateResponse:
+        """The bigram model: `length` words in all, the start word included."""
+        request = baseline_pb2.BigramGenerateRequest(**_set(start_word=start_word, length=length, seed=seed))
+        return _call("baseline", baseline_pb2_grpc.BigramServiceStub(self.channel("baseline")).Generate, request,
+                     timeout=self.timeout)
+
+    def generate_rnn(self, start_word: str, length: int | None = None, temperature: float | None = None,
+                     seed: int | None = None) -> common_pb2.GenerateResponse:
+        """The LSTM: the start text followed by `length` new words."""
+        request = rnn_pb2.RnnGenerateRequest(**_set(start_word=start_word, length=length, temperature=temperature,
+                                                    seed=seed))
+        return _call("rnn", rnn_pb2_grpc.RnnServiceStub(self.channel("rnn")).Generate, request, timeout=self.timeout)
+
+    @staticmethod
+    def _llm_request(question, start_word, context, length, adapter, use_rl_model, max_new_tokens, temperature,
+                     seed) -> llm_pb2.LlmGenerateRequest:
+        return llm_pb2.LlmGenerateRequest(**_set(question=question, start_word=start_word, context=context,
+                                                 length=length, adapter=adapter, use_rl_model=use_rl_model,
+                                                 max_new_tokens=max_new_tokens, temperature=temperature, seed=seed))
+
+    def ask(self, question: str | None = None, *, context: str | None = None, start_word: str | None = None,
+            length: int | None = None, adapter: str | None = None, use_rl_model: bool | None = None,
+            max_new_tokens: int | None = None, temperature: float | None = None, seed: int | None = None
+            ) -> llm_pb2.LlmGenerateResponse:
+        """The LLM: a `question` (QA mode, from `context`) or a `start_word` to continue (text mode)."""
+        request = self._llm_request(question, start_word, context, length, adapter, use_rl_model, max_new_tokens,
+                                    temperature, seed)
+        return _call("llm", llm_pb2_grpc.LlmServiceStub(self.channel("llm")).Generate, request,
+                     timeout=self.timeout)
+
+    def stream(self, question: str | None = None, *, context: str | None = None, start_word: str | None = None,
+               length: int | None = None, adapter: str | None = None, use_rl_model: bool | None = None,
+               max_new_tokens: int | None = None, temperature: float | None = None, seed: int | None = None
+               ) -> Iterator[llm_pb2.LlmGenerateChunk]:
+        """As `ask`, chunk by chunk; the last chunk carries the whole response in `final`."""
+        request = self._llm_request(question, start_word, context, length, adapter, use_rl_model, max_new_tokens,
+                                    temperature, seed)
+        stub = llm_pb2_grpc.LlmServiceStub(self.channel("llm"))
+        return _streamed("llm", stub.GenerateStream(request, timeout=self.timeout))
+
+    # --- training ---------------------------------------------------------------------------------------------
+    def _trainer(self) -> trainer_pb2_grpc.TrainerServiceStub:
+        return trainer_pb2_grpc.TrainerServiceStub(self.channel("trainer"))
+
+    def train_sft(self, **params) -> trainer_pb2.Job:
+        """Queues an SFT job (fields of TrainSftRequest: max_examples, num_train_epochs, ...); returns at once."""
+        return _call("trainer", self._trainer().TrainSft, trainer_pb2.TrainSftRequest(**_set(**params)),
+                     timeout=self.timeout, metadata=self._auth)
+
+    def train_rl(self, **params) -> trainer_pb2.Job:
+        """Queues an RL job (fields of TrainRlRequest); refused until an SFT adapter is published."""
+        return _call("trainer", self._trainer().TrainRl, trainer_pb2.TrainRlRequest(**_set(**params)),
+                     timeout=self.timeout, metadata=self._auth)
+
+    def jobs(self) -> list[trainer_pb2.Job]:
+        """Every job, newest first."""
+        return list(_call("trainer", self._trainer().ListJobs, trainer_pb2.ListJobsRequest(),
+                          timeout=self.timeout).jobs)
+
+    def job(self, job_id: str) -> trainer_pb2.Job:
+        return _call("trainer", self._trainer().GetJob, trainer_pb2.GetJobRequest(job_id=job_id),
+                     timeout=self.timeout)
+
+    def watch(self, job_id: str, timeout: float | None = None) -> Iterator[trainer_pb2.JobEvent]:
+        """Progress events until the job ends (the last one has a finished status)."""
+        return _streamed("trainer", self._trainer().WatchJob(trainer_pb2.WatchJobRequest(job_id=job_id),
+                                                             timeout=timeout))
+
+    def cancel(self, job_id: str) -> trainer_pb2.Job:
+        return _call("trainer", self._trainer().CancelJob, trainer_pb2.CancelJobRequest(job_id=job_id),
+                     timeout=self.timeout, metadata=self._auth)
+
+    # --- status -----------------------------------------------------------------------------------------------
+    def health(self) -> list[ServiceHealth]:
+        """Each service's gRPC health, checked with a short deadline."""
+        found = []
+        for name, address in self.addresses.items():
+            try:
+                response = health_pb2_grpc.HealthStub(self.channel(name)).Check(health_pb2.HealthCheckRequest(),
+                                                                                 timeout=min(self.timeout, 3))
+                status = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+            except grpc.RpcError as error:
+                status = error.code().name
+            found.append(ServiceHealth(name, address, status))
+        return found
+
+    def status(self) -> llm_pb2.LlmStatus:
+        """The llm service: base model, adapters and versions, batching counters."""
+        return _call("llm", llm_pb2_grpc.LlmServiceStub(self.channel("llm")).GetStatus, llm_pb2.GetLlmStatusRequest(),
+                     timeout=self.timeout)
