@@ -28,15 +28,15 @@ from textgen.v1 import (baseline_pb2, baseline_pb2_grpc, common_pb2, llm_pb2, ll
                         trainer_pb2, trainer_pb2_grpc)
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
-# Only calls that change nothing are retried: a retried TrainSft could queue a second job.
+# Only calls that change nothing are retried: a retried TrainSft could queue a second job. Health checks are not:
+# `health()` reports what is true now.
 _RETRIED = [{"service": "textgen.v1.BigramService"}, {"service": "textgen.v1.RnnService"},
             {"service": "textgen.v1.LlmService", "method": "Generate"},
             {"service": "textgen.v1.LlmService", "method": "GenerateStream"},
             {"service": "textgen.v1.LlmService", "method": "GetStatus"},
             {"service": "textgen.v1.TrainerService", "method": "ListJobs"},
             {"service": "textgen.v1.TrainerService", "method": "GetJob"},
-            {"service": "textgen.v1.TrainerService", "method": "WatchJob"},
-            {"service": "grpc.health.v1.Health", "method": "Check"}]
+            {"service": "textgen.v1.TrainerService", "method": "WatchJob"}]
 SERVICE_CONFIG = json.dumps({"methodConfig": [{
     "name": _RETRIED,
     "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.2s", "maxBackoff": "2s", "backoffMultiplier": 2,

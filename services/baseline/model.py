@@ -1,4 +1,4 @@
-"""The Module 3 bigram model: P(w2 | w1) = C(w1, w2) / C(w1), sampled word by word."""
+"""The bigram model: P(w2 | w1) = C(w1, w2) / C(w1), sampled word by word."""
 import collections
 import itertools
 import random

@@ -19,10 +19,6 @@ class Violations:
     def add(self, field: str, description: str) -> None:
         self._items.append((field, description))
 
-    def require(self, condition: bool, field: str, description: str) -> None:
-        if not condition:
-            self.add(field, description)
-
     def check_range(self, field: str, value: float, low: float, high: float, *, low_open: bool = False) -> None:
         low_ok = value > low if low_open else value >= low
         if not (low_ok and value <= high):

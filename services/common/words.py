@@ -1,4 +1,4 @@
-"""The word tokenizer both word-level generators (bigram and LSTM) share: lower-cased \w+ words, punctuation
+r"""The word tokenizer both word-level generators (bigram and LSTM) share: lower-cased \w+ words, punctuation
 dropped."""
 import re
 

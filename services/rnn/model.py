@@ -1,4 +1,4 @@
-"""The Module 7 language model: embedding 100 -> one-layer LSTM 128 -> linear over the vocabulary."""
+"""The word-level LSTM language model: embedding 100 -> one-layer LSTM 128 -> linear over the vocabulary."""
 import torch
 from torch import nn
 
