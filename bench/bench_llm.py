@@ -24,30 +24,14 @@ import torch
 from textgen.v1 import llm_pb2, llm_pb2_grpc
 
 from services.common.prompts import PREFIX, qa_prompt
-from services.llm.tiny_model import build_tiny_model
+from services.llm.tiny_model import build_gpt2_size_model
 from launch.processes import start_service
 
-GPT2_VOCAB = 50257
 CONTEXT = ("The ship came into the harbour at noon. The captain stood on the deck and looked at the sea, which was "
            "calm; the sky was clear and the sailors were already thinking of home. ")
 QUESTIONS = ["Who stood on the deck?", "When did the ship arrive?", "What was the sea like?", "Where was the ship?",
              "What were the sailors thinking of?", "Was the sky clear?", "Who looked at the sea?",
              "What came into the harbour?"]
-
-
-def build_gpt2_size_model(folder: pathlib.Path) -> pathlib.Path:
-    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
-
-    tiny = build_tiny_model(folder / "tiny")
-    tokenizer = AutoTokenizer.from_pretrained(tiny)
-    tokenizer.add_tokens([f"<extra_{i}>" for i in range(GPT2_VOCAB - len(tokenizer))])
-    out = folder / "gpt2-size"
-    tokenizer.save_pretrained(out)
-    torch.manual_seed(0)
-    config = GPT2Config(vocab_size=len(tokenizer), bos_token_id=tokenizer.eos_token_id,
-                        eos_token_id=tokenizer.eos_token_id)
-    GPT2LMHeadModel(config).save_pretrained(out)
-    return out
 
 
 def request(index: int, new_tokens: int) -> llm_pb2.LlmGenerateRequest:
@@ -103,7 +87,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="bench-llm-") as tmp:
-        model_dir = build_gpt2_size_model(pathlib.Path(tmp))
+        model_dir = build_gpt2_size_model(pathlib.Path(tmp) / "gpt2-size")
         local = InProcess(model_dir)
         print(f"model: GPT2Config() random weights, {sum(p.numel() for p in local.model.parameters()) / 1e6:.0f}M "
               f"parameters; prompt {len(local.ids(0))} tokens; {args.new_tokens} new tokens; greedy; "

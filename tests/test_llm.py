@@ -43,10 +43,12 @@ def llm(models_dir, metrics_port):
 @pytest.fixture(scope="module")
 def slow_llm(tmp_path_factory):
     """A GPT-2-depth model (12 layers, 768 wide, small vocabulary): a 512-token answer takes many seconds on any
-    CPU, so stopping it at a deadline or on cancel is visible."""
+    CPU, so stopping it at a deadline or on cancel, and joining a running batch, are visible. Two rows at most,
+    one more waiting."""
     directory = tmp_path_factory.mktemp("llm-slow")
     build_tiny_model(directory / "deep-gpt2", n_layer=12, n_embd=768, n_head=12)
-    env = {"MODELS_DIR": str(directory), "LLM_BASE_MODEL": str(directory / "deep-gpt2"), "LLM_TORCH_THREADS": "1"}
+    env = {"MODELS_DIR": str(directory), "LLM_BASE_MODEL": str(directory / "deep-gpt2"), "LLM_TORCH_THREADS": "1",
+           "LLM_MAX_BATCH_SIZE": "2", "LLM_MAX_QUEUED": "1"}
     with start_service("services.llm", env, "LLM_PORT") as service:
         yield service
 
@@ -85,6 +87,7 @@ def test_status_names_the_base_model_and_each_adapter(api, models_dir):
     assert adapters["sft"]["loaded"] is True and adapters["sft"]["path"].startswith(str(models_dir))
     assert adapters["rl"]["loaded"] is False and "no version published" in adapters["rl"]["error"]
     assert body["max_batch_size"] == 8 and body["in_flight"] == 0 and isinstance(body["batches"], int)
+    assert (body["batching"], body["queued"], body["max_queued"]) == ("continuous", 0, 64)
 
 
 def test_qa_mode_falls_back_from_rl_to_sft_with_a_warning(api):
@@ -177,6 +180,42 @@ def test_generation_stops_at_the_deadline_and_on_cancel(slow_stub):
     wait_until_idle(stub, within=0.5)
 
 
+def test_a_request_joins_the_running_batch_at_the_next_token(slow_stub):
+    long_request = llm_pb2.LlmGenerateRequest(start_word="The sea", length=512, adapter="base")
+    running = slow_stub.GenerateStream(long_request)
+    next(running), next(running)  # decoding
+    started = time.monotonic()
+    short = slow_stub.Generate(llm_pb2.LlmGenerateRequest(start_word="The ship", length=3, adapter="base"))
+    joined_in = time.monotonic() - started
+    assert short.generated_tokens <= 3
+    assert status(slow_stub).in_flight == 1, "the long request should still be decoding"
+    assert joined_in < 5, f"the short request took {joined_in:.1f} s: it waited for the running batch"
+    running.cancel()
+    wait_until_idle(slow_stub, within=1)
+
+
+def test_past_the_queue_bound_a_request_is_refused_with_resource_exhausted(slow_stub, slow_llm):
+    long_request = llm_pb2.LlmGenerateRequest(start_word="The sea", length=512, adapter="base")
+    first, second = slow_stub.GenerateStream(long_request), slow_stub.GenerateStream(long_request)
+    next(first), next(first), next(second), next(second)  # both rows of the batch decoding
+    waiting = slow_stub.Generate.future(long_request)
+    deadline = time.monotonic() + 5
+    while status(slow_stub).queued < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    with pytest.raises(grpc.RpcError) as refused:
+        slow_stub.Generate(long_request, timeout=5)
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "LLM_MAX_QUEUED" in refused.value.details()
+    with start_gateway(llm=slow_llm.address) as gateway:
+        response = httpx.post(f"{gateway.url}/generate_with_llm/stream", timeout=10,
+                              json={"start_word": "The sea", "length": 512, "adapter": "base"})
+    assert response.status_code == 429 and response.json()["code"] == 8  # refused before the stream began
+    for call in (first, second, waiting):
+        call.cancel()
+    wait_until_idle(slow_stub, within=2)
+
+
 def test_envoy_route_timeout_is_a_504_status_and_cuts_a_stream_before_its_final_chunk(slow_llm, slow_stub):
     long_request = {"start_word": "The sea", "length": 512, "adapter": "base"}
     with start_gateway(llm=slow_llm.address, route_timeouts={"llm": 1.0}) as gateway:
@@ -231,7 +270,7 @@ def test_planning_and_decoding_at_once_from_many_clients(stub):
 
 def test_batch_sizes_and_tokens_are_exported_to_prometheus(llm, metrics_port):
     text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
-    assert "textgen_llm_batch_size_count" in text and 'textgen_llm_generated_tokens_total{stop="length"}' in text
+    assert "textgen_llm_batch_occupancy_count" in text and 'textgen_llm_generated_tokens_total{stop="length"}' in text
 
 
 BAD_INPUTS = [

@@ -1,8 +1,11 @@
-"""One batch of requests decoded together, token by token, with the answer format enforced.
+"""Rows decoding together, token by token, with the answer format enforced; rows join and leave between steps.
 
-Rows are left-padded to one length; each row keeps its own adapter (peft `adapter_names`), temperature, seed,
-token budget, deadline and cancellation, and leaves the batch as soon as it is done. Under greedy decoding a row's
-tokens are the same whether it runs alone or in a batch."""
+A `RunningBatch` holds one left-padded KV cache for its rows. New rows are prefilled as a group of their own and
+merged in (the narrower cache padded on the left); finished rows leave at once, and columns that have become
+padding for every remaining row are trimmed. Each row keeps its own adapter (peft `adapter_names`), temperature,
+seed, token budget, deadline and cancellation. A row's position ids count only its own tokens, so under greedy
+decoding its tokens are the same whether it runs alone or beside others.
+"""
 import dataclasses
 import os
 import time
@@ -12,6 +15,8 @@ import torch
 
 from services.common.prompts import suffix_end
 from services.llm import answer_format
+
+GREEDY_BELOW = 1e-4  # temperatures this small would overflow logits / temperature: they mean greedy anyway
 
 
 @dataclasses.dataclass(eq=False)
@@ -31,31 +36,30 @@ class Row:
     generated: list[int] = dataclasses.field(default_factory=list)
     body: str = ""
     sent: int = 0
-    stop_reason: str = ""  # "suffix", "eos", "length", "deadline", "cancelled"
+    stop_reason: str = ""  # "suffix", "eos", "length", "deadline", "cancelled", "error"
+    error: Exception | None = None
+    generator: torch.Generator | None = None
+    submitted_at: float = 0.0  # time.monotonic() values, for the queue and time-to-first-token metrics
+    first_token_at: float | None = None
 
     @property
     def done(self) -> bool:
         return bool(self.stop_reason)
 
+    @property
+    def tokens_held(self) -> int:
+        """The most KV-cache positions this row can come to hold."""
+        return len(self.prompt_ids) + self.max_new_tokens
+
     def final_text(self) -> tuple[str, bool]:
         body, completed = answer_format.complete(self.body)
         return self.lead + body, completed
 
-
-def _check_interrupts(row: Row, now: float) -> None:
-    if row.cancelled:
-        row.stop_reason = "cancelled"
-    elif row.deadline is not None and now >= row.deadline:
-        row.stop_reason = "deadline"
-
-
-def _report_finished(rows: list[Row]) -> None:
-    for row in rows:
-        if row.done and row.on_done is not None:
-            row.on_done()
-
-
-GREEDY_BELOW = 1e-4  # temperatures this small would overflow logits / temperature: they mean greedy anyway
+    def check_interrupts(self, now: float) -> None:
+        if self.cancelled:
+            self.stop_reason = "cancelled"
+        elif self.deadline is not None and now >= self.deadline:
+            self.stop_reason = "deadline"
 
 
 def _generator(row: Row) -> torch.Generator | None:
@@ -65,16 +69,18 @@ def _generator(row: Row) -> torch.Generator | None:
     return torch.Generator().manual_seed(seed)
 
 
-def _next_tokens(logits: torch.Tensor, rows: list[Row], generators: list[torch.Generator | None]) -> list[int]:
+def _next_tokens(logits: torch.Tensor, rows: list[Row]) -> list[int]:
     chosen = logits.argmax(dim=-1).tolist()
     for i, row in enumerate(rows):
-        if generators[i] is not None:
+        if row.generator is not None:
             probabilities = torch.softmax(logits[i].float() / row.temperature, dim=-1)
-            chosen[i] = int(torch.multinomial(probabilities, 1, generator=generators[i]))
+            chosen[i] = int(torch.multinomial(probabilities, 1, generator=row.generator))
     return chosen
 
 
-def _accept(row: Row, token: int, eos_id: int, decode) -> None:
+def _accept(row: Row, token: int, eos_id: int, decode: Callable[[list[int]], str]) -> None:
+    if row.first_token_at is None:
+        row.first_token_at = time.monotonic()
     if token == eos_id:
         row.stop_reason = "eos"
         return
@@ -93,47 +99,121 @@ def _accept(row: Row, token: int, eos_id: int, decode) -> None:
             row.sent = safe
 
 
-def generate_batch(model, rows: list[Row], eos_id: int, decode, use_adapter_names: bool) -> None:
-    """Decodes `rows` until each is done; the results are left in the rows (generated, body, stop_reason)."""
-    from transformers import DynamicCache
+def _cat_padded_left(first: torch.Tensor, second: torch.Tensor, dim: int) -> torch.Tensor:
+    """`first` and `second` stacked along the batch (first) dimension, each right-aligned along `dim` in zeros:
+    one allocation and one copy of each (the running batch's cache can be hundreds of MB)."""
+    shape = list(first.shape)
+    shape[0] += second.shape[0]
+    shape[dim] = width = max(first.shape[dim], second.shape[dim])
+    out = first.new_empty(shape)
+    for rows, tensor in ((slice(0, first.shape[0]), first), (slice(first.shape[0], None), second)):
+        index = [rows] + [slice(None)] * (tensor.dim() - 1)
+        index[dim] = slice(width - tensor.shape[dim], None)
+        out[tuple(index)] = tensor
+        # Padding is masked out, but it must hold numbers: 0 x NaN would still poison the attention sum.
+        index[dim] = slice(0, width - tensor.shape[dim])
+        out[tuple(index)] = 0
+    return out
 
-    now = time.monotonic()
-    for row in rows:
-        _check_interrupts(row, now)
-    _report_finished(rows)
-    active = [row for row in rows if not row.done]
-    if not active:
-        return
-    width = max(len(row.prompt_ids) for row in active)
-    input_ids = torch.tensor([[eos_id] * (width - len(r.prompt_ids)) + r.prompt_ids for r in active])
-    attention = torch.tensor([[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in active])
-    positions = (attention.cumsum(-1) - 1).clamp(min=0)
-    generators = [_generator(row) for row in active]
-    cache = DynamicCache()
-    with torch.inference_mode():
-        while active:
-            extra = {"adapter_names": [r.peft_name for r in active]} if use_adapter_names else {}
-            output = model(input_ids=input_ids, attention_mask=attention, position_ids=positions, cache=cache,
-                           use_cache=True, logits_to_keep=1, **extra)
-            cache = output.cache
-            tokens = _next_tokens(output.logits[:, -1, :], active, generators)
-            now = time.monotonic()
-            for row, token in zip(active, tokens):
-                _accept(row, token, eos_id, decode)
-                if not row.done:
-                    _check_interrupts(row, now)
-            _report_finished(active)
-            keep = [i for i, row in enumerate(active) if not row.done]
-            if not keep:
-                return
-            if len(keep) < len(active):
-                # Finished rows leave the batch: the rest no longer pay for them.
-                index = torch.tensor(keep)
-                cache.batch_select_indices(index)
-                attention, positions = attention[index], positions[index]
-                tokens = [tokens[i] for i in keep]
-                generators = [generators[i] for i in keep]
-            active = [active[i] for i in keep]
-            input_ids = torch.tensor(tokens).unsqueeze(-1)
-            attention = torch.cat([attention, torch.ones(len(active), 1, dtype=attention.dtype)], dim=-1)
-            positions = positions[:, -1:] + 1
+
+class RunningBatch:
+    """The rows being decoded, their KV cache (positions [rows, heads, width, dim]) and attention mask [rows, width]."""
+
+    def __init__(self, model, eos_id: int, decode: Callable[[list[int]], str], use_adapter_names: bool) -> None:
+        self.model, self.eos_id, self.decode, self.use_adapter_names = model, eos_id, decode, use_adapter_names
+        self.rows: list[Row] = []
+        self.cache = None
+        self.attention: torch.Tensor | None = None
+        self.next_tokens: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def tokens_held(self) -> int:
+        return sum(row.tokens_held for row in self.rows)
+
+    def _forward(self, rows: list[Row], input_ids: torch.Tensor, attention: torch.Tensor, cache):
+        from transformers import DynamicCache
+
+        # A row's positions count only its own tokens: the same as when it runs alone.
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, -input_ids.shape[1]:]
+        extra = {"adapter_names": [r.peft_name for r in rows]} if self.use_adapter_names else {}
+        with torch.inference_mode():
+            output = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
+                                cache=cache if cache is not None else DynamicCache(), use_cache=True,
+                                logits_to_keep=1, **extra)
+        return output.cache, _next_tokens(output.logits[:, -1, :], rows)
+
+    def admit(self, rows: list[Row]) -> None:
+        """Prefills `rows` together and merges them in; their first tokens are accepted (and streamed) at once."""
+        rows = [row for row in rows if not row.done]
+        if not rows:
+            return
+        for row in rows:
+            row.generator = _generator(row)
+        width = max(len(row.prompt_ids) for row in rows)
+        input_ids = torch.tensor([[self.eos_id] * (width - len(r.prompt_ids)) + r.prompt_ids for r in rows])
+        attention = torch.tensor([[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in rows])
+        cache, tokens = self._forward(rows, input_ids, attention, None)
+        self._merge(rows, cache, attention, tokens)
+        self._accept_all(rows, tokens)
+
+    def _merge(self, rows: list[Row], cache, attention: torch.Tensor, tokens: list[int]) -> None:
+        from transformers import DynamicCache
+
+        if self.cache is None:
+            self.cache, self.attention = cache, attention
+        else:
+            layers = [(_cat_padded_left(old.keys, new.keys, dim=2), _cat_padded_left(old.values, new.values, dim=2))
+                      for old, new in zip(self.cache.layers, cache.layers)]
+            self.cache = DynamicCache(ddp_cache_data=layers)
+            self.attention = _cat_padded_left(self.attention, attention, dim=1)
+        self.rows += rows
+        self.next_tokens += tokens
+
+    def step(self) -> None:
+        """One token for every row."""
+        attention = torch.cat([self.attention, torch.ones(len(self.rows), 1, dtype=self.attention.dtype)], dim=-1)
+        input_ids = torch.tensor(self.next_tokens).unsqueeze(-1)
+        self.cache, tokens = self._forward(self.rows, input_ids, attention, self.cache)
+        self.attention = attention
+        self.next_tokens = tokens
+        self._accept_all(self.rows, tokens)
+
+    def _accept_all(self, rows: list[Row], tokens: list[int]) -> None:
+        now = time.monotonic()
+        for row, token in zip(rows, tokens):
+            if row.done:
+                continue
+            _accept(row, token, self.eos_id, self.decode)
+            if not row.done:
+                row.check_interrupts(now)
+
+    def check_interrupts(self) -> None:
+        now = time.monotonic()
+        for row in self.rows:
+            if not row.done:
+                row.check_interrupts(now)
+
+    def release_finished(self) -> list[Row]:
+        """Takes the finished rows out (the rest no longer pay for them) and returns them."""
+        finished = [row for row in self.rows if row.done]
+        if not finished:
+            return []
+        keep = [i for i, row in enumerate(self.rows) if not row.done]
+        if not keep:
+            self.rows, self.next_tokens, self.cache, self.attention = [], [], None, None
+            return finished
+        index = torch.tensor(keep)
+        self.cache.batch_select_indices(index)
+        self.attention = self.attention[index]
+        self.rows = [self.rows[i] for i in keep]
+        self.next_tokens = [self.next_tokens[i] for i in keep]
+        # Columns that are padding for every remaining row hold nothing: trim them off the cache.
+        first = int((self.attention.sum(0) > 0).nonzero()[0])
+        if first:
+            self.attention = self.attention[:, first:]
+            for layer in self.cache.layers:
+                layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
+        return finished

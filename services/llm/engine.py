@@ -1,30 +1,71 @@
-"""The one thread that owns the model: loading, adapter changes and generation all run on it, in order, so a
-batch never sees the model change under it and the event loop stays free for health and status. Nothing else
-touches the model; the adapter catalog (services/llm/catalog.py) tells the engine what to load and unload."""
+"""The one thread that owns the model. It loads the base model and changes adapters when told to (between decode
+steps, so a step never sees the model change under it), and runs the decode loop: at every step the scheduler
+admits waiting requests into the running batch (prefilled together, merged in; their first token streams at
+once) and finished rows leave. The event loop stays free for health and status. Nothing else touches the model;
+the adapter catalog (services/llm/catalog.py) tells the engine what to load and unload."""
 import asyncio
 import concurrent.futures
+import dataclasses
 import logging
 import pathlib
+import queue
+import threading
+import time
+from collections.abc import Awaitable
+
+import prometheus_client
 
 from services.common.base_model import BaseModelUnavailable
-from services.llm.decoding import Row, generate_batch
+from services.llm.decoding import Row, RunningBatch
 from services.llm.loading import BaseModel, load_base_model
+from services.llm.scheduler import STATIC, Scheduler
 
 log = logging.getLogger("textgen.llm")
 
+STATIC_MAX_WINDOWS = 10  # static batching: a steady trickle of arrivals cannot hold a batch open for ever
+QUEUE_LENGTH = prometheus_client.Gauge("textgen_llm_queue_length", "Requests waiting for a place in the batch.")
+QUEUE_SECONDS = prometheus_client.Histogram("textgen_llm_queue_seconds", "Time from arrival to admission.",
+                                            buckets=(.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30))
+FIRST_TOKEN_SECONDS = prometheus_client.Histogram(
+    "textgen_llm_time_to_first_token_seconds", "Time from arrival to the first generated token.",
+    buckets=(.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30))
+OCCUPANCY = prometheus_client.Histogram("textgen_llm_batch_occupancy", "Rows decoded together, per decode step.",
+                                        buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64))
+GENERATED_TOKENS = prometheus_client.Counter("textgen_llm_generated_tokens_total",
+                                             "Tokens generated, by how the answer ended.", ["stop"])
+
+
+@dataclasses.dataclass
+class EngineStats:
+    admissions: int = 0  # prefills: groups of requests admitted together
+    admitted: int = 0
+    largest_batch: int = 0
+    in_flight: int = 0
+
 
 class Engine:
-    def __init__(self, base_model_name: str, torch_threads: int = 0) -> None:
+    def __init__(self, base_model_name: str, scheduler: Scheduler, batch_window_ms: float = 0.0,
+                 torch_threads: int = 0) -> None:
         self.base_model_name = base_model_name
+        self.scheduler = scheduler
+        self.window = max(0.0, batch_window_ms) / 1000
         self.torch_threads = torch_threads
         self.base: BaseModel | None = None
         self.unavailable_reason = "the base model is still loading"
+        self.stats = EngineStats()
         self._model = None  # the base model, or a PeftModel around it once an adapter is loaded
+        self._batch: RunningBatch | None = None
         self._unload_later: set[str] = set()
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-engine")
+        self._commands: queue.SimpleQueue = queue.SimpleQueue()
+        self._wake = threading.Event()
+        threading.Thread(target=self._run, name="llm-engine", daemon=True).start()
 
+    # --- the event loop's side ------------------------------------------------------------------------------
     async def _on_engine_thread(self, function, *args):
-        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+        done: concurrent.futures.Future = concurrent.futures.Future()
+        self._commands.put((function, args, done))
+        self._wake.set()
+        return await asyncio.wrap_future(done)
 
     async def load(self) -> bool:
         """Loads LLM_BASE_MODEL; False (with `unavailable_reason` saying how to fix it) when it cannot be loaded."""
@@ -36,10 +77,121 @@ class Engine:
     async def unload_adapter(self, peft_name: str) -> None:
         await self._on_engine_thread(self._unload_adapter, peft_name)
 
-    async def generate(self, rows: list[Row]) -> None:
-        await self._on_engine_thread(self._generate, rows)
+    def submit(self, row: Row) -> Awaitable[Row]:
+        """Queues `row` now, or raises QueueFull past LLM_MAX_QUEUED; the returned awaitable ends with the row. If
+        its awaiter is cancelled the row is marked cancelled, so the engine drops it at its next step (or never
+        admits it)."""
+        loop = asyncio.get_running_loop()
+        finished = loop.create_future()
+
+        def done() -> None:  # on the event loop, once the engine is finished with the row
+            self.stats.in_flight -= 1
+            if not finished.done():
+                finished.set_result(row)
+
+        row.on_done = lambda: loop.call_soon_threadsafe(done)
+        self.scheduler.submit(row)
+        self.stats.in_flight += 1
+        QUEUE_LENGTH.set(len(self.scheduler))
+        self._wake.set()
+        return self._finished(row, finished)
+
+    async def _finished(self, row: Row, finished: asyncio.Future) -> Row:
+        try:
+            await asyncio.shield(finished)
+        except asyncio.CancelledError:
+            row.cancelled = True
+            self._wake.set()
+            raise
+        if row.error is not None:
+            raise row.error
+        return row
 
     # --- everything below runs on the engine thread ----------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            self._run_commands()
+            if self._batch is None or (not self._batch and not len(self.scheduler)):
+                self._wake.wait()
+                continue
+            if self.scheduler.policy == STATIC and not self._batch:
+                self._hold_window_open()
+            self._admit()
+            if self._batch:
+                self._step()
+
+    def _run_commands(self) -> None:
+        while True:
+            try:
+                function, args, done = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                done.set_result(function(*args))
+            except Exception as error:
+                done.set_exception(error)
+
+    def _hold_window_open(self) -> None:
+        """Static batching: the batch stays open while requests keep arriving less than a window apart."""
+        closes = time.monotonic() + self.window * STATIC_MAX_WINDOWS
+        while len(self.scheduler) < self.scheduler.max_batch_size and time.monotonic() < closes:
+            waiting = len(self.scheduler)
+            self._wake.clear()
+            self._wake.wait(min(self.window, closes - time.monotonic()))
+            if len(self.scheduler) == waiting:
+                return
+
+    def _admit(self) -> None:
+        taken = self.scheduler.take(len(self._batch), self._batch.tokens_held)
+        QUEUE_LENGTH.set(len(self.scheduler))
+        for row in taken.dropped:
+            self._finish(row)
+        if not taken.admitted:
+            return
+        now = time.monotonic()
+        for row in taken.admitted:
+            QUEUE_SECONDS.observe(now - row.submitted_at)
+        self.stats.admissions += 1
+        self.stats.admitted += len(taken.admitted)
+        try:
+            self._batch.admit(taken.admitted)
+        except Exception as error:  # reported to each of these callers; the batch already running carries on
+            log.exception("prefill failed", extra={"rows": len(taken.admitted)})
+            for row in taken.admitted:
+                row.stop_reason, row.error = "error", error
+                self._finish(row)
+            return
+        for row in taken.admitted:
+            if row.first_token_at is not None:
+                FIRST_TOKEN_SECONDS.observe(row.first_token_at - row.submitted_at)
+        self._release()
+
+    def _step(self) -> None:
+        self._batch.check_interrupts()
+        self._release()
+        if not self._batch:
+            return
+        OCCUPANCY.observe(len(self._batch))
+        self.stats.largest_batch = max(self.stats.largest_batch, len(self._batch))
+        try:
+            self._batch.step()
+        except Exception as error:  # reported to each caller in the batch; the engine starts afresh
+            log.exception("decode step failed", extra={"rows": len(self._batch)})
+            for row in self._batch.rows:
+                row.stop_reason, row.error = "error", error
+        self._release()
+
+    def _release(self) -> None:
+        for row in self._batch.release_finished():
+            GENERATED_TOKENS.labels(row.stop_reason).inc(len(row.generated))
+            self._finish(row)
+
+    @staticmethod
+    def _finish(row: Row) -> None:
+        if row.on_done is not None:
+            row.on_done()
+
     def _load(self) -> bool:
         import torch
         from transformers.utils import logging as hf_logging
@@ -54,8 +206,16 @@ class Engine:
             log.error("base model unavailable", extra={"base_model": self.base_model_name, "reason": str(error)})
             return False
         self._model = self.base.model
+        self._batch = RunningBatch(self._model, self.base.eos_id, self._decode, use_adapter_names=False)
         self.unavailable_reason = ""
         return True
+
+    def _use_model(self, model) -> None:
+        from peft import PeftModel
+
+        self._model = model
+        self._batch.model = model
+        self._batch.use_adapter_names = isinstance(model, PeftModel)
 
     def _load_adapter(self, path: pathlib.Path, peft_name: str) -> None:
         from peft import PeftModel
@@ -68,7 +228,7 @@ class Engine:
                     self._model.delete_adapter(peft_name)
                 raise
         else:
-            self._model = PeftModel.from_pretrained(self.base.model, str(path), adapter_name=peft_name)
+            self._use_model(PeftModel.from_pretrained(self.base.model, str(path), adapter_name=peft_name))
         self._model.eval()  # peft refuses adapter_names in training mode
         self._unload_pending()
 
@@ -85,8 +245,3 @@ class Engine:
 
     def _decode(self, ids: list[int]) -> str:
         return self.base.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-
-    def _generate(self, rows: list[Row]) -> None:
-        from peft import PeftModel
-
-        generate_batch(self._model, rows, self.base.eos_id, self._decode, isinstance(self._model, PeftModel))

@@ -5,21 +5,24 @@ import logging
 from textgen.v1 import llm_pb2, llm_pb2_grpc
 
 from services.common.server import Binding, GrpcServer
-from services.llm.batcher import Batcher
 from services.llm.catalog import AdapterCatalog
 from services.llm.config import LlmConfig
 from services.llm.engine import Engine
 from services.llm.requests import Planner
+from services.llm.scheduler import Scheduler
 from services.llm.servicer import LlmServicer
 
 log = logging.getLogger("textgen.llm")
 
 
 async def serve(config: LlmConfig) -> None:
-    engine = Engine(config.base_model, config.torch_threads)
+    try:
+        scheduler = Scheduler(config.batching, config.max_batch_size, config.max_batch_tokens, config.max_queued)
+    except ValueError as error:
+        raise SystemExit(f"LLM_BATCHING: {error}") from None
+    engine = Engine(config.base_model, scheduler, config.batch_window_ms, config.torch_threads)
     catalog = AdapterCatalog(config.models_dir, engine)
-    batcher = Batcher(engine, config.batch_window_ms, config.max_batch_size)
-    servicer = LlmServicer(engine, catalog, batcher)
+    servicer = LlmServicer(engine, catalog)
     server = GrpcServer(config, [Binding(llm_pb2.DESCRIPTOR.services_by_name["LlmService"],
                                          llm_pb2_grpc.add_LlmServiceServicer_to_server, servicer)])
 
@@ -27,7 +30,6 @@ async def serve(config: LlmConfig) -> None:
         if await engine.load():
             servicer.planner = Planner(engine.base.tokenizer, engine.base.window)
             await catalog.refresh()
-            batcher.start()
             await server.set_serving(True, "model loaded")
         else:
             await server.set_serving(False, engine.unavailable_reason)

@@ -8,10 +8,10 @@ from textgen.v1 import llm_pb2, llm_pb2_grpc
 
 from services.common.errors import Violations
 from services.llm import requests
-from services.llm.batcher import Batcher
 from services.llm.catalog import BASE, AdapterCatalog, Lease
 from services.llm.decoding import Row
 from services.llm.engine import Engine
+from services.llm.scheduler import QueueFull
 
 log = logging.getLogger("textgen.llm")
 
@@ -19,10 +19,9 @@ FALLBACKS = {"rl": ("rl", "sft", BASE), "sft": ("sft", BASE), BASE: (BASE,)}
 
 
 class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
-    def __init__(self, engine: Engine, catalog: AdapterCatalog, batcher: Batcher) -> None:
+    def __init__(self, engine: Engine, catalog: AdapterCatalog) -> None:
         self.engine = engine
         self.catalog = catalog
-        self.batcher = batcher
         self.planner: requests.Planner | None = None  # once the base model is loaded
 
     @property
@@ -78,9 +77,17 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
             warning="; ".join(warnings) or None, format_completed_by_service=completed,
             generated_tokens=len(row.generated))
 
-    async def _decode(self, row: Row, context) -> None:
+    async def _submit(self, row: Row, context):
+        """The row queued for decoding; past LLM_MAX_QUEUED the call ends with RESOURCE_EXHAUSTED (429) at once."""
         try:
-            await self.batcher.generate(row)
+            return self.engine.submit(row)
+        except QueueFull as error:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
+
+    @staticmethod
+    async def _decode(decoding, context) -> None:
+        try:
+            await decoding
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -89,7 +96,7 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
     async def Generate(self, request, context):
         row, lease, warnings = await self._prepare(request, context)
         try:
-            await self._decode(row, context)
+            await self._decode(await self._submit(row, context), context)
             return await self._finish(row, lease, warnings, context)
         finally:
             self.catalog.release(lease)
@@ -99,7 +106,12 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
         pieces: asyncio.Queue[str | None] = asyncio.Queue()
         loop = asyncio.get_running_loop()
         row.on_text = lambda text: loop.call_soon_threadsafe(pieces.put_nowait, text)
-        decoding = asyncio.create_task(self._decode(row, context))
+        try:
+            submitted = await self._submit(row, context)
+        except BaseException:
+            self.catalog.release(lease)
+            raise
+        decoding = asyncio.create_task(self._decode(submitted, context))
         decoding.add_done_callback(lambda _: pieces.put_nowait(None))
         sent = [row.lead]
         try:
@@ -125,9 +137,10 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
         return self._status()
 
     def _status(self) -> llm_pb2.LlmStatus:
-        stats = self.batcher.stats
+        stats, scheduler = self.engine.stats, self.engine.scheduler
         return llm_pb2.LlmStatus(
             base_model=self.engine.base_model_name, loaded=self.ready, reason=self.engine.unavailable_reason,
             adapters=[llm_pb2.AdapterStatus(**a) for a in self.catalog.status()],
-            in_flight=stats.in_flight, batches=stats.batches, batched_requests=stats.rows,
-            largest_batch=stats.largest, max_batch_size=self.batcher.max_batch_size)
+            in_flight=stats.in_flight, batches=stats.admissions, batched_requests=stats.admitted,
+            largest_batch=stats.largest_batch, max_batch_size=scheduler.max_batch_size,
+            queued=len(scheduler), max_queued=scheduler.max_queued, batching=scheduler.policy)

@@ -1,5 +1,6 @@
 """Build the offline stand-in for openai-community/gpt2: GPT-2 architecture, a few layers, random weights, and a
 byte-level BPE tokenizer trained on the shipped corpus. Saved as an ordinary Hugging Face model directory.
+`build_gpt2_size_model` makes one with GPT-2's real size and cost (124M parameters), for the benchmarks.
 
     python -m services.llm.tiny_model                      # writes $MODELS_DIR/tiny-gpt2 (default ./models)
     LLM_BASE_MODEL=models/tiny-gpt2 python -m services.llm  # serve it like any Hub model
@@ -16,6 +17,7 @@ from services.common.corpus import FALLBACK_CORPUS
 from services.common.prompts import PREFIX, SUFFIX
 
 EOS = "<|endoftext|>"
+GPT2_VOCAB = 50257
 
 
 def build_tiny_model(out_dir: pathlib.Path, vocab_size: int = 2000, n_layer: int = 2, n_embd: int = 64,
@@ -38,6 +40,24 @@ def build_tiny_model(out_dir: pathlib.Path, vocab_size: int = 2000, n_layer: int
         tokenizer.save_pretrained(staging)
         config = GPT2Config(vocab_size=len(tokenizer), n_layer=n_layer, n_embd=n_embd, n_head=n_head,
                             n_positions=n_positions, bos_token_id=tokenizer.eos_token_id,
+                            eos_token_id=tokenizer.eos_token_id)
+        GPT2LMHeadModel(config).save_pretrained(staging)
+    return out_dir
+
+
+def build_gpt2_size_model(out_dir: pathlib.Path) -> pathlib.Path:
+    """GPT2Config()'s defaults (124M parameters) with random weights; the tiny model's tokenizer padded with
+    placeholder tokens to GPT-2's 50257 entries, so the output layer has GPT-2's real size and every id decodes."""
+    import torch
+    from transformers import AutoTokenizer
+
+    out_dir = pathlib.Path(out_dir)
+    tokenizer = AutoTokenizer.from_pretrained(build_tiny_model(out_dir.with_name(out_dir.name + "-tokenizer")))
+    tokenizer.add_tokens([f"<extra_{i}>" for i in range(GPT2_VOCAB - len(tokenizer))])
+    torch.manual_seed(0)
+    with replacing_directory(out_dir) as staging:
+        tokenizer.save_pretrained(staging)
+        config = GPT2Config(vocab_size=len(tokenizer), bos_token_id=tokenizer.eos_token_id,
                             eos_token_id=tokenizer.eos_token_id)
         GPT2LMHeadModel(config).save_pretrained(staging)
     return out_dir

@@ -1,0 +1,72 @@
+"""Which waiting requests join the running batch, and when.
+
+Continuous batching (LLM_BATCHING=continuous, the default): at every decode step the waiting requests are admitted
+first come, first served while the batch has room: at most LLM_MAX_BATCH_SIZE rows and LLM_MAX_BATCH_TOKENS of KV
+cache (each row counted at the most it can hold: prompt + max_new_tokens). Admission stops at the first request
+that does not fit, so a large request is never overtaken for ever by smaller ones behind it; one that could never
+fit is admitted alone into an empty batch. Static batching (LLM_BATCHING=static, kept for comparison) admits only
+into an empty batch. Past LLM_MAX_QUEUED waiting requests, a new one is refused at once (QueueFull).
+
+`submit` runs on the event loop, `take` on the engine thread: the waiting line is guarded by a lock.
+"""
+import collections
+import dataclasses
+import threading
+import time
+
+from services.llm.decoding import Row
+
+CONTINUOUS, STATIC = "continuous", "static"
+
+
+class QueueFull(Exception):
+    """LLM_MAX_QUEUED requests are already waiting."""
+
+
+@dataclasses.dataclass
+class Taken:
+    admitted: list[Row]
+    dropped: list[Row]  # cancelled or past their deadline while waiting
+
+
+class Scheduler:
+    def __init__(self, policy: str, max_batch_size: int, max_batch_tokens: int, max_queued: int) -> None:
+        if policy not in (CONTINUOUS, STATIC):
+            raise ValueError(f"batching policy must be {CONTINUOUS!r} or {STATIC!r}, not {policy!r}")
+        self.policy = policy
+        self.max_batch_size = max(1, max_batch_size)
+        self.max_batch_tokens = max_batch_tokens
+        self.max_queued = max_queued
+        self._waiting: collections.deque[Row] = collections.deque()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def submit(self, row: Row) -> None:
+        with self._lock:
+            if len(self._waiting) >= self.max_queued:
+                raise QueueFull(f"{self.max_queued} requests are already waiting (LLM_MAX_QUEUED); retry shortly")
+            row.submitted_at = time.monotonic()
+            self._waiting.append(row)
+
+    def take(self, running_rows: int, running_tokens: int) -> Taken:
+        """The requests to admit now into a batch of `running_rows` holding up to `running_tokens`."""
+        taken = Taken([], [])
+        if self.policy == STATIC and running_rows:
+            return taken
+        now = time.monotonic()
+        with self._lock:
+            for row in list(self._waiting):
+                row.check_interrupts(now)
+                if row.done:
+                    self._waiting.remove(row)
+                    taken.dropped.append(row)
+            while self._waiting and running_rows + len(taken.admitted) < self.max_batch_size:
+                row = self._waiting[0]
+                empty = running_rows + len(taken.admitted) == 0
+                if not empty and running_tokens + row.tokens_held > self.max_batch_tokens:
+                    break
+                taken.admitted.append(self._waiting.popleft())
+                running_tokens += row.tokens_held
+        return taken

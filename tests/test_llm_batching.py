@@ -1,0 +1,114 @@
+"""Continuous batching's parts, in process on the tiny model: rows that join a running batch mid-way, or leave it
+early, decode exactly the tokens they decode alone (greedy), and the scheduler admits first come, first served
+within its bounds."""
+import time
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from services.common.prompts import PREFIX, qa_prompt
+from services.llm.decoding import Row, RunningBatch
+from services.llm.scheduler import CONTINUOUS, STATIC, QueueFull, Scheduler
+from tests.test_llm_helpers import FACTS, tiny_models_dir
+
+
+@pytest.fixture(scope="module")
+def model_and_tokenizer(tmp_path_factory):
+    folder = tiny_models_dir(tmp_path_factory.mktemp("batching")) / "tiny-gpt2"
+    torch.set_num_threads(1)
+    return AutoModelForCausalLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
+
+
+def rows(tokenizer, count: int, max_new_tokens: int = 24) -> list[Row]:
+    encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    made = []
+    for i in range(count):
+        question, context, _ = FACTS[i % len(FACTS)]
+        context = " ".join([context] * (1 + 3 * i))  # prompts of different lengths: different left padding
+        made.append(Row(prompt_ids=encode(qa_prompt(question, context)) + encode(f" {PREFIX}"), lead=PREFIX,
+                        max_new_tokens=max_new_tokens - 5 * (i % 3)))
+    return made
+
+
+def decode_alone(model, tokenizer, row: Row) -> list[int]:
+    batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False)
+    batch.admit([row])
+    batch.release_finished()
+    while batch:
+        batch.step()
+        batch.release_finished()
+    return row.generated
+
+
+def test_rows_joining_and_leaving_mid_batch_decode_what_they_decode_alone(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    alone = [decode_alone(model, tokenizer, row) for row in rows(tokenizer, 5)]
+    together = rows(tokenizer, 5)
+    batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False)
+    joins = {0: together[:2], 3: together[2:3], 7: together[3:]}  # at these steps, these rows arrive
+    step, finished = 0, []
+    while step in joins or batch or step < max(joins):
+        if step in joins:
+            batch.admit(joins[step])
+        finished += batch.release_finished()
+        if batch:
+            batch.step()
+            finished += batch.release_finished()
+        step += 1
+    assert len(finished) == 5 and [row.generated for row in together] == alone
+    assert all(len(g) >= 1 for g in alone)
+
+
+def test_the_cache_is_trimmed_when_the_longest_row_leaves(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    short, long = rows(tokenizer, 2)[0], rows(tokenizer, 5)[4]
+    long.max_new_tokens = 1
+    batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False)
+    batch.admit([short, long])
+    width_with_long = batch.attention.shape[1]
+    batch.release_finished()  # the long prompt had one token to make: it leaves
+    assert batch.rows == [short]
+    assert batch.attention.shape[1] == len(short.prompt_ids) < width_with_long
+    assert batch.cache.layers[0].keys.shape[2] == batch.attention.shape[1]
+
+
+def waiting(tokens: int) -> Row:
+    return Row(prompt_ids=[0] * (tokens - 10), lead="", max_new_tokens=10)
+
+
+def test_admission_is_first_come_first_served_within_rows_and_tokens():
+    scheduler = Scheduler(CONTINUOUS, max_batch_size=3, max_batch_tokens=100, max_queued=10)
+    a, b, c, d = waiting(50), waiting(60), waiting(20), waiting(20)
+    for row in (a, b, c, d):
+        scheduler.submit(row)
+    assert scheduler.take(0, 0).admitted == [a]  # b does not fit beside a, and nothing overtakes it
+    assert scheduler.take(1, 50).admitted == []
+    assert scheduler.take(0, 0).admitted == [b, c, d]  # 100 tokens: exactly the bound
+    huge = waiting(500)
+    scheduler.submit(huge)
+    assert scheduler.take(1, 20).admitted == [] and scheduler.take(0, 0).admitted == [huge]  # alone, not never
+
+
+def test_static_batching_admits_only_into_an_empty_batch_and_the_queue_is_bounded():
+    scheduler = Scheduler(STATIC, max_batch_size=8, max_batch_tokens=10_000, max_queued=2)
+    first, second = waiting(20), waiting(20)
+    scheduler.submit(first)
+    scheduler.submit(second)
+    with pytest.raises(QueueFull, match="LLM_MAX_QUEUED"):
+        scheduler.submit(waiting(20))
+    assert scheduler.take(1, 20).admitted == []
+    assert scheduler.take(0, 0).admitted == [first, second]
+
+
+def test_cancelled_or_expired_waiting_requests_are_dropped_not_admitted():
+    scheduler = Scheduler(CONTINUOUS, max_batch_size=8, max_batch_tokens=10_000, max_queued=8)
+    cancelled, expired, live = waiting(20), waiting(20), waiting(20)
+    cancelled.cancelled, expired.deadline = True, time.monotonic() - 1
+    for row in (cancelled, expired, live):
+        scheduler.submit(row)
+    taken = scheduler.take(0, 0)
+    assert taken.admitted == [live] and taken.dropped == [cancelled, expired]
+    assert (cancelled.stop_reason, expired.stop_reason) == ("cancelled", "deadline")
+    with pytest.raises(ValueError, match="continuous"):
+        Scheduler("sometimes", 8, 100, 8)
