@@ -90,15 +90,23 @@ def test_admission_is_first_come_first_served_within_rows_and_tokens():
     assert scheduler.take(1, 20).admitted == [] and scheduler.take(0, 0).admitted == [huge]  # alone, not never
 
 
-def test_static_batching_admits_only_into_an_empty_batch_and_the_queue_is_bounded():
+def test_static_batching_admits_only_into_an_empty_batch():
     scheduler = Scheduler(STATIC, max_batch_size=8, max_batch_tokens=10_000, max_queued=2)
     first, second = waiting(20), waiting(20)
     scheduler.submit(first)
     scheduler.submit(second)
-    with pytest.raises(QueueFull, match="LLM_MAX_QUEUED"):
-        scheduler.submit(waiting(20))
     assert scheduler.take(1, 20).admitted == []
     assert scheduler.take(0, 0).admitted == [first, second]
+
+
+def test_the_waiting_line_is_bounded_once_the_batch_is_full():
+    scheduler = Scheduler(CONTINUOUS, max_batch_size=2, max_batch_tokens=10_000, max_queued=1)
+    for _ in range(3):  # two will take the free places, one waits
+        scheduler.submit(waiting(20))
+    with pytest.raises(QueueFull, match="LLM_MAX_QUEUED"):
+        scheduler.submit(waiting(20))
+    scheduler.running = 2
+    assert len(scheduler.take(2, 40).admitted) == 0 and len(scheduler) == 3
 
 
 def test_cancelled_or_expired_waiting_requests_are_dropped_not_admitted():

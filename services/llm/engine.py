@@ -16,13 +16,14 @@ from collections.abc import Awaitable
 import prometheus_client
 
 from services.common.base_model import BaseModelUnavailable
+from services.common.devices import Placement
 from services.llm.decoding import Row, RunningBatch
 from services.llm.loading import BaseModel, load_base_model
-from services.llm.scheduler import STATIC, Scheduler
+from services.llm.scheduler import Scheduler
 
 log = logging.getLogger("textgen.llm")
 
-STATIC_MAX_WINDOWS = 10  # static batching: a steady trickle of arrivals cannot hold a batch open for ever
+MAX_WINDOWS = 10  # a steady trickle of arrivals cannot hold a new batch open for ever
 QUEUE_LENGTH = prometheus_client.Gauge("textgen_llm_queue_length", "Requests waiting for a place in the batch.")
 QUEUE_SECONDS = prometheus_client.Histogram("textgen_llm_queue_seconds", "Time from arrival to admission.",
                                             buckets=(.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30))
@@ -44,9 +45,10 @@ class EngineStats:
 
 
 class Engine:
-    def __init__(self, base_model_name: str, scheduler: Scheduler, batch_window_ms: float = 0.0,
-                 torch_threads: int = 0) -> None:
+    def __init__(self, base_model_name: str, placement: Placement, scheduler: Scheduler,
+                 batch_window_ms: float = 0.0, torch_threads: int = 0) -> None:
         self.base_model_name = base_model_name
+        self.placement = placement
         self.scheduler = scheduler
         self.window = max(0.0, batch_window_ms) / 1000
         self.torch_threads = torch_threads
@@ -115,7 +117,7 @@ class Engine:
             if self._batch is None or (not self._batch and not len(self.scheduler)):
                 self._wake.wait()
                 continue
-            if self.scheduler.policy == STATIC and not self._batch:
+            if not self._batch:
                 self._hold_window_open()
             self._admit()
             if self._batch:
@@ -133,8 +135,9 @@ class Engine:
                 done.set_exception(error)
 
     def _hold_window_open(self) -> None:
-        """Static batching: the batch stays open while requests keep arriving less than a window apart."""
-        closes = time.monotonic() + self.window * STATIC_MAX_WINDOWS
+        """A batch that starts from empty stays open while requests keep arriving less than a window apart, so that
+        requests sent together are prefilled together (continuous batching admits later ones at the next token)."""
+        closes = time.monotonic() + self.window * MAX_WINDOWS
         while len(self.scheduler) < self.scheduler.max_batch_size and time.monotonic() < closes:
             waiting = len(self.scheduler)
             self._wake.clear()
@@ -186,6 +189,7 @@ class Engine:
         for row in self._batch.release_finished():
             GENERATED_TOKENS.labels(row.stop_reason).inc(len(row.generated))
             self._finish(row)
+        self.scheduler.running = len(self._batch)
 
     @staticmethod
     def _finish(row: Row) -> None:
@@ -200,7 +204,7 @@ class Engine:
         if self.torch_threads > 0:
             torch.set_num_threads(self.torch_threads)
         try:
-            self.base = load_base_model(self.base_model_name)
+            self.base = load_base_model(self.base_model_name, self.placement)
         except BaseModelUnavailable as error:
             self.unavailable_reason = str(error)
             log.error("base model unavailable", extra={"base_model": self.base_model_name, "reason": str(error)})

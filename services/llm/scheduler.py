@@ -5,7 +5,8 @@ first come, first served while the batch has room: at most LLM_MAX_BATCH_SIZE ro
 cache (each row counted at the most it can hold: prompt + max_new_tokens). Admission stops at the first request
 that does not fit, so a large request is never overtaken for ever by smaller ones behind it; one that could never
 fit is admitted alone into an empty batch. Static batching (LLM_BATCHING=static, kept for comparison) admits only
-into an empty batch. Past LLM_MAX_QUEUED waiting requests, a new one is refused at once (QueueFull).
+into an empty batch. When the batch is full and LLM_MAX_QUEUED requests already wait, a new one is refused at once
+(QueueFull); requests that will take a free place in the batch at the next step do not count as waiting.
 
 `submit` runs on the event loop, `take` on the engine thread: the waiting line is guarded by a lock.
 """
@@ -39,14 +40,17 @@ class Scheduler:
         self.max_queued = max_queued
         self._waiting: collections.deque[Row] = collections.deque()
         self._lock = threading.Lock()
+        self.running = 0  # rows in the running batch, kept up to date by the engine thread
 
     def __len__(self) -> int:
         return len(self._waiting)
 
     def submit(self, row: Row) -> None:
         with self._lock:
-            if len(self._waiting) >= self.max_queued:
-                raise QueueFull(f"{self.max_queued} requests are already waiting (LLM_MAX_QUEUED); retry shortly")
+            free_places = max(0, self.max_batch_size - self.running)
+            if len(self._waiting) >= self.max_queued + free_places:
+                raise QueueFull(f"the batch is full and {self.max_queued} requests are already waiting "
+                                "(LLM_MAX_QUEUED); retry shortly")
             row.submitted_at = time.monotonic()
             self._waiting.append(row)
 
