@@ -33,10 +33,14 @@ COPY data/corpus data/corpus
 EXPOSE 50051
 CMD ["python", "-m", "services.baseline"]
 
-# torch: the CPU wheel index is named here only; an unpinned or default-index torch is a multi-GB CUDA build.
+# torch==2.13.0 comes from TORCH_INDEX: the CPU wheels by default. PyPI's own Linux wheel of torch is the CUDA build
+# (it brings the CUDA runtime as nvidia-* wheels), so --build-arg TORCH_INDEX=https://pypi.org/simple makes the GPU
+# variant of the llm and trainer images (compose's gpu profile does). The host needs the NVIDIA driver and the
+# NVIDIA container toolkit; LLM_DEVICE / TRAINER_DEVICE stay `auto`: CUDA when the container is given a GPU.
 FROM service AS rnn
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 COPY requirements/base.txt requirements/torch.txt requirements/rnn.txt requirements/
-RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu -r requirements/rnn.txt
+RUN pip install --no-cache-dir --extra-index-url ${TORCH_INDEX} -r requirements/rnn.txt
 COPY --from=contracts /src/textgen textgen
 COPY services/__init__.py services/
 COPY services/common services/common
@@ -47,9 +51,10 @@ CMD ["python", "-m", "services.rnn"]
 
 # /app/hf-cache (HF_HOME) keeps downloaded Hub models between runs.
 FROM service AS llm
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 ENV HF_HOME=/app/hf-cache
 COPY requirements/base.txt requirements/torch.txt requirements/llm.txt requirements/
-RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu -r requirements/llm.txt
+RUN pip install --no-cache-dir --extra-index-url ${TORCH_INDEX} -r requirements/llm.txt
 COPY --from=contracts /src/textgen textgen
 COPY services/__init__.py services/
 COPY services/common services/common
@@ -60,9 +65,10 @@ EXPOSE 50053
 CMD ["python", "-m", "services.llm"]
 
 FROM service AS trainer
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 ENV HF_HOME=/app/hf-cache MPLBACKEND=Agg
 COPY requirements/base.txt requirements/torch.txt requirements/llm.txt requirements/trainer.txt requirements/
-RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu -r requirements/trainer.txt
+RUN pip install --no-cache-dir --extra-index-url ${TORCH_INDEX} -r requirements/trainer.txt
 COPY --from=contracts /src/textgen textgen
 COPY services/__init__.py services/
 COPY services/common services/common

@@ -40,28 +40,35 @@ def request(index: int, new_tokens: int) -> llm_pb2.LlmGenerateRequest:
 
 
 class InProcess:
-    """What the service is compared with: the same prompt ids (prompt + forced prefix) through `generate`."""
+    """What the service is compared with: the same prompt ids (prompt + forced prefix) through `generate`, on the
+    same device and in the same dtype as the service (default: the CPU, float32)."""
 
-    def __init__(self, model_dir: pathlib.Path) -> None:
+    def __init__(self, model_dir: pathlib.Path, device: str = "cpu", dtype: torch.dtype = torch.float32) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        self.device = torch.device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(self.device).eval()
 
     def ids(self, index: int) -> list[int]:
         encode = lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
         return encode(qa_prompt(QUESTIONS[index % len(QUESTIONS)], CONTEXT)) + encode(f" {PREFIX}")
 
-    def generate(self, indices: list[int], new_tokens: int) -> int:
+    def generate_ids(self, indices: list[int], new_tokens: int) -> list[list[int]]:
+        """The greedy continuation of each prompt, up to EOS."""
         rows = [self.ids(i) for i in indices]
         width = max(map(len, rows))
         eos = self.tokenizer.eos_token_id
-        input_ids = torch.tensor([[eos] * (width - len(r)) + r for r in rows])
-        attention = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+        input_ids = torch.tensor([[eos] * (width - len(r)) + r for r in rows], device=self.device)
+        attention = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=self.device)
         with torch.inference_mode():
             out = self.model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=new_tokens,
                                       do_sample=False, pad_token_id=eos, eos_token_id=eos)
-        return int((out[:, width:] != eos).sum())
+        return [[t for t in row if t != eos] for row in out[:, width:].tolist()]
+
+    def generate(self, indices: list[int], new_tokens: int) -> int:
+        """Tokens generated for `indices` in one batch."""
+        return sum(map(len, self.generate_ids(indices, new_tokens)))
 
 
 def timed(function, *args):

@@ -54,17 +54,20 @@ def rows_near_max_length(tokenizer, max_length: int, count: int) -> list[dict]:
     return rows
 
 
-def time_steps(use_lora: bool, tokenizer, rows: list[dict], steps: int, warmup: int) -> list[tuple[float, float]]:
+def time_steps(use_lora: bool, tokenizer, rows: list[dict], steps: int, warmup: int, placement,
+               model_config: dict | None = None) -> list[tuple[float, float]]:
+    """(wall, CPU) seconds of each step after `warmup`, on a fresh GPT-2 (GPT2Config(**model_config): 124M
+    parameters by default) with random weights."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
     from services.trainer.training.sft import build_trainer
 
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config())
+    model = GPT2LMHeadModel(GPT2Config(**(model_config or {})))
     timer = StepTimer()
     with tempfile.TemporaryDirectory() as scratch:
-        trainer = build_trainer(model, tokenizer, rows, SftParams(), scratch, use_lora=use_lora,
+        trainer = build_trainer(model, tokenizer, rows, SftParams(), scratch, placement, use_lora=use_lora,
                                 max_steps=steps + warmup, callbacks=[timer])
         trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
         print(f"{'LoRA' if use_lora else 'full'}: {trainable / 1e6:.2f}M trainable parameters", flush=True)
@@ -83,7 +86,10 @@ def main() -> None:
 
     from services.llm.tiny_model import build_tiny_model
     from services.common.base_model import load_tokenizer
+    from services.trainer.config import TrainerConfig
     from services.trainer.training.sft import BATCH_SIZE
+
+    placement = TrainerConfig.from_env().prepare_torch()  # TRAINER_DEVICE / TRAINER_DTYPE, as the jobs use
 
     with tempfile.TemporaryDirectory() as tmp:
         # Only its tokenizer is used (ids < 50257 fit GPT2Config()'s embedding); the Hub is out of reach here.
@@ -93,11 +99,12 @@ def main() -> None:
     rows = rows_near_max_length(tokenizer, params.max_length, BATCH_SIZE * (per_round + args.warmup))
     print(f"GPT2Config() (124M, random weights), batch {BATCH_SIZE}, max_length {params.max_length}, "
           f"lora_r {params.lora_r}, {per_round * args.rounds} timed steps each in {args.rounds} alternating rounds "
-          f"({args.warmup} warm-up steps per round left out), torch threads {torch.get_num_threads()}", flush=True)
+          f"({args.warmup} warm-up steps per round left out), {placement.describe()}, torch threads "
+          f"{torch.get_num_threads()}", flush=True)
     durations: dict[str, list[tuple[float, float]]] = {"full": [], "lora": []}
     for _ in range(args.rounds):
         for name in durations:
-            durations[name] += time_steps(name == "lora", tokenizer, rows, per_round, args.warmup)
+            durations[name] += time_steps(name == "lora", tokenizer, rows, per_round, args.warmup, placement)
     wall, cpu, fastest = {}, {}, {}
     for name, values in durations.items():
         walls, cpus = [w for w, _ in values], [c for _, c in values]

@@ -38,3 +38,20 @@ def test_compose_healthchecks_and_addresses_use_the_endpoint_table():
         assert compose[endpoint.name]["healthcheck"]["test"][-1] == f"localhost:{endpoint.port}"
     llm = ENDPOINTS["llm"]
     assert compose["trainer"]["environment"][llm.address_variable] == f"{llm.name}:{llm.port}"
+
+
+def test_the_gpu_profile_swaps_in_cuda_builds_of_the_llm_and_trainer_under_the_same_names():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    assert "COMPOSE_PROFILES=cpu" in (ROOT / ".env").read_text().splitlines()
+    for name in ("llm", "trainer"):
+        cpu, gpu = compose[name], compose[f"{name}-gpu"]
+        assert cpu["profiles"] == ["cpu"] and gpu["profiles"] == ["gpu"]
+        assert gpu["extends"] == {"service": name}
+        assert gpu["build"]["target"] == cpu["build"]["target"] == name
+        assert gpu["build"]["args"]["TORCH_INDEX"] == "https://pypi.org/simple"  # PyPI's Linux torch is CUDA's
+        assert gpu["deploy"]["resources"]["reservations"]["devices"] == [
+            {"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+        assert gpu["networks"]["default"]["aliases"] == [name]  # Envoy and the trainer find it by that name
+        assert compose["envoy"]["depends_on"][name]["required"] is False
+    for name in ("rnn", "llm", "trainer"):
+        assert "ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu" in stages()[name]

@@ -3,6 +3,10 @@ import dataclasses
 from services.common.config import ServiceConfig, env_field
 from textgen.endpoints import ENDPOINTS
 
+# Measured: on 2 CPU cores decoding gains little past 8 rows (bench/bench_llm.py); a GPU step costs about the same
+# for 1 row as for dozens, so it takes many more (bench/gpu_check.py reports tokens/s at 1, 8 and 32).
+CPU_BATCH_SIZE, GPU_BATCH_SIZE = 8, 32
+
 
 @dataclasses.dataclass(frozen=True)
 class LlmConfig(ServiceConfig):
@@ -12,13 +16,25 @@ class LlmConfig(ServiceConfig):
     batching: str = env_field("LLM_BATCHING", "continuous",
                               "continuous: requests join the running batch at the next token; static: a batch "
                               "runs until its last row is done (kept for comparison)")
-    max_batch_size: int = env_field("LLM_MAX_BATCH_SIZE", 8, "rows decoded together; 1 turns batching off")
-    max_batch_tokens: int = env_field("LLM_MAX_BATCH_TOKENS", 16384,
-                                      "KV-cache tokens the batch may hold, each row counted at prompt + max_new_tokens")
+    device: str = env_field("LLM_DEVICE", "auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+    dtype: str = env_field("LLM_DTYPE", "auto", "auto (bfloat16 on a GPU that supports it, else float32), float32, "
+                                                "bfloat16 or float16")
+    max_batch_size: int = env_field("LLM_MAX_BATCH_SIZE", 0,
+                                    "rows decoded together; 0: 8 on the CPU, 32 on a GPU; 1 turns batching off")
+    max_batch_tokens: int = env_field("LLM_MAX_BATCH_TOKENS", 0,
+                                      "KV-cache tokens the batch may hold, each row counted at prompt + "
+                                      "max_new_tokens; 0: 1024 per row of LLM_MAX_BATCH_SIZE")
     max_queued: int = env_field("LLM_MAX_QUEUED", 64, "requests waiting for a place in the batch; more → 429")
     batch_window_ms: float = env_field("LLM_BATCH_WINDOW_MS", 10.0,
-                                       "static batching only: a batch stays open while requests arrive less than "
-                                       "this apart")
+                                       "a batch starting from empty stays open while requests arrive less than "
+                                       "this apart (at most 10 windows)")
     # One thread by default: the services share the machine's cores, and on a busy 2-core machine two torch
-    # threads made GPT-2 decoding 3-4x slower than one (bench/bench_llm.py --threads 2 to compare).
+    # threads made GPT-2 decoding 3-4x slower than one (bench/bench_llm.py --threads 2 to compare). On a GPU the
+    # CPU threads only feed it.
     torch_threads: int = env_field("LLM_TORCH_THREADS", 1, "torch intra-op threads; 0 keeps torch's default")
+
+    def batch_size_for(self, on_gpu: bool) -> int:
+        return self.max_batch_size or (GPU_BATCH_SIZE if on_gpu else CPU_BATCH_SIZE)
+
+    def batch_tokens_for(self, on_gpu: bool) -> int:
+        return self.max_batch_tokens or 1024 * self.batch_size_for(on_gpu)

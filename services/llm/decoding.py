@@ -62,11 +62,11 @@ class Row:
             self.stop_reason = "deadline"
 
 
-def _generator(row: Row) -> torch.Generator | None:
+def _generator(row: Row, device: torch.device) -> torch.Generator | None:
     if row.temperature < GREEDY_BELOW:
         return None
     seed = row.seed if row.seed is not None else int.from_bytes(os.urandom(6), "little")
-    return torch.Generator().manual_seed(seed)
+    return torch.Generator(device).manual_seed(seed)
 
 
 def _next_tokens(logits: torch.Tensor, rows: list[Row]) -> list[int]:
@@ -121,6 +121,7 @@ class RunningBatch:
 
     def __init__(self, model, eos_id: int, decode: Callable[[list[int]], str], use_adapter_names: bool) -> None:
         self.model, self.eos_id, self.decode, self.use_adapter_names = model, eos_id, decode, use_adapter_names
+        self.device = next(model.parameters()).device  # every tensor of the batch lives where the model does
         self.rows: list[Row] = []
         self.cache = None
         self.attention: torch.Tensor | None = None
@@ -151,10 +152,12 @@ class RunningBatch:
         if not rows:
             return
         for row in rows:
-            row.generator = _generator(row)
+            row.generator = _generator(row, self.device)
         width = max(len(row.prompt_ids) for row in rows)
-        input_ids = torch.tensor([[self.eos_id] * (width - len(r.prompt_ids)) + r.prompt_ids for r in rows])
-        attention = torch.tensor([[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in rows])
+        input_ids = torch.tensor([[self.eos_id] * (width - len(r.prompt_ids)) + r.prompt_ids for r in rows],
+                                 device=self.device)
+        attention = torch.tensor([[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in rows],
+                                 device=self.device)
         cache, tokens = self._forward(rows, input_ids, attention, None)
         self._merge(rows, cache, attention, tokens)
         self._accept_all(rows, tokens)
@@ -174,8 +177,8 @@ class RunningBatch:
 
     def step(self) -> None:
         """One token for every row."""
-        attention = torch.cat([self.attention, torch.ones(len(self.rows), 1, dtype=self.attention.dtype)], dim=-1)
-        input_ids = torch.tensor(self.next_tokens).unsqueeze(-1)
+        attention = torch.cat([self.attention, self.attention.new_ones(len(self.rows), 1)], dim=-1)
+        input_ids = torch.tensor(self.next_tokens, device=self.device).unsqueeze(-1)
         self.cache, tokens = self._forward(self.rows, input_ids, attention, self.cache)
         self.attention = attention
         self.next_tokens = tokens
@@ -205,7 +208,7 @@ class RunningBatch:
         if not keep:
             self.rows, self.next_tokens, self.cache, self.attention = [], [], None, None
             return finished
-        index = torch.tensor(keep)
+        index = torch.tensor(keep, device=self.device)
         self.cache.batch_select_indices(index)
         self.attention = self.attention[index]
         self.rows = [self.rows[i] for i in keep]

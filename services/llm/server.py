@@ -4,6 +4,7 @@ import logging
 
 from textgen.v1 import llm_pb2, llm_pb2_grpc
 
+from services.common import devices
 from services.common.server import Binding, GrpcServer
 from services.llm.catalog import AdapterCatalog
 from services.llm.config import LlmConfig
@@ -16,11 +17,13 @@ log = logging.getLogger("textgen.llm")
 
 
 async def serve(config: LlmConfig) -> None:
+    placement = devices.resolve(config.device, config.dtype, "LLM")  # a bad setting exits here, in one line
     try:
-        scheduler = Scheduler(config.batching, config.max_batch_size, config.max_batch_tokens, config.max_queued)
+        scheduler = Scheduler(config.batching, config.batch_size_for(placement.on_gpu),
+                              config.batch_tokens_for(placement.on_gpu), config.max_queued)
     except ValueError as error:
         raise SystemExit(f"LLM_BATCHING: {error}") from None
-    engine = Engine(config.base_model, scheduler, config.batch_window_ms, config.torch_threads)
+    engine = Engine(config.base_model, placement, scheduler, config.batch_window_ms, config.torch_threads)
     catalog = AdapterCatalog(config.models_dir, engine)
     servicer = LlmServicer(engine, catalog)
     server = GrpcServer(config, [Binding(llm_pb2.DESCRIPTOR.services_by_name["LlmService"],

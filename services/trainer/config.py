@@ -1,5 +1,6 @@
 import dataclasses
 
+from services.common import devices
 from services.common.config import ServiceConfig, env_field
 from textgen.endpoints import ENDPOINTS
 
@@ -19,11 +20,25 @@ class TrainerConfig(ServiceConfig):
     eval_max_new_tokens: int = env_field("TRAINER_EVAL_MAX_NEW_TOKENS", 64, "tokens generated per eval answer")
     torch_threads: int = env_field("TRAINER_TORCH_THREADS", 0,
                                    "torch intra-op threads for training; 0 keeps torch's default (all cores)")
+    device: str = env_field("TRAINER_DEVICE", "auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+    dtype: str = env_field("TRAINER_DTYPE", "auto", "mixed precision: auto (bfloat16 on a GPU that supports it, "
+                                                    "else float32), float32, bfloat16 or float16")
 
-    def apply_torch_threads(self) -> None:
-        """On cores shared with other busy processes a second torch thread spin-waits and slows small models down
-        many times over; TRAINER_TORCH_THREADS=1 avoids that (see services/llm's measurements)."""
+    def placement(self) -> devices.Placement:
+        """TRAINER_DEVICE and TRAINER_DTYPE resolved; an unusable setting exits with a one-line message."""
+        return devices.resolve(self.device, self.dtype, "TRAINER")
+
+    def prepare_torch(self) -> devices.Placement:
+        """Before training in this process: torch's threads and current CUDA device; returns the placement.
+
+        On cores shared with other busy processes a second torch thread spin-waits and slows small models down many
+        times over; TRAINER_TORCH_THREADS=1 avoids that (see services/llm's measurements). accelerate trains on the
+        current CUDA device, so cuda:N is made current here."""
+        import torch
+
         if self.torch_threads > 0:
-            import torch
-
             torch.set_num_threads(self.torch_threads)
+        placement = self.placement()
+        if placement.on_gpu:
+            torch.cuda.set_device(placement.device)
+        return placement

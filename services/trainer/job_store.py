@@ -38,9 +38,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     adapter_version TEXT NOT NULL DEFAULT '',
     error TEXT NOT NULL DEFAULT '',
     staging TEXT,
-    pid INTEGER
+    pid INTEGER,
+    device TEXT NOT NULL DEFAULT ''
 )
 """
+# Columns added after the first release, for stores created before them: (name, definition).
+_ADDED_COLUMNS = [("device", "TEXT NOT NULL DEFAULT ''")]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +65,7 @@ class JobRecord:
     error: str
     staging: str | None
     pid: int | None
+    device: str  # where it trained, e.g. "cuda:0 bfloat16"; set when it starts
 
     @property
     def finished(self) -> bool:
@@ -83,6 +87,10 @@ class JobStore:
         try:
             db.execute("PRAGMA journal_mode=WAL")  # readers never wait for the training process's writes
             db.execute(_SCHEMA)
+            present = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+            for name, definition in _ADDED_COLUMNS:
+                if name not in present:  # an older store: its records stay, with the column's default
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {definition}")
         finally:
             db.close()
 
@@ -144,6 +152,10 @@ class JobStore:
     def set_pid(self, job_id: str, pid: int) -> None:
         with self._connect(immediate=True) as db:
             db.execute("UPDATE jobs SET pid = ? WHERE id = ?", (pid, job_id))
+
+    def set_device(self, job_id: str, device: str) -> None:
+        with self._connect(immediate=True) as db:
+            db.execute("UPDATE jobs SET device = ? WHERE id = ?", (device, job_id))
 
     def set_staging(self, job_id: str, staging: pathlib.Path) -> None:
         with self._connect(immediate=True) as db:

@@ -37,7 +37,7 @@ def job_message(job: JobRecord) -> trainer_pb2.Job:
     params = (trainer_pb2.JobParams(sft=trainer_pb2.TrainSftRequest(**job.params)) if job.kind == "sft"
               else trainer_pb2.JobParams(rl=trainer_pb2.TrainRlRequest(**job.params)))
     return trainer_pb2.Job(job_id=job.id, kind=job.kind, status=job.status, progress=_progress(job), params=params,
-                           adapter_version=job.adapter_version, error=job.error,
+                           adapter_version=job.adapter_version, error=job.error, device=job.device,
                            created_at=_timestamp(job.created_at), started_at=_timestamp(job.started_at),
                            finished_at=_timestamp(job.finished_at))
 
@@ -132,6 +132,8 @@ def _now() -> timestamp_pb2.Timestamp:
 
 
 async def serve(config: TrainerConfig) -> None:
+    placement = await asyncio.to_thread(config.placement)  # an unusable TRAINER_DEVICE/_DTYPE exits here
+    log.info("jobs will train on", extra={"placement": placement.describe()})
     store = LoopJobStore(await asyncio.to_thread(JobStore.under, config.models_dir))
     server = None
 

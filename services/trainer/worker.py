@@ -12,6 +12,7 @@ import threading
 import time
 
 from services.common import adapters
+from services.common.devices import Placement
 from services.common.logs import setup_logging
 from services.trainer.config import TrainerConfig
 from services.trainer.job_store import FAILED, RUNNING, JobStore
@@ -39,7 +40,7 @@ def die_with_parent() -> None:
     threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
-def run(job_id: str, config: TrainerConfig) -> int:
+def run(job_id: str, config: TrainerConfig, placement: Placement) -> int:
     from services.trainer.training.progress import Progress
     from services.trainer.training.publishing import publish_and_notify
 
@@ -48,6 +49,7 @@ def run(job_id: str, config: TrainerConfig) -> int:
     if job is None or job.status != RUNNING:
         log.error("job is not running", extra={"job_id": job_id, "status": job and job.status})
         return 1
+    store.set_device(job_id, placement.describe())
 
     def report(progress: Progress) -> None:
         store.update_progress(job_id, progress.step, progress.total_steps, progress.loss, progress.reward,
@@ -99,8 +101,7 @@ def main() -> None:
     die_with_parent()
     config = TrainerConfig.from_env()
     setup_logging(config.log_level)
-    config.apply_torch_threads()
-    sys.exit(run(sys.argv[1], config))
+    sys.exit(run(sys.argv[1], config, config.prepare_torch()))
 
 
 if __name__ == "__main__":

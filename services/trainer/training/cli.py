@@ -81,5 +81,5 @@ def main(argv: list[str] | None = None) -> None:
         root.error("; ".join(description for _, description in problems))
     config = TrainerConfig.from_env()
     setup_logging(config.log_level)
-    config.apply_torch_threads()
+    config.prepare_torch()
     run(params, config)

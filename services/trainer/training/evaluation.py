@@ -41,7 +41,7 @@ def generate_answers(model, tokenizer, prompts: list[str], max_new_tokens: int) 
     outputs = []
     try:
         for first in range(0, len(prompts), BATCH_SIZE):
-            batch = tokenizer(prompts[first: first + BATCH_SIZE], return_tensors="pt", padding=True)
+            batch = tokenizer(prompts[first: first + BATCH_SIZE], return_tensors="pt", padding=True).to(model.device)
             generated = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
                                        pad_token_id=tokenizer.pad_token_id)
             new_tokens = generated[:, batch["input_ids"].shape[1]:]
@@ -95,7 +95,7 @@ def compare_published(config: TrainerConfig, examples_wanted: int, max_new_token
         if name != "base" and path is None:
             print(f"{name}: no published adapter, skipped")
             continue
-        model = load_with_adapter(config.base_model, path)
+        model = load_with_adapter(config.base_model, path).to(config.placement().device)
         results[name] = evaluate_model(model, tokenizer, examples, max_new_tokens).summary()
         sources[name] = "-" if path is None else f"{name}/{path.name}"
     table = reports.comparison_table(results, sources)

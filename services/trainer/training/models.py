@@ -2,6 +2,7 @@
 import pathlib
 
 from services.common.base_model import from_pretrained
+from services.common.devices import Placement
 
 
 def load_base_model(base_model: str):
@@ -18,6 +19,15 @@ def load_with_adapter(base_model: str, adapter: pathlib.Path | None, trainable: 
     from peft import PeftModel
 
     return PeftModel.from_pretrained(model, str(adapter), is_trainable=trainable)
+
+
+def device_options(placement: Placement) -> dict:
+    """The TrainingArguments (SFTConfig, GRPOConfig) options for where training runs: the CPU, or a GPU with mixed
+    precision in the placement's dtype (the weights themselves stay float32)."""
+    import torch
+
+    return {"use_cpu": not placement.on_gpu, "bf16": placement.dtype == torch.bfloat16,
+            "fp16": placement.dtype == torch.float16}
 
 
 def lora_config(rank: int):

@@ -6,10 +6,11 @@ from collections.abc import Callable
 
 from services.common import adapters
 from services.common.base_model import context_window, load_tokenizer
+from services.common.devices import Placement
 from services.trainer.config import TrainerConfig
 from services.trainer.training.data import QAExample, fit_prompt, load_squad
 from services.trainer.training.fixed_prompts import FIXED_PROMPTS
-from services.trainer.training.models import load_with_adapter
+from services.trainer.training.models import device_options, load_with_adapter
 from services.trainer.training.params import RlParams
 from services.trainer.training.progress import Progress, ProgressCallback, Report, no_report
 from services.trainer.training.publishing import Publish, evaluate_staged, publish_and_notify
@@ -35,7 +36,7 @@ def prompt_rows(tokenizer, examples: list[QAExample], max_new_tokens: int, posit
     return rows
 
 
-def grpo_config(output_dir: str, params: RlParams, show_progress: bool):
+def grpo_config(output_dir: str, params: RlParams, placement: Placement, show_progress: bool):
     from trl import GRPOConfig
 
     return GRPOConfig(
@@ -45,7 +46,7 @@ def grpo_config(output_dir: str, params: RlParams, show_progress: bool):
         num_generations=NUM_GENERATIONS, per_device_train_batch_size=NUM_GENERATIONS,
         max_completion_length=params.max_new_tokens, temperature=1.0, beta=0.0,
         logging_steps=1, save_strategy="no", report_to=[],
-        use_cpu=True, bf16=False, gradient_checkpointing=False, disable_tqdm=not show_progress, seed=0,
+        **device_options(placement), gradient_checkpointing=False, disable_tqdm=not show_progress, seed=0,
     )
 
 
@@ -74,7 +75,7 @@ def train_rl(params: RlParams, config: TrainerConfig, report: Report = no_report
     progress = ProgressCallback(report, "reward")
     with tempfile.TemporaryDirectory(prefix="rl-") as scratch:
         trainer = GRPOTrainer(model=model, reward_funcs=REWARD_FUNCTIONS, args=grpo_config(scratch, params,
-                              show_progress), train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                              config.placement(), show_progress), train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                               callbacks=[progress])
         trainer.train()
         trainer.save_model(str(staged))

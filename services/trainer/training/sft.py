@@ -6,9 +6,10 @@ from collections.abc import Callable
 
 from services.common import adapters
 from services.common.base_model import load_tokenizer
+from services.common.devices import Placement
 from services.trainer.config import TrainerConfig
 from services.trainer.training.data import load_squad, sft_rows
-from services.trainer.training.models import load_base_model, lora_config
+from services.trainer.training.models import device_options, load_base_model, lora_config
 from services.trainer.training.params import SftParams
 from services.trainer.training.progress import Progress, ProgressCallback, Report, no_report
 from services.trainer.training.publishing import Publish, evaluate_staged, publish_and_notify
@@ -17,25 +18,25 @@ from services.trainer.training.reports import write_curve, write_json
 BATCH_SIZE = 4
 
 
-def sft_config(output_dir: str, params: SftParams, show_progress: bool, max_steps: int = -1):
+def sft_config(output_dir: str, params: SftParams, placement: Placement, show_progress: bool, max_steps: int = -1):
     from trl import SFTConfig
 
     return SFTConfig(
         output_dir=output_dir, num_train_epochs=params.num_train_epochs, max_steps=max_steps,
         per_device_train_batch_size=BATCH_SIZE, learning_rate=params.learning_rate, max_length=params.max_length,
         completion_only_loss=True, logging_steps=1, save_strategy="no", report_to=[],
-        # CPU-only machines: the bf16 default raises there; checkpointing only slows small models down.
-        use_cpu=True, bf16=False, gradient_checkpointing=False, disable_tqdm=not show_progress, seed=0,
+        # Checkpointing only slows small models down.
+        **device_options(placement), gradient_checkpointing=False, disable_tqdm=not show_progress, seed=0,
     )
 
 
-def build_trainer(model, tokenizer, rows: list[dict], params: SftParams, output_dir: str, *, use_lora: bool = True,
-                  show_progress: bool = False, max_steps: int = -1, callbacks=()):
+def build_trainer(model, tokenizer, rows: list[dict], params: SftParams, output_dir: str, placement: Placement, *,
+                  use_lora: bool = True, show_progress: bool = False, max_steps: int = -1, callbacks=()):
     """The trl SFTTrainer used by the job, the CLI and the benchmark (use_lora=False: full fine-tuning)."""
     from datasets import Dataset
     from trl import SFTTrainer
 
-    return SFTTrainer(model=model, args=sft_config(output_dir, params, show_progress, max_steps),
+    return SFTTrainer(model=model, args=sft_config(output_dir, params, placement, show_progress, max_steps),
                       train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                       peft_config=lora_config(params.lora_r) if use_lora else None, callbacks=list(callbacks))
 
@@ -55,8 +56,8 @@ def train_sft(params: SftParams, config: TrainerConfig, report: Report = no_repo
     on_staged(staged)
     progress = ProgressCallback(report, "loss")
     with tempfile.TemporaryDirectory(prefix="sft-") as scratch:
-        trainer = build_trainer(model, tokenizer, rows, params, scratch, show_progress=show_progress,
-                                callbacks=[progress])
+        trainer = build_trainer(model, tokenizer, rows, params, scratch, config.placement(),
+                                show_progress=show_progress, callbacks=[progress])
         trainer.train()
         trainer.save_model(str(staged))
     write_json(staged / "params.json", {"kind": "sft", **dataclasses.asdict(params), "base_model": config.base_model,

@@ -1,0 +1,48 @@
+"""LLM_DEVICE / TRAINER_DEVICE and their dtypes: resolved at start-up into a device and dtype, or one line saying
+what is wrong. CI has no GPU: there `auto` means the CPU, and asking for CUDA is a clear start-up error."""
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from launch.processes import ROOT, base_env, free_port
+from services.common.devices import DeviceError, resolve
+from services.trainer.training.models import device_options
+
+NO_GPU = not torch.cuda.is_available()
+
+
+@pytest.mark.skipif(not NO_GPU, reason="what auto means without a GPU")
+def test_auto_is_the_cpu_in_float32_without_a_gpu():
+    placement = resolve("auto", "auto", "LLM")
+    assert (placement.device, placement.dtype, placement.on_gpu) == (torch.device("cpu"), torch.float32, False)
+    assert placement.describe() == "cpu float32"
+    assert device_options(placement) == {"use_cpu": True, "bf16": False, "fp16": False}
+    assert resolve("cpu", "bfloat16", "LLM").dtype == torch.bfloat16  # torch runs bf16 on the CPU
+
+
+@pytest.mark.parametrize("device, dtype, message", [
+    ("tpu", "auto", "LLM_DEVICE='tpu' is not a device: use auto, cpu, cuda or cuda:N"),
+    ("cuda:first", "auto", "LLM_DEVICE='cuda:first' is not a device"),
+    ("cpu", "int8", "LLM_DTYPE='int8' is not a dtype: use one of auto, float32, bfloat16, float16"),
+    ("cpu", "float16", "LLM_DTYPE=float16 on the CPU"),
+] + ([("cuda", "auto", "torch sees no CUDA GPU here"), ("cuda:3", "auto", "torch sees no CUDA GPU here")]
+     if NO_GPU else [(f"cuda:{torch.cuda.device_count()}", "auto", "CUDA device(s), numbered from 0")]))
+def test_an_unusable_setting_is_one_line_naming_the_variable(device, dtype, message):
+    with pytest.raises(DeviceError) as error:
+        resolve(device, dtype, "LLM")
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.skipif(not NO_GPU, reason="needs a machine without a GPU")
+@pytest.mark.parametrize("module, variables", [
+    ("services.llm", {"LLM_DEVICE": "cuda", "LLM_PORT": "0"}),
+    ("services.trainer", {"TRAINER_DEVICE": "cuda"}),
+])
+def test_a_service_asked_for_cuda_without_a_gpu_exits_with_that_line(module, variables, tmp_path):
+    env = base_env({"MODELS_DIR": str(tmp_path), "TRAINER_PORT": str(free_port()), **variables})
+    result = subprocess.run([sys.executable, "-m", module], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 1
+    assert "torch sees no CUDA GPU here" in result.stderr and "Traceback" not in result.stderr
