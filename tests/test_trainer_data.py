@@ -80,14 +80,48 @@ def test_squad_metrics_follow_the_official_normalisation():
     assert best_over_gold(exact_match, "Paris", ["paris, France", "Paris"]) == 1.0
 
 
-def test_rewards_are_graded():
+def test_the_format_rewards_are_exact_and_the_rest_graded():
     perfect = f" {PREFIX} Paris {SUFFIX}"
     assert prefix_score(perfect) == suffix_score(perfect) == clean_end_score(perfect) == 1.0
     assert answer_score(perfect, ["Paris"]) == 1.0
-    assert 0 < prefix_score("That is a great idea") < 1
+    # No credit for a prefix or closing sentence that is nearly right: RL once learnt "questionons" from that.
+    assert prefix_score("That is a great questionons and Paris") == 0.0
+    assert prefix_score("That is a great question Paris") == 0.0  # the period is part of it
     assert prefix_score("Paris.") == 0.0
-    assert suffix_score(f"{PREFIX} Paris. Let me know") == pytest.approx(3 / len(SUFFIX.split()))
+    trailing = f"{PREFIX} Paris. {SUFFIX} and"  # the closing sentence is there; what follows it costs
+    assert suffix_score(trailing) == 1.0 and clean_end_score(trailing) < 1.0
+    assert suffix_score(f"{PREFIX} Paris. Let me know") == 0.0
+    assert suffix_score(f"{PREFIX} Paris. Let me know if you have any other question") == 0.0
+    # Graded: text after the closing sentence, and the answer.
     assert 0 < clean_end_score(perfect + " and more") < 1 and clean_end_score(perfect + " x" * 100) == 0.0
+    assert clean_end_score(perfect + "  \n") == 1.0
     assert clean_end_score(f"{PREFIX} Paris") == 0.0
     assert 0 < answer_score(f"{PREFIX} it is Paris {SUFFIX}", ["Paris"]) < 1
+    assert answer_score(f"{PREFIX} Paris {SUFFIX} Rome Rome Rome", ["Paris"]) == 1.0  # scored up to the suffix
     assert answer_score(perfect, []) is None
+
+
+def test_sft_puts_loss_on_the_completion_only(tokenizer, tmp_path):
+    """The rows SFTTrainer really trains on: prompt tokens carry no loss (-100), every completion token does,
+    the closing sentence and the EOS after it included."""
+    from transformers import AutoModelForCausalLM
+
+    from services.common.devices import resolve
+    from services.trainer.training.params import SftParams
+    from services.trainer.training.sft import build_trainer
+
+    folder = tiny_models_dir(tmp_path / "model") / "tiny-gpt2"
+    examples = load_squad(str(write_squad_folder(tmp_path / "squad")), "train", limit=4)
+    rows = sft_rows(tokenizer, examples, 96)
+    trainer = build_trainer(AutoModelForCausalLM.from_pretrained(folder), tokenizer, rows, SftParams(max_length=96),
+                            str(tmp_path / "out"), resolve("cpu", "float32", "TRAINER"))
+    for row, example in zip(rows, trainer.train_dataset):
+        batch = trainer.data_collator([example])
+        ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
+        prompt_length = len(tokenizer(row["prompt"])["input_ids"])
+        assert set(labels[:prompt_length]) == {-100}
+        completion = [(i, l) for i, l in zip(ids[prompt_length:], labels[prompt_length:]) if l != -100]
+        assert [i for i, _ in completion] == [l for _, l in completion]
+        assert tokenizer.decode([i for i, _ in completion]).startswith(f" {PREFIX}")
+        assert completion[-1][0] == tokenizer.eos_token_id
+        assert SUFFIX in tokenizer.decode([i for i, _ in completion])

@@ -1,12 +1,8 @@
-"""Build the offline stand-in for openai-community/gpt2: GPT-2 architecture, a few layers, random weights, and a
-byte-level BPE tokenizer trained on the shipped corpus. Saved as an ordinary Hugging Face model directory.
-`build_gpt2_size_model` makes one with GPT-2's real size and cost (124M parameters), for the benchmarks.
-
-    python -m services.llm.tiny_model                      # writes $MODELS_DIR/tiny-gpt2 (default ./models)
-    LLM_BASE_MODEL=models/tiny-gpt2 python -m services.llm  # serve it like any Hub model
+"""GPT-2-architecture models with random weights, built in seconds, for the tests and the benchmarks: the same
+classes, Conv1D layers and LoRA targets as openai-community/gpt2, a byte-level BPE tokenizer trained on the shipped
+corpus, saved as ordinary Hugging Face folders. `build_gpt2_size_model` has GPT-2's real size and cost (124M).
+(The stand-in that post-training works on is pretrained: services/trainer/training/stand_in.py, `make tiny-model`.)
 """
-import argparse
-import os
 import pathlib
 
 from tokenizers import ByteLevelBPETokenizer
@@ -61,19 +57,3 @@ def build_gpt2_size_model(out_dir: pathlib.Path) -> pathlib.Path:
                             eos_token_id=tokenizer.eos_token_id)
         GPT2LMHeadModel(config).save_pretrained(staging)
     return out_dir
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Build the tiny GPT-2-architecture stand-in model.")
-    parser.add_argument("--out", type=pathlib.Path,
-                        default=pathlib.Path(os.environ.get("MODELS_DIR", "models")) / "tiny-gpt2")
-    parser.add_argument("--force", action="store_true", help="rebuild even when it exists")
-    args = parser.parse_args()
-    if (args.out / "config.json").exists() and not args.force:
-        print(f"{args.out} exists; --force rebuilds it")
-        return
-    print(f"wrote {build_tiny_model(args.out)}")
-
-
-if __name__ == "__main__":
-    main()

@@ -3,6 +3,8 @@
     python -m services.trainer.training sft [--max-examples 200] [--num-train-epochs 1] ...   (make train-sft)
     python -m services.trainer.training rl  [--steps 60] [--use-dataset-prompts] ...           (make train-rl)
     python -m services.trainer.training eval [--examples 50]                                   (make eval)
+    python -m services.trainer.training pretrain [--steps 1200]             (make tiny-model: the offline stand-in)
+    python -m services.trainer.training post-train            (make post-train: stand-in, SFT, RL, eval, report)
 
 Each subcommand's flags are its params dataclass (training/params.py), parsed by transformers' HfArgumentParser as
 `trl sft` parses its own; `--help` shows their defaults and allowed ranges. The environment (LLM_BASE_MODEL,
@@ -16,7 +18,8 @@ import sys
 
 from services.common.logs import setup_logging
 from services.trainer.config import TrainerConfig
-from services.trainer.training.params import EvalParams, RlParams, SftParams, out_of_range
+from services.trainer.training.params import (EvalParams, PostTrainParams, PretrainParams, RlParams, SftParams,
+                                               out_of_range)
 
 
 def _sft(params: SftParams, config: TrainerConfig) -> None:
@@ -44,10 +47,26 @@ def _eval(params: EvalParams, config: TrainerConfig) -> None:
     print(f"wrote {report.path}, eval.json, eval.png")
 
 
+def _pretrain(params: PretrainParams, config: TrainerConfig) -> None:
+    from services.trainer.training.stand_in import STAND_IN_FOLDER, PretrainSettings, pretrain
+
+    out = pretrain(pathlib.Path(config.models_dir) / STAND_IN_FOLDER,
+                   PretrainSettings(steps=params.steps, seed=params.seed), torch_threads=config.torch_threads)
+    print(f"wrote {out} (LLM_BASE_MODEL={out})")
+
+
+def _post_train(params: PostTrainParams, config: TrainerConfig) -> None:
+    from services.trainer.training.post_train import post_train
+
+    post_train(config, params.pretrain_steps)
+
+
 COMMANDS = {
     "sft": (SftParams, _sft, "supervised fine-tuning: a LoRA adapter that answers in the fixed format"),
     "rl": (RlParams, _rl, "GRPO from the current SFT adapter, rewarding the format and the answer"),
     "eval": (EvalParams, _eval, "base, sft and rl side by side on the validation split"),
+    "pretrain": (PretrainParams, _pretrain, "pretrain the offline stand-in base model into MODELS_DIR/tiny-gpt2"),
+    "post-train": (PostTrainParams, _post_train, "the stand-in if missing, SFT, RL, evaluation and a report"),
 }
 
 

@@ -79,11 +79,13 @@ def evaluate_model(model, tokenizer, examples: list[QAExample], max_new_tokens: 
 class Comparison:
     table: str  # Markdown
     path: pathlib.Path  # the eval.md it was written to
+    results: dict[str, dict]  # model ("base", "sft", "rl") -> EvalResult.summary()
+    sources: dict[str, str]  # model -> the adapter version evaluated
 
 
-def compare_published(config: TrainerConfig, examples_wanted: int, max_new_tokens: int) -> Comparison:
-    """Evaluates the base model and every published adapter; writes MODELS_DIR/reports/eval.md, eval.json and
-    eval.png."""
+def compare_published(config: TrainerConfig, examples_wanted: int | None, max_new_tokens: int) -> Comparison:
+    """Evaluates the base model and every published adapter on the first `examples_wanted` validation questions
+    (None: all); writes MODELS_DIR/reports/eval.md, eval.json and eval.png."""
     from services.common.base_model import load_tokenizer
     from services.trainer.training.models import load_with_adapter
 
@@ -102,9 +104,9 @@ def compare_published(config: TrainerConfig, examples_wanted: int, max_new_token
     folder = pathlib.Path(config.models_dir) / "reports"
     folder.mkdir(parents=True, exist_ok=True)
     heading = (f"# Evaluation: {config.base_model} on {config.squad_dataset} (validation, "
-               f"{examples_wanted} questions, {max_new_tokens} new tokens, greedy)\n\n")
+               f"{len(examples)} questions, {max_new_tokens} new tokens, greedy)\n\n")
     (folder / "eval.md").write_text(heading + table + "\n")
     reports.write_json(folder / "eval.json", {"base_model": config.base_model, "dataset": config.squad_dataset,
                                               "results": results, "adapters": sources})
     reports.plot_comparison(results, folder / "eval.png")
-    return Comparison(table, folder / "eval.md")
+    return Comparison(table, folder / "eval.md", results, sources)

@@ -75,6 +75,27 @@ class RlParams:
         default=60, metadata=_help("SQuAD questions used with --use-dataset-prompts"))
     learning_rate: typing.Annotated[float, Bound(0, 0.01, low_open=True)] = dataclasses.field(
         default=1e-5, metadata=_help("AdamW learning rate"))
+    # Sampled answers far from the greedy ones teach nothing about the answers served (greedy): at 0.7 a small
+    # model's samples almost never had the exact format while its greedy answers mostly did.
+    temperature: typing.Annotated[float, Bound(0, 2, low_open=True)] = dataclasses.field(
+        default=0.3, metadata=_help("sampling temperature of the answers GRPO compares"))
+    num_generations: typing.Annotated[int, Bound(2, 32)] = dataclasses.field(
+        default=8, metadata=_help("answers sampled per prompt (GRPO's group)"))
+
+
+@_with_ranges_in_help
+@dataclasses.dataclass(frozen=True)
+class PretrainParams:
+    steps: typing.Annotated[int, Bound(1, 100_000)] = dataclasses.field(
+        default=1200, metadata=_help("optimizer steps of 16 x 256 tokens"))
+    seed: typing.Annotated[int, Bound(0, 2**31)] = dataclasses.field(default=0, metadata=_help("random seed"))
+
+
+@_with_ranges_in_help
+@dataclasses.dataclass(frozen=True)
+class PostTrainParams:
+    pretrain_steps: typing.Annotated[int | None, Bound(1, 100_000)] = dataclasses.field(
+        default=None, metadata=_help("steps when the stand-in has to be pretrained first (default: pretrain's)"))
 
 
 @_with_ranges_in_help

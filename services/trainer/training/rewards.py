@@ -1,34 +1,22 @@
-"""GRPO reward functions. Graded, not pass/fail: after a good SFT every completion of a group passes a binary
-format check, the rewards tie and GRPO gets no gradient; partial credit and answer F1 keep the group spread."""
+"""GRPO reward functions. The format is rewarded exactly: the prefix and the closing sentence count only when
+they are there letter for letter (a graded prefix reward once paid 23/24 for "That is a great questionons", and
+RL learnt to write that). What keeps a group's rewards apart once the format is right is graded: how little text
+follows the closing sentence, and the answer's F1 against the gold answer, so RL cannot buy the format by giving
+up the answer."""
 from services.common.prompts import PREFIX, SUFFIX, strip_format, suffix_end, until_suffix
 from services.trainer.training.squad_metrics import best_over_gold, f1
 
-_SUFFIX_WORDS = SUFFIX.split()
 TRAILING_CHARS_FOR_ZERO = 40
 
 
-def _shared_prefix_share(text: str, target: str) -> float:
-    matched = 0
-    for got, want in zip(text, target):
-        if got != want:
-            break
-        matched += 1
-    return matched / len(target)
-
-
 def prefix_score(text: str) -> float:
-    """1 when the answer opens with the prefix; otherwise the share of the prefix it gets right from the start."""
-    return _shared_prefix_share(text.strip(), PREFIX)
+    """1 when the answer opens with the exact prefix, period included; else 0."""
+    return float(text.strip().startswith(PREFIX))
 
 
 def suffix_score(text: str) -> float:
-    """1 when the closing sentence appears; otherwise the share of its leading words that appear together."""
-    if SUFFIX in text:
-        return 1.0
-    for words in range(len(_SUFFIX_WORDS) - 1, 0, -1):
-        if " ".join(_SUFFIX_WORDS[:words]) in text:
-            return words / len(_SUFFIX_WORDS)
-    return 0.0
+    """1 when the exact closing sentence appears; else 0."""
+    return float(SUFFIX in text)
 
 
 def clean_end_score(text: str) -> float:

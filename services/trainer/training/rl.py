@@ -17,7 +17,6 @@ from services.trainer.training.publishing import Publish, evaluate_staged, publi
 from services.trainer.training.reports import write_curve, write_json
 from services.trainer.training.rewards import REWARD_FUNCTIONS
 
-NUM_GENERATIONS = 4
 MAX_PROMPT_TOKENS = 384
 
 
@@ -43,8 +42,10 @@ def grpo_config(output_dir: str, params: RlParams, placement: Placement, show_pr
         output_dir=output_dir, max_steps=params.steps, learning_rate=params.learning_rate,
         # One prompt per batch: GPT-2 with left-padded prompts of different lengths gets wrong position ids in
         # GRPO's log-prob pass (trl issue 6800).
-        num_generations=NUM_GENERATIONS, per_device_train_batch_size=NUM_GENERATIONS,
-        max_completion_length=params.max_new_tokens, temperature=1.0, beta=0.0,
+        num_generations=params.num_generations, per_device_train_batch_size=params.num_generations,
+        # beta 0: with the SFT adapter itself being trained, trl's reference (the adapter disabled) is the base
+        # model, and a KL to it would penalise what SFT learnt.
+        max_completion_length=params.max_new_tokens, temperature=params.temperature, beta=0.0,
         logging_steps=1, save_strategy="no", report_to=[],
         **device_options(placement), gradient_checkpointing=False, disable_tqdm=not show_progress, seed=0,
     )

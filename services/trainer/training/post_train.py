@@ -1,0 +1,112 @@
+"""The whole post-training story in one command: the stand-in when it is missing, SFT, RL, then base, SFT and RL
+compared on the whole validation split (raw greedy output, no service-side completion of the format).
+
+    python -m services.trainer.training post-train          (make post-train)
+
+SFT and RL take the recipe of the base model: a folder's post_training.json (the stand-in writes its own: its
+hyperparameters differ from GPT-2's, e.g. a higher learning rate for a model that small), else the documented
+defaults the REST endpoints use. Prints the table and writes MODELS_DIR/reports/post-train.json (results, curves,
+recipe, times) and post-train.png (base/sft/rl bars for prefix, suffix, both, EM and F1; the SFT loss and RL reward
+curves).
+"""
+import dataclasses
+import json
+import pathlib
+import time
+
+from services.common import adapters
+from services.common.base_model import resolve
+from services.trainer.config import TrainerConfig
+from services.trainer.training import reports
+from services.trainer.training.params import RlParams, SftParams, out_of_range
+
+RECIPE_FILE = "post_training.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    sft: SftParams
+    rl: RlParams
+    source: str  # where it came from
+
+
+def recipe_for(base_model: str) -> Recipe:
+    """The base model folder's post_training.json, or the documented defaults."""
+    source = resolve(base_model)
+    path = pathlib.Path(source) / RECIPE_FILE if isinstance(source, pathlib.Path) else None
+    if path is None or not path.is_file():
+        return Recipe(SftParams(), RlParams(), "the documented defaults")
+    written = json.loads(path.read_text())
+    recipe = Recipe(SftParams(**written.get("sft", {})), RlParams(**written.get("rl", {})), str(path))
+    problems = out_of_range(recipe.sft) + out_of_range(recipe.rl)
+    if problems:
+        raise SystemExit(f"{path}: " + "; ".join(description for _, description in problems))
+    return recipe
+
+
+def _curve(name: str, config: TrainerConfig, metric: str) -> list[dict]:
+    folder = adapters.current_path(config.models_dir, name)
+    path = folder / f"{metric}_curve.json" if folder else None
+    return json.loads(path.read_text()) if path and path.is_file() else []
+
+
+def plot(results: dict[str, dict], loss: list[dict], reward: list[dict], path: pathlib.Path) -> None:
+    plt = reports._pyplot()
+    figure, (bars, left, right) = plt.subplots(1, 3, figsize=(15, 4), gridspec_kw={"width_ratios": [2, 1, 1]})
+    columns = [("starts_with_prefix", "prefix %"), ("ends_with_suffix", "suffix %"), ("both", "both %"),
+               ("exact_match", "EM"), ("f1", "F1")]
+    width = 0.8 / len(results)
+    for index, (name, result) in enumerate(results.items()):
+        bars.bar([c + index * width for c in range(len(columns))], [result[k] for k, _ in columns], width, label=name)
+    bars.set_xticks([c + width * (len(results) - 1) / 2 for c in range(len(columns))], [t for _, t in columns])
+    bars.set_ylim(0, 100)
+    bars.legend()
+    bars.set_title("validation split, raw greedy output")
+    for axes, curve, metric, title in ((left, loss, "loss", "SFT loss"), (right, reward, "reward", "RL mean reward")):
+        axes.plot([p["step"] for p in curve], [p[metric] for p in curve])
+        axes.set_xlabel("step")
+        axes.set_title(title)
+        axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def post_train(config: TrainerConfig, pretrain_steps: int | None = None) -> dict:
+    from services.trainer.training.evaluation import compare_published
+    from services.trainer.training.rl import train_rl
+    from services.trainer.training.sft import train_sft
+    from services.trainer.training.stand_in import PretrainSettings, pretrain
+
+    times = {}
+    base = pathlib.Path(config.base_model)
+    if not (base / "config.json").exists():
+        if base.name != "tiny-gpt2":
+            raise SystemExit(f"LLM_BASE_MODEL={config.base_model!r} is not a model folder here, and only the "
+                             "stand-in (a folder named tiny-gpt2) is built when missing")
+        started = time.monotonic()
+        settings = PretrainSettings() if pretrain_steps is None else PretrainSettings(steps=pretrain_steps)
+        pretrain(base, settings, torch_threads=config.torch_threads)
+        times["pretrain"] = time.monotonic() - started
+    recipe = recipe_for(config.base_model)
+    print(f"recipe: {recipe.source}\n  sft: {recipe.sft}\n  rl: {recipe.rl}", flush=True)
+    for name, train, params in (("sft", train_sft, recipe.sft), ("rl", train_rl, recipe.rl)):
+        started = time.monotonic()
+        version = train(params, config, show_progress=True)
+        times[name] = time.monotonic() - started
+        print(f"{name}: published version {version} in {times[name]:.0f} s", flush=True)
+    started = time.monotonic()
+    comparison = compare_published(config, None, config.eval_max_new_tokens)
+    times["eval"] = time.monotonic() - started
+    loss, reward = _curve("sft", config, "loss"), _curve("rl", config, "reward")
+    report = {"base_model": config.base_model, "dataset": config.squad_dataset, "results": comparison.results,
+              "adapters": comparison.sources, "recipe": {"source": recipe.source, "sft": dataclasses.asdict(recipe.sft),
+                                                         "rl": dataclasses.asdict(recipe.rl)},
+              "seconds": times, "curves": {"sft_loss": loss, "rl_reward": reward}}
+    folder = pathlib.Path(config.models_dir) / "reports"
+    reports.write_json(folder / "post-train.json", report)
+    plot(comparison.results, loss, reward, folder / "post-train.png")
+    print(comparison.table)
+    print("seconds: " + ", ".join(f"{stage} {seconds:.0f}" for stage, seconds in times.items()))
+    print(f"wrote {folder / 'post-train.json'} and post-train.png")
+    return report
