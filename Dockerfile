@@ -12,7 +12,6 @@ COPY textgen/__init__.py textgen/endpoints.py textgen/
 RUN python protos/build.py
 COPY gateway gateway
 RUN python -m gateway.render compose --out /envoy \
-    && cp gen/descriptor.pb /envoy/descriptor.pb \
     && mkdir /envoy/swagger-ui \
     && cp "$(python -c 'import swagger_ui_bundle; print(swagger_ui_bundle.swagger_ui_path)')"/swagger-ui* /envoy/swagger-ui/
 
@@ -59,7 +58,6 @@ COPY --from=contracts /src/textgen textgen
 COPY services/__init__.py services/
 COPY services/common services/common
 COPY services/llm services/llm
-# tiny_model trains its tokenizer on the shipped corpus: `python -m services.llm.tiny_model` works offline.
 COPY data/corpus data/corpus
 EXPOSE 50053
 CMD ["python", "-m", "services.llm"]
@@ -72,7 +70,6 @@ RUN pip install --no-cache-dir --extra-index-url ${TORCH_INDEX} -r requirements/
 COPY --from=contracts /src/textgen textgen
 COPY services/__init__.py services/
 COPY services/common services/common
-COPY services/llm/__init__.py services/llm/tiny_model.py services/llm/
 COPY services/trainer services/trainer
 COPY data/corpus data/corpus
 COPY data/squad_sample data/squad_sample

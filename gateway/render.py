@@ -1,10 +1,12 @@
 """Renders the gateway's Envoy configuration from its one source, gateway/envoy.template.yaml.
 
-    python -m gateway.render local   --out gen/gateway     # make run: backends on loopback
-    python -m gateway.render compose --out /etc/envoy      # the Envoy image: backends by compose service name
+    python -m gateway.render local   --out gen/gateway               # make run: backends on loopback
+    python -m gateway.render compose --out /etc/envoy                # the Envoy image: compose service names
+    python -m gateway.render k8s     --out deploy/k8s/base/gateway   # Kubernetes: the envoy-config ConfigMap
 
-Writes OUT/envoy.yaml and OUT/openapi.json. The targets differ only in addresses and file locations; one route
-per REST-annotated method comes from the descriptor set, with its service's cluster and gateway/backends.py's timeout.
+Writes OUT/envoy.yaml, OUT/openapi.json and OUT/docs.html, and for compose and k8s the descriptor set beside
+them. The targets differ only in addresses and file locations; one route per REST-annotated method comes from the
+descriptor set, with its service's cluster and gateway/backends.py's timeout.
 """
 import argparse
 import dataclasses
@@ -15,6 +17,7 @@ import string
 
 import swagger_ui_bundle
 import yaml
+from google.protobuf import descriptor_pb2
 from google.rpc import code_pb2
 
 from gateway.backends import BACKENDS, Backend
@@ -44,6 +47,13 @@ LOCAL_REPLY_CODES = {
     503: code_pb2.UNAVAILABLE,
     504: code_pb2.DEADLINE_EXCEEDED,
 }
+
+# Calls the protos mark idempotent (`option idempotency_level`) are retried on another replica when one is down or
+# going down; a training request never is (a retry could queue a second job).
+RETRY_POLICY = {"retry_on": "connect-failure,refused-stream,reset,unavailable", "num_retries": 3,
+                "retry_host_predicate": [{"name": "envoy.retry_host_predicates.previous_hosts", "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"}}],
+                "host_selection_retry_max_attempts": 5}
 
 NOT_ROUTED_FOR_GRPC = ("not served through the REST gateway: it routes only the methods with a REST binding; "
                        "call the service's own port for the others (reflection, health, ReloadAdapters)")
@@ -93,6 +103,16 @@ def compose_placement() -> Placement:
     )
 
 
+def k8s_placement() -> Placement:
+    """Kubernetes: headless Services named as in compose (DNS gives every ready pod); the rendered files from the
+    envoy-config ConfigMap at /etc/envoy/config, Swagger UI's from the image."""
+    return dataclasses.replace(compose_placement(), descriptor=pathlib.Path("/etc/envoy/config/descriptor.pb"),
+                               files_dir=pathlib.Path("/etc/envoy/config"))
+
+
+PLACEMENTS = {"compose": compose_placement, "k8s": k8s_placement}
+
+
 def _endpoint(address: str) -> dict:
     host, _, port = address.rpartition(":")
     return {"endpoint": {"address": {"socket_address": {"address": host, "port_value": int(port)}}}}
@@ -105,6 +125,8 @@ def _method_routes(placement: Placement, bindings: list[HttpBinding]) -> list[di
         timeout = placement.route_timeouts.get(backend.name) or (
             backend.stream_timeout_seconds if binding.method.server_streaming else backend.timeout_seconds)
         route = {"match": {"path": binding.grpc_path}, "route": {"cluster": backend.name, "timeout": f"{timeout}s"}}
+        if binding.method.GetOptions().idempotency_level != descriptor_pb2.MethodOptions.IDEMPOTENCY_UNKNOWN:
+            route["route"]["retry_policy"] = RETRY_POLICY
         if route not in routes:  # additional bindings map to the same method
             routes.append(route)
     return routes
@@ -164,6 +186,8 @@ def write(placement: Placement, out: pathlib.Path, descriptor: pathlib.Path = DE
     out.mkdir(parents=True, exist_ok=True)
     (out / "openapi.json").write_text(json.dumps(openapi_document(bindings, files), indent=1))
     (out / "docs.html").write_text(DOCS_PAGE.read_text())
+    if placement.descriptor == placement.files_dir / "descriptor.pb":  # shipped beside the config
+        (out / "descriptor.pb").write_bytes(descriptor.read_bytes())
     config = out / "envoy.yaml"
     config.write_text(yaml.safe_dump(render(placement, bindings), sort_keys=False))
     return config
@@ -171,10 +195,10 @@ def write(placement: Placement, out: pathlib.Path, descriptor: pathlib.Path = DE
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("target", choices=["local", "compose"])
+    parser.add_argument("target", choices=["local", *PLACEMENTS])
     parser.add_argument("--out", type=pathlib.Path, required=True, help="folder for envoy.yaml and openapi.json")
     args = parser.parse_args()
-    placement = local_placement(files_dir=args.out.resolve()) if args.target == "local" else compose_placement()
+    placement = local_placement(files_dir=args.out.resolve()) if args.target == "local" else PLACEMENTS[args.target]()
     print(write(placement, args.out))
 
 

@@ -117,17 +117,21 @@ def start_service(module: str, env: dict[str, str], port_var: str, wait_serving:
 
 
 
+def _as_list(addresses: str | list[str]) -> list[str]:
+    return [addresses] if isinstance(addresses, str) else list(addresses)
+
+
 @contextlib.contextmanager
 def start_gateway(route_timeouts: dict[str, float] | None = None, max_body_bytes: int | None = None,
-                  **addresses: str):
+                  **addresses: str | list[str]):
     """Envoy, configured by gateway.render, on a free port in front of the backends given by cluster name
-    (baseline=..., rnn=..., llm=..., trainer=...); the others point at a closed port."""
+    (baseline=..., rnn=..., llm=[replica, replica], trainer=...); the others point at a closed port."""
     placement = render.local_placement({})
     port, admin_port = free_port(), free_port()
     files = pathlib.Path(tempfile.mkdtemp(prefix="textgen-gateway-"))
     placement = dataclasses.replace(
         placement, listen_address="127.0.0.1", listen_port=port, admin_port=admin_port, files_dir=files,
-        endpoints={name: [addresses.get(name) or f"127.0.0.1:{free_port()}"] for name in placement.endpoints},
+        endpoints={name: _as_list(addresses.get(name) or f"127.0.0.1:{free_port()}") for name in placement.endpoints},
         route_timeouts=route_timeouts or {}, max_body_bytes=max_body_bytes or placement.max_body_bytes)
     config = render.write(placement, files)
     # One worker is plenty on loopback; hot restart off so that several Envoys can run side by side.

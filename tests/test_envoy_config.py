@@ -19,6 +19,7 @@ from envoy.extensions.filters.http.grpc_json_transcoder.v3 import transcoder_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2  # noqa: F401
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2
 from envoy.extensions.resource_monitors.downstream_connections.v3 import downstream_connections_pb2  # noqa: F401
+from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2  # noqa: F401
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
 from gateway import render
 from gateway.backends import BACKENDS
@@ -37,7 +38,6 @@ def rendered(tmp_path_factory) -> dict[str, dict]:
     local_dir, image_dir = tmp_path_factory.mktemp("local"), tmp_path_factory.mktemp("etc-envoy")
     local = render.write(render.local_placement({}, files_dir=local_dir), local_dir)
     compose = render.write(render.compose_placement(), image_dir)
-    shutil.copy(DESCRIPTOR, image_dir / "descriptor.pb")
     shutil.copytree(render.local_placement({}).swagger_ui_dir, image_dir / "swagger-ui")
     compose_here = image_dir / "envoy-here.yaml"
     compose_here.write_text(compose.read_text().replace(IMAGE_DIR, str(image_dir)))

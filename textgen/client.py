@@ -19,6 +19,7 @@ import os
 from collections.abc import Iterator, Mapping
 
 import grpc
+from google.protobuf import descriptor_pb2
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
@@ -28,15 +29,12 @@ from textgen.v1 import (baseline_pb2, baseline_pb2_grpc, common_pb2, llm_pb2, ll
                         trainer_pb2, trainer_pb2_grpc)
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
-# Only calls that change nothing are retried: a retried TrainSft could queue a second job. Health checks are not:
-# `health()` reports what is true now.
-_RETRIED = [{"service": "textgen.v1.BigramService"}, {"service": "textgen.v1.RnnService"},
-            {"service": "textgen.v1.LlmService", "method": "Generate"},
-            {"service": "textgen.v1.LlmService", "method": "GenerateStream"},
-            {"service": "textgen.v1.LlmService", "method": "GetStatus"},
-            {"service": "textgen.v1.TrainerService", "method": "ListJobs"},
-            {"service": "textgen.v1.TrainerService", "method": "GetJob"},
-            {"service": "textgen.v1.TrainerService", "method": "WatchJob"}]
+# Only the calls the protos mark idempotent (`option idempotency_level`) are retried, as Envoy retries them: a
+# retried TrainSft could queue a second job. Health checks are not: `health()` reports what is true now.
+_RETRIED = [{"service": method.containing_service.full_name, "method": method.name}
+            for module in (baseline_pb2, rnn_pb2, llm_pb2, trainer_pb2)
+            for service in module.DESCRIPTOR.services_by_name.values() for method in service.methods
+            if method.GetOptions().idempotency_level != descriptor_pb2.MethodOptions.IDEMPOTENCY_UNKNOWN]
 SERVICE_CONFIG = json.dumps({"methodConfig": [{
     "name": _RETRIED,
     "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.2s", "maxBackoff": "2s", "backoffMultiplier": 2,

@@ -23,6 +23,11 @@ from services.common.metrics import MetricsInterceptor, start_metrics_server
 
 log = logging.getLogger("textgen.server")
 
+# Health reports two things. Readiness, for each service and the server as a whole (""): SERVING once it can
+# answer (a model loaded...). Liveness ("liveness"): SERVING while the process runs, so that a service waiting for
+# a model is kept out of rotation, not restarted (Kubernetes' liveness probes ask for it).
+LIVENESS = "liveness"
+
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
 
@@ -75,6 +80,7 @@ class GrpcServer:
         if self.port == 0:
             raise SystemExit(f"cannot bind {self.config.host}:{self.config.port}: is the port in use?")
         await self._server.start()
+        await self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
         metrics_port = start_metrics_server(self.config.metrics_port)
         log.info(
             "listening",

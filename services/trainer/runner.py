@@ -76,7 +76,7 @@ class JobRunner:
         log_path = self.log_dir / f"{job.id}.log"
         with open(log_path, "wb") as log_file:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "services.trainer.worker", job.id,
+                sys.executable, "-m", "services.trainer.worker", job.id, str(os.getpid()),
                 stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=asyncio.subprocess.STDOUT, env=os.environ)
         self._current = (job.id, process)
         await self.store.set_pid(job.id, process.pid)

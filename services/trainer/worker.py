@@ -1,7 +1,9 @@
-"""One training job in its own process: `python -m services.trainer.worker JOB_ID` (started by the runner).
+"""One training job in its own process: `python -m services.trainer.worker JOB_ID TRAINER_PID` (started by the
+runner).
 
 Reads the job from the store, trains, writes progress back, and publishes only while the job is still running.
-Dies with its parent: a trainer killed mid-job must not leave a process that publishes behind its back."""
+Dies with the trainer that started it, whenever that dies, even in the job's first instant: a trainer killed
+mid-job must not leave a process that publishes behind its back. The restarted trainer marks the job failed."""
 import ctypes
 import logging
 import os
@@ -25,12 +27,15 @@ class JobNoLongerRunning(RuntimeError):
     """The job was cancelled (or failed by a restart) before it could publish."""
 
 
-def die_with_parent() -> None:
-    parent = os.getppid()
+def die_with_parent(parent: int) -> None:
+    """SIGKILL when `parent` dies. Armed before anything heavy is imported; a parent that died before it was armed
+    is caught by the check after it (this process is then a child of init or a subreaper)."""
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except OSError:
         pass  # not Linux: the watcher thread below still notices
+    if os.getppid() != parent:
+        os._exit(1)
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -96,9 +101,9 @@ def run(job_id: str, config: TrainerConfig, placement: Placement) -> int:
 
 
 def main() -> None:
-    if len(sys.argv) != 2:
+    if len(sys.argv) != 3 or not sys.argv[2].isdigit():
         sys.exit(__doc__)
-    die_with_parent()
+    die_with_parent(int(sys.argv[2]))
     config = TrainerConfig.from_env()
     setup_logging(config.log_level)
     sys.exit(run(sys.argv[1], config, config.prepare_torch()))

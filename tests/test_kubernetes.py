@@ -1,0 +1,89 @@
+"""deploy/k8s, checked offline: `kubectl kustomize` builds the base and the GPU overlay, every object passes the
+Kubernetes schemas (kubernetes-validate, strict), and the manifests agree with the code: ports and probes with the
+endpoint table, Envoy's ConfigMap with the one configuration template, a ReadWriteMany models volume, one trainer,
+an autoscaled llm, non-root containers."""
+import shutil
+import subprocess
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from gateway import render
+from launch.processes import ROOT
+from textgen.endpoints import ENDPOINTS
+
+K8S = ROOT / "deploy" / "k8s"
+KUBERNETES_VERSION = "1.32.0"
+pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with kustomize) is not installed")
+
+
+@pytest.fixture(scope="module")
+def built() -> dict[str, list[dict]]:
+    """overlay name -> the objects `kubectl kustomize` makes, after rendering Envoy's files as `make k8s` does."""
+    render.write(render.k8s_placement(), K8S / "base" / "gateway")
+    return {name: list(yaml.safe_load_all(subprocess.run(
+        ["kubectl", "kustomize", str(path)], capture_output=True, text=True, check=True, timeout=120).stdout))
+        for name, path in (("base", K8S / "base"), ("gpu", K8S / "overlays" / "gpu"))}
+
+
+def find(objects: list[dict], kind: str, name: str) -> dict:
+    return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
+
+
+@pytest.mark.parametrize("overlay", ["base", "gpu"])
+def test_every_object_passes_the_kubernetes_schemas(built, overlay):
+    for resource in built[overlay]:
+        kubernetes_validate.validate(resource, KUBERNETES_VERSION, strict=True)
+
+
+def test_each_service_deployment_matches_the_endpoint_table(built):
+    objects = built["base"]
+    for endpoint in ENDPOINTS.values():
+        pod = find(objects, "Deployment", endpoint.name)["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        assert container["ports"] == [{"name": "grpc", "containerPort": endpoint.port}]
+        assert container["readinessProbe"]["grpc"] == {"port": endpoint.port}  # readiness: "" (model loaded...)
+        assert container["livenessProbe"]["grpc"] == {"port": endpoint.port, "service": "liveness"}
+        assert container["resources"]["requests"] and container["resources"]["limits"]
+        assert {"name": "models", "mountPath": "/app/models"} in container["volumeMounts"]
+        assert pod["securityContext"]["runAsNonRoot"] and container["securityContext"]["readOnlyRootFilesystem"]
+        service = find(objects, "Service", endpoint.name)["spec"]
+        assert service["clusterIP"] == "None"  # headless: Envoy's STRICT_DNS sees every pod
+        assert service["ports"][0]["port"] == endpoint.port
+
+
+def test_models_volume_one_trainer_and_an_autoscaled_llm(built):
+    objects = built["base"]
+    assert find(objects, "PersistentVolumeClaim", "models")["spec"]["accessModes"] == ["ReadWriteMany"]
+    trainer = find(objects, "Deployment", "trainer")["spec"]
+    assert trainer["replicas"] == 1 and trainer["strategy"]["type"] == "Recreate"
+    hpa = find(objects, "HorizontalPodAutoscaler", "llm")["spec"]
+    assert hpa["scaleTargetRef"]["name"] == "llm" and hpa["maxReplicas"] > hpa["minReplicas"]
+
+
+def test_envoy_runs_the_configuration_rendered_from_the_one_template(built):
+    objects = built["base"]
+    config_map = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith(
+        "envoy-config"))
+    assert yaml.safe_load(config_map["data"]["envoy.yaml"]) == yaml.safe_load(
+        (K8S / "base" / "gateway" / "envoy.yaml").read_text())
+    assert "descriptor.pb" in config_map["binaryData"]
+    clusters = {c["name"]: c for c in yaml.safe_load(config_map["data"]["envoy.yaml"])["static_resources"]["clusters"]}
+    for endpoint in ENDPOINTS.values():
+        address = clusters[endpoint.name]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+        assert address["address"]["socket_address"] == {"address": endpoint.name, "port_value": endpoint.port}
+    envoy = find(objects, "Deployment", "envoy")["spec"]["template"]["spec"]
+    assert envoy["containers"][0]["command"][:3] == ["envoy", "-c", "/etc/envoy/config/envoy.yaml"]
+    assert envoy["volumes"][0]["configMap"]["name"] == config_map["metadata"]["name"]
+
+
+def test_the_gpu_overlay_gives_the_llm_and_trainer_a_gpu_each_on_gpu_nodes(built):
+    for name in ("llm", "trainer"):
+        pod = find(built["gpu"], "Deployment", name)["spec"]["template"]["spec"]
+        assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+        assert pod["containers"][0]["image"] == f"textgen-{name}-gpu:latest"
+        assert pod["tolerations"][0]["key"] == "nvidia.com/gpu" and pod["nodeSelector"]
+    for name in ("baseline", "rnn", "envoy"):
+        pod = find(built["gpu"], "Deployment", name)["spec"]["template"]["spec"]
+        assert "nvidia.com/gpu" not in pod["containers"][0]["resources"]["limits"]

@@ -1,0 +1,71 @@
+"""Scale-out on loopback: two bigram and two llm replicas behind one Envoy, its clusters listing both. Requests
+reach both; an adapter published once is served by every replica (only one is told); killing a replica under load
+fails no request (Envoy retries idempotent calls on the other, health checks and outlier detection take it out)."""
+import concurrent.futures
+import re
+import signal
+import threading
+import time
+
+import grpc
+import httpx
+from textgen.v1 import llm_pb2, llm_pb2_grpc
+
+from launch.processes import free_port, start_gateway, start_service
+from tests.test_llm_helpers import FACTS, tiny_models_dir, train_adapter
+
+QUESTION = {"question": FACTS[0][0], "context": FACTS[0][1], "max_new_tokens": 8}
+
+
+def handled(metrics_port: int, method: str) -> int:
+    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+    return int(sum(float(value) for value in re.findall(
+        rf'grpc_server_handled_total{{grpc_code="OK",grpc_method="{re.escape(method)}"}} (\S+)', text)))
+
+
+def test_requests_reach_both_bigram_replicas(corpus_file, tmp_path):
+    ports = [free_port(), free_port()]
+    env = {"CORPUS": str(corpus_file), "MODELS_DIR": str(tmp_path)}
+    with start_service("services.baseline", {**env, "BASELINE_METRICS_PORT": str(ports[0])}, "BASELINE_PORT") as a, \
+            start_service("services.baseline", {**env, "BASELINE_METRICS_PORT": str(ports[1])}, "BASELINE_PORT") as b, \
+            start_gateway(baseline=[a.address, b.address]) as gateway:
+        with httpx.Client(base_url=gateway.url, timeout=10) as client:
+            for _ in range(40):
+                assert client.post("/generate", json={"start_word": "the"}).status_code == 200
+        counts = [handled(port, "/textgen.v1.BigramService/Generate") for port in ports]
+    assert sum(counts) == 40 and min(counts) >= 10, counts
+
+
+def test_every_llm_replica_serves_a_new_adapter_and_one_dying_fails_no_request(tmp_path):
+    models = tiny_models_dir(tmp_path)
+    env = {"MODELS_DIR": str(models), "LLM_BASE_MODEL": str(models / "tiny-gpt2"), "LLM_TORCH_THREADS": "1"}
+    with start_service("services.llm", env, "LLM_PORT") as a, start_service("services.llm", env, "LLM_PORT") as b, \
+            start_gateway(llm=[a.address, b.address]) as gateway, \
+            httpx.Client(base_url=gateway.url, timeout=30) as client:
+        version = train_adapter(models, "sft", steps=4)
+        with grpc.insecure_channel(a.address) as channel:  # as the trainer does: it tells one replica
+            llm_pb2_grpc.LlmServiceStub(channel).ReloadAdapters(llm_pb2.ReloadAdaptersRequest())
+        for replica in (a, b):
+            with grpc.insecure_channel(replica.address) as channel:
+                answer = llm_pb2_grpc.LlmServiceStub(channel).Generate(llm_pb2.LlmGenerateRequest(
+                    question=QUESTION["question"], adapter="sft"))
+                assert (answer.adapter, answer.adapter_version) == ("sft", version)
+        through_envoy = {client.post("/generate_with_llm", json={**QUESTION, "adapter": "sft"}).json()[
+            "adapter_version"] for _ in range(10)}
+        assert through_envoy == {version}
+
+        failures, done, stop = [], [], threading.Event()
+
+        def load() -> None:
+            while not stop.is_set():
+                response = client.post("/generate_with_llm", json=QUESTION)
+                (done if response.status_code == 200 else failures).append((response.status_code, response.text))
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            for _ in range(4):
+                pool.submit(load)
+            time.sleep(1.5)
+            b.proc.send_signal(signal.SIGKILL)
+            time.sleep(8)  # Envoy's health checks (every 5 s, two failures) take the dead replica out meanwhile
+            stop.set()
+        assert failures == [] and len(done) > 20, (failures, len(done))
