@@ -144,3 +144,44 @@ def start_gateway(route_timeouts: dict[str, float] | None = None, max_body_bytes
     finally:
         process.stop()
         shutil.rmtree(files, ignore_errors=True)
+
+
+@dataclasses.dataclass
+class System:
+    """Every service and Envoy, running on loopback (start_system)."""
+
+    services: dict[str, Process]  # by endpoint name: baseline, rnn, llm, trainer
+    gateway: Process
+    models_dir: pathlib.Path
+    token: str
+
+    def address(self, name: str) -> str:
+        return self.services[name].address
+
+
+@contextlib.contextmanager
+def start_system(models_dir: pathlib.Path, token: str = "suite-token", **extra_env: str):
+    """The whole system on loopback with small stand-ins: a random tiny GPT-2 (services.llm.tiny_model), an LSTM
+    trained for two epochs on the shipped corpus, the shipped SQuAD sample. `extra_env` goes to every service."""
+    from services.common.corpus import FALLBACK_CORPUS
+    from services.llm.tiny_model import build_tiny_model
+
+    models_dir = pathlib.Path(models_dir)
+    if not (models_dir / "tiny-gpt2" / "config.json").exists():
+        build_tiny_model(models_dir / "tiny-gpt2")
+    if not (models_dir / "rnn").exists():
+        subprocess.run([sys.executable, "-m", "services.rnn.train", "--corpus", str(FALLBACK_CORPUS), "--chapters",
+                        "", "--models-dir", str(models_dir), "--epochs", "2", "--no-progress"],
+                       cwd=ROOT, env=base_env({}), capture_output=True, check=True, timeout=300)
+    env = {"MODELS_DIR": str(models_dir), "CORPUS": str(FALLBACK_CORPUS), "CORPUS_CHAPTERS": "",
+           "LLM_BASE_MODEL": str(models_dir / "tiny-gpt2"), "SQUAD_DATASET": str(ROOT / "data" / "squad_sample"),
+           "LLM_TORCH_THREADS": "1", "TRAINER_TORCH_THREADS": "1", "TRAINER_TOKEN": token,
+           "TRAINER_EVAL_EXAMPLES": "4", "TRAINER_EVAL_MAX_NEW_TOKENS": "12", **extra_env}
+    with contextlib.ExitStack() as stack:
+        services = {}
+        for name in ("baseline", "rnn", "llm"):
+            services[name] = stack.enter_context(start_service(f"services.{name}", env, f"{name.upper()}_PORT"))
+        services["trainer"] = stack.enter_context(start_service(
+            "services.trainer", {**env, "LLM_ADDR": services["llm"].address}, "TRAINER_PORT"))
+        gateway = stack.enter_context(start_gateway(**{name: p.address for name, p in services.items()}))
+        yield System(services, gateway, models_dir, token)

@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from launch.processes import base_env, free_port, start_service
-from tests.test_llm_helpers import tiny_models_dir, train_adapter
+from services.llm.tiny_model import train_tiny_adapter
+from tests.test_llm_helpers import tiny_models_dir
 from tests.test_trainer_helpers import SHIPPED_SAMPLE
 
 TEXTGEN = pathlib.Path(sys.executable).parent / "textgen"
@@ -18,7 +19,7 @@ SMALL_SFT = ["--max-examples", "8", "--num-train-epochs", "1", "--max-length", "
 @pytest.fixture(scope="module")
 def system(corpus_file, tmp_path_factory):
     models_dir = tiny_models_dir(tmp_path_factory.mktemp("cli-models"))
-    train_adapter(models_dir, "sft", steps=20)
+    train_tiny_adapter(models_dir, "sft", steps=20)
     common = {"MODELS_DIR": str(models_dir), "LLM_BASE_MODEL": str(models_dir / "tiny-gpt2")}
     with start_service("services.baseline", {**common, "CORPUS": str(corpus_file)}, "BASELINE_PORT") as baseline, \
             start_service("services.llm", {**common, "LLM_TORCH_THREADS": "1"}, "LLM_PORT") as llm, \

@@ -10,10 +10,10 @@ import pytest
 from grpc_health.v1 import health_pb2
 from textgen.v1 import llm_pb2, llm_pb2_grpc
 
-from services.common.prompts import PREFIX, SUFFIX
-from services.llm.tiny_model import build_tiny_model
 from launch.processes import free_port, health_status, start_gateway, start_service
-from tests.test_llm_helpers import FACTS, tiny_models_dir, train_adapter
+from services.common.prompts import PREFIX, SUFFIX
+from services.llm.tiny_model import FACTS, build_tiny_model, train_tiny_adapter
+from tests.test_llm_helpers import tiny_models_dir
 
 QUESTION = {"question": "What is the capital of France?", "context": "Paris is the capital of France."}
 
@@ -21,7 +21,7 @@ QUESTION = {"question": "What is the capital of France?", "context": "Paris is t
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory):
     directory = tiny_models_dir(tmp_path_factory.mktemp("llm-models"))
-    train_adapter(directory, "sft", steps=60)
+    train_tiny_adapter(directory, "sft", steps=60)
     return directory  # no rl adapter yet: the fallback test sees rl → sft, the reload test publishes one
 
 
@@ -112,14 +112,14 @@ def test_text_mode_continues_the_start_word_inside_the_format(api):
 
 
 def test_a_newly_published_adapter_is_used_without_a_restart(stub, models_dir):
-    first = train_adapter(models_dir, "rl", steps=8, seed=1)
+    first = train_tiny_adapter(models_dir, "rl", steps=8, seed=1)
     response = stub.Generate(llm_pb2.LlmGenerateRequest(**QUESTION))  # the per-request pointer check finds it
     assert (response.adapter, response.adapter_version) == ("rl", first)
     assert not response.HasField("warning")
     # A stream that started on the first version finishes on it while a second version is published.
     stream = stub.GenerateStream(llm_pb2.LlmGenerateRequest(**QUESTION, max_new_tokens=200))
     next(stream)
-    second = train_adapter(models_dir, "rl", steps=8, seed=2)
+    second = train_tiny_adapter(models_dir, "rl", steps=8, seed=2)
     reloaded = stub.ReloadAdapters(llm_pb2.ReloadAdaptersRequest())
     assert {a.name: a.version for a in reloaded.adapters}["rl"] == second
     assert [c.final for c in stream if c.HasField("final")][0].adapter_version == first

@@ -10,7 +10,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from services.common.prompts import PREFIX, qa_prompt
 from services.llm.decoding import Row, RunningBatch
 from services.llm.scheduler import CONTINUOUS, STATIC, QueueFull, Scheduler
-from tests.test_llm_helpers import FACTS, tiny_models_dir
+from services.llm.tiny_model import FACTS
+from tests.test_llm_helpers import tiny_models_dir
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ import httpx
 from textgen.v1 import llm_pb2, llm_pb2_grpc
 
 from launch.processes import free_port, start_gateway, start_service
-from tests.test_llm_helpers import FACTS, tiny_models_dir, train_adapter
+from services.llm.tiny_model import FACTS, train_tiny_adapter
+from tests.test_llm_helpers import tiny_models_dir
 
 QUESTION = {"question": FACTS[0][0], "context": FACTS[0][1], "max_new_tokens": 8}
 
@@ -42,7 +43,7 @@ def test_every_llm_replica_serves_a_new_adapter_and_one_dying_fails_no_request(t
     with start_service("services.llm", env, "LLM_PORT") as a, start_service("services.llm", env, "LLM_PORT") as b, \
             start_gateway(llm=[a.address, b.address]) as gateway, \
             httpx.Client(base_url=gateway.url, timeout=30) as client:
-        version = train_adapter(models, "sft", steps=4)
+        version = train_tiny_adapter(models, "sft", steps=4)
         with grpc.insecure_channel(a.address) as channel:  # as the trainer does: it tells one replica
             llm_pb2_grpc.LlmServiceStub(channel).ReloadAdapters(llm_pb2.ReloadAdaptersRequest())
         for replica in (a, b):

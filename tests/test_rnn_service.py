@@ -11,8 +11,8 @@ from grpc_health.v1 import health_pb2
 from grpc_status import rpc_status
 from textgen.v1 import rnn_pb2, rnn_pb2_grpc
 
-from services.common.corpus import FALLBACK_CORPUS
 from launch.processes import ROOT, base_env, health_status, start_gateway, start_service
+from services.common.corpus import FALLBACK_CORPUS
 
 TRAIN_HINT = ("make rnn-model", "python -m services.rnn.train")
 

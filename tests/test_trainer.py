@@ -11,9 +11,9 @@ import httpx
 import pytest
 from textgen.v1 import trainer_pb2, trainer_pb2_grpc
 
+from launch.processes import free_port, start_gateway, start_service
 from services.common import adapters
 from services.trainer.job_store import JobStore
-from launch.processes import free_port, start_gateway, start_service
 from tests.test_llm_helpers import tiny_models_dir
 from tests.test_trainer_helpers import SHIPPED_SAMPLE
 

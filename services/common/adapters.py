@@ -59,8 +59,12 @@ def new_version() -> str:
 def staging_dir(models_dir: pathlib.Path, name: str) -> pathlib.Path:
     """A fresh folder on the same file system as the adapters, to write a new version into before `publish`."""
     root = adapter_dir(models_dir, name)
-    root.mkdir(parents=True, exist_ok=True)
-    return pathlib.Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        return pathlib.Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
+    except OSError as error:
+        raise OSError(f"cannot write a new {name} adapter under {root} ({error.strerror or error}): MODELS_DIR must "
+                      "be a writable folder with free space; nothing was published") from error
 
 
 def publish(models_dir: pathlib.Path, name: str, staged: pathlib.Path) -> str:

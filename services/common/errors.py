@@ -47,6 +47,12 @@ class Violations:
             await context.abort_with_status(self.status())
 
 
+def shown(value: str, limit: int = 60) -> str:
+    """`value` as quoted in an error message, cut to `limit` characters: a status message travels in a header,
+    and a client's megabyte of input echoed back would exceed the header limit (RESOURCE_EXHAUSTED, not the error)."""
+    return repr(value) if len(value) <= limit else f"{value[:limit]!r}... ({len(value)} characters)"
+
+
 MAX_START_WORD_CHARS = 100
 
 

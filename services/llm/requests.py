@@ -5,7 +5,7 @@ import concurrent.futures
 import copy
 import dataclasses
 
-from services.common.errors import Violations, check_start_word
+from services.common.errors import Violations, check_start_word, shown
 from services.common.prompts import PREFIX, fit_context, qa_prompt
 
 DEFAULT_MAX_NEW_TOKENS = 80
@@ -51,7 +51,7 @@ def validate(request, violations: Violations) -> None:
     if request.HasField("temperature"):
         violations.check_range("temperature", request.temperature, 0, MAX_TEMPERATURE)
     if request.adapter not in ADAPTER_CHOICES:
-        violations.add("adapter", f"adapter must be one of '', 'base', 'sft', 'rl' (got {request.adapter!r})")
+        violations.add("adapter", f"adapter must be one of '', 'base', 'sft', 'rl' (got {shown(request.adapter)})")
 
 
 def token_budget(request) -> int:

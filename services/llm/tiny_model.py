@@ -1,6 +1,7 @@
-"""GPT-2-architecture models with random weights, built in seconds, for the tests and the benchmarks: the same
+"""GPT-2-architecture models with random weights, built in seconds, for the tests, benchmarks and suites: the same
 classes, Conv1D layers and LoRA targets as openai-community/gpt2, a byte-level BPE tokenizer trained on the shipped
-corpus, saved as ordinary Hugging Face folders. `build_gpt2_size_model` has GPT-2's real size and cost (124M).
+corpus, saved as ordinary Hugging Face folders. `build_gpt2_size_model` has GPT-2's real size and cost (124M);
+`train_tiny_adapter` publishes a LoRA adapter trained for a few steps on a handful of facts.
 (The stand-in that post-training works on is pretrained: services/trainer/training/stand_in.py, `make tiny-model`.)
 """
 import pathlib
@@ -8,9 +9,10 @@ import pathlib
 from tokenizers import ByteLevelBPETokenizer
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
+from services.common import adapters
 from services.common.atomic import replacing_directory
 from services.common.corpus import FALLBACK_CORPUS
-from services.common.prompts import PREFIX, SUFFIX
+from services.common.prompts import PREFIX, SUFFIX, qa_completion, qa_prompt
 
 EOS = "<|endoftext|>"
 GPT2_VOCAB = 50257
@@ -57,3 +59,51 @@ def build_gpt2_size_model(out_dir: pathlib.Path) -> pathlib.Path:
                             eos_token_id=tokenizer.eos_token_id)
         GPT2LMHeadModel(config).save_pretrained(staging)
     return out_dir
+
+
+# What train_tiny_adapter teaches (and the tests ask about).
+FACTS = [("What is the capital of France?", "Paris is the capital of France.", "Paris"),
+         ("Who came into the harbour?", "The ship came into the harbour.", "The ship"),
+         ("What was calm?", "The sea was calm and the sky was clear.", "The sea"),
+         ("Who looked at the sea?", "Edmond looked at the sea.", "Edmond")]
+
+
+def train_tiny_adapter(models_dir: pathlib.Path, name: str, steps: int = 30, seed: int = 0) -> str:
+    """A LoRA adapter trained for a few steps on the format (prompt + completion, loss on the completion),
+    saved as safetensors and published as the current version of `name`. Returns the version."""
+    import torch
+
+    torch.manual_seed(seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a model this small trains many times faster on one thread than on two
+    try:
+        return _train_and_publish(models_dir, name, steps)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_and_publish(models_dir: pathlib.Path, name: str, steps: int) -> str:
+    import torch
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from services.trainer.training.models import lora_config
+
+    base = models_dir / "tiny-gpt2"
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base), lora_config(8))
+    examples = []
+    for question, context, answer in FACTS:
+        prompt = tokenizer(qa_prompt(question, context))["input_ids"]
+        completion = tokenizer(qa_completion(answer))["input_ids"] + [tokenizer.eos_token_id]
+        examples.append((torch.tensor([prompt + completion]), torch.tensor([[-100] * len(prompt) + completion])))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model.train()
+    for step in range(steps):
+        input_ids, labels = examples[step % len(examples)]
+        model(input_ids=input_ids, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    staged = adapters.staging_dir(models_dir, name)
+    model.save_pretrained(staged)
+    return adapters.publish(models_dir, name, staged)

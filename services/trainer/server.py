@@ -9,7 +9,7 @@ from google.protobuf import timestamp_pb2
 from textgen.v1 import trainer_pb2, trainer_pb2_grpc
 
 from services.common import adapters
-from services.common.errors import Violations
+from services.common.errors import Violations, shown
 from services.common.server import Binding, GrpcServer
 from services.trainer.config import TrainerConfig
 from services.trainer.job_store import JobRecord, JobStore, LoopJobStore
@@ -97,7 +97,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
     async def _job_or_404(self, job_id: str, context) -> JobRecord:
         job = await self.store.get(job_id) if job_id else None
         if job is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no job with job_id {job_id!r}")
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no job with job_id {shown(job_id)}")
         return job
 
     async def GetJob(self, request, context):

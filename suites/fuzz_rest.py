@@ -1,0 +1,82 @@
+"""REST fuzzing through Envoy: schemathesis generates requests for every operation of the OpenAPI document Envoy
+serves, against the whole system on loopback (suites/README.md).
+
+    python suites/fuzz_rest.py            # full: at least 1000 cases
+    python suites/fuzz_rest.py --quick    # CI: at least 200 cases
+
+Fails (exit code 1) on any 5xx, any response that breaks the documented schema or content type, and any 4xx
+whose body is not a google.rpc.Status. Prints the cases tried per status code.
+"""
+import argparse
+import collections
+import json
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+from launch.processes import start_system
+
+CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+STREAMS = "/stream$|/events$"
+# Streams answer newline-delimited JSON as application/json (what Envoy sends): one JSON document per line, which a
+# whole-body JSON check cannot read. They get every check but the body's.
+RUNS = [("calls", CHECKS, ["--exclude-path-regex", STREAMS]),
+        ("streams", "not_a_server_error,status_code_conformance", ["--include-path-regex", STREAMS])]
+
+
+def statuses_from_har(path: pathlib.Path) -> tuple[collections.Counter, list[str]]:
+    """Every response schemathesis got: a count per HTTP status, and the 4xx/5xx bodies that are not a Status."""
+    counts, bad = collections.Counter(), []
+    for entry in json.loads(path.read_text())["log"]["entries"]:
+        status, body = entry["response"]["status"], entry["response"]["content"].get("text", "")
+        counts[status] += 1
+        if status >= 400:
+            try:
+                parsed = json.loads(body)
+                is_status = isinstance(parsed, dict) and isinstance(parsed.get("code"), int) and \
+                    isinstance(parsed.get("message"), str)
+            except ValueError:
+                is_status = False
+            if not is_status:
+                bad.append(f"{entry['request']['method']} {entry['request']['url']} -> {status} {body[:200]!r}")
+    return counts, bad
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="the CI size: at least 200 cases")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    per_operation = 16 if args.quick else 80  # x 12 operations, plus the examples and coverage phases
+    with tempfile.TemporaryDirectory(prefix="fuzz-rest-") as tmp, \
+            start_system(pathlib.Path(tmp) / "models", TRAINER_MAX_QUEUED="1") as system:
+        runs, counts, bad = [], collections.Counter(), []
+        for name, checks, selection in RUNS:
+            har = pathlib.Path(tmp) / f"{name}.har"
+            runs.append(subprocess.run(
+                [str(pathlib.Path(sys.executable).parent / "schemathesis"), "run",
+                 f"{system.gateway.url}/openapi.json", "--checks", checks, *selection,
+                 "--max-examples", str(per_operation), "--phases", "examples,coverage,fuzzing",
+                 "--seed", str(args.seed), "--workers", "2", "--header", f"Authorization: Bearer {system.token}",
+                 "--request-timeout", "60", "--generation-database", "none", "--report", "har",
+                 "--report-har-path", str(har), "--no-color"],
+                capture_output=True, text=True, timeout=1800))
+            run_counts, run_bad = statuses_from_har(har)
+            counts += run_counts
+            bad += run_bad
+    run = subprocess.CompletedProcess([], max(r.returncode for r in runs), "\n".join(r.stdout for r in runs))
+    print(run.stdout[-3000:])
+    total = sum(counts.values())
+    print(f"cases: {total}; by status: " + ", ".join(f"{s}: {n}" for s, n in sorted(counts.items())))
+    print(f"4xx/5xx bodies that are not a google.rpc.Status: {len(bad)}")
+    for line in bad[:20]:
+        print("  " + line)
+    enough = total >= (200 if args.quick else 1000)
+    if not enough:
+        print(f"too few cases: {total}")
+    return 0 if run.returncode == 0 and not bad and enough and not any(s >= 500 for s in counts) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
