@@ -20,6 +20,8 @@ class TrainerConfig(ServiceConfig):
     eval_max_new_tokens: int = env_field("TRAINER_EVAL_MAX_NEW_TOKENS", 64, "tokens generated per eval answer")
     torch_threads: int = env_field("TRAINER_TORCH_THREADS", 0,
                                    "torch intra-op threads for training; 0 keeps torch's default (all cores)")
+    processes: int = env_field("TRAINER_PROCESSES", 1, "data-parallel training processes per job (DDP: gloo on "
+                                                       "CPUs, NCCL on GPUs, one GPU each)")
     device: str = env_field("TRAINER_DEVICE", "auto", "auto (CUDA when present), cpu, cuda or cuda:N")
     dtype: str = env_field("TRAINER_DTYPE", "auto", "mixed precision: auto (bfloat16 on a GPU that supports it, "
                                                     "else float32), float32, bfloat16 or float16")
@@ -34,11 +36,15 @@ class TrainerConfig(ServiceConfig):
         On cores shared with other busy processes a second torch thread spin-waits and slows small models down many
         times over; TRAINER_TORCH_THREADS=1 avoids that (see services/llm's measurements). accelerate trains on the
         current CUDA device, so cuda:N is made current here."""
+        import os
+
         import torch
 
         if self.torch_threads > 0:
             torch.set_num_threads(self.torch_threads)
         placement = self.placement()
+        if placement.on_gpu and "LOCAL_RANK" in os.environ:  # one of several processes: one GPU each
+            placement = devices.Placement(torch.device("cuda", int(os.environ["LOCAL_RANK"])), placement.dtype)
         if placement.on_gpu:
             torch.cuda.set_device(placement.device)
         return placement

@@ -46,6 +46,9 @@ def die_with_parent(parent: int) -> None:
 
 
 def run(job_id: str, config: TrainerConfig, placement: Placement) -> int:
+    """Trains the job in this process: the whole job, or, under data-parallel training, this process's part of it
+    (only the first process writes progress, publishes and records a failure)."""
+    from services.trainer.training import distributed
     from services.trainer.training.progress import Progress
     from services.trainer.training.publishing import publish_and_notify
 
@@ -54,7 +57,10 @@ def run(job_id: str, config: TrainerConfig, placement: Placement) -> int:
     if job is None or job.status != RUNNING:
         log.error("job is not running", extra={"job_id": job_id, "status": job and job.status})
         return 1
-    store.set_device(job_id, placement.describe())
+    main = distributed.is_main()
+    if main:
+        processes = f" x {config.processes} processes" if config.processes > 1 else ""
+        store.set_device(job_id, placement.describe() + processes)
 
     def report(progress: Progress) -> None:
         store.update_progress(job_id, progress.step, progress.total_steps, progress.loss, progress.reward,
@@ -85,19 +91,42 @@ def run(job_id: str, config: TrainerConfig, placement: Placement) -> int:
             from services.trainer.training.rl import train_rl
 
             version = train_rl(RlParams(**job.params), config, report, publish=publish, on_staged=on_staged)
-        log.info("job succeeded", extra={"job_id": job_id, "adapter_version": version})
+        if main:
+            log.info("job succeeded", extra={"job_id": job_id, "adapter_version": version})
         return 0
     except JobNoLongerRunning as error:
         log.info(str(error))
         return 0
     except Exception as error:
         log.exception("job failed", extra={"job_id": job_id})
-        store.finish(job_id, FAILED, error=str(error) or type(error).__name__, only_if=(RUNNING,))
+        if main:
+            store.finish(job_id, FAILED, error=str(error) or type(error).__name__, only_if=(RUNNING,))
         return 1
     finally:
         for path in staged:
             if path.exists():
                 adapters.discard(path)
+
+
+def run_process(job_id: str, config: TrainerConfig) -> None:
+    """One of TRAINER_PROCESSES data-parallel processes (started by `distributed.spawn`)."""
+    setup_logging(config.log_level)
+    code = run(job_id, config, config.prepare_torch())
+    if code:
+        raise SystemExit(code)
+
+
+def run_data_parallel(job_id: str, config: TrainerConfig) -> int:
+    from services.trainer.training import distributed
+
+    try:
+        distributed.spawn(config.processes, run_process, (job_id, config))
+        return 0
+    except Exception as error:  # a process that failed; the first one has recorded its own failure already
+        log.error("data-parallel training failed", extra={"job_id": job_id, "error": str(error)[:500]})
+        JobStore.under(config.models_dir).finish(job_id, FAILED, only_if=(RUNNING,),
+                                                 error=f"a training process failed: {str(error)[-300:]}")
+        return 1
 
 
 def main() -> None:
@@ -106,6 +135,8 @@ def main() -> None:
     die_with_parent(int(sys.argv[2]))
     config = TrainerConfig.from_env()
     setup_logging(config.log_level)
+    if config.processes > 1:
+        sys.exit(run_data_parallel(sys.argv[1], config))
     sys.exit(run(sys.argv[1], config, config.prepare_torch()))
 
 

@@ -8,6 +8,7 @@ from services.common import adapters
 from services.common.base_model import context_window, load_tokenizer
 from services.common.devices import Placement
 from services.trainer.config import TrainerConfig
+from services.trainer.training import distributed
 from services.trainer.training.data import QAExample, fit_prompt, load_squad
 from services.trainer.training.fixed_prompts import FIXED_PROMPTS
 from services.trainer.training.models import device_options, load_with_adapter
@@ -71,15 +72,19 @@ def train_rl(params: RlParams, config: TrainerConfig, report: Report = no_report
     rows = prompt_rows(tokenizer, examples, params.max_new_tokens, context_window(model))
     if not rows:
         raise ValueError("no RL prompt fits the model's context with max_new_tokens")
-    staged = adapters.staging_dir(config.models_dir, "rl")
-    on_staged(staged)
-    progress = ProgressCallback(report, "reward")
+    main = distributed.is_main()  # of several data-parallel processes, only the first writes and publishes
+    staged = adapters.staging_dir(config.models_dir, "rl") if main else None
+    if main:
+        on_staged(staged)
+    progress = ProgressCallback(report if main else no_report, "reward")
     with tempfile.TemporaryDirectory(prefix="rl-") as scratch:
-        trainer = GRPOTrainer(model=model, reward_funcs=REWARD_FUNCTIONS, args=grpo_config(scratch, params,
-                              config.placement(), show_progress), train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                              callbacks=[progress])
+        trainer = GRPOTrainer(model=model, reward_funcs=REWARD_FUNCTIONS,
+                              args=grpo_config(scratch, params, config.placement(), show_progress and main),
+                              train_dataset=Dataset.from_list(rows), processing_class=tokenizer, callbacks=[progress])
         trainer.train()
-        trainer.save_model(str(staged))
+        trainer.save_model(str(staged or scratch))  # every process takes part; only the first writes
+    if not main:
+        return None
     write_json(staged / "params.json", {"kind": "rl", **dataclasses.asdict(params), "base_model": config.base_model,
                                         "sft_adapter": str(sft_path), "prompts": len(rows),
                                         "rewards": [f.__name__ for f in REWARD_FUNCTIONS]})

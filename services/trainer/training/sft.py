@@ -8,6 +8,7 @@ from services.common import adapters
 from services.common.base_model import load_tokenizer
 from services.common.devices import Placement
 from services.trainer.config import TrainerConfig
+from services.trainer.training import distributed
 from services.trainer.training.data import load_squad, sft_rows
 from services.trainer.training.models import device_options, load_base_model, lora_config
 from services.trainer.training.params import SftParams
@@ -52,14 +53,18 @@ def train_sft(params: SftParams, config: TrainerConfig, report: Report = no_repo
     if not rows:
         raise ValueError(f"none of the {len(examples)} training examples fits max_length={params.max_length} tokens")
     model = load_base_model(config.base_model)
-    staged = adapters.staging_dir(config.models_dir, "sft")
-    on_staged(staged)
-    progress = ProgressCallback(report, "loss")
+    main = distributed.is_main()  # of several data-parallel processes, only the first writes and publishes
+    staged = adapters.staging_dir(config.models_dir, "sft") if main else None
+    if main:
+        on_staged(staged)
+    progress = ProgressCallback(report if main else no_report, "loss")
     with tempfile.TemporaryDirectory(prefix="sft-") as scratch:
         trainer = build_trainer(model, tokenizer, rows, params, scratch, config.placement(),
-                                show_progress=show_progress, callbacks=[progress])
+                                show_progress=show_progress and main, callbacks=[progress])
         trainer.train()
-        trainer.save_model(str(staged))
+        trainer.save_model(str(staged or scratch))  # every process takes part; only the first writes
+    if not main:
+        return None
     write_json(staged / "params.json", {"kind": "sft", **dataclasses.asdict(params), "base_model": config.base_model,
                                         "squad_dataset": config.squad_dataset, "training_rows": len(rows)})
     write_curve(staged, progress.curve, "loss", f"SFT loss ({len(rows)} examples, {params.num_train_epochs} epochs)")

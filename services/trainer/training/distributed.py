@@ -1,0 +1,50 @@
+"""Data-parallel training: TRAINER_PROCESSES processes train one job together. transformers' Trainer (under
+trl's SFT and GRPO trainers) sees the torch.distributed environment each process gets and trains with DDP: gloo on
+CPUs, NCCL on GPUs; each process takes its share of every batch.
+
+On one machine the job's worker starts the processes itself (`spawn`); each dies with the worker, as the worker
+dies with the trainer. Across machines, run the training command under torchrun on each, e.g.
+    torchrun --nnodes 2 --nproc-per-node 4 --rdzv-endpoint HOST:29500 -m services.trainer.training sft ...
+Process 0 (`is_main`) is the one that writes: the staging folder, progress, curves, evaluation, publishing.
+"""
+import ctypes
+import os
+import signal
+import socket
+
+PR_SET_PDEATHSIG = 1
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _entry(local_rank: int, world_size: int, port: int, parent: int, function, args) -> None:
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+    if os.getppid() != parent:  # the worker died before this process armed its parent-death signal
+        os._exit(1)
+    os.environ.update({"RANK": str(local_rank), "LOCAL_RANK": str(local_rank), "WORLD_SIZE": str(world_size),
+                       "LOCAL_WORLD_SIZE": str(world_size), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    function(*args)
+
+
+def spawn(processes: int, function, args: tuple) -> None:
+    """Runs `function(*args)` in `processes` processes on this machine, set up as one torch.distributed group;
+    returns when all have, raises when one fails."""
+    import torch.multiprocessing
+
+    torch.multiprocessing.spawn(_entry, args=(processes, _free_port(), os.getpid(), function, args),
+                                nprocs=processes, join=True)
