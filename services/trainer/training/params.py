@@ -87,7 +87,7 @@ class RlParams:
 @dataclasses.dataclass(frozen=True)
 class PretrainParams:
     steps: typing.Annotated[int, Bound(1, 100_000)] = dataclasses.field(
-        default=1200, metadata=_help("optimizer steps of 16 x 256 tokens"))
+        default=1000, metadata=_help("optimizer steps of 8 x 256 tokens"))
     seed: typing.Annotated[int, Bound(0, 2**31)] = dataclasses.field(default=0, metadata=_help("random seed"))
 
 

@@ -124,8 +124,11 @@ def new_entity(rng: random.Random, category: str, forbidden: set[str]) -> dict:
             return facts
 
 
-def passages(count: int, seed: int) -> list[str]:
-    """`count` plain question-answer passages (prompt + " " + answer), each about a new entity."""
+def passages(count: int, seed: int) -> list[list[tuple[str, bool]]]:
+    """`count` plain question-answer passages, each about a new entity, as (text, is_answer) segments: the first
+    segment is a QA prompt (`Context: ...\nQuestion: ...\nAnswer:`), then its answer; every other passage goes
+    on with more of the entity's questions (`\nQuestion: ...\nAnswer:`) and answers, more reading practice on
+    the same context."""
     builder = sample_builder()
     rng = random.Random(seed)
     forbidden = _validation_values()
@@ -137,6 +140,12 @@ def passages(count: int, seed: int) -> list[str]:
             rows = builder.entity_rows(builder.CATEGORIES[category], facts, rng, "train")
         except (AssertionError, KeyError):  # a drawn value turned up inside a question: draw another entity
             continue
-        for row in rng.sample(rows, k=min(len(rows), 3)):
-            made.append(f"{qa_prompt(row['question'], row['context'])} {row['answers']['text'][0]}")
-    return made[:count]
+        rng.shuffle(rows)
+        asked = rows[: rng.choice([1, len(rows)])]
+        segments = [(qa_prompt(asked[0]["question"], asked[0]["context"]), False)]
+        for number, row in enumerate(asked):
+            if number:
+                segments.append((f"\nQuestion: {' '.join(row['question'].split())}\nAnswer:", False))
+            segments.append((f" {row['answers']['text'][0]}", True))
+        made.append(segments)
+    return made

@@ -1,0 +1,54 @@
+"""Post-training measurably works, end to end on the stand-in (pretrained once per test session): SFT raises raw
+format compliance (prefix and suffix, greedy, no service-side completion) over the base
+model by at least 50 points, and RL does not lower it. `make post-train` runs the same at full size."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from launch.processes import ROOT, base_env
+from services.trainer.training.stand_in import RECIPE, PretrainSettings
+
+# The stand-in's own pretraining (about 5 minutes here: shorter ones left SFT under 50% compliance) and recipe,
+# with RL cut to 60 steps.
+CI_PRETRAIN_STEPS = PretrainSettings().steps
+CI_RECIPE = {"sft": RECIPE["sft"], "rl": {**RECIPE["rl"], "steps": 60}}
+
+
+def training(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "services.trainer.training", *args], cwd=ROOT, env=base_env(env),
+                          capture_output=True, text=True, timeout=1200)
+
+
+@pytest.fixture(scope="session")
+def stand_in(tmp_path_factory):
+    models = tmp_path_factory.mktemp("post-training")
+    done = training({"MODELS_DIR": str(models)}, "pretrain", "--steps", str(CI_PRETRAIN_STEPS))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return models
+
+
+def test_the_stand_in_is_an_ordinary_model_folder_that_says_what_it_is(stand_in):
+    folder = stand_in / "tiny-gpt2"
+    assert {"config.json", "model.safetensors", "tokenizer.json", "README.md", "post_training.json"} <= {
+        p.name for p in folder.iterdir()}
+    card = (folder / "README.md").read_text()
+    assert "not GPT-2" in card and f"{CI_PRETRAIN_STEPS} steps" in card
+    assert not list(stand_in.glob(".tiny-gpt2-staging-*"))  # written atomically
+
+
+def test_sft_teaches_the_format_and_rl_keeps_it(stand_in):
+    (stand_in / "tiny-gpt2" / "post_training.json").write_text(json.dumps(CI_RECIPE))
+    env = {"MODELS_DIR": str(stand_in), "LLM_BASE_MODEL": str(stand_in / "tiny-gpt2"),
+           "SQUAD_DATASET": str(ROOT / "data" / "squad_sample"), "TRAINER_EVAL_EXAMPLES": "8",
+           "TRAINER_EVAL_MAX_NEW_TOKENS": "64", "LLM_ADDR": "127.0.0.1:1"}
+    done = training(env, "post-train")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    report = json.loads((stand_in / "reports" / "post-train.json").read_text())
+    base, sft, rl = (report["results"][name] for name in ("base", "sft", "rl"))
+    assert base["examples"] == sft["examples"] == 124  # the whole validation split
+    assert sft["both"] - base["both"] >= 50, report["results"]
+    assert rl["both"] >= sft["both"], report["results"]
+    assert report["recipe"]["rl"]["steps"] == 60 and report["curves"]["rl_reward"] and report["curves"]["sft_loss"]
+    assert (stand_in / "reports" / "post-train.png").stat().st_size > 10_000
