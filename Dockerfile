@@ -16,9 +16,13 @@ RUN python -m gateway.render compose --out /envoy \
     && cp "$(python -c 'import swagger_ui_bundle; print(swagger_ui_bundle.swagger_ui_path)')"/swagger-ui* /envoy/swagger-ui/
 
 # What every service image starts from. `python -m services.<name>` runs from /app, so no import path is set.
+# The services run as an unprivileged user (uid 10001) that may write only /app/models, /app/hf-cache and /tmp;
+# compose and Kubernetes also make the root file system read-only.
 FROM python:3.11-slim AS service
 WORKDIR /app
-ENV PYTHONUNBUFFERED=1 MODELS_DIR=/app/models
+ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 MODELS_DIR=/app/models HOME=/tmp MPLCONFIGDIR=/tmp/matplotlib
+RUN useradd --uid 10001 --no-create-home --home-dir /tmp textgen \
+    && mkdir -p /app/models /app/hf-cache && chown textgen:textgen /app/models /app/hf-cache
 VOLUME ["/app/models"]
 
 FROM service AS baseline
@@ -29,6 +33,7 @@ COPY services/__init__.py services/
 COPY services/common services/common
 COPY services/baseline services/baseline
 COPY data/corpus data/corpus
+USER textgen
 EXPOSE 50051
 CMD ["python", "-m", "services.baseline"]
 
@@ -45,6 +50,7 @@ COPY services/__init__.py services/
 COPY services/common services/common
 COPY services/rnn services/rnn
 COPY data/corpus data/corpus
+USER textgen
 EXPOSE 50052
 CMD ["python", "-m", "services.rnn"]
 
@@ -59,6 +65,7 @@ COPY services/__init__.py services/
 COPY services/common services/common
 COPY services/llm services/llm
 COPY data/corpus data/corpus
+USER textgen
 EXPOSE 50053
 CMD ["python", "-m", "services.llm"]
 
@@ -73,6 +80,7 @@ COPY services/common services/common
 COPY services/trainer services/trainer
 COPY data/corpus data/corpus
 COPY data/squad_sample data/squad_sample
+USER textgen
 EXPOSE 50054
 CMD ["python", "-m", "services.trainer"]
 

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export MODELS_DIR ?= $(CURDIR)/models
 
-.PHONY: setup run test bench bench-trainer protos tiny-model rnn-model train-sft train-rl eval post-train clean
+.PHONY: setup run test bench bench-trainer protos tiny-model rnn-model train-sft train-rl eval post-train k8s clean
 
 setup: $(VENV)/.installed gen/descriptor.pb
 
@@ -61,6 +61,12 @@ eval: setup
 post-train: setup
 	LLM_BASE_MODEL=$${LLM_BASE_MODEL:-$(MODELS_DIR)/tiny-gpt2} SQUAD_DATASET=$${SQUAD_DATASET:-$(CURDIR)/data/squad_sample} \
 		$(PY) -m services.trainer.training post-train
+
+# Kubernetes manifests (deploy/k8s): Envoy's files rendered for the cluster, then kustomize; OVERLAY=gpu for GPUs.
+OVERLAY ?=
+k8s: setup
+	$(PY) -m gateway.render k8s --out deploy/k8s/base/gateway >/dev/null
+	kubectl kustomize deploy/k8s/$(if $(OVERLAY),overlays/$(OVERLAY),base)
 
 clean:
 	rm -rf gen $(VENV)

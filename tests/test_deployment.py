@@ -55,3 +55,13 @@ def test_the_gpu_profile_swaps_in_cuda_builds_of_the_llm_and_trainer_under_the_s
         assert compose["envoy"]["depends_on"][name]["required"] is False
     for name in ("rnn", "llm", "trainer"):
         assert "ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu" in stages()[name]
+
+
+def test_services_run_unprivileged_on_a_read_only_root_file_system():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    for endpoint in ENDPOINTS.values():
+        assert "\nUSER textgen\n" in stages()[endpoint.name]
+        assert compose[endpoint.name]["read_only"] is True and compose[endpoint.name]["tmpfs"] == ["/tmp"]
+    assert "useradd --uid 10001" in stages()["service"]
+    assert not any("TOKEN" in line for line in (ROOT / "Dockerfile").read_text().splitlines()), \
+        "no secret in an image: TRAINER_TOKEN comes from the environment"
