@@ -9,8 +9,12 @@ Process 0 (`is_main`) is the one that writes: the staging folder, progress, curv
 """
 import ctypes
 import os
+import pathlib
 import signal
 import socket
+from typing import Callable
+
+from services.common import adapters
 
 PR_SET_PDEATHSIG = 1
 
@@ -21,6 +25,17 @@ def rank() -> int:
 
 def is_main() -> bool:
     return rank() == 0
+
+
+def staging_on_main(models_dir: pathlib.Path, name: str,
+                    on_staged: Callable[[pathlib.Path], None]) -> pathlib.Path | None:
+    """The folder the new `name` adapter is written into before publishing, in the first process, which alone
+    writes; None in the others."""
+    if not is_main():
+        return None
+    staged = adapters.staging_dir(models_dir, name)
+    on_staged(staged)
+    return staged
 
 
 def _free_port() -> int:

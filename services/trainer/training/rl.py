@@ -72,10 +72,8 @@ def train_rl(params: RlParams, config: TrainerConfig, report: Report = no_report
     rows = prompt_rows(tokenizer, examples, params.max_new_tokens, context_window(model))
     if not rows:
         raise ValueError("no RL prompt fits the model's context with max_new_tokens")
-    main = distributed.is_main()  # of several data-parallel processes, only the first writes and publishes
-    staged = adapters.staging_dir(config.models_dir, "rl") if main else None
-    if main:
-        on_staged(staged)
+    staged = distributed.staging_on_main(config.models_dir, "rl", on_staged)
+    main = staged is not None  # of several data-parallel processes, only the first writes and publishes
     progress = ProgressCallback(report if main else no_report, "reward")
     with tempfile.TemporaryDirectory(prefix="rl-") as scratch:
         trainer = GRPOTrainer(model=model, reward_funcs=REWARD_FUNCTIONS,

@@ -4,7 +4,6 @@ import pathlib
 import tempfile
 from collections.abc import Callable
 
-from services.common import adapters
 from services.common.base_model import load_tokenizer
 from services.common.devices import Placement
 from services.trainer.config import TrainerConfig
@@ -53,10 +52,8 @@ def train_sft(params: SftParams, config: TrainerConfig, report: Report = no_repo
     if not rows:
         raise ValueError(f"none of the {len(examples)} training examples fits max_length={params.max_length} tokens")
     model = load_base_model(config.base_model)
-    main = distributed.is_main()  # of several data-parallel processes, only the first writes and publishes
-    staged = adapters.staging_dir(config.models_dir, "sft") if main else None
-    if main:
-        on_staged(staged)
+    staged = distributed.staging_on_main(config.models_dir, "sft", on_staged)
+    main = staged is not None  # of several data-parallel processes, only the first writes and publishes
     progress = ProgressCallback(report if main else no_report, "loss")
     with tempfile.TemporaryDirectory(prefix="sft-") as scratch:
         trainer = build_trainer(model, tokenizer, rows, params, scratch, config.placement(),
