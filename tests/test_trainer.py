@@ -188,6 +188,15 @@ def test_second_job_queues_the_limit_holds_and_cancel_publishes_nothing(api, mod
         time.sleep(0.2)
 
 
+def test_the_token_is_in_no_log_and_no_job_record(api, trainer, llm, models_dir):
+    """Runs after the jobs above, which were started with the token and refused with wrong ones."""
+    job_logs = "".join(p.read_text() for p in (models_dir / "trainer" / "logs").glob("*.log"))
+    logs = trainer.logs() + llm.logs() + job_logs
+    assert "job ended" in trainer.logs() and "job succeeded" in job_logs
+    assert TOKEN not in logs and "Bearer wrong" not in logs
+    assert TOKEN.encode() not in (models_dir / "trainer" / "jobs.sqlite3").read_bytes()
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
