@@ -1,6 +1,7 @@
 """Post-training measurably works, end to end on the stand-in (pretrained once per test session): SFT raises raw
 format compliance (prefix and suffix, greedy, no service-side completion) over the base
 model by at least 50 points, and RL does not lower it. `make post-train` runs the same at full size."""
+import dataclasses
 import json
 import subprocess
 import sys
@@ -8,6 +9,8 @@ import sys
 import pytest
 
 from launch.processes import ROOT, base_env
+from services.trainer.config import TrainerConfig
+from services.trainer.training.post_train import missing_stand_in, post_train, recipe_for
 from services.trainer.training.stand_in import RECIPE, PretrainSettings
 
 # The stand-in's own pretraining (about 5 minutes here: shorter ones left SFT under 50% compliance) and recipe,
@@ -52,3 +55,17 @@ def test_sft_teaches_the_format_and_rl_keeps_it(stand_in):
     assert rl["both"] >= sft["both"], report["results"]
     assert report["recipe"]["rl"]["steps"] == 60 and report["curves"]["rl_reward"] and report["curves"]["sft_loss"]
     assert (stand_in / "reports" / "post-train.png").stat().st_size > 10_000
+
+
+def test_only_a_missing_stand_in_is_pretrained_and_a_hub_id_keeps_the_documented_recipe(tmp_path):
+    stand_in = tmp_path / "tiny-gpt2"
+    assert missing_stand_in(str(stand_in)) == stand_in
+    stand_in.mkdir()
+    (stand_in / "config.json").write_text("{}")
+    assert missing_stand_in(str(stand_in)) is None
+    assert missing_stand_in("openai-community/gpt2") is None
+    assert recipe_for("openai-community/gpt2").source == "the documented defaults"
+    config = dataclasses.replace(TrainerConfig.from_env(), base_model=str(tmp_path / "no-model"),
+                                 models_dir=tmp_path)
+    with pytest.raises(SystemExit, match="LLM_BASE_MODEL: base model .*no-model.* is not a folder here"):
+        post_train(config)

@@ -15,10 +15,11 @@ import pathlib
 import time
 
 from services.common import adapters
-from services.common.base_model import resolve
+from services.common.base_model import BaseModelUnavailable, resolve
 from services.trainer.config import TrainerConfig
 from services.trainer.training import reports
 from services.trainer.training.params import RlParams, SftParams, out_of_range
+from services.trainer.training.stand_in import STAND_IN_FOLDER
 
 RECIPE_FILE = "post_training.json"
 
@@ -42,6 +43,13 @@ def recipe_for(base_model: str) -> Recipe:
     if problems:
         raise SystemExit(f"{path}: " + "; ".join(description for _, description in problems))
     return recipe
+
+
+def missing_stand_in(base_model: str) -> pathlib.Path | None:
+    """The stand-in's folder when LLM_BASE_MODEL names it and it has not been pretrained yet; None for anything
+    else (a model folder, a Hub id such as openai-community/gpt2)."""
+    folder = pathlib.Path(base_model)
+    return folder if folder.name == STAND_IN_FOLDER and not (folder / "config.json").exists() else None
 
 
 def _curve(name: str, config: TrainerConfig, metric: str) -> list[dict]:
@@ -79,16 +87,16 @@ def post_train(config: TrainerConfig, pretrain_steps: int | None = None) -> dict
     from services.trainer.training.stand_in import PretrainSettings, pretrain
 
     times = {}
-    base = pathlib.Path(config.base_model)
-    if not (base / "config.json").exists():
-        if base.name != "tiny-gpt2":
-            raise SystemExit(f"LLM_BASE_MODEL={config.base_model!r} is not a model folder here, and only the "
-                             "stand-in (a folder named tiny-gpt2) is built when missing")
+    missing = missing_stand_in(config.base_model)
+    if missing is not None:
         started = time.monotonic()
         settings = PretrainSettings() if pretrain_steps is None else PretrainSettings(steps=pretrain_steps)
-        pretrain(base, settings, torch_threads=config.torch_threads)
+        pretrain(missing, settings, torch_threads=config.torch_threads)
         times["pretrain"] = time.monotonic() - started
-    recipe = recipe_for(config.base_model)
+    try:
+        recipe = recipe_for(config.base_model)
+    except BaseModelUnavailable as error:  # a folder that is not there, and not the stand-in's
+        raise SystemExit(f"LLM_BASE_MODEL: {error}") from None
     print(f"recipe: {recipe.source}\n  sft: {recipe.sft}\n  rl: {recipe.rl}", flush=True)
     for name, train, params in (("sft", train_sft, recipe.sft), ("rl", train_rl, recipe.rl)):
         started = time.monotonic()
