@@ -4,45 +4,22 @@ runner).
 Reads the job from the store, trains, writes progress back, and publishes only while the job is still running.
 Dies with the trainer that started it, whenever that dies, even in the job's first instant: a trainer killed
 mid-job must not leave a process that publishes behind its back. The restarted trainer marks the job failed."""
-import ctypes
 import logging
-import os
 import pathlib
-import signal
 import sys
-import threading
-import time
 
 from services.common import adapters
 from services.common.devices import Placement
 from services.common.logs import setup_logging
 from services.trainer.config import TrainerConfig
 from services.trainer.job_store import FAILED, RUNNING, JobStore
+from services.trainer.lifetime import die_with_parent
 
 log = logging.getLogger("textgen.trainer.worker")
-PR_SET_PDEATHSIG = 1
 
 
 class JobNoLongerRunning(RuntimeError):
     """The job was cancelled (or failed by a restart) before it could publish."""
-
-
-def die_with_parent(parent: int) -> None:
-    """SIGKILL when `parent` dies. Armed before anything heavy is imported; a parent that died before it was armed
-    is caught by the check after it (this process is then a child of init or a subreaper)."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        pass  # not Linux: the watcher thread below still notices
-    if os.getppid() != parent:
-        os._exit(1)
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
 def run(job_id: str, config: TrainerConfig, placement: Placement) -> int:

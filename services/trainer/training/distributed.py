@@ -7,16 +7,13 @@ dies with the trainer. Across machines, run the training command under torchrun 
     torchrun --nnodes 2 --nproc-per-node 4 --rdzv-endpoint HOST:29500 -m services.trainer.training sft ...
 Process 0 (`is_main`) is the one that writes: the staging folder, progress, curves, evaluation, publishing.
 """
-import ctypes
 import os
 import pathlib
-import signal
 import socket
 from typing import Callable
 
 from services.common import adapters
-
-PR_SET_PDEATHSIG = 1
+from services.trainer.lifetime import die_with_parent
 
 
 def rank() -> int:
@@ -45,12 +42,7 @@ def _free_port() -> int:
 
 
 def _entry(local_rank: int, world_size: int, port: int, parent: int, function, args) -> None:
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        pass
-    if os.getppid() != parent:  # the worker died before this process armed its parent-death signal
-        os._exit(1)
+    die_with_parent(parent)
     os.environ.update({"RANK": str(local_rank), "LOCAL_RANK": str(local_rank), "WORLD_SIZE": str(world_size),
                        "LOCAL_WORLD_SIZE": str(world_size), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     function(*args)
