@@ -34,6 +34,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def poll(check, seconds: float, interval: float = 0.05):
+    """`check()`'s first truthy value within `seconds`, or None."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    return None
+
+
 def base_env(extra: dict[str, str]) -> dict[str, str]:
     """This process's environment without any *_PORT or *_ADDR (a developer's own settings must not leak into a
     test's servers), offline, plus `extra`."""

@@ -30,7 +30,7 @@ import grpc
 import httpx
 from textgen.v1 import llm_pb2, llm_pb2_grpc, trainer_pb2, trainer_pb2_grpc
 
-from launch.processes import ROOT, base_env, free_port, start_gateway, start_service
+from launch.processes import ROOT, base_env, free_port, poll, start_gateway, start_service
 from services.common import adapters
 from services.common.corpus import FALLBACK_CORPUS
 from services.llm.tiny_model import build_tiny_model
@@ -45,16 +45,6 @@ results: list[tuple[str, bool, str]] = []
 def expect(scenario: str, ok: bool, figures: str) -> None:
     results.append((scenario, ok, figures))
     print(f"{'ok  ' if ok else 'FAIL'} {scenario}: {figures}", flush=True)
-
-
-def wait_for(check, seconds: float):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    return None
 
 
 def published(models_dir: pathlib.Path) -> dict[str, str]:
@@ -93,7 +83,7 @@ def llm_killed_under_load(models: pathlib.Path, tmp: pathlib.Path) -> None:
             return None
 
     try:
-        up = wait_for(lambda: (r := answer()) is not None and r.status_code == 200, 90)
+        up = poll(lambda: (r := answer()) is not None and r.status_code == 200, 90)
         pid = int(re.findall(r"started llm \(pid (\d+)\)", log.read_text())[-1])
         outcomes, stop = [], threading.Event()
 
@@ -110,8 +100,8 @@ def llm_killed_under_load(models: pathlib.Path, tmp: pathlib.Path) -> None:
         time.sleep(1)
         killed_at = time.monotonic()
         subprocess.run(["kill", "-9", str(pid)], check=True)
-        back = wait_for(lambda: any(t > killed_at and code == 200 for t, _, code, _ in outcomes[-3:]) and
-                        time.monotonic(), 30)
+        back = poll(lambda: any(t > killed_at and code == 200 for t, _, code, _ in outcomes[-3:]) and
+                    time.monotonic(), 30)
         stop.set()
         worker.join()
     finally:
@@ -137,12 +127,12 @@ def trainer_killed(models: pathlib.Path, moments: list[float]) -> None:
             stub = trainer_pb2_grpc.TrainerServiceStub(channel)
             job = stub.TrainSft(LONG_SFT, metadata=AUTH)
             if moment < 0:  # mid-training: once progress shows steps
-                wait_for(lambda: stub.GetJob(trainer_pb2.GetJobRequest(job_id=job.job_id)).progress.total_steps, 120)
+                poll(lambda: stub.GetJob(trainer_pb2.GetJobRequest(job_id=job.job_id)).progress.total_steps, 120)
             else:
                 time.sleep(moment)
             trainer.proc.send_signal(signal.SIGKILL)
             trainer.proc.wait()
-        gone = wait_for(lambda: not processes_with(job.job_id), 10)
+        gone = poll(lambda: not processes_with(job.job_id), 10)
         with start_service("services.trainer", env, "TRAINER_PORT") as restarted, \
                 grpc.insecure_channel(restarted.address) as channel:
             after = trainer_pb2_grpc.TrainerServiceStub(channel).GetJob(trainer_pb2.GetJobRequest(job_id=job.job_id))

@@ -5,12 +5,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
-from launch.processes import ROOT, base_env, free_port
+from launch.processes import ROOT, base_env, free_port, poll
 
 
 def started_pids(log: str, name: str) -> list[int]:
@@ -18,13 +17,10 @@ def started_pids(log: str, name: str) -> list[int]:
 
 
 def wait_for(check, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"{what} within {seconds} s")
+    result = poll(check, seconds, interval=0.2)
+    if not result:
+        raise AssertionError(f"{what} within {seconds} s")
+    return result
 
 
 @pytest.fixture
