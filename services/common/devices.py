@@ -23,9 +23,14 @@ class Placement:
     def on_gpu(self) -> bool:
         return self.device.type == "cuda"
 
+    @property
+    def dtype_name(self) -> str:
+        """e.g. "bfloat16" (torch writes "torch.bfloat16")."""
+        return str(self.dtype).removeprefix("torch.")
+
     def describe(self) -> str:
         """e.g. "cuda:0 bfloat16" or "cpu float32", for status messages and job records."""
-        return f"{self.device} {str(self.dtype).removeprefix('torch.')}"
+        return f"{self.device} {self.dtype_name}"
 
 
 def resolve_device(setting: str, variable: str):

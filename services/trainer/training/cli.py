@@ -3,7 +3,7 @@
     python -m services.trainer.training sft [--max-examples 200] [--num-train-epochs 1] ...   (make train-sft)
     python -m services.trainer.training rl  [--steps 60] [--use-dataset-prompts] ...           (make train-rl)
     python -m services.trainer.training eval [--examples 50]                                   (make eval)
-    python -m services.trainer.training pretrain [--steps 1200]             (make tiny-model: the offline stand-in)
+    python -m services.trainer.training pretrain [--steps 1000]             (make tiny-model: the offline stand-in)
     python -m services.trainer.training post-train            (make post-train: stand-in, SFT, RL, eval, report)
 
 Each subcommand's flags are its params dataclass (training/params.py), parsed by transformers' HfArgumentParser as

@@ -91,13 +91,14 @@ def compare_published(config: TrainerConfig, examples_wanted: int | None, max_ne
 
     tokenizer = load_tokenizer(config.base_model)
     examples = load_squad(config.squad_dataset, "validation", limit=examples_wanted)
+    device = config.placement().device
     results, sources = {}, {}
     for name in ("base", *adapters.ADAPTER_NAMES):
         path = None if name == "base" else adapters.current_path(config.models_dir, name)
         if name != "base" and path is None:
             print(f"{name}: no published adapter, skipped")
             continue
-        model = load_with_adapter(config.base_model, path).to(config.placement().device)
+        model = load_with_adapter(config.base_model, path).to(device)
         results[name] = evaluate_model(model, tokenizer, examples, max_new_tokens).summary()
         sources[name] = "-" if path is None else f"{name}/{path.name}"
     table = reports.comparison_table(results, sources)

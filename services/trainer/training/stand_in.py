@@ -1,14 +1,14 @@
 """The offline stand-in for openai-community/gpt2: a small GPT-2-architecture model pretrained from scratch on text
 the project ships, so that post-training has something to work on where the Hub is out of reach.
 
-    python -m services.trainer.training pretrain [--steps 1200] [--seed 0]      (make tiny-model)
+    python -m services.trainer.training pretrain [--steps 1000] [--seed 0]      (make tiny-model)
 
 The text: the shipped corpus (data/corpus/harbour.txt) and question-answer passages about invented entities
 (synthetic_qa.py), in the plain `Context/Question/Answer` form, never the fixed answer format, so the pretrained
 model can answer from a passage but does not know the format. The answers' tokens weigh more in the loss: they are
 a few tokens after a long passage, and reading the passage is what they teach. A byte-level BPE tokenizer is
-trained on the same text. The result is an ordinary Hugging Face folder (config, weights, tokenizer, README.md saying what it is),
-written atomically to MODELS_DIR/tiny-gpt2. It is not GPT-2: serving and training code treat it as any Hub model.
+trained on the same text. The result is an ordinary Hugging Face folder (config, weights, tokenizer, README.md
+saying what it is), written atomically to MODELS_DIR/tiny-gpt2. It is not GPT-2: serving and training code treat it as any Hub model.
 """
 import dataclasses
 import json
