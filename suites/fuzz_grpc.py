@@ -19,6 +19,7 @@ import tempfile
 
 import grpc
 from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message_factory import GetMessageClass
 from grpc_health.v1 import health_pb2
 from hypothesis import HealthCheck, given, settings, strategies as st
 from textgen.v1 import baseline_pb2, llm_pb2, rnn_pb2, trainer_pb2
@@ -55,7 +56,7 @@ def message_strategy(descriptor, depth: int = 0):
             value = INTS[64 if field.cpp_type in (FieldDescriptor.CPPTYPE_INT64, FieldDescriptor.CPPTYPE_UINT64)
                          else 32]
         fields[field.name] = st.one_of(st.none(), value)
-    cls = __import__("google.protobuf.message_factory", fromlist=["GetMessageClass"]).GetMessageClass(descriptor)
+    cls = GetMessageClass(descriptor)
     return st.fixed_dictionaries(fields).map(lambda values: cls(**{k: v for k, v in values.items() if v is not None}))
 
 

@@ -26,13 +26,13 @@ from launch.processes import start_system
 MEMORY_BOUND_MB = 50
 QA = {"question": "Who came into the harbour?", "context": "The ship came into the harbour at noon.",
       "max_new_tokens": 16}
-ROUTES = [
-    ("POST /generate", "POST", "/generate", {"start_word": "the", "length": 20}),
-    ("POST /generate_with_rnn", "POST", "/generate_with_rnn", {"start_word": "the captain", "length": 20}),
-    ("POST /generate_with_llm", "POST", "/generate_with_llm", QA),
-    ("POST /generate_with_llm/stream", "POST", "/generate_with_llm/stream", QA),
-    ("GET /llm/status", "GET", "/llm/status", None),
-    ("GET /llm/jobs", "GET", "/llm/jobs", None),
+ROUTES = [  # (method, path, JSON body); each route is reported as "METHOD path"
+    ("POST", "/generate", {"start_word": "the", "length": 20}),
+    ("POST", "/generate_with_rnn", {"start_word": "the captain", "length": 20}),
+    ("POST", "/generate_with_llm", QA),
+    ("POST", "/generate_with_llm/stream", QA),
+    ("GET", "/llm/status", None),
+    ("GET", "/llm/jobs", None),
 ]
 
 
@@ -53,7 +53,8 @@ def run_load(url: str, clients: int, seconds: float) -> tuple[dict, list[str]]:
             for _ in range(offset):
                 next(routes)
             while time.monotonic() < stop:
-                name, method, path, body = next(routes)
+                method, path, body = next(routes)
+                name = f"{method} {path}"
                 started = time.perf_counter()
                 try:
                     response = http.request(method, path, json=body)
@@ -90,7 +91,9 @@ def main() -> int:
             print(f"run {run}: {clients} clients for {seconds} s, "
                   f"{sum(map(len, latencies.values()))} requests, {len(errors)} errors")
             print(f"  {'route':32}{'requests':>9}{'p50 ms':>9}{'p99 ms':>9}")
-            for name, samples in ((name, latencies[name]) for name, *_ in ROUTES):
+            for method, path, _ in ROUTES:
+                name = f"{method} {path}"
+                samples = latencies[name]
                 print(f"  {name:32}{len(samples):9}{1000 * percentile(samples, 50):9.1f}"
                       f"{1000 * percentile(samples, 99):9.1f}")
     growth = {name: memory[1][name] - memory[0][name] for name in memory[0]}
