@@ -1,0 +1,52 @@
+"""The shipped slice of SQuAD v1.1's train file: real SQuAD records, whole articles, validation articles that
+training never sees, and the tuning split that keeps hyperparameter choices off the validation articles."""
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from services.trainer.training.data import SHIPPED_SLICE, choose_dataset, load_squad
+
+SLICE = pathlib.Path(__file__).resolve().parent.parent / "data" / "squad_train_slice"
+
+
+def articles(split: str, folder: pathlib.Path = SLICE) -> list[dict]:
+    return json.loads((folder / f"{split}.json").read_text(encoding="utf-8"))["data"]
+
+
+def test_it_loads_as_the_default_data_set_offline():
+    assert SHIPPED_SLICE == SLICE
+    assert choose_dataset("", hub_check=lambda *_: "offline").spec == str(SLICE)
+    train, validation = load_squad(str(SLICE), "train"), load_squad(str(SLICE), "validation")
+    assert (len(train), len(validation)) == (1797, 287)  # at least 200 held-out questions to evaluate on
+    assert len({e.id for e in train + validation}) == len(train) + len(validation)
+
+
+@pytest.mark.parametrize("split", ["train", "validation"])
+def test_every_answer_is_where_squad_says_it_is(split):
+    for article in articles(split):
+        for paragraph in article["paragraphs"]:
+            for qa in paragraph["qas"]:
+                assert qa["question"].strip() and qa["answers"]
+                for answer in qa["answers"]:
+                    start = answer["answer_start"]
+                    assert paragraph["context"][start:start + len(answer["text"])] == answer["text"], qa["id"]
+
+
+def test_validation_articles_are_whole_and_unseen_in_training():
+    train, validation = articles("train"), articles("validation")
+    assert {a["title"] for a in validation} == {"Montana", "Genocide"}
+    assert not {a["title"] for a in train} & {a["title"] for a in validation}
+    train_paragraphs = {p["context"] for a in train for p in a["paragraphs"]}
+    assert not any(p["context"] in train_paragraphs for a in validation for p in a["paragraphs"])
+
+
+def test_the_tuning_split_holds_out_a_train_article_and_never_touches_validation(tmp_path):
+    done = subprocess.run([sys.executable, str(SLICE / "build.py"), "tuning", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    tuning_train, held_out = articles("train", tmp_path), articles("validation", tmp_path)
+    assert [a["title"] for a in held_out] == ["Antibiotics"]
+    assert {a["title"] for a in tuning_train + held_out} == {a["title"] for a in articles("train")}
