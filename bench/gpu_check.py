@@ -61,10 +61,10 @@ def sft_step_ratio(tokenizer_dir: pathlib.Path, placement, steps: int, smoke: bo
 
     from bench_trainer import rows_near_max_length, time_steps
 
-    from services.common.base_model import load_tokenizer
+    from services.common.base_model import choose, load_tokenizer
     from services.trainer.training.sft import BATCH_SIZE
 
-    tokenizer = load_tokenizer(str(tokenizer_dir))
+    tokenizer = load_tokenizer(choose(str(tokenizer_dir), tokenizer_dir.parent))
     rows = rows_near_max_length(tokenizer, 64 if smoke else 256, BATCH_SIZE * (steps + 1))
     config = {"n_layer": 2, "n_embd": 64, "n_head": 2, "vocab_size": len(tokenizer)} if smoke else {}
     lora, full = (statistics.median(d for d, _ in time_steps(use_lora, tokenizer, rows, steps, 1, placement,

@@ -1,6 +1,6 @@
-"""Continuous batching's parts, in process on the tiny model: rows that join a running batch mid-way, or leave it
-early, decode exactly the tokens they decode alone (greedy), and the scheduler admits first come, first served
-within its bounds."""
+"""Continuous batching's parts, in process on tiny GPT-2 and Llama models: rows that join a running batch mid-way, or
+leave it early, decode exactly the tokens they decode alone (greedy) and that transformers' `generate` decodes, and
+the scheduler admits first come, first served within its bounds."""
 import time
 
 import pytest
@@ -10,13 +10,16 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from services.common.prompts import PREFIX, qa_prompt
 from services.llm.decoding import Row, RunningBatch
 from services.llm.scheduler import CONTINUOUS, STATIC, QueueFull, Scheduler
-from services.llm.tiny_model import FACTS
+from services.llm.tiny_model import FACTS, build_tiny_llama
 from tests.test_llm_helpers import tiny_models_dir
 
 
-@pytest.fixture(scope="module")
-def model_and_tokenizer(tmp_path_factory):
-    folder = tiny_models_dir(tmp_path_factory.mktemp("batching")) / "tiny-gpt2"
+@pytest.fixture(scope="module", params=["tiny-gpt2", "tiny-llama"])
+def model_and_tokenizer(request, tmp_path_factory):
+    """GPT-2's learned positions, and the embedded model's architecture: rotary positions, applied to the keys before
+    they are cached, so a row's own position ids must survive left padding and merged caches."""
+    models = tiny_models_dir(tmp_path_factory.mktemp("batching"))
+    folder = build_tiny_llama(models / "tiny-llama") if request.param == "tiny-llama" else models / "tiny-gpt2"
     torch.set_num_threads(1)
     return AutoModelForCausalLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
 
@@ -42,9 +45,19 @@ def decode_alone(model, tokenizer, row: Row) -> list[int]:
     return row.generated
 
 
+def generate(model, tokenizer, row: Row) -> list[int]:
+    with torch.inference_mode():
+        output = model.generate(torch.tensor([row.prompt_ids]), max_new_tokens=row.max_new_tokens, do_sample=False,
+                                attention_mask=torch.ones(1, len(row.prompt_ids), dtype=torch.long),
+                                pad_token_id=tokenizer.eos_token_id)
+    new = output[0, len(row.prompt_ids):].tolist()
+    return new[:new.index(tokenizer.eos_token_id)] if tokenizer.eos_token_id in new else new
+
+
 def test_rows_joining_and_leaving_mid_batch_decode_what_they_decode_alone(model_and_tokenizer):
     model, tokenizer = model_and_tokenizer
     alone = [decode_alone(model, tokenizer, row) for row in rows(tokenizer, 5)]
+    assert alone == [generate(model, tokenizer, row) for row in rows(tokenizer, 5)]
     together = rows(tokenizer, 5)
     batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False)
     joins = {0: together[:2], 3: together[2:3], 7: together[3:]}  # at these steps, these rows arrive

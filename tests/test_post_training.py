@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from launch.processes import ROOT, base_env
+from services.common.base_model import choose
 from services.trainer.config import TrainerConfig
 from services.trainer.training.post_train import missing_stand_in, post_train, recipe_for
 from services.trainer.training.stand_in import RECIPE, PretrainSettings
@@ -64,8 +65,8 @@ def test_only_a_missing_stand_in_is_pretrained_and_a_hub_id_keeps_the_documented
     (stand_in / "config.json").write_text("{}")
     assert missing_stand_in(str(stand_in)) is None
     assert missing_stand_in("openai-community/gpt2") is None
-    assert recipe_for("openai-community/gpt2").source == "the documented defaults"
+    assert recipe_for(choose("openai-community/gpt2", tmp_path)).source == "the documented defaults"
     config = dataclasses.replace(TrainerConfig.from_env(), base_model=str(tmp_path / "no-model"),
                                  models_dir=tmp_path)
-    with pytest.raises(SystemExit, match="LLM_BASE_MODEL: base model .*no-model.* is not a folder here"):
+    with pytest.raises(SystemExit, match="LLM_BASE_MODEL: base model .*no-model.* is neither a folder nor a .gguf"):
         post_train(config)

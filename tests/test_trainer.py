@@ -10,10 +10,13 @@ import grpc
 import httpx
 import pytest
 from textgen.v1 import trainer_pb2, trainer_pb2_grpc
+from transformers import AutoConfig
 
 from launch.processes import free_port, start_gateway, start_service
 from services.common import adapters
+from services.common.base_model import fingerprint
 from services.trainer.job_store import JobStore
+from services.llm.tiny_model import build_tiny_llama
 from tests.test_llm_helpers import tiny_models_dir
 from tests.test_trainer_helpers import SHIPPED_SAMPLE
 
@@ -135,12 +138,14 @@ def _check_run(api, models_dir, kind: str, body: dict, metric: str, curve: str) 
     assert any("eta_seconds" in e["progress"] for e in trained)
     done = api.get(f"/llm/jobs/{job['job_id']}").json()
     assert done["status"] == "succeeded" and done["error"] == ""
+    assert done["base_model"] == str(models_dir / "tiny-gpt2")
     assert done["adapter_version"] == adapters.current_version(models_dir, kind)
     assert done["params"][kind] and done["started_at"] and done["finished_at"]
     published = adapters.current_path(models_dir, kind)
     for name in ("adapter_model.safetensors", "adapter_config.json", "params.json", f"{curve}_curve.json",
                  f"{curve}_curve.png", "eval.json"):
         assert (published / name).is_file(), name
+    assert adapters.read_base_record(published)["name"] == done["base_model"]
     evaluation = json.loads((published / "eval.json").read_text())
     assert evaluation["examples"] > 0 and 0 <= evaluation["f1"] <= 100
     # The trainer told the running llm service to reload: it serves the new version at once.
@@ -253,3 +258,24 @@ def test_unloadable_dataset_fails_the_job_naming_squad_dataset(models_dir, tmp_p
     assert final[-1].status == "failed"
     assert "SQUAD_DATASET" in final[-1].message and "squad_sample" in final[-1].message
     assert adapters.current_version(tmp_path / "models", "sft") is None
+
+
+def test_a_llama_architecture_base_trains_and_the_records_name_it(tmp_path):
+    models = tmp_path / "models"
+    base = build_tiny_llama(models / "tiny-llama")
+    env = {**trainer_env(models, SHIPPED_SAMPLE), "LLM_BASE_MODEL": str(base)}
+    with start_service("services.trainer", env, "TRAINER_PORT") as trainer:
+        with grpc.insecure_channel(trainer.address) as channel:
+            stub = trainer_pb2_grpc.TrainerServiceStub(channel)
+            job = stub.TrainSft(trainer_pb2.TrainSftRequest(**SMALL_SFT),
+                                metadata=[("authorization", f"Bearer {TOKEN}")])
+            final = list(stub.WatchJob(trainer_pb2.WatchJobRequest(job_id=job.job_id), timeout=JOB_TIMEOUT_SECONDS))
+            done = stub.GetJob(trainer_pb2.GetJobRequest(job_id=job.job_id))
+    assert final[-1].status == "succeeded", final[-1].message
+    assert done.base_model == str(base) and done.device == "cpu float32"
+    published = adapters.current_path(models, "sft")
+    assert adapters.read_base_record(published) == {
+        "name": str(base), "fingerprint": fingerprint(AutoConfig.from_pretrained(base))}
+    targets = {name.rsplit(".", 1)[-1] for name in
+               json.loads((published / "adapter_config.json").read_text())["target_modules"]}
+    assert targets == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from services.common.base_model import load_tokenizer
+from services.common.base_model import choose, load_tokenizer
 from services.common.prompts import PREFIX, SUFFIX, qa_completion
 from services.trainer.training.data import DatasetError, QAExample, fit_prompt, load_squad, sft_rows
 from services.trainer.training.rewards import answer_score, clean_end_score, prefix_score, suffix_score
@@ -14,7 +14,8 @@ from tests.test_trainer_helpers import squad_record, write_squad_folder
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
-    return load_tokenizer(str(tiny_models_dir(tmp_path_factory.mktemp("tok")) / "tiny-gpt2"))
+    models = tiny_models_dir(tmp_path_factory.mktemp("tok"))
+    return load_tokenizer(choose(str(models / "tiny-gpt2"), models))
 
 
 def test_folder_file_and_nested_json_load(tmp_path):

@@ -131,8 +131,11 @@ def status(client: Client, args) -> int:
         return 1
     llm = client.status()
     _out(f"base model: {llm.base_model} ({'loaded' if llm.loaded else 'not loaded: ' + llm.reason})")
-    _out(*_table([("ADAPTER", "VERSION", "LOADED", "NOTE")] +
-                 [(a.name, a.version or "-", "yes" if a.loaded else "no", a.error or "") for a in llm.adapters]))
+    if llm.base_model_note:
+        _out(f"  why: {llm.base_model_note}")
+    _out(*_table([("ADAPTER", "VERSION", "LOADED", "TRAINED ON", "NOTE")] +
+                 [(a.name, a.version or "-", "yes" if a.loaded else "no", a.base_model or "-", a.error or "")
+                  for a in llm.adapters]))
     return 0 if all(h.status == "SERVING" for h in health) else 1
 
 

@@ -1,11 +1,13 @@
 """Where LoRA adapters live under MODELS_DIR, and how a new version is published atomically.
 
     MODELS_DIR/adapters/<name>/<version>/adapter_model.safetensors, adapter_config.json, ...
+    MODELS_DIR/adapters/<name>/<version>/base_model.json   the base it was trained on: name and config fingerprint
     MODELS_DIR/adapters/<name>/CURRENT          the current version's folder name, replaced with os.replace
 
 Versions are UTC timestamps (YYYYmmddTHHMMSSffffffZ), so they sort in publication order.
 """
 import datetime
+import json
 import os
 import pathlib
 import re
@@ -14,6 +16,7 @@ import tempfile
 
 ADAPTER_NAMES = ("sft", "rl")
 POINTER = "CURRENT"
+BASE_RECORD = "base_model.json"
 _VALID_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -50,6 +53,21 @@ def current_path(models_dir: pathlib.Path, name: str) -> pathlib.Path | None:
         return None
     path = adapter_dir(models_dir, name) / version
     return path if (path / "adapter_model.safetensors").is_file() else None
+
+
+def write_base_record(folder: pathlib.Path, base_name: str, fingerprint: str) -> None:
+    """Records in an adapter's folder which base it was trained on; the llm service refuses it on any other."""
+    (pathlib.Path(folder) / BASE_RECORD).write_text(json.dumps({"name": base_name, "fingerprint": fingerprint},
+                                                               indent=2) + "\n")
+
+
+def read_base_record(folder: pathlib.Path) -> dict | None:
+    """{"name", "fingerprint"} of the base an adapter was trained on; None when it has no readable record."""
+    try:
+        record = json.loads((pathlib.Path(folder) / BASE_RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("fingerprint"), str) else None
 
 
 def new_version() -> str:

@@ -35,6 +35,7 @@ class LoadedVersion:
     version: str
     path: pathlib.Path
     peft_name: str
+    base_model: str
     leases: int = 0
     retired: bool = False
 
@@ -53,6 +54,7 @@ class Published:
     version: str | None
     path: pathlib.Path | None
     error: str = ""
+    base_model: str = ""  # the base it was trained on, as its record says
 
 
 def _pointer_signature(models_dir: pathlib.Path, name: str):
@@ -63,8 +65,9 @@ def _pointer_signature(models_dir: pathlib.Path, name: str):
     return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
-def published_version(models_dir: pathlib.Path, name: str) -> Published:
-    """The current version of `name`, checked to be a safetensors adapter inside MODELS_DIR/adapters."""
+def published_version(models_dir: pathlib.Path, name: str, base_fingerprint: str | None) -> Published:
+    """The current version of `name`, checked to be a safetensors adapter inside MODELS_DIR/adapters that was trained
+    on the base model with `base_fingerprint`."""
     try:
         version = adapters.current_version(models_dir, name)
     except adapters.AdapterPathError as error:
@@ -77,7 +80,16 @@ def published_version(models_dir: pathlib.Path, name: str) -> Published:
     root = adapters.adapters_root(models_dir).resolve()
     if not path.resolve().is_relative_to(root):
         return Published(version, None, f"{path} resolves outside {root}; refused")
-    return Published(version, path)
+    record = adapters.read_base_record(path)
+    if record is None:
+        return Published(version, None, f"version {version} does not record the base model it was trained on "
+                                         f"({adapters.BASE_RECORD}); refused: train it again")
+    trained_on = str(record.get("name", "?"))
+    if record["fingerprint"] != base_fingerprint:
+        return Published(version, None, f"version {version} was trained on base model {trained_on} (config "
+                                         f"{record['fingerprint']}), not on the one served here (config "
+                                         f"{base_fingerprint}); refused", trained_on)
+    return Published(version, path, base_model=trained_on)
 
 
 class AdapterCatalog:
@@ -91,6 +103,7 @@ class AdapterCatalog:
         self._signatures: dict[str, object] = {}
         self._counter = 0
         self._refreshing = asyncio.Lock()
+        self.base_fingerprint: str | None = None  # the served base model's, set once it is loaded
 
     def changed(self) -> bool:
         """A few stat calls: whether any CURRENT pointer moved since the last refresh."""
@@ -102,7 +115,7 @@ class AdapterCatalog:
         async with self._refreshing:
             for name in self.names:
                 self._signatures[name] = _pointer_signature(self.models_dir, name)
-                published = await asyncio.to_thread(published_version, self.models_dir, name)
+                published = await asyncio.to_thread(published_version, self.models_dir, name, self.base_fingerprint)
                 self._published[name] = published
                 current = self._current.get(name)
                 if current is not None and published.version == current.version and published.path is not None:
@@ -125,7 +138,7 @@ class AdapterCatalog:
             still = f"; still serving version {current.version}" if current is not None else ""
             self._errors[name] = f"version {published.version} failed to load: {str(error)[:300]}{still}"
             return
-        self._current[name] = LoadedVersion(name, published.version, published.path, peft_name)
+        self._current[name] = LoadedVersion(name, published.version, published.path, peft_name, published.base_model)
         self._errors.pop(name, None)
         log.info("adapter loaded", extra={"adapter": name, "version": published.version, "path": str(published.path)})
         if current is not None:
@@ -167,6 +180,7 @@ class AdapterCatalog:
             loaded = self._current.get(name)
             rows.append({"name": name, "version": loaded.version if loaded else (published.version or ""),
                          "path": str(loaded.path if loaded else (published.path or "")),
+                         "base_model": loaded.base_model if loaded else published.base_model,
                          "loaded": loaded is not None,
                          "error": self._errors.get(name, "") if loaded else (self._errors.get(name)
                                                                               or published.error)})

@@ -1,5 +1,6 @@
 import dataclasses
 
+from services.common.base_model import SETTING_HELP
 from services.common.config import ServiceConfig, env_field
 from textgen.endpoints import ENDPOINTS
 
@@ -12,7 +13,7 @@ CPU_BATCH_SIZE, GPU_BATCH_SIZE = 8, 32
 class LlmConfig(ServiceConfig):
     port: int = env_field(ENDPOINTS["llm"].port_variable, ENDPOINTS["llm"].port, "gRPC port (0 picks a free one)")
     metrics_port: int = env_field("LLM_METRICS_PORT", -1, "Prometheus port; 0 picks a free one, -1 disables")
-    base_model: str = env_field("LLM_BASE_MODEL", "openai-community/gpt2", "Hub id or local model folder")
+    base_model: str = env_field("LLM_BASE_MODEL", "", SETTING_HELP)
     batching: str = env_field("LLM_BATCHING", "continuous",
                               "continuous: requests join the running batch at the next token; static: a batch "
                               "runs until its last row is done (kept for comparison)")

@@ -15,7 +15,7 @@ from collections.abc import Awaitable
 
 import prometheus_client
 
-from services.common.base_model import BaseModelUnavailable
+from services.common.base_model import BaseModelSpec, BaseModelUnavailable, choose
 from services.common.devices import Placement
 from services.llm.decoding import Row, RunningBatch
 from services.llm.loading import BaseModel, load_base_model
@@ -45,9 +45,11 @@ class EngineStats:
 
 
 class Engine:
-    def __init__(self, base_model_name: str, placement: Placement, scheduler: Scheduler,
+    def __init__(self, base_model_setting: str, models_dir: pathlib.Path, placement: Placement, scheduler: Scheduler,
                  batch_window_ms: float = 0.0, torch_threads: int = 0) -> None:
-        self.base_model_name = base_model_name
+        self.base_model_setting = base_model_setting  # LLM_BASE_MODEL, "" when unset
+        self.models_dir = models_dir
+        self.spec: BaseModelSpec | None = None  # once decided
         self.placement = placement
         self.scheduler = scheduler
         self.window = max(0.0, batch_window_ms) / 1000
@@ -61,6 +63,10 @@ class Engine:
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
         self._wake = threading.Event()
         threading.Thread(target=self._run, name="llm-engine", daemon=True).start()
+
+    @property
+    def base_model_name(self) -> str:
+        return self.spec.name if self.spec else self.base_model_setting
 
     # --- the event loop's side ------------------------------------------------------------------------------
     async def _on_engine_thread(self, function, *args):
@@ -204,7 +210,10 @@ class Engine:
         if self.torch_threads > 0:
             torch.set_num_threads(self.torch_threads)
         try:
-            self.base = load_base_model(self.base_model_name, self.placement)
+            self.spec = choose(self.base_model_setting, self.models_dir)
+            if self.spec.note:
+                log.warning(self.spec.note)
+            self.base = load_base_model(self.spec, self.placement)
         except BaseModelUnavailable as error:
             self.unavailable_reason = str(error)
             log.error("base model unavailable", extra={"base_model": self.base_model_name, "reason": str(error)})

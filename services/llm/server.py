@@ -23,7 +23,8 @@ async def serve(config: LlmConfig) -> None:
                               config.batch_tokens_for(placement.on_gpu), config.max_queued)
     except ValueError as error:
         raise SystemExit(f"LLM_BATCHING: {error}") from None
-    engine = Engine(config.base_model, placement, scheduler, config.batch_window_ms, config.torch_threads)
+    engine = Engine(config.base_model, config.models_dir, placement, scheduler, config.batch_window_ms,
+                    config.torch_threads)
     catalog = AdapterCatalog(config.models_dir, engine)
     servicer = LlmServicer(engine, catalog)
     server = GrpcServer(config, [Binding(llm_pb2.DESCRIPTOR.services_by_name["LlmService"],
@@ -32,6 +33,7 @@ async def serve(config: LlmConfig) -> None:
     async def load() -> None:
         if await engine.load():
             servicer.planner = Planner(engine.base.tokenizer, engine.base.window)
+            catalog.base_fingerprint = engine.base.fingerprint
             await catalog.refresh()
             await server.set_serving(True, "model loaded")
         else:

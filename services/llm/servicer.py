@@ -144,4 +144,5 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
             in_flight=stats.in_flight, batches=stats.admissions, batched_requests=stats.admitted,
             largest_batch=stats.largest_batch, max_batch_size=scheduler.max_batch_size,
             queued=len(scheduler), max_queued=scheduler.max_queued, batching=scheduler.policy,
-            device=str(self.engine.placement.device), dtype=self.engine.placement.dtype_name)
+            device=str(self.engine.placement.device), dtype=self.engine.placement.dtype_name,
+            base_model_note=self.engine.spec.note if self.engine.spec else "")

@@ -1,7 +1,8 @@
-"""GPT-2-architecture models with random weights, built in seconds, for the tests, benchmarks and suites: the same
-classes, Conv1D layers and LoRA targets as openai-community/gpt2, a byte-level BPE tokenizer trained on the shipped
-corpus, saved as ordinary Hugging Face folders. `build_gpt2_size_model` has GPT-2's real size and cost (124M);
-`train_tiny_adapter` publishes a LoRA adapter trained for a few steps on a handful of facts.
+"""Models with random weights, built in seconds, for the tests, benchmarks and suites, saved as ordinary Hugging Face
+folders with a byte-level BPE tokenizer trained on the shipped corpus. `build_tiny_model` has GPT-2's architecture
+(the same classes, Conv1D layers and LoRA targets as openai-community/gpt2) and `build_gpt2_size_model` GPT-2's real
+size and cost (124M); `build_tiny_llama` the embedded SmolLM2's architecture. `train_tiny_adapter` publishes a LoRA
+adapter trained for a few steps on a handful of facts.
 (The stand-in that post-training works on is pretrained: services/trainer/training/stand_in.py, `make tiny-model`.)
 """
 import pathlib
@@ -11,11 +12,27 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from services.common import adapters
 from services.common.atomic import replacing_directory
+from services.common.base_model import fingerprint
 from services.common.corpus import FALLBACK_CORPUS
 from services.common.prompts import PREFIX, SUFFIX, qa_completion, qa_prompt
 
 EOS = "<|endoftext|>"
 GPT2_VOCAB = 50257
+
+
+def _tiny_tokenizer(folder: pathlib.Path, vocab_size: int, n_positions: int) -> PreTrainedTokenizerFast:
+    """A byte-level BPE trained on the shipped corpus, saved into `folder`; it has no pad token, as GPT-2's."""
+    corpus = FALLBACK_CORPUS.read_text(encoding="utf-8")
+    bpe = ByteLevelBPETokenizer()
+    # The answer format and the prompt words appear in every example: make them cheap to encode.
+    bpe.train_from_iterator([corpus, f"{PREFIX} {SUFFIX}\nContext: Question: Answer:"] * 2,
+                            vocab_size=vocab_size, min_frequency=2, special_tokens=[EOS])
+    bpe.save(str(folder / "tokenizer.json"))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"),
+                                        eos_token=EOS, bos_token=EOS, unk_token=EOS)
+    tokenizer.model_max_length = n_positions
+    tokenizer.save_pretrained(folder)
+    return tokenizer
 
 
 def build_tiny_model(out_dir: pathlib.Path, vocab_size: int = 2000, n_layer: int = 2, n_embd: int = 64,
@@ -26,20 +43,29 @@ def build_tiny_model(out_dir: pathlib.Path, vocab_size: int = 2000, n_layer: int
     torch.manual_seed(seed)
     out_dir = pathlib.Path(out_dir)
     with replacing_directory(out_dir) as staging:
-        corpus = FALLBACK_CORPUS.read_text(encoding="utf-8")
-        bpe = ByteLevelBPETokenizer()
-        # The answer format and the prompt words appear in every example: make them cheap to encode.
-        bpe.train_from_iterator([corpus, f"{PREFIX} {SUFFIX}\nContext: Question: Answer:"] * 2,
-                                vocab_size=vocab_size, min_frequency=2, special_tokens=[EOS])
-        bpe.save(str(staging / "tokenizer.json"))
-        tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(staging / "tokenizer.json"),
-                                            eos_token=EOS, bos_token=EOS, unk_token=EOS)
-        tokenizer.model_max_length = n_positions
-        tokenizer.save_pretrained(staging)
+        tokenizer = _tiny_tokenizer(staging, vocab_size, n_positions)
         config = GPT2Config(vocab_size=len(tokenizer), n_layer=n_layer, n_embd=n_embd, n_head=n_head,
                             n_positions=n_positions, bos_token_id=tokenizer.eos_token_id,
                             eos_token_id=tokenizer.eos_token_id)
         GPT2LMHeadModel(config).save_pretrained(staging)
+    return out_dir
+
+
+def build_tiny_llama(out_dir: pathlib.Path, vocab_size: int = 2000, seed: int = 0) -> pathlib.Path:
+    """The embedded model's architecture (LlamaForCausalLM: rotary positions, grouped-query attention, q/k/v/o and
+    gate/up/down projections, tied embeddings) at a tiny size with random weights, and the tiny tokenizer."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    out_dir = pathlib.Path(out_dir)
+    with replacing_directory(out_dir) as staging:
+        tokenizer = _tiny_tokenizer(staging, vocab_size, 2048)
+        config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                             tie_word_embeddings=True, bos_token_id=tokenizer.eos_token_id,
+                             eos_token_id=tokenizer.eos_token_id)
+        LlamaForCausalLM(config).save_pretrained(staging)
     return out_dir
 
 
@@ -91,7 +117,9 @@ def _train_and_publish(models_dir: pathlib.Path, name: str, steps: int) -> str:
 
     base = models_dir / "tiny-gpt2"
     tokenizer = AutoTokenizer.from_pretrained(base)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base), lora_config(8))
+    base_model = AutoModelForCausalLM.from_pretrained(base)
+    base_fingerprint = fingerprint(base_model.config)
+    model = get_peft_model(base_model, lora_config(8, base_model))
     examples = []
     for question, context, answer in FACTS:
         prompt = tokenizer(qa_prompt(question, context))["input_ids"]
@@ -106,4 +134,5 @@ def _train_and_publish(models_dir: pathlib.Path, name: str, steps: int) -> str:
         optimizer.zero_grad()
     staged = adapters.staging_dir(models_dir, name)
     model.save_pretrained(staged)
+    adapters.write_base_record(staged, str(base), base_fingerprint)
     return adapters.publish(models_dir, name, staged)

@@ -1,6 +1,8 @@
 import dataclasses
+import logging
 
 from services.common import devices
+from services.common.base_model import SETTING_HELP, BaseModelSpec, choose
 from services.common.config import ServiceConfig, env_field
 from textgen.endpoints import ENDPOINTS
 
@@ -9,9 +11,10 @@ from textgen.endpoints import ENDPOINTS
 class TrainerConfig(ServiceConfig):
     port: int = env_field(ENDPOINTS["trainer"].port_variable, ENDPOINTS["trainer"].port, "gRPC port (0 picks a free one)")
     metrics_port: int = env_field("TRAINER_METRICS_PORT", -1, "Prometheus port; 0 picks a free one, -1 disables")
-    base_model: str = env_field("LLM_BASE_MODEL", "openai-community/gpt2", "Hub id or local folder to fine-tune")
-    squad_dataset: str = env_field("SQUAD_DATASET", "rajpurkar/squad",
-                                   "Hub id, local .json/.jsonl file, or a folder such as data/squad_sample")
+    base_model: str = env_field("LLM_BASE_MODEL", "", SETTING_HELP)
+    squad_dataset: str = env_field("SQUAD_DATASET", "",
+                                   "unset: rajpurkar/squad when cached or reachable, else the shipped SQuAD v1.1 "
+                                   "train slice data/squad_train_slice; or a Hub id, a .json/.jsonl file or a folder")
     llm_addr: str = env_field(ENDPOINTS["llm"].address_variable, ENDPOINTS["llm"].address({}),
                               "llm service told to reload adapters after publishing")
     token: str = env_field("TRAINER_TOKEN", "", "when set, train/cancel calls need 'authorization: Bearer <token>'")
@@ -25,6 +28,21 @@ class TrainerConfig(ServiceConfig):
     device: str = env_field("TRAINER_DEVICE", "auto", "auto (CUDA when present), cpu, cuda or cuda:N")
     dtype: str = env_field("TRAINER_DTYPE", "auto", "mixed precision: auto (bfloat16 on a GPU that supports it, "
                                                     "else float32), float32, bfloat16 or float16")
+
+    def base(self) -> BaseModelSpec:
+        return choose(self.base_model, self.models_dir)
+
+    def decided(self) -> "TrainerConfig":
+        """This configuration with the base model and the data set decided where they were left unset (a few
+        seconds' check of the Hub), each decision logged with its reason. A process decides once and hands the
+        decision on: a job's worker gets the trainer's, and every stage of one command gets the same."""
+        from services.trainer.training.data import choose_dataset
+
+        base, dataset = self.base(), choose_dataset(self.squad_dataset)
+        for note in (base.note, dataset.note):
+            if note:
+                logging.getLogger("textgen.trainer").warning(note)
+        return dataclasses.replace(self, base_model=base.setting, squad_dataset=dataset.spec)
 
     def placement(self) -> devices.Placement:
         """TRAINER_DEVICE and TRAINER_DTYPE resolved; an unusable setting exits with a one-line message."""

@@ -39,11 +39,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     error TEXT NOT NULL DEFAULT '',
     staging TEXT,
     pid INTEGER,
-    device TEXT NOT NULL DEFAULT ''
+    device TEXT NOT NULL DEFAULT '',
+    base_model TEXT NOT NULL DEFAULT ''
 )
 """
 # Columns added after the first release, for stores created before them: (name, definition).
-_ADDED_COLUMNS = [("device", "TEXT NOT NULL DEFAULT ''")]
+_ADDED_COLUMNS = [("device", "TEXT NOT NULL DEFAULT ''"), ("base_model", "TEXT NOT NULL DEFAULT ''")]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +67,7 @@ class JobRecord:
     staging: str | None
     pid: int | None
     device: str  # where it trained, e.g. "cuda:0 bfloat16"; set when it starts
+    base_model: str  # the base it trained on, e.g. "SmolLM2-135M-Instruct (embedded)"; set when it starts
 
     @property
     def finished(self) -> bool:
@@ -153,9 +155,9 @@ class JobStore:
         with self._connect(immediate=True) as db:
             db.execute("UPDATE jobs SET pid = ? WHERE id = ?", (pid, job_id))
 
-    def set_device(self, job_id: str, device: str) -> None:
+    def set_trained_on(self, job_id: str, device: str, base_model: str) -> None:
         with self._connect(immediate=True) as db:
-            db.execute("UPDATE jobs SET device = ? WHERE id = ?", (device, job_id))
+            db.execute("UPDATE jobs SET device = ?, base_model = ? WHERE id = ?", (device, base_model, job_id))
 
     def set_staging(self, job_id: str, staging: pathlib.Path) -> None:
         with self._connect(immediate=True) as db:

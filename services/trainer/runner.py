@@ -26,8 +26,9 @@ def _tail(path: pathlib.Path) -> str:
 
 class JobRunner:
     def __init__(self, store: LoopJobStore, log_dir: pathlib.Path,
-                 on_death: Callable[[BaseException], Awaitable[None]]) -> None:
+                 on_death: Callable[[BaseException], Awaitable[None]], environment: dict[str, str] | None = None) -> None:
         self.store = store
+        self.environment = {**os.environ, **(environment or {})}  # each job's worker process gets this
         self.log_dir = pathlib.Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.on_death = on_death
@@ -77,7 +78,8 @@ class JobRunner:
         with open(log_path, "wb") as log_file:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "services.trainer.worker", job.id, str(os.getpid()),
-                stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=asyncio.subprocess.STDOUT, env=os.environ)
+                stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=asyncio.subprocess.STDOUT,
+                env=self.environment)
         self._current = (job.id, process)
         await self.store.set_pid(job.id, process.pid)
         log.info("job started", extra={"job_id": job.id, "kind": job.kind, "pid": process.pid})

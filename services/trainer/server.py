@@ -38,6 +38,7 @@ def job_message(job: JobRecord) -> trainer_pb2.Job:
               else trainer_pb2.JobParams(rl=trainer_pb2.TrainRlRequest(**job.params)))
     return trainer_pb2.Job(job_id=job.id, kind=job.kind, status=job.status, progress=_progress(job), params=params,
                            adapter_version=job.adapter_version, error=job.error, device=job.device,
+                           base_model=job.base_model,
                            created_at=_timestamp(job.created_at), started_at=_timestamp(job.started_at),
                            finished_at=_timestamp(job.finished_at))
 
@@ -133,7 +134,9 @@ def _now() -> timestamp_pb2.Timestamp:
 
 async def serve(config: TrainerConfig) -> None:
     placement = await asyncio.to_thread(config.placement)  # an unusable TRAINER_DEVICE/_DTYPE exits here
-    log.info("jobs will train on", extra={"placement": placement.describe()})
+    config = await asyncio.to_thread(config.decided)  # every job trains on what is decided here
+    log.info("jobs will train on", extra={"placement": placement.describe(), "base_model": config.base_model,
+                                          "squad_dataset": config.squad_dataset})
     store = LoopJobStore(await asyncio.to_thread(JobStore.under, config.models_dir))
     server = None
 
@@ -141,7 +144,8 @@ async def serve(config: TrainerConfig) -> None:
         await server.set_serving(False, f"the job runner stopped ({type(error).__name__}: {error}); restart the "
                                         "trainer to run queued jobs")
 
-    runner = JobRunner(store, config.models_dir / "trainer" / "logs", on_death=runner_died)
+    runner = JobRunner(store, config.models_dir / "trainer" / "logs", on_death=runner_died,
+                       environment={"LLM_BASE_MODEL": config.base_model, "SQUAD_DATASET": config.squad_dataset})
     await runner.recover()
     server = GrpcServer(config, [Binding(trainer_pb2.DESCRIPTOR.services_by_name["TrainerService"],
                                          trainer_pb2_grpc.add_TrainerServiceServicer_to_server,

@@ -37,7 +37,7 @@ def run(job_id: str, config: TrainerConfig, placement: Placement) -> int:
     main = distributed.is_main()
     if main:
         processes = f" x {config.processes} processes" if config.processes > 1 else ""
-        store.set_device(job_id, placement.describe() + processes)
+        store.set_trained_on(job_id, placement.describe() + processes, config.base().name)
 
     def report(progress: Progress) -> None:
         store.update_progress(job_id, progress.step, progress.total_steps, progress.loss, progress.reward,

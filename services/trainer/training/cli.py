@@ -8,7 +8,7 @@
 
 Each subcommand's flags are its params dataclass (training/params.py), parsed by transformers' HfArgumentParser as
 `trl sft` parses its own; `--help` shows their defaults and allowed ranges. The environment (LLM_BASE_MODEL,
-SQUAD_DATASET, MODELS_DIR, ...) is read as the trainer service reads it.
+SQUAD_DATASET, MODELS_DIR, ...) is read as the trainer service reads it, and decided once per command where unset.
 """
 import argparse
 import dataclasses
@@ -16,6 +16,7 @@ import json
 import pathlib
 import sys
 
+from services.common import adapters
 from services.common.logs import setup_logging
 from services.trainer.config import TrainerConfig
 from services.trainer.training.params import (EvalParams, PostTrainParams, PretrainParams, RlParams, SftParams,
@@ -71,7 +72,7 @@ COMMANDS = {
 
 
 def _print_published(config: TrainerConfig, name: str, version: str) -> None:
-    folder = pathlib.Path(config.models_dir) / "adapters" / name / version
+    folder = adapters.adapter_dir(config.models_dir, name) / version
     print(f"published {name} adapter version {version} at {folder}")
     evaluation = json.loads((folder / "eval.json").read_text())
     print("evaluation: " + ", ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
@@ -101,4 +102,4 @@ def main(argv: list[str] | None = None) -> None:
     config = TrainerConfig.from_env()
     setup_logging(config.log_level)
     config.prepare_torch()
-    run(params, config)
+    run(params, config if params_type is PretrainParams else config.decided())

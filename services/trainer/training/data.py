@@ -1,20 +1,45 @@
 """SQuAD-format question answering data: loading SQUAD_DATASET and turning it into prompt/completion rows.
 
 SQUAD_DATASET is one of
+  - unset: rajpurkar/squad when the local cache or the Hub has it, else the shipped slice of SQuAD v1.1's train
+    file (data/squad_train_slice: whole articles, some held out as its validation split);
   - a Hugging Face Hub id such as rajpurkar/squad (loaded with `datasets`),
   - a local .json/.jsonl file with SQuAD's fields (id, title, context, question, answers: {text, answer_start}),
     flat records or SQuAD's own nested {"data": [...]} layout; its last fifth is held out as the validation split,
-  - a folder holding train.jsonl and validation.jsonl, such as the shipped data/squad_sample.
+  - a folder holding train and validation splits (.jsonl or SQuAD's .json), such as data/squad_train_slice or the
+    synthetic data/squad_sample the tests' stand-in trains on.
 """
 import dataclasses
 import json
 import pathlib
+import random
 
+from services.common import hub
 from services.common.prompts import qa_completion, qa_prompt
 
-SHIPPED_SAMPLE = pathlib.Path(__file__).resolve().parents[2] / "data" / "squad_sample"
+DATA = pathlib.Path(__file__).resolve().parents[3] / "data"
+SHIPPED_SLICE = DATA / "squad_train_slice"
+SHIPPED_SAMPLE = DATA / "squad_sample"
+HUB_DATASET = "rajpurkar/squad"
 SPLITS = ("train", "validation")
 HELD_OUT_SHARE = 0.2
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetChoice:
+    spec: str  # a SQUAD_DATASET value naming the data with no further decision
+    note: str = ""  # why this one, when SQUAD_DATASET did not name it
+
+
+def choose_dataset(setting: str, hub_check=hub.availability) -> DatasetChoice:
+    """The data SQUAD_DATASET=`setting` names, or the default when it is unset ("")."""
+    if setting.strip():
+        return DatasetChoice(setting.strip())
+    why_not = hub_check(HUB_DATASET, "dataset")
+    if why_not is None:
+        return DatasetChoice(HUB_DATASET)
+    return DatasetChoice(str(SHIPPED_SLICE), f"SQUAD_DATASET is unset and {HUB_DATASET} cannot be loaded here "
+                                             f"({why_not}): the shipped SQuAD v1.1 train slice {SHIPPED_SLICE}")
 
 
 class DatasetError(RuntimeError):
@@ -34,7 +59,8 @@ class QAExample:
 def _error(spec: str, problem: str) -> DatasetError:
     return DatasetError(
         f"SQUAD_DATASET={spec!r} could not be loaded: {problem}. Set SQUAD_DATASET to a Hub id, a local "
-        f".json/.jsonl file with SQuAD's fields, or the shipped offline sample {SHIPPED_SAMPLE}"
+        f".json/.jsonl file with SQuAD's fields, or a shipped folder: {SHIPPED_SLICE} (real SQuAD) or "
+        f"{SHIPPED_SAMPLE} (synthetic)"
     )
 
 
@@ -89,7 +115,7 @@ def _load_local(path: pathlib.Path, split: str) -> list[QAExample]:
         candidates = [path / f"{split}.jsonl", path / f"{split}.json"]
         found = next((c for c in candidates if c.is_file()), None)
         if found is None:
-            raise FileNotFoundError(f"{path} holds no {split}.jsonl")
+            raise FileNotFoundError(f"{path} holds no {split}.jsonl or {split}.json")
         return _read_file(found)
     examples = _read_file(path)
     held_out = max(1, int(len(examples) * HELD_OUT_SHARE)) if len(examples) > 1 else 0
@@ -103,8 +129,10 @@ def _load_hub(spec: str, split: str) -> list[QAExample]:
     return [_example(dict(row), f"{spec}[{split}] row {number}") for number, row in enumerate(rows)]
 
 
-def load_squad(spec: str, split: str, limit: int | None = None) -> list[QAExample]:
-    """The `split` ("train" or "validation") of SQUAD_DATASET=`spec`, at most `limit` examples, in file order."""
+def load_squad(spec: str, split: str, limit: int | None = None, sample_seed: int | None = None) -> list[QAExample]:
+    """The `split` ("train" or "validation") of SQUAD_DATASET=`spec`: at most `limit` examples, the first ones, or,
+    with `sample_seed`, ones drawn at random across the split (SQuAD's files go article by article: the first few
+    hundred questions would all be about one or two articles). Either way in file order."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
     path = pathlib.Path(spec).expanduser()
@@ -117,7 +145,11 @@ def load_squad(spec: str, split: str, limit: int | None = None) -> list[QAExampl
         raise _error(spec, f"{type(error).__name__}: {error}") from error
     if not examples:
         raise _error(spec, f"its {split} split holds no examples")
-    return examples[:limit] if limit else examples
+    if not limit or limit >= len(examples):
+        return examples
+    if sample_seed is None:
+        return examples[:limit]
+    return [examples[i] for i in sorted(random.Random(sample_seed).sample(range(len(examples)), limit))]
 
 
 def _answer_span(example: QAExample) -> tuple[int, int] | None:

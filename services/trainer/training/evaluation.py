@@ -53,7 +53,7 @@ def generate_answers(model, tokenizer, prompts: list[str], max_new_tokens: int) 
 
 def evaluate_model(model, tokenizer, examples: list[QAExample], max_new_tokens: int = 64,
                    samples_kept: int = 5) -> EvalResult:
-    budget = min(EVAL_PROMPT_TOKENS, context_window(model) - max_new_tokens)
+    budget = min(EVAL_PROMPT_TOKENS, context_window(model.config) - max_new_tokens)
     pairs = [(e, p) for e in examples if (p := fit_prompt(tokenizer, e, budget)) is not None and e.answers]
     if not pairs:
         raise ValueError("no validation example fits the evaluation prompt budget")
@@ -89,7 +89,8 @@ def compare_published(config: TrainerConfig, examples_wanted: int | None, max_ne
     from services.common.base_model import load_tokenizer
     from services.trainer.training.models import load_with_adapter
 
-    tokenizer = load_tokenizer(config.base_model)
+    base = config.base()
+    tokenizer = load_tokenizer(base)
     examples = load_squad(config.squad_dataset, "validation", limit=examples_wanted)
     device = config.placement().device
     results, sources = {}, {}
@@ -98,16 +99,16 @@ def compare_published(config: TrainerConfig, examples_wanted: int | None, max_ne
         if name != "base" and path is None:
             print(f"{name}: no published adapter, skipped")
             continue
-        model = load_with_adapter(config.base_model, path).to(device)
+        model = load_with_adapter(base, path).to(device)
         results[name] = evaluate_model(model, tokenizer, examples, max_new_tokens).summary()
         sources[name] = "-" if path is None else f"{name}/{path.name}"
     table = reports.comparison_table(results, sources)
     folder = pathlib.Path(config.models_dir) / "reports"
     folder.mkdir(parents=True, exist_ok=True)
-    heading = (f"# Evaluation: {config.base_model} on {config.squad_dataset} (validation, "
+    heading = (f"# Evaluation: {base.name} on {config.squad_dataset} (validation, "
                f"{len(examples)} questions, {max_new_tokens} new tokens, greedy)\n\n")
     (folder / "eval.md").write_text(heading + table + "\n")
-    reports.write_json(folder / "eval.json", {"base_model": config.base_model, "dataset": config.squad_dataset,
+    reports.write_json(folder / "eval.json", {"base_model": base.name, "dataset": config.squad_dataset,
                                               "results": results, "adapters": sources})
     reports.plot_comparison(results, folder / "eval.png")
     return Comparison(table, folder / "eval.md", results, sources)

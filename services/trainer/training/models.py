@@ -1,19 +1,14 @@
-"""Loading LLM_BASE_MODEL (a Hub id or a local folder) and a LoRA adapter on top of it, for training."""
+"""Loading the base model (LLM_BASE_MODEL, resolved by services.common.base_model) and a LoRA adapter on top of it,
+for training."""
 import pathlib
 
-from services.common.base_model import from_pretrained
+from services.common.base_model import BaseModelSpec, load_model
 from services.common.devices import Placement
 
 
-def load_base_model(base_model: str):
-    from transformers import AutoModelForCausalLM
-
-    return from_pretrained(AutoModelForCausalLM, base_model)
-
-
-def load_with_adapter(base_model: str, adapter: pathlib.Path | None, trainable: bool = False):
+def load_with_adapter(spec: BaseModelSpec, adapter: pathlib.Path | None, trainable: bool = False):
     """The base model, wrapped with the adapter at `adapter` when one is given."""
-    model = load_base_model(base_model)
+    model = load_model(spec)
     if adapter is None:
         return model
     from peft import PeftModel
@@ -30,11 +25,14 @@ def device_options(placement: Placement) -> dict:
             "fp16": placement.dtype == torch.float16}
 
 
-def lora_config(rank: int):
+def lora_config(rank: int, model):
+    """LoRA on every linear layer of `model` but its output head, whatever the architecture calls them (GPT-2:
+    c_attn, c_proj, c_fc; Llama: q/k/v/o_proj, gate/up/down_proj)."""
     from peft import LoraConfig
+    from transformers.pytorch_utils import Conv1D
 
-    # GPT-2's attention and MLP are Conv1D layers (weights stored transposed): fan_in_fan_out=True. No LoRA dropout:
-    # GPT-2 already drops out attention and residuals, and a mask per adapted layer costs ~10% of a CPU step
-    # (bench/bench_trainer.py).
-    return LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=["c_attn", "c_proj", "c_fc"],
-                      fan_in_fan_out=True, task_type="CAUSAL_LM")
+    # GPT-2's layers are Conv1D, their weights stored transposed: fan_in_fan_out. No LoRA dropout: a mask per
+    # adapted layer costs ~10% of a CPU step (bench/bench_trainer.py), and the model drops out what it was built to.
+    transposed = any(isinstance(module, Conv1D) for module in model.modules())
+    return LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules="all-linear",
+                      fan_in_fan_out=transposed, task_type="CAUSAL_LM")

@@ -1,10 +1,12 @@
-"""The whole post-training story in one command: the stand-in when it is missing, SFT, RL, then base, SFT and RL
-compared on the whole validation split (raw greedy output, no service-side completion of the format).
+"""The whole post-training story in one command: SFT, RL, then base, SFT and RL compared on the whole validation
+split (raw greedy output, no service-side completion of the format).
 
-    python -m services.trainer.training post-train          (make post-train)
+    python -m services.trainer.training post-train          (make post-train: the embedded model, offline)
 
-SFT and RL take the recipe of the base model: a folder's post_training.json (the stand-in writes its own: its
-hyperparameters differ from GPT-2's, e.g. a higher learning rate for a model that small), else the documented
+LLM_BASE_MODEL and SQUAD_DATASET are decided as everywhere (unset and offline: the embedded SmolLM2-135M-Instruct
+and the shipped SQuAD v1.1 train slice). Pointed at the stand-in's folder (models/tiny-gpt2), it pretrains the
+stand-in first when it is missing. SFT and RL take the recipe of the base model: a folder's post_training.json
+(the embedded model and the stand-in each carry their own, chosen on held-out training data), else the documented
 defaults the REST endpoints use. Prints the table and writes MODELS_DIR/reports/post-train.json (results, curves,
 recipe, times) and post-train.png (base/sft/rl bars for prefix, suffix, both, EM and F1; the SFT loss and RL reward
 curves).
@@ -15,7 +17,7 @@ import pathlib
 import time
 
 from services.common import adapters
-from services.common.base_model import BaseModelUnavailable, resolve
+from services.common.base_model import BaseModelSpec, BaseModelUnavailable, load_tokenizer
 from services.trainer.config import TrainerConfig
 from services.trainer.training import reports
 from services.trainer.training.params import RlParams, SftParams, out_of_range
@@ -31,10 +33,9 @@ class Recipe:
     source: str  # where it came from
 
 
-def recipe_for(base_model: str) -> Recipe:
+def recipe_for(base: BaseModelSpec) -> Recipe:
     """The base model folder's post_training.json, or the documented defaults."""
-    source = resolve(base_model)
-    path = pathlib.Path(source) / RECIPE_FILE if isinstance(source, pathlib.Path) else None
+    path = pathlib.Path(base.source) / RECIPE_FILE if isinstance(base.source, pathlib.Path) else None
     if path is None or not path.is_file():
         return Recipe(SftParams(), RlParams(), "the documented defaults")
     written = json.loads(path.read_text())
@@ -45,10 +46,10 @@ def recipe_for(base_model: str) -> Recipe:
     return recipe
 
 
-def missing_stand_in(base_model: str) -> pathlib.Path | None:
+def missing_stand_in(setting: str) -> pathlib.Path | None:
     """The stand-in's folder when LLM_BASE_MODEL names it and it has not been pretrained yet; None for anything
-    else (a model folder, a Hub id such as openai-community/gpt2)."""
-    folder = pathlib.Path(base_model)
+    else (a model folder, the embedded model, a Hub id such as openai-community/gpt2)."""
+    folder = pathlib.Path(setting)
     return folder if folder.name == STAND_IN_FOLDER and not (folder / "config.json").exists() else None
 
 
@@ -94,10 +95,14 @@ def post_train(config: TrainerConfig, pretrain_steps: int | None = None) -> dict
         pretrain(missing, settings, torch_threads=config.torch_threads)
         times["pretrain"] = time.monotonic() - started
     try:
-        recipe = recipe_for(config.base_model)
-    except BaseModelUnavailable as error:  # a folder that is not there, and not the stand-in's
+        started = time.monotonic()
+        base = config.base()
+        load_tokenizer(base, show_progress=True)  # makes the embedded model first, when it is the base and missing
+        times["base model"] = time.monotonic() - started
+    except BaseModelUnavailable as error:  # e.g. a folder that is not there, and not the stand-in's
         raise SystemExit(f"LLM_BASE_MODEL: {error}") from None
-    print(f"recipe: {recipe.source}\n  sft: {recipe.sft}\n  rl: {recipe.rl}", flush=True)
+    recipe = recipe_for(base)
+    print(f"base model: {base.name}\nrecipe: {recipe.source}\n  sft: {recipe.sft}\n  rl: {recipe.rl}", flush=True)
     for name, train, params in (("sft", train_sft, recipe.sft), ("rl", train_rl, recipe.rl)):
         started = time.monotonic()
         version = train(params, config, show_progress=True)
@@ -107,7 +112,7 @@ def post_train(config: TrainerConfig, pretrain_steps: int | None = None) -> dict
     comparison = compare_published(config, None, config.eval_max_new_tokens)
     times["eval"] = time.monotonic() - started
     loss, reward = _curve("sft", config, "loss"), _curve("rl", config, "reward")
-    report = {"base_model": config.base_model, "dataset": config.squad_dataset, "results": comparison.results,
+    report = {"base_model": base.name, "dataset": config.squad_dataset, "results": comparison.results,
               "adapters": comparison.sources, "recipe": {"source": recipe.source, "sft": dataclasses.asdict(recipe.sft),
                                                          "rl": dataclasses.asdict(recipe.rl)},
               "seconds": times, "curves": {"sft_loss": loss, "rl_reward": reward}}

@@ -5,7 +5,7 @@ import tempfile
 from collections.abc import Callable
 
 from services.common import adapters
-from services.common.base_model import context_window, load_tokenizer
+from services.common.base_model import context_window, fingerprint, load_tokenizer
 from services.common.devices import Placement
 from services.trainer.config import TrainerConfig
 from services.trainer.training import distributed
@@ -63,13 +63,15 @@ def train_rl(params: RlParams, config: TrainerConfig, report: Report = no_report
     if sft_path is None:
         raise NoSftAdapter("no SFT adapter is published: run SFT first (POST /llm/train_sft)")
     report(Progress(message="loading prompts and the SFT model"))
-    tokenizer = load_tokenizer(config.base_model)
+    base = config.base()
+    tokenizer = load_tokenizer(base)
     if params.use_dataset_prompts:
-        examples = load_squad(config.squad_dataset, "train", limit=params.max_prompt_examples)
+        examples = load_squad(config.squad_dataset, "train", limit=params.max_prompt_examples, sample_seed=0)
     else:
         examples = FIXED_PROMPTS
-    model = load_with_adapter(config.base_model, sft_path, trainable=True)
-    rows = prompt_rows(tokenizer, examples, params.max_new_tokens, context_window(model))
+    model = load_with_adapter(base, sft_path, trainable=True)
+    base_fingerprint = fingerprint(model.config)  # before training, which changes a few of its settings
+    rows = prompt_rows(tokenizer, examples, params.max_new_tokens, context_window(model.config))
     if not rows:
         raise ValueError("no RL prompt fits the model's context with max_new_tokens")
     staged = distributed.staging_on_main(config.models_dir, "rl", on_staged)
@@ -83,9 +85,10 @@ def train_rl(params: RlParams, config: TrainerConfig, report: Report = no_report
         trainer.save_model(str(staged or scratch))  # every process takes part; only the first writes
     if not main:
         return None
-    write_json(staged / "params.json", {"kind": "rl", **dataclasses.asdict(params), "base_model": config.base_model,
+    write_json(staged / "params.json", {"kind": "rl", **dataclasses.asdict(params), "base_model": base.name,
                                         "sft_adapter": str(sft_path), "prompts": len(rows),
                                         "rewards": [f.__name__ for f in REWARD_FUNCTIONS]})
+    adapters.write_base_record(staged, base.name, base_fingerprint)
     write_curve(staged, progress.curve, "reward", f"GRPO mean reward ({len(rows)} prompts, {params.steps} steps)")
     evaluate_staged(trainer.model, tokenizer, config, staged, report, progress.progress)
     return publish(config, "rl", staged)

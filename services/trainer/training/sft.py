@@ -4,12 +4,13 @@ import pathlib
 import tempfile
 from collections.abc import Callable
 
-from services.common.base_model import load_tokenizer
+from services.common import adapters
+from services.common.base_model import fingerprint, load_model, load_tokenizer
 from services.common.devices import Placement
 from services.trainer.config import TrainerConfig
 from services.trainer.training import distributed
 from services.trainer.training.data import load_squad, sft_rows
-from services.trainer.training.models import device_options, load_base_model, lora_config
+from services.trainer.training.models import device_options, lora_config
 from services.trainer.training.params import SftParams
 from services.trainer.training.progress import Progress, ProgressCallback, Report, no_report
 from services.trainer.training.publishing import Publish, evaluate_staged, publish_and_notify
@@ -38,7 +39,7 @@ def build_trainer(model, tokenizer, rows: list[dict], params: SftParams, output_
 
     return SFTTrainer(model=model, args=sft_config(output_dir, params, placement, show_progress, max_steps),
                       train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                      peft_config=lora_config(params.lora_r) if use_lora else None, callbacks=list(callbacks))
+                      peft_config=lora_config(params.lora_r, model) if use_lora else None, callbacks=list(callbacks))
 
 
 def train_sft(params: SftParams, config: TrainerConfig, report: Report = no_report, show_progress: bool = False,
@@ -46,12 +47,14 @@ def train_sft(params: SftParams, config: TrainerConfig, report: Report = no_repo
     """Trains, writes adapter + params.json + loss curve + eval.json into a staging folder, then `publish`es it.
     Returns the published version."""
     report(Progress(message="loading data and model"))
-    tokenizer = load_tokenizer(config.base_model)
-    examples = load_squad(config.squad_dataset, "train", limit=params.max_examples)
+    base = config.base()
+    tokenizer = load_tokenizer(base)
+    examples = load_squad(config.squad_dataset, "train", limit=params.max_examples, sample_seed=0)
     rows = sft_rows(tokenizer, examples, params.max_length)
     if not rows:
         raise ValueError(f"none of the {len(examples)} training examples fits max_length={params.max_length} tokens")
-    model = load_base_model(config.base_model)
+    model = load_model(base)
+    base_fingerprint = fingerprint(model.config)  # before training, which changes a few of its settings
     staged = distributed.staging_on_main(config.models_dir, "sft", on_staged)
     main = staged is not None  # of several data-parallel processes, only the first writes and publishes
     progress = ProgressCallback(report if main else no_report, "loss")
@@ -62,8 +65,9 @@ def train_sft(params: SftParams, config: TrainerConfig, report: Report = no_repo
         trainer.save_model(str(staged or scratch))  # every process takes part; only the first writes
     if not main:
         return None
-    write_json(staged / "params.json", {"kind": "sft", **dataclasses.asdict(params), "base_model": config.base_model,
+    write_json(staged / "params.json", {"kind": "sft", **dataclasses.asdict(params), "base_model": base.name,
                                         "squad_dataset": config.squad_dataset, "training_rows": len(rows)})
+    adapters.write_base_record(staged, base.name, base_fingerprint)
     write_curve(staged, progress.curve, "loss", f"SFT loss ({len(rows)} examples, {params.num_train_epochs} epochs)")
     evaluate_staged(trainer.model, tokenizer, config, staged, report, progress.progress)
     return publish(config, "sft", staged)
