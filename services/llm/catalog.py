@@ -14,11 +14,11 @@ import pathlib
 from typing import Protocol
 
 from services.common import adapters
+from services.llm.decoding import PEFT_BASE
 
 log = logging.getLogger("textgen.llm")
 
 BASE = "base"
-PEFT_BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
 
 
 class AdapterLoader(Protocol):

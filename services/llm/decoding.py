@@ -17,6 +17,8 @@ from services.common.prompts import suffix_end
 from services.llm import answer_format
 
 GREEDY_BELOW = 1e-4  # temperatures this small would overflow logits / temperature: they mean greedy anyway
+PEFT_BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
+_MIXED = object()  # a batch of rows with different adapters
 
 
 @dataclasses.dataclass(eq=False)
@@ -27,7 +29,7 @@ class Row:
     mode: str = "qa"
     temperature: float = 0.0
     seed: int | None = None
-    peft_name: str = "__base__"
+    peft_name: str = PEFT_BASE
     deadline: float | None = None  # time.monotonic() value
     on_text: Callable[[str], None] | None = None  # called from the engine thread with each safe new piece
     on_done: Callable[[], None] | None = None  # called from the engine thread once the row is finished
@@ -126,6 +128,7 @@ class RunningBatch:
         self.cache = None
         self.attention: torch.Tensor | None = None
         self.next_tokens: list[int] = []
+        self._adapter_setting = None  # what the model is set up for: PEFT_BASE, an adapter's name or _MIXED
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -134,12 +137,36 @@ class RunningBatch:
     def tokens_held(self) -> int:
         return sum(row.tokens_held for row in self.rows)
 
+    def _adapters_for(self, rows: list[Row]) -> dict:
+        """Sets the model up for these rows' adapters; returns the forward's extra arguments. Only a batch that mixes
+        adapters routes each row through peft's `adapter_names`, which costs about a third more per step on a model
+        with LoRA on every linear layer (bench/bench_llm.py): rows that share one adapter run it as the active one,
+        base rows run with the adapters switched off. Switching walks every module, so it happens only when the
+        batch's mix changes."""
+        if not self.use_adapter_names:
+            return {}
+        names = {row.peft_name for row in rows}
+        wanted = names.pop() if len(names) == 1 else _MIXED
+        if wanted != self._adapter_setting:
+            if wanted == PEFT_BASE:
+                self.model.base_model.disable_adapter_layers()
+            else:
+                self.model.base_model.enable_adapter_layers()
+                if wanted != _MIXED:
+                    self.model.set_adapter(wanted, inference_mode=True)
+            self._adapter_setting = wanted
+        return {"adapter_names": [row.peft_name for row in rows]} if wanted == _MIXED else {}
+
+    def adapters_changed(self) -> None:
+        """The engine loaded or deleted an adapter: the model's adapter setting is no longer known."""
+        self._adapter_setting = None
+
     def _forward(self, rows: list[Row], input_ids: torch.Tensor, attention: torch.Tensor, cache):
         from transformers import DynamicCache
 
         # A row's positions count only its own tokens: the same as when it runs alone.
         positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, -input_ids.shape[1]:]
-        extra = {"adapter_names": [r.peft_name for r in rows]} if self.use_adapter_names else {}
+        extra = self._adapters_for(rows)
         with torch.inference_mode():
             output = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
                                 cache=cache if cache is not None else DynamicCache(), use_cache=True,

@@ -229,6 +229,7 @@ class Engine:
         self._model = model
         self._batch.model = model
         self._batch.use_adapter_names = isinstance(model, PeftModel)
+        self._batch.adapters_changed()
 
     def _load_adapter(self, path: pathlib.Path, peft_name: str) -> None:
         from peft import PeftModel
@@ -243,6 +244,7 @@ class Engine:
         else:
             self._use_model(PeftModel.from_pretrained(self.base.model, str(path), adapter_name=peft_name))
         self._model.eval()  # peft refuses adapter_names in training mode
+        self._batch.adapters_changed()
         self._unload_pending()
 
     def _unload_adapter(self, peft_name: str) -> None:
@@ -255,6 +257,7 @@ class Engine:
             if len(self._model.peft_config) > 1:
                 self._model.delete_adapter(peft_name)
                 self._unload_later.discard(peft_name)
+                self._batch.adapters_changed()
 
     def _decode(self, ids: list[int]) -> str:
         return self.base.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
