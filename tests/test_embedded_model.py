@@ -21,6 +21,7 @@ from services.common.base_model import context_window
 from services.common.prompts import until_suffix
 from services.llm import answer_format, requests
 from services.llm.tiny_model import FACTS
+from tests.test_llm_helpers import greedy_continuation
 
 
 def test_the_conversion_writes_an_ordinary_model_folder_with_its_card(embedded_models_dir):
@@ -119,12 +120,7 @@ def generate_in_process(model, tokenizer, request: llm_pb2.LlmGenerateRequest) -
     """What the service should answer: transformers' own greedy `generate` on the service's prompt, the text cut at
     the suffix and completed as the service completes it."""
     plan = requests.plan(request, tokenizer, context_window(model.config))
-    with torch.inference_mode():
-        output = model.generate(torch.tensor([plan.prompt_ids]), attention_mask=torch.ones(1, len(plan.prompt_ids),
-                                dtype=torch.long), max_new_tokens=plan.max_new_tokens, do_sample=False,
-                                pad_token_id=tokenizer.eos_token_id)
-    new = output[0, len(plan.prompt_ids):].tolist()
-    new = new[:new.index(tokenizer.eos_token_id)] if tokenizer.eos_token_id in new else new
+    new = greedy_continuation(model, tokenizer, plan.prompt_ids, plan.max_new_tokens)
     body = until_suffix(tokenizer.decode(new, skip_special_tokens=True, clean_up_tokenization_spaces=False))
     return plan.lead + answer_format.complete(body)[0]
 

@@ -11,7 +11,7 @@ from services.common.prompts import PREFIX, qa_prompt
 from services.llm.decoding import Row, RunningBatch
 from services.llm.scheduler import CONTINUOUS, STATIC, QueueFull, Scheduler
 from services.llm.tiny_model import FACTS, build_tiny_llama
-from tests.test_llm_helpers import tiny_models_dir
+from tests.test_llm_helpers import greedy_continuation, tiny_models_dir
 
 
 @pytest.fixture(scope="module", params=["tiny-gpt2", "tiny-llama"])
@@ -45,19 +45,11 @@ def decode_alone(model, tokenizer, row: Row) -> list[int]:
     return row.generated
 
 
-def generate(model, tokenizer, row: Row) -> list[int]:
-    with torch.inference_mode():
-        output = model.generate(torch.tensor([row.prompt_ids]), max_new_tokens=row.max_new_tokens, do_sample=False,
-                                attention_mask=torch.ones(1, len(row.prompt_ids), dtype=torch.long),
-                                pad_token_id=tokenizer.eos_token_id)
-    new = output[0, len(row.prompt_ids):].tolist()
-    return new[:new.index(tokenizer.eos_token_id)] if tokenizer.eos_token_id in new else new
-
-
 def test_rows_joining_and_leaving_mid_batch_decode_what_they_decode_alone(model_and_tokenizer):
     model, tokenizer = model_and_tokenizer
     alone = [decode_alone(model, tokenizer, row) for row in rows(tokenizer, 5)]
-    assert alone == [generate(model, tokenizer, row) for row in rows(tokenizer, 5)]
+    assert alone == [greedy_continuation(model, tokenizer, row.prompt_ids, row.max_new_tokens)
+                     for row in rows(tokenizer, 5)]
     together = rows(tokenizer, 5)
     batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False)
     joins = {0: together[:2], 3: together[2:3], 7: together[3:]}  # at these steps, these rows arrive

@@ -16,6 +16,7 @@ import os
 import pathlib
 
 from services.common import embedded_model, hub
+from services.common.errors import first_line
 
 VARIABLE = "LLM_BASE_MODEL"
 DEFAULT_HUB_MODEL = "openai-community/gpt2"
@@ -45,11 +46,6 @@ class BaseModelSpec:
     gguf_file: str | None = None
     embedded: bool = False
     note: str = ""  # why this model, when LLM_BASE_MODEL did not name it
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip().splitlines()
-    return (text[0] if text else type(error).__name__)[:300]
 
 
 def _named(setting: str, models_dir: pathlib.Path, note: str = "") -> BaseModelSpec:
@@ -98,7 +94,7 @@ def _from_pretrained(loader, spec: BaseModelSpec, show_progress: bool = False, *
     try:
         return loader.from_pretrained(spec.source, **kwargs)
     except Exception as error:  # OSError, ValueError, HTTP errors, a broken GGUF...: "not loadable here"
-        raise BaseModelUnavailable(f"base model {spec.setting!r} could not be loaded ({_first_line(error)}); "
+        raise BaseModelUnavailable(f"base model {spec.setting!r} could not be loaded ({first_line(error)}); "
                                    f"{HINT}") from error
 
 

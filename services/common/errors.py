@@ -53,6 +53,12 @@ def shown(value: str, limit: int = 60) -> str:
     return repr(value) if len(value) <= limit else f"{value[:limit]!r}... ({len(value)} characters)"
 
 
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """An exception as one line of a message: its first line (some libraries' run to pages), cut to `limit`."""
+    lines = str(error).strip().splitlines()
+    return (lines[0] if lines else type(error).__name__)[:limit]
+
+
 MAX_START_WORD_CHARS = 100
 
 

@@ -4,6 +4,8 @@ import concurrent.futures
 import os
 import pathlib
 
+from services.common.errors import first_line
+
 CHECK_SECONDS = 5.0
 
 
@@ -38,7 +40,6 @@ def availability(repo_id: str, repo_type: str = "model", seconds: float = CHECK_
     except concurrent.futures.TimeoutError:
         return f"the Hugging Face Hub did not answer within {seconds:.0f} s"
     except Exception as error:  # connection refused, no DNS, 401, 404...: all mean "not from here"
-        reason = str(error).strip().splitlines()
-        return f"the Hugging Face Hub cannot be reached ({(reason[0] if reason else type(error).__name__)[:160]})"
+        return f"the Hugging Face Hub cannot be reached ({first_line(error, 160)})"
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
