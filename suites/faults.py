@@ -160,7 +160,8 @@ def broken_adapters(models: pathlib.Path) -> None:
         (half / "adapter_model.safetensors").write_bytes(b"\0" * 10)
         corrupt = root / "20990101T000000000000Z"
         corrupt.mkdir()
-        (corrupt / "adapter_config.json").write_text((root / serving / "adapter_config.json").read_text())
+        for name in ("adapter_config.json", adapters.BASE_RECORD):  # all but the weights as a real version has them
+            (corrupt / name).write_text((root / serving / name).read_text())
         (corrupt / "adapter_model.safetensors").write_bytes(b"not a safetensors file")
         pointer = (root / adapters.POINTER).read_text()
         (root / adapters.POINTER).write_text(corrupt.name + "\n")

@@ -160,7 +160,8 @@ def test_the_llm_service_refuses_an_adapter_trained_on_another_base(tiny_models,
     assert answer.adapter == "base" and "not available" in answer.warning  # served, on the base alone
 
 
-def test_the_same_base_takes_its_adapters(tiny_models, tmp_path):
+def test_the_same_base_takes_its_adapters_and_a_later_one_for_another_base_leaves_them_serving(tiny_models,
+                                                                                                  tmp_path):
     models = tmp_path / "models"
     shutil.copytree(tiny_models / "tiny-gpt2", models / "tiny-gpt2")
     version = train_tiny_adapter(models, "sft", steps=2)
@@ -169,6 +170,14 @@ def test_the_same_base_takes_its_adapters(tiny_models, tmp_path):
     env = {"MODELS_DIR": str(models), "LLM_BASE_MODEL": str(moved), "LLM_TORCH_THREADS": "1"}
     with start_service("services.llm", env, "LLM_PORT") as service, \
             grpc.insecure_channel(service.address) as channel:
-        status = {a.name: a for a in llm_pb2_grpc.LlmServiceStub(channel).GetStatus(
-            llm_pb2.GetLlmStatusRequest()).adapters}
-    assert status["sft"].loaded and status["sft"].version == version, status["sft"].error
+        stub = llm_pb2_grpc.LlmServiceStub(channel)
+        status = {a.name: a for a in stub.GetStatus(llm_pb2.GetLlmStatusRequest()).adapters}
+        assert status["sft"].loaded and status["sft"].version == version, status["sft"].error
+        foreign = train_tiny_adapter(models, "sft", steps=2, seed=1)  # then recorded as trained on another base
+        adapters.write_base_record(adapters.current_path(models, "sft"), "some other model", "0123456789abcdef")
+        status = {a.name: a for a in stub.ReloadAdapters(llm_pb2.ReloadAdaptersRequest()).adapters}
+        answer = stub.Generate(llm_pb2.LlmGenerateRequest(question="Why?", adapter="sft", max_new_tokens=4))
+    assert status["sft"].loaded and status["sft"].version == version
+    assert f"version {foreign} was trained on base model some other model" in status["sft"].error
+    assert f"still serving version {version}" in status["sft"].error
+    assert (answer.adapter, answer.adapter_version) == ("sft", version)

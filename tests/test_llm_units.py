@@ -5,7 +5,7 @@ import pytest
 from services.common import adapters
 from services.common.prompts import SUFFIX, fit_context, qa_prompt
 from services.llm import answer_format
-from services.llm.catalog import published_version as _published
+from services.llm.catalog import published_version
 
 
 @pytest.mark.parametrize(("body", "final", "completed"), [
@@ -42,18 +42,30 @@ def test_the_context_is_trimmed_from_the_far_end_to_fit():
     assert fit_context("Why? " * 40, context, fits) is None
 
 
-def test_only_safetensors_adapters_inside_models_dir_are_accepted(tmp_path):
-    assert _published(tmp_path, "sft").error == "no version published"
+def test_only_safetensors_adapters_inside_models_dir_trained_on_this_base_are_accepted(tmp_path):
+    def published(base_fingerprint: str = "abc"):
+        return published_version(tmp_path, "sft", base_fingerprint)
+
+    assert published().error == "no version published"
     root = adapters.adapter_dir(tmp_path, "sft")
     (root / "v1").mkdir(parents=True)
     (root / "v1" / "adapter_model.bin").write_bytes(b"pickle")
     (root / adapters.POINTER).write_text("v1\n")
-    assert _published(tmp_path, "sft").path is None and "safetensors" in _published(tmp_path, "sft").error
+    assert published().path is None and "safetensors" in published().error
     (root / adapters.POINTER).write_text("../../elsewhere\n")
-    assert _published(tmp_path, "sft").path is None and "invalid adapter version" in _published(tmp_path, "sft").error
+    assert published().path is None and "invalid adapter version" in published().error
     outside = tmp_path.parent / f"{tmp_path.name}-outside"
     outside.mkdir()
     (outside / "adapter_model.safetensors").write_bytes(b"")
     (root / "v2").symlink_to(outside, target_is_directory=True)
     (root / adapters.POINTER).write_text("v2\n")
-    assert _published(tmp_path, "sft").path is None and "outside" in _published(tmp_path, "sft").error
+    assert published().path is None and "outside" in published().error
+    (root / "v3").mkdir()
+    (root / "v3" / "adapter_model.safetensors").write_bytes(b"")
+    (root / adapters.POINTER).write_text("v3\n")
+    assert published().path is None and "does not record the base model" in published().error
+    adapters.write_base_record(root / "v3", "some base", "abc")
+    assert published().path == root / "v3" and published().base_model == "some base"
+    refused = published("xyz")
+    assert refused.path is None and refused.base_model == "some base"
+    assert "trained on base model some base" in refused.error

@@ -110,8 +110,9 @@ class AdapterCatalog:
         return any(_pointer_signature(self.models_dir, n) != self._signatures.get(n) for n in self.names)
 
     async def refresh(self) -> None:
-        """Loads every newly published version and retires the versions they replace. A version that fails to load
-        leaves the previous one serving, with the failure in the status."""
+        """Loads every newly published version and retires the versions they replace. A version that cannot be
+        served (refused, or failing to load) leaves the previous one serving, with the reason in the status; only
+        a withdrawn one (no version published) takes the adapter out of service."""
         async with self._refreshing:
             for name in self.names:
                 self._signatures[name] = _pointer_signature(self.models_dir, name)
@@ -121,6 +122,9 @@ class AdapterCatalog:
                 if current is not None and published.version == current.version and published.path is not None:
                     continue
                 if published.path is None:
+                    if current is not None and published.version is not None:
+                        self._errors[name] = f"{published.error}; still serving version {current.version}"
+                        continue
                     if current is not None:
                         self._retire(self._current.pop(name))
                     self._errors[name] = published.error
