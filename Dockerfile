@@ -8,8 +8,8 @@ WORKDIR /src
 COPY requirements/gateway.txt requirements/gateway.txt
 RUN pip install --no-cache-dir -r requirements/gateway.txt grpcio-tools==1.85.1
 COPY protos protos
-COPY textgen/__init__.py textgen/endpoints.py textgen/
-RUN python protos/build.py
+COPY textgen/__init__.py textgen/endpoints.py textgen/paths.py textgen/
+RUN PYTHONPATH=/src python protos/build.py
 COPY gateway gateway
 RUN python -m gateway.render compose --out /envoy \
     && mkdir /envoy/swagger-ui \

@@ -15,8 +15,8 @@ import time
 import grpc
 from textgen.v1 import baseline_pb2, baseline_pb2_grpc
 
-from services.common.corpus import FALLBACK_CORPUS
-from launch.processes import start_gateway, start_service
+from devtools.processes import start_gateway, start_service
+from textgen.paths import SHIPPED_CORPUS
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -38,7 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
     args = parser.parse_args()
-    env = {"CORPUS": str(FALLBACK_CORPUS), "MODELS_DIR": "/tmp/textgen-bench"}
+    env = {"CORPUS": str(SHIPPED_CORPUS), "MODELS_DIR": "/tmp/textgen-bench"}
     request = {"start_word": "the", "length": 15, "seed": 1}
     with start_service("services.baseline", env, "BASELINE_PORT") as service, \
             start_gateway(baseline=service.address) as gateway, \

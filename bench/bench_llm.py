@@ -25,11 +25,11 @@ import grpc
 import torch
 from textgen.v1 import llm_pb2, llm_pb2_grpc
 
+from devtools.models import build_gpt2_size_model
+from devtools.processes import start_service
 from services.common import embedded_model
 from services.common.config import ServiceConfig
 from services.common.prompts import PREFIX, qa_prompt
-from services.llm.tiny_model import build_gpt2_size_model
-from launch.processes import start_service
 
 CONTEXT = ("The ship came into the harbour at noon. The captain stood on the deck and looked at the sea, which was "
            "calm; the sky was clear and the sailors were already thinking of home. ")

@@ -24,10 +24,10 @@ import pathlib
 import grpc
 from textgen.v1 import llm_pb2, llm_pb2_grpc
 
-from launch.processes import start_service
-from services.common.corpus import FALLBACK_CORPUS
+from devtools.models import build_gpt2_size_model
+from devtools.processes import start_service
 from services.common.prompts import qa_prompt
-from services.llm.tiny_model import build_gpt2_size_model
+from textgen.paths import SHIPPED_CORPUS
 
 MODES = {"continuous": {"LLM_BATCHING": "continuous"},
          "static": {"LLM_BATCHING": "static"},
@@ -39,7 +39,7 @@ def prompts(model_dir: pathlib.Path, count: int, seed: int) -> list[llm_pb2.LlmG
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    words = FALLBACK_CORPUS.read_text().split()
+    words = SHIPPED_CORPUS.read_text().split()
     rng = random.Random(seed)
     made = []
     for _ in range(count):

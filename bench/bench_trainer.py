@@ -15,9 +15,9 @@ import time
 
 from transformers import TrainerCallback
 
-from services.common.corpus import FALLBACK_CORPUS
 from services.common.prompts import qa_completion, qa_prompt
 from services.trainer.training.params import SftParams
+from textgen.paths import SHIPPED_CORPUS
 
 TARGET_RATIO = 0.8
 
@@ -38,7 +38,7 @@ class StepTimer(TrainerCallback):
 
 def rows_near_max_length(tokenizer, max_length: int, count: int) -> list[dict]:
     """QA rows filling about max_length tokens each, contexts cut from the shipped corpus."""
-    words = FALLBACK_CORPUS.read_text(encoding="utf-8").split()
+    words = SHIPPED_CORPUS.read_text(encoding="utf-8").split()
     completion = qa_completion("the old port of Marseilles")
     rows, start = [], 0
     for number in range(count):
@@ -84,7 +84,7 @@ def main() -> None:
 
     import torch
 
-    from services.llm.tiny_model import build_tiny_model
+    from devtools.models import build_tiny_model
     from services.common.base_model import choose, load_tokenizer
     from services.trainer.config import TrainerConfig
     from services.trainer.training.sft import BATCH_SIZE

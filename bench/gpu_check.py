@@ -22,11 +22,11 @@ import torch
 from bench_llm import InProcess, request, timed  # noqa: I001  (a sibling script: python bench/gpu_check.py)
 from textgen.v1 import llm_pb2_grpc
 
-from launch.processes import start_service
+from devtools.models import build_gpt2_size_model, build_tiny_model
+from devtools.processes import start_service
 from services.common import devices
 from services.common.prompts import PREFIX
 from services.llm import answer_format
-from services.llm.tiny_model import build_gpt2_size_model, build_tiny_model
 
 
 def clients(stub, count: int, new_tokens: int) -> float:

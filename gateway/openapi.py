@@ -12,6 +12,7 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from gateway.http_rules import HttpBinding, http_bindings, load_descriptor_set
+from textgen.paths import DESCRIPTOR_SET
 
 _SCALARS = {
     FieldDescriptor.TYPE_DOUBLE: {"type": "number", "format": "double"},
@@ -155,6 +156,5 @@ def openapi_document(bindings: list[HttpBinding], files: descriptor_pb2.FileDesc
 
 
 if __name__ == "__main__":
-    descriptor = load_descriptor_set(pathlib.Path(sys.argv[1]) if len(sys.argv) > 1
-                                     else pathlib.Path(__file__).resolve().parent.parent / "gen" / "descriptor.pb")
+    descriptor = load_descriptor_set(pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else DESCRIPTOR_SET)
     json.dump(openapi_document(http_bindings(descriptor), descriptor), sys.stdout, indent=1)

@@ -21,14 +21,15 @@ from google.protobuf import descriptor_pb2
 from google.rpc import code_pb2
 
 from gateway.backends import BACKENDS, Backend
-from textgen.endpoints import ENDPOINTS
 from gateway.http_rules import HttpBinding, http_bindings, load_descriptor_set
 from gateway.openapi import openapi_document
+from textgen.endpoints import ENDPOINTS
+from textgen.paths import DESCRIPTOR_SET, GENERATED
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-TEMPLATE = ROOT / "gateway" / "envoy.template.yaml"
-DOCS_PAGE = ROOT / "gateway" / "docs.html"
-DESCRIPTOR = ROOT / "gen" / "descriptor.pb"
+HERE = pathlib.Path(__file__).resolve().parent
+TEMPLATE = HERE / "envoy.template.yaml"
+DOCS_PAGE = HERE / "docs.html"
+RENDERED = GENERATED / "gateway"  # make run's and the tests' Envoy files
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 # The gRPC code in the google.rpc.Status body of each reply Envoy makes itself: docs/api.md's table read backwards
@@ -67,8 +68,8 @@ class Placement:
     listen_port: int = 8080
     listen_address: str = "0.0.0.0"
     admin_port: int = 9901
-    descriptor: pathlib.Path = DESCRIPTOR
-    files_dir: pathlib.Path = ROOT / "gen" / "gateway"  # where write() puts openapi.json and docs.html
+    descriptor: pathlib.Path = DESCRIPTOR_SET
+    files_dir: pathlib.Path = RENDERED  # where write() puts openapi.json and docs.html
     swagger_ui_dir: pathlib.Path = pathlib.Path(swagger_ui_bundle.swagger_ui_path)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_connections: int = 10_000
@@ -82,7 +83,7 @@ def _int_variable(environ, name: str, default: int) -> int:
     return int(raw)
 
 
-def local_placement(environ=os.environ, files_dir: pathlib.Path = ROOT / "gen" / "gateway") -> Placement:
+def local_placement(environ=os.environ, files_dir: pathlib.Path = RENDERED) -> Placement:
     """make run: every backend at its <NAME>_ADDR, else on loopback at the service's port."""
     return Placement(
         files_dir=files_dir,
@@ -178,7 +179,7 @@ def render(placement: Placement, bindings: list[HttpBinding]) -> dict:
     return config
 
 
-def write(placement: Placement, out: pathlib.Path, descriptor: pathlib.Path = DESCRIPTOR) -> pathlib.Path:
+def write(placement: Placement, out: pathlib.Path, descriptor: pathlib.Path = DESCRIPTOR_SET) -> pathlib.Path:
     """Writes out/envoy.yaml, out/openapi.json and out/docs.html from the descriptor set protos/build.py made;
     returns the config's path."""
     files = load_descriptor_set(descriptor)

@@ -1,2 +1,1 @@
-"""Running the system's processes on this machine: `make run`'s supervisor (python -m launch) and the servers the
-tests and benchmarks start on loopback (launch.processes)."""
+"""`make run`'s supervisor: every service and Envoy on this machine, restarted when one dies (python -m launch)."""

@@ -19,8 +19,8 @@ import threading
 import time
 
 from gateway import render
-from launch.processes import ENVOY, ROOT
 from textgen.endpoints import ENDPOINTS
+from textgen.paths import ENVOY, ROOT
 
 MAX_BACKOFF_SECONDS = 30.0
 STABLE_AFTER_SECONDS = 60.0  # a process up this long is healthy again: its backoff starts over

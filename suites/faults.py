@@ -30,10 +30,10 @@ import grpc
 import httpx
 from textgen.v1 import llm_pb2, llm_pb2_grpc, trainer_pb2, trainer_pb2_grpc
 
-from launch.processes import ROOT, base_env, free_port, poll, start_gateway, start_service
+from devtools.models import build_tiny_model, RANDOM_DEEP_GPT2, RANDOM_GPT2
+from devtools.processes import base_env, free_port, poll, start_gateway, start_service
 from services.common import adapters
-from services.common.corpus import FALLBACK_CORPUS
-from services.llm.tiny_model import build_tiny_model
+from textgen.paths import ROOT, SHIPPED_CORPUS, SQUAD_SAMPLE
 
 TOKEN = "faults-token"
 AUTH = [("authorization", f"Bearer {TOKEN}")]
@@ -68,7 +68,7 @@ def processes_with(text: str) -> list[int]:
 def llm_killed_under_load(models: pathlib.Path, tmp: pathlib.Path) -> None:
     ports = {f"{name}_PORT": str(free_port()) for name in ("BASELINE", "RNN", "LLM", "TRAINER", "GATEWAY")}
     env = base_env({**ports, "GATEWAY_ADMIN_PORT": str(free_port()), "MODELS_DIR": str(models),
-                    "LLM_BASE_MODEL": str(models / "tiny-gpt2"), "CORPUS": str(FALLBACK_CORPUS),
+                    "LLM_BASE_MODEL": str(models / RANDOM_GPT2), "CORPUS": str(SHIPPED_CORPUS),
                     "LLM_TORCH_THREADS": "1", "RESTART_BACKOFF_SECONDS": "0.5"})
     log = tmp / "launch.log"
     supervisor = subprocess.Popen([sys.executable, "-m", "launch"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
@@ -117,8 +117,8 @@ def llm_killed_under_load(models: pathlib.Path, tmp: pathlib.Path) -> None:
 
 
 def trainer_killed(models: pathlib.Path, moments: list[float]) -> None:
-    env = {"MODELS_DIR": str(models), "LLM_BASE_MODEL": str(models / "tiny-gpt2"), "TRAINER_TOKEN": TOKEN,
-           "SQUAD_DATASET": str(ROOT / "data" / "squad_sample"), "TRAINER_TORCH_THREADS": "1",
+    env = {"MODELS_DIR": str(models), "LLM_BASE_MODEL": str(models / RANDOM_GPT2), "TRAINER_TOKEN": TOKEN,
+           "SQUAD_DATASET": str(SQUAD_SAMPLE), "TRAINER_TORCH_THREADS": "1",
            "TRAINER_EVAL_EXAMPLES": "2", "TRAINER_EVAL_MAX_NEW_TOKENS": "8", "LLM_ADDR": f"127.0.0.1:{free_port()}"}
     before = published(models)
     for moment in moments:
@@ -150,7 +150,7 @@ def trainer_killed(models: pathlib.Path, moments: list[float]) -> None:
 
 
 def broken_adapters(models: pathlib.Path) -> None:
-    env = {"MODELS_DIR": str(models), "LLM_BASE_MODEL": str(models / "tiny-gpt2"), "LLM_TORCH_THREADS": "1"}
+    env = {"MODELS_DIR": str(models), "LLM_BASE_MODEL": str(models / RANDOM_GPT2), "LLM_TORCH_THREADS": "1"}
     serving = adapters.current_version(models, "sft")
     with start_service("services.llm", env, "LLM_PORT") as llm, grpc.insecure_channel(llm.address) as channel:
         stub = llm_pb2_grpc.LlmServiceStub(channel)
@@ -177,8 +177,8 @@ def broken_adapters(models: pathlib.Path) -> None:
 
 
 def unwritable_adapters(models: pathlib.Path) -> None:
-    env = {"MODELS_DIR": str(models), "LLM_BASE_MODEL": str(models / "tiny-gpt2"), "TRAINER_TOKEN": TOKEN,
-           "SQUAD_DATASET": str(ROOT / "data" / "squad_sample"), "TRAINER_TORCH_THREADS": "1",
+    env = {"MODELS_DIR": str(models), "LLM_BASE_MODEL": str(models / RANDOM_GPT2), "TRAINER_TOKEN": TOKEN,
+           "SQUAD_DATASET": str(SQUAD_SAMPLE), "TRAINER_TORCH_THREADS": "1",
            "LLM_ADDR": f"127.0.0.1:{free_port()}"}
     before = published(models)
     blocker = adapters.adapter_dir(models, "rl")
@@ -198,7 +198,7 @@ def unwritable_adapters(models: pathlib.Path) -> None:
 
 
 def deadline(models: pathlib.Path) -> None:
-    env = {"MODELS_DIR": str(models), "LLM_BASE_MODEL": str(models / "deep-gpt2"), "LLM_TORCH_THREADS": "1"}
+    env = {"MODELS_DIR": str(models), "LLM_BASE_MODEL": str(models / RANDOM_DEEP_GPT2), "LLM_TORCH_THREADS": "1"}
     long = {"start_word": "The sea", "length": 512, "adapter": "base"}
     with start_service("services.llm", env, "LLM_PORT") as llm, start_gateway(llm=llm.address) as gateway, \
             grpc.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
@@ -227,9 +227,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="faults-") as tmp:
         tmp = pathlib.Path(tmp)
         models = tmp / "models"
-        build_tiny_model(models / "tiny-gpt2")
-        build_tiny_model(models / "deep-gpt2", n_layer=12, n_embd=768, n_head=12)
-        from services.llm.tiny_model import train_tiny_adapter
+        build_tiny_model(models / RANDOM_GPT2)
+        build_tiny_model(models / RANDOM_DEEP_GPT2, n_layer=12, n_embd=768, n_head=12)
+        from devtools.models import train_tiny_adapter
 
         train_tiny_adapter(models, "sft", steps=4)
         for scenario in (lambda: deadline(models), lambda: broken_adapters(models),

@@ -24,7 +24,7 @@ from grpc_health.v1 import health_pb2
 from hypothesis import HealthCheck, given, settings, strategies as st
 from textgen.v1 import baseline_pb2, llm_pb2, rnn_pb2, trainer_pb2
 
-from launch.processes import health_status, start_system
+from devtools.processes import health_status, start_system
 
 ALLOWED = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
            grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.DEADLINE_EXCEEDED}

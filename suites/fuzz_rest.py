@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 
-from launch.processes import start_system
+from devtools.processes import start_system
 
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 STREAMS = "/stream$|/events$"

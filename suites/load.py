@@ -21,7 +21,7 @@ import time
 
 import httpx
 
-from launch.processes import start_system
+from devtools.processes import start_system
 
 MEMORY_BOUND_MB = 50
 QA = {"question": "Who came into the harbour?", "context": "The ship came into the harbour at noon.",

@@ -2,7 +2,7 @@ import pathlib
 
 import pytest
 
-from launch.processes import start_gateway, start_service
+from devtools.processes import start_gateway, start_service
 
 # Every bigram transition here is known, so tests can check the model's choices exactly.
 SMALL_CORPUS = (

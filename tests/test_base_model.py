@@ -14,11 +14,12 @@ from peft import get_peft_model
 from transformers import AutoModelForCausalLM, PretrainedConfig, ViTConfig
 from textgen.v1 import llm_pb2, llm_pb2_grpc
 
-from launch.processes import ROOT, base_env, start_service
-from services.common import adapters, embedded_model
+from devtools.processes import base_env, start_service
+from services.common import adapters
+from textgen.paths import EMBEDDED_MODEL_FOLDER, ROOT
 from services.common.base_model import (BaseModelUnavailable, choose, context_window, fingerprint, load_model,
                                         load_tokenizer)
-from services.llm.tiny_model import build_tiny_llama, build_tiny_model, train_tiny_adapter
+from devtools.models import build_tiny_llama, build_tiny_model, train_tiny_adapter, RANDOM_GPT2, RANDOM_LLAMA
 from services.trainer.training.models import lora_config
 
 CHOOSE = ("import json, time; from services.common.base_model import choose; started = time.monotonic(); "
@@ -64,7 +65,7 @@ def test_gpt2_in_the_local_cache_is_the_default_without_asking_the_hub(tmp_path)
 def test_named_settings_are_taken_as_they_are(tmp_path):
     (tmp_path / "model").mkdir()
     (tmp_path / "weights.gguf").write_bytes(b"GGUF")
-    assert choose("embedded", tmp_path).source == tmp_path / embedded_model.FOLDER
+    assert choose("embedded", tmp_path).source == tmp_path / EMBEDDED_MODEL_FOLDER
     assert choose(str(tmp_path / "model"), tmp_path).source == tmp_path / "model"
     gguf = choose(str(tmp_path / "weights.gguf"), tmp_path)
     assert (gguf.source, gguf.gguf_file) == (tmp_path, "weights.gguf")
@@ -75,8 +76,8 @@ def test_named_settings_are_taken_as_they_are(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory):
     models = tmp_path_factory.mktemp("bases")
-    build_tiny_model(models / "tiny-gpt2")
-    build_tiny_llama(models / "tiny-llama")
+    build_tiny_model(models / RANDOM_GPT2)
+    build_tiny_llama(models / RANDOM_LLAMA)
     return models
 
 
@@ -84,13 +85,13 @@ def bad_values(models) -> dict[str, str]:
     no_weights = models / "no-weights"
     no_weights.mkdir(exist_ok=True)
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(models / "tiny-gpt2" / name, no_weights / name)
+        shutil.copy(models / RANDOM_GPT2 / name, no_weights / name)
     not_causal = models / "vision"
     not_causal.mkdir(exist_ok=True)
     ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64).save_pretrained(
         not_causal)
     for name in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(models / "tiny-gpt2" / name, not_causal / name)
+        shutil.copy(models / RANDOM_GPT2 / name, not_causal / name)
     broken = models / "broken.gguf"
     broken.write_bytes(b"GGUF\x03\x00\x00\x00" + b"\xff" * 64)
     return {"a folder without weights": str(no_weights), "a model that is not a causal LM": str(not_causal),
@@ -115,18 +116,18 @@ def adapted_layers(model) -> set[str]:
 
 
 def test_lora_targets_every_linear_layer_of_any_architecture_but_the_head(tiny_models):
-    for folder, expected in (("tiny-gpt2", {"c_attn", "c_proj", "c_fc"}),
-                             ("tiny-llama", {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+    for folder, expected in ((RANDOM_GPT2, {"c_attn", "c_proj", "c_fc"}),
+                             (RANDOM_LLAMA, {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
                                              "down_proj"})):
         model = AutoModelForCausalLM.from_pretrained(tiny_models / folder)
         config = lora_config(4, model)
-        assert config.fan_in_fan_out == (folder == "tiny-gpt2")  # GPT-2's Conv1D weights are stored transposed
+        assert config.fan_in_fan_out == (folder == RANDOM_GPT2)  # GPT-2's Conv1D weights are stored transposed
         assert adapted_layers(get_peft_model(model, config)) == expected
 
 
 def test_the_context_window_is_read_whatever_the_config_calls_it(tiny_models):
-    gpt2 = AutoModelForCausalLM.from_pretrained(tiny_models / "tiny-gpt2").config
-    llama = AutoModelForCausalLM.from_pretrained(tiny_models / "tiny-llama").config
+    gpt2 = AutoModelForCausalLM.from_pretrained(tiny_models / RANDOM_GPT2).config
+    llama = AutoModelForCausalLM.from_pretrained(tiny_models / RANDOM_LLAMA).config
     assert (context_window(gpt2), context_window(llama)) == (1024, 2048)
     assert context_window(PretrainedConfig(n_ctx=77)) == 77 and context_window(PretrainedConfig(seq_length=99)) == 99
     with pytest.raises(BaseModelUnavailable, match="states no context length"):
@@ -134,21 +135,21 @@ def test_the_context_window_is_read_whatever_the_config_calls_it(tiny_models):
 
 
 def test_the_fingerprint_tells_bases_apart_not_how_they_were_loaded(tiny_models):
-    in_float32 = AutoModelForCausalLM.from_pretrained(tiny_models / "tiny-llama")
-    in_bfloat16 = AutoModelForCausalLM.from_pretrained(tiny_models / "tiny-llama", dtype=torch.bfloat16)
-    other = AutoModelForCausalLM.from_pretrained(tiny_models / "tiny-gpt2")
+    in_float32 = AutoModelForCausalLM.from_pretrained(tiny_models / RANDOM_LLAMA)
+    in_bfloat16 = AutoModelForCausalLM.from_pretrained(tiny_models / RANDOM_LLAMA, dtype=torch.bfloat16)
+    other = AutoModelForCausalLM.from_pretrained(tiny_models / RANDOM_GPT2)
     assert fingerprint(in_float32.config) == fingerprint(in_bfloat16.config) != fingerprint(other.config)
 
 
 def test_the_llm_service_refuses_an_adapter_trained_on_another_base(tiny_models, tmp_path):
     models = tmp_path / "models"
-    shutil.copytree(tiny_models / "tiny-gpt2", models / "tiny-gpt2")
-    train_tiny_adapter(models, "sft", steps=2)  # on tiny-gpt2; it records so
+    shutil.copytree(tiny_models / RANDOM_GPT2, models / RANDOM_GPT2)
+    train_tiny_adapter(models, "sft", steps=2)  # on the random GPT-2; it records so
     record = adapters.read_base_record(adapters.current_path(models, "sft"))
-    assert record["name"].endswith("tiny-gpt2")
+    assert record["name"].endswith(RANDOM_GPT2)
     train_tiny_adapter(models, "rl", steps=2)
     (adapters.current_path(models, "rl") / adapters.BASE_RECORD).unlink()  # as an adapter from before the records
-    env = {"MODELS_DIR": str(models), "LLM_BASE_MODEL": str(tiny_models / "tiny-llama"), "LLM_TORCH_THREADS": "1"}
+    env = {"MODELS_DIR": str(models), "LLM_BASE_MODEL": str(tiny_models / RANDOM_LLAMA), "LLM_TORCH_THREADS": "1"}
     with start_service("services.llm", env, "LLM_PORT") as service, \
             grpc.insecure_channel(service.address) as channel:
         stub = llm_pb2_grpc.LlmServiceStub(channel)
@@ -163,10 +164,10 @@ def test_the_llm_service_refuses_an_adapter_trained_on_another_base(tiny_models,
 def test_the_same_base_takes_its_adapters_and_a_later_one_for_another_base_leaves_them_serving(tiny_models,
                                                                                                   tmp_path):
     models = tmp_path / "models"
-    shutil.copytree(tiny_models / "tiny-gpt2", models / "tiny-gpt2")
+    shutil.copytree(tiny_models / RANDOM_GPT2, models / RANDOM_GPT2)
     version = train_tiny_adapter(models, "sft", steps=2)
     moved = tmp_path / "moved-copy-of-the-base"  # another path, the same model: the fingerprint decides
-    shutil.copytree(models / "tiny-gpt2", moved)
+    shutil.copytree(models / RANDOM_GPT2, moved)
     env = {"MODELS_DIR": str(models), "LLM_BASE_MODEL": str(moved), "LLM_TORCH_THREADS": "1"}
     with start_service("services.llm", env, "LLM_PORT") as service, \
             grpc.insecure_channel(service.address) as channel:

@@ -10,7 +10,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 from textgen.v1 import baseline_pb2, baseline_pb2_grpc
 
-from launch.processes import health_status, start_service
+from devtools.processes import health_status, start_service
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,8 @@ def test_bad_configuration_exits_with_a_message(corpus_file, tmp_path):
     import subprocess
     import sys
 
-    from launch.processes import ROOT, base_env
+    from devtools.processes import base_env
+    from textgen.paths import ROOT
 
     result = subprocess.run([sys.executable, "-m", "services.baseline"], cwd=ROOT, capture_output=True, text=True,
                             env=base_env({"BASELINE_PORT": "not-a-port"}), timeout=30)

@@ -2,8 +2,9 @@ import collections
 import random
 
 from services.baseline.model import BigramModel
-from services.common.corpus import select_chapters, load_corpus, FALLBACK_CORPUS
+from services.common.corpus import load_corpus, select_chapters
 from services.common.words import tokenize
+from textgen.paths import SHIPPED_CORPUS
 
 
 def test_tokenize_lower_cases_and_drops_punctuation():
@@ -29,7 +30,7 @@ def test_unknown_start_word_is_returned_alone_with_a_warning():
 
 
 def test_same_seed_same_text_and_start_word_is_case_insensitive():
-    model = BigramModel.train(FALLBACK_CORPUS.read_text())
+    model = BigramModel.train(SHIPPED_CORPUS.read_text())
     first, _ = model.generate("The", 30, random.Random(7))
     second, _ = model.generate("the", 30, random.Random(7))
     assert first == second and first[0] == "the"
@@ -53,7 +54,7 @@ def test_chapter_selection_skips_the_table_of_contents():
 
 def test_unreachable_corpus_falls_back_to_the_shipped_one(tmp_path):
     corpus = load_corpus("http://127.0.0.1:9/unreachable.txt", tmp_path)
-    assert corpus.source == str(FALLBACK_CORPUS)
+    assert corpus.source == str(SHIPPED_CORPUS)
     assert "unreachable.txt" in corpus.warning
     assert corpus.text.startswith("Chapter 1.") and "Chapter 5." not in corpus.text
 

@@ -6,10 +6,9 @@ import sys
 
 import pytest
 
-from launch.processes import base_env, free_port, start_service
-from services.llm.tiny_model import train_tiny_adapter
-from tests.test_llm_helpers import tiny_models_dir
-from tests.test_trainer_helpers import SHIPPED_SAMPLE
+from devtools.models import RANDOM_GPT2, random_models_dir, train_tiny_adapter
+from devtools.processes import base_env, free_port, start_service
+from textgen.paths import SQUAD_SAMPLE
 
 TEXTGEN = pathlib.Path(sys.executable).parent / "textgen"
 TOKEN = "cli-token"
@@ -18,12 +17,12 @@ SMALL_SFT = ["--max-examples", "8", "--num-train-epochs", "1", "--max-length", "
 
 @pytest.fixture(scope="module")
 def system(corpus_file, tmp_path_factory):
-    models_dir = tiny_models_dir(tmp_path_factory.mktemp("cli-models"))
+    models_dir = random_models_dir(tmp_path_factory.mktemp("cli-models"))
     train_tiny_adapter(models_dir, "sft", steps=20)
-    common = {"MODELS_DIR": str(models_dir), "LLM_BASE_MODEL": str(models_dir / "tiny-gpt2")}
+    common = {"MODELS_DIR": str(models_dir), "LLM_BASE_MODEL": str(models_dir / RANDOM_GPT2)}
     with start_service("services.baseline", {**common, "CORPUS": str(corpus_file)}, "BASELINE_PORT") as baseline, \
             start_service("services.llm", {**common, "LLM_TORCH_THREADS": "1"}, "LLM_PORT") as llm, \
-            start_service("services.trainer", {**common, "SQUAD_DATASET": str(SHIPPED_SAMPLE), "LLM_ADDR": llm.address,
+            start_service("services.trainer", {**common, "SQUAD_DATASET": str(SQUAD_SAMPLE), "LLM_ADDR": llm.address,
                                                "TRAINER_TOKEN": TOKEN, "TRAINER_EVAL_EXAMPLES": "2",
                                                "TRAINER_EVAL_MAX_NEW_TOKENS": "8", "TRAINER_TORCH_THREADS": "1"},
                           "TRAINER_PORT") as trainer:
@@ -88,5 +87,5 @@ def test_cancel_and_status(system):
     lines = status.stdout.splitlines()
     assert any(line.startswith("baseline") and line.endswith("SERVING") for line in lines)
     assert any(line.startswith("rnn") and line.endswith("UNAVAILABLE") for line in lines)
-    assert any(line.startswith("base model:") and "tiny-gpt2 (loaded)" in line for line in lines)
+    assert any(line.startswith("base model:") and f"{RANDOM_GPT2} (loaded)" in line for line in lines)
     assert any(line.startswith("sft") and " yes" in line for line in lines)

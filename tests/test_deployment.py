@@ -4,8 +4,8 @@ import re
 
 import yaml
 
-from launch.processes import ROOT
 from textgen.endpoints import ENDPOINTS
+from textgen.paths import ROOT
 
 
 def stages() -> dict[str, str]:

@@ -6,9 +6,10 @@ import sys
 import pytest
 import torch
 
-from launch.processes import ROOT, base_env, free_port
+from devtools.processes import base_env, free_port
 from services.common.devices import DeviceError, resolve
 from services.trainer.training.models import device_options
+from textgen.paths import ROOT
 
 NO_GPU = not torch.cuda.is_available()
 

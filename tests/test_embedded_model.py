@@ -15,17 +15,17 @@ import torch
 from textgen.v1 import llm_pb2, llm_pb2_grpc
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from launch.processes import start_service
+from devtools.models import FACTS, greedy_continuation
+from devtools.processes import start_service
 from services.common import embedded_model
 from services.common.base_model import context_window
 from services.common.prompts import until_suffix
 from services.llm import answer_format, requests
-from services.llm.tiny_model import FACTS
-from tests.test_llm_helpers import greedy_continuation
+from textgen.paths import EMBEDDED_MODEL_FOLDER
 
 
 def test_the_conversion_writes_an_ordinary_model_folder_with_its_card(embedded_models_dir):
-    folder = embedded_models_dir / embedded_model.FOLDER
+    folder = embedded_models_dir / EMBEDDED_MODEL_FOLDER
     assert {"config.json", "model.safetensors", "tokenizer.json", "README.md", "post_training.json"} <= {
         p.name for p in folder.iterdir()}
     card = (folder / "README.md").read_text()
@@ -43,7 +43,7 @@ def test_the_conversion_writes_an_ordinary_model_folder_with_its_card(embedded_m
 
 def embedded_model_leftovers(models_dir: pathlib.Path) -> list[pathlib.Path]:
     """Anything a conversion leaves besides the finished folder and its lock file."""
-    return [p for p in models_dir.iterdir() if p.name not in (embedded_model.FOLDER, f".{embedded_model.FOLDER}.lock")]
+    return [p for p in models_dir.iterdir() if p.name not in (EMBEDDED_MODEL_FOLDER, f".{EMBEDDED_MODEL_FOLDER}.lock")]
 
 
 def test_a_second_caller_waits_for_the_conversion_under_way_and_does_not_convert_again(embedded_models_dir,
@@ -63,9 +63,9 @@ def test_a_second_caller_waits_for_the_conversion_under_way_and_does_not_convert
         caller.start()
         time.sleep(1)
         assert caller.is_alive()  # waiting for the lock, not converting beside it
-        finished = models / embedded_model.FOLDER  # what the first caller's conversion leaves
+        finished = models / EMBEDDED_MODEL_FOLDER  # what the first caller's conversion leaves
         finished.mkdir()
-        for part in (embedded_models_dir / embedded_model.FOLDER).iterdir():
+        for part in (embedded_models_dir / EMBEDDED_MODEL_FOLDER).iterdir():
             (finished / part.name).symlink_to(part)
     caller.join(30)
     assert outcome == {"folder": finished}
@@ -111,7 +111,7 @@ def embedded_llm(embedded_models_dir):
 
 @pytest.fixture(scope="module")
 def in_process(embedded_models_dir):
-    folder = embedded_models_dir / embedded_model.FOLDER
+    folder = embedded_models_dir / EMBEDDED_MODEL_FOLDER
     torch.set_num_threads(1)  # as the service runs it: the same kernels, the same sums
     return AutoModelForCausalLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
 

@@ -23,11 +23,11 @@ from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2  # 
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
 from gateway import render
 from gateway.backends import BACKENDS
-from textgen.endpoints import ENDPOINTS
 from gateway.http_rules import http_bindings, load_descriptor_set
-from launch.processes import ENVOY, ROOT
+from textgen.endpoints import ENDPOINTS
+from textgen.paths import DESCRIPTOR_SET, ENVOY, ROOT
 
-DESCRIPTOR = ROOT / "gen" / "descriptor.pb"
+DESCRIPTOR = DESCRIPTOR_SET
 IMAGE_DIR = "/etc/envoy"
 
 

@@ -8,8 +8,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from textgen.v1 import baseline_pb2, baseline_pb2_grpc, llm_pb2, llm_pb2_grpc
 
+from devtools.processes import start_gateway, start_service
 from gateway.render import NOT_ROUTED_FOR_GRPC
-from launch.processes import start_gateway, start_service
+from textgen.paths import DESCRIPTOR_SET
 
 
 def post(gateway, path, body=None, **kwargs):
@@ -159,9 +160,7 @@ def test_openapi_lists_every_annotated_path(gateway):
     from google.api import annotations_pb2
     from google.protobuf import descriptor_pb2
 
-    from launch.processes import ROOT
-
-    files = descriptor_pb2.FileDescriptorSet.FromString((ROOT / "gen" / "descriptor.pb").read_bytes())
+    files = descriptor_pb2.FileDescriptorSet.FromString(DESCRIPTOR_SET.read_bytes())
     expected = set()
     for file in files.file:
         for service in file.service:
@@ -197,8 +196,8 @@ def test_swagger_ui_is_served_offline(gateway):
 
 def test_the_api_reference_in_the_repository_lists_every_rest_path():
     from gateway.http_rules import http_bindings, load_descriptor_set
-    from launch.processes import ROOT
+    from textgen.paths import API_REFERENCE
 
-    reference = (ROOT / "docs" / "api.md").read_text()
-    for binding in http_bindings(load_descriptor_set(ROOT / "gen" / "descriptor.pb")):
+    reference = API_REFERENCE.read_text()
+    for binding in http_bindings(load_descriptor_set(DESCRIPTOR_SET)):
         assert f"{binding.http_method} {binding.path}" in reference, binding.path

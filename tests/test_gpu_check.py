@@ -3,7 +3,8 @@ equal in-process `generate`'s, and every figure of the GPU report is printed."""
 import subprocess
 import sys
 
-from launch.processes import ROOT, base_env
+from devtools.processes import base_env
+from textgen.paths import ROOT
 
 
 def test_the_gpu_check_runs_in_smoke_mode_and_the_service_matches_in_process_generate():

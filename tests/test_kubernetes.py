@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from gateway import render
-from launch.processes import ROOT
 from textgen.endpoints import ENDPOINTS
+from textgen.paths import ROOT
 
 K8S = ROOT / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.32.0"

@@ -10,17 +10,16 @@ import pytest
 from grpc_health.v1 import health_pb2
 from textgen.v1 import llm_pb2, llm_pb2_grpc
 
-from launch.processes import free_port, health_status, start_gateway, start_service
+from devtools.models import FACTS, RANDOM_DEEP_GPT2, RANDOM_GPT2, build_tiny_model, random_models_dir, train_tiny_adapter
+from devtools.processes import free_port, health_status, start_gateway, start_service
 from services.common.prompts import PREFIX, SUFFIX
-from services.llm.tiny_model import FACTS, build_tiny_model, train_tiny_adapter
-from tests.test_llm_helpers import tiny_models_dir
 
 QUESTION = {"question": "What is the capital of France?", "context": "Paris is the capital of France."}
 
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory):
-    directory = tiny_models_dir(tmp_path_factory.mktemp("llm-models"))
+    directory = random_models_dir(tmp_path_factory.mktemp("llm-models"))
     train_tiny_adapter(directory, "sft", steps=60)
     return directory  # no rl adapter yet: the fallback test sees rl → sft, the reload test publishes one
 
@@ -33,7 +32,7 @@ def metrics_port() -> int:
 @pytest.fixture(scope="module")
 def llm(models_dir, metrics_port):
     # One torch thread: tiny matrices are many times faster on one than on two.
-    env = {"MODELS_DIR": str(models_dir), "LLM_BASE_MODEL": str(models_dir / "tiny-gpt2"),
+    env = {"MODELS_DIR": str(models_dir), "LLM_BASE_MODEL": str(models_dir / RANDOM_GPT2),
            "LLM_BATCH_WINDOW_MS": "150", "LLM_MAX_BATCH_SIZE": "8", "LLM_TORCH_THREADS": "1",
            "LLM_METRICS_PORT": str(metrics_port)}
     with start_service("services.llm", env, "LLM_PORT") as service:
@@ -46,8 +45,8 @@ def slow_llm(tmp_path_factory):
     CPU, so stopping it at a deadline or on cancel, and joining a running batch, are visible. Two rows at most,
     one more waiting."""
     directory = tmp_path_factory.mktemp("llm-slow")
-    build_tiny_model(directory / "deep-gpt2", n_layer=12, n_embd=768, n_head=12)
-    env = {"MODELS_DIR": str(directory), "LLM_BASE_MODEL": str(directory / "deep-gpt2"), "LLM_TORCH_THREADS": "1",
+    build_tiny_model(directory / RANDOM_DEEP_GPT2, n_layer=12, n_embd=768, n_head=12)
+    env = {"MODELS_DIR": str(directory), "LLM_BASE_MODEL": str(directory / RANDOM_DEEP_GPT2), "LLM_TORCH_THREADS": "1",
            "LLM_MAX_BATCH_SIZE": "2", "LLM_MAX_QUEUED": "1"}
     with start_service("services.llm", env, "LLM_PORT") as service:
         yield service
@@ -82,7 +81,7 @@ def status(stub) -> llm_pb2.LlmStatus:
 
 def test_status_names_the_base_model_and_each_adapter(api, models_dir):
     body = api.get("/llm/status").json()
-    assert body["loaded"] is True and body["base_model"] == str(models_dir / "tiny-gpt2")
+    assert body["loaded"] is True and body["base_model"] == str(models_dir / RANDOM_GPT2)
     adapters = {a["name"]: a for a in body["adapters"]}
     assert adapters["sft"]["loaded"] is True and adapters["sft"]["path"].startswith(str(models_dir))
     assert adapters["rl"]["loaded"] is False and "no version published" in adapters["rl"]["error"]
@@ -96,7 +95,7 @@ def test_qa_mode_falls_back_from_rl_to_sft_with_a_warning(api):
     body = response.json()
     assert_formatted(body["generated_text"])
     assert (body["model"], body["mode"], body["adapter"]) == ("gpt2", "qa", "sft")
-    assert body["base_model"].endswith("tiny-gpt2")  # "model" stays "gpt2" as the contract has it
+    assert body["base_model"].endswith(RANDOM_GPT2)  # "model" stays "gpt2" as the contract has it
     assert "'rl' is not available" in body["warning"] and "used 'sft'" in body["warning"]
     explicit_sft = api.post("/generate_with_llm", json={**QUESTION, "use_rl_model": False}).json()
     assert explicit_sft["adapter"] == "sft" and "warning" not in explicit_sft

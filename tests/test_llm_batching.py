@@ -7,19 +7,18 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from devtools.models import FACTS, RANDOM_GPT2, RANDOM_LLAMA, build_tiny_llama, greedy_continuation, random_models_dir
 from services.common.prompts import PREFIX, qa_prompt
 from services.llm.decoding import Row, RunningBatch
 from services.llm.scheduler import CONTINUOUS, STATIC, QueueFull, Scheduler
-from services.llm.tiny_model import FACTS, build_tiny_llama
-from tests.test_llm_helpers import greedy_continuation, tiny_models_dir
 
 
-@pytest.fixture(scope="module", params=["tiny-gpt2", "tiny-llama"])
+@pytest.fixture(scope="module", params=[RANDOM_GPT2, RANDOM_LLAMA])
 def model_and_tokenizer(request, tmp_path_factory):
     """GPT-2's learned positions, and the embedded model's architecture: rotary positions, applied to the keys before
     they are cached, so a row's own position ids must survive left padding and merged caches."""
-    models = tiny_models_dir(tmp_path_factory.mktemp("batching"))
-    folder = build_tiny_llama(models / "tiny-llama") if request.param == "tiny-llama" else models / "tiny-gpt2"
+    models = random_models_dir(tmp_path_factory.mktemp("batching"))
+    folder = build_tiny_llama(models / RANDOM_LLAMA) if request.param == RANDOM_LLAMA else models / RANDOM_GPT2
     torch.set_num_threads(1)
     return AutoModelForCausalLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
 

@@ -8,11 +8,12 @@ import sys
 
 import pytest
 
-from launch.processes import ROOT, base_env
+from devtools.processes import base_env
 from services.common.base_model import choose
 from services.trainer.config import TrainerConfig
 from services.trainer.training.post_train import missing_stand_in, post_train, recipe_for
 from services.trainer.training.stand_in import RECIPE, PretrainSettings
+from textgen.paths import ROOT, SQUAD_SAMPLE, STAND_IN_FOLDER
 
 # The stand-in's own pretraining (about 5 minutes here: shorter ones left SFT under 50% compliance) and recipe,
 # with RL cut to 60 steps.
@@ -34,18 +35,18 @@ def stand_in(tmp_path_factory):
 
 
 def test_the_stand_in_is_an_ordinary_model_folder_that_says_what_it_is(stand_in):
-    folder = stand_in / "tiny-gpt2"
+    folder = stand_in / STAND_IN_FOLDER
     assert {"config.json", "model.safetensors", "tokenizer.json", "README.md", "post_training.json"} <= {
         p.name for p in folder.iterdir()}
     card = (folder / "README.md").read_text()
     assert "not GPT-2" in card and f"{CI_PRETRAIN_STEPS} steps" in card
-    assert not list(stand_in.glob(".tiny-gpt2-staging-*"))  # written atomically
+    assert not list(stand_in.glob(f".{STAND_IN_FOLDER}-staging-*"))  # written atomically
 
 
 def test_sft_teaches_the_format_and_rl_keeps_it(stand_in):
-    (stand_in / "tiny-gpt2" / "post_training.json").write_text(json.dumps(CI_RECIPE))
-    env = {"MODELS_DIR": str(stand_in), "LLM_BASE_MODEL": str(stand_in / "tiny-gpt2"),
-           "SQUAD_DATASET": str(ROOT / "data" / "squad_sample"), "TRAINER_EVAL_EXAMPLES": "8",
+    (stand_in / STAND_IN_FOLDER / "post_training.json").write_text(json.dumps(CI_RECIPE))
+    env = {"MODELS_DIR": str(stand_in), "LLM_BASE_MODEL": str(stand_in / STAND_IN_FOLDER),
+           "SQUAD_DATASET": str(SQUAD_SAMPLE), "TRAINER_EVAL_EXAMPLES": "8",
            "TRAINER_EVAL_MAX_NEW_TOKENS": "64", "LLM_ADDR": "127.0.0.1:1"}
     done = training(env, "post-train")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
@@ -59,7 +60,7 @@ def test_sft_teaches_the_format_and_rl_keeps_it(stand_in):
 
 
 def test_only_a_missing_stand_in_is_pretrained_and_a_hub_id_keeps_the_documented_recipe(tmp_path):
-    stand_in = tmp_path / "tiny-gpt2"
+    stand_in = tmp_path / STAND_IN_FOLDER
     assert missing_stand_in(str(stand_in)) == stand_in
     stand_in.mkdir()
     (stand_in / "config.json").write_text("{}")

@@ -11,9 +11,8 @@ import grpc
 import httpx
 from textgen.v1 import llm_pb2, llm_pb2_grpc
 
-from launch.processes import free_port, start_gateway, start_service
-from services.llm.tiny_model import FACTS, train_tiny_adapter
-from tests.test_llm_helpers import tiny_models_dir
+from devtools.models import FACTS, RANDOM_GPT2, random_models_dir, train_tiny_adapter
+from devtools.processes import free_port, start_gateway, start_service
 
 QUESTION = {"question": FACTS[0][0], "context": FACTS[0][1], "max_new_tokens": 8}
 
@@ -38,8 +37,8 @@ def test_requests_reach_both_bigram_replicas(corpus_file, tmp_path):
 
 
 def test_every_llm_replica_serves_a_new_adapter_and_one_dying_fails_no_request(tmp_path):
-    models = tiny_models_dir(tmp_path)
-    env = {"MODELS_DIR": str(models), "LLM_BASE_MODEL": str(models / "tiny-gpt2"), "LLM_TORCH_THREADS": "1"}
+    models = random_models_dir(tmp_path)
+    env = {"MODELS_DIR": str(models), "LLM_BASE_MODEL": str(models / RANDOM_GPT2), "LLM_TORCH_THREADS": "1"}
     with start_service("services.llm", env, "LLM_PORT") as a, start_service("services.llm", env, "LLM_PORT") as b, \
             start_gateway(llm=[a.address, b.address]) as gateway, \
             httpx.Client(base_url=gateway.url, timeout=30) as client:

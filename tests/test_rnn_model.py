@@ -5,16 +5,16 @@ import math
 import pytest
 import torch
 
-from services.common.corpus import FALLBACK_CORPUS
 from services.common.words import tokenize
 from services.rnn import artifacts
 from services.rnn.generate import generate, sample_next
 from services.rnn.model import LstmLanguageModel
 from services.rnn.train import perplexity, split, train
 from services.rnn.vocab import PAD_ID, UNK, UNK_ID, Vocabulary
+from textgen.paths import SHIPPED_CORPUS
 
 # The shipped corpus (~11k words): 4 epochs at a high learning rate take a few seconds and already generalise.
-TEXT = FALLBACK_CORPUS.read_text(encoding="utf-8")
+TEXT = SHIPPED_CORPUS.read_text(encoding="utf-8")
 SHORT_TEXT = " ".join(TEXT.split()[:2500])
 EPOCHS = 4
 

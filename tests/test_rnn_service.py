@@ -11,8 +11,8 @@ from grpc_health.v1 import health_pb2
 from grpc_status import rpc_status
 from textgen.v1 import rnn_pb2, rnn_pb2_grpc
 
-from launch.processes import ROOT, base_env, health_status, start_gateway, start_service
-from services.common.corpus import FALLBACK_CORPUS
+from devtools.processes import base_env, health_status, start_gateway, start_service
+from textgen.paths import ROOT, SHIPPED_CORPUS
 
 TRAIN_HINT = ("make rnn-model", "python -m services.rnn.train")
 
@@ -27,7 +27,7 @@ def run_train_cli(corpus, models_dir, *extra):
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     path = tmp_path_factory.mktemp("rnn-corpus") / "harbour-start.txt"
-    path.write_text(" ".join(FALLBACK_CORPUS.read_text(encoding="utf-8").split()[:3000]))
+    path.write_text(" ".join(SHIPPED_CORPUS.read_text(encoding="utf-8").split()[:3000]))
     return path
 
 

@@ -1,21 +1,20 @@
 """The shipped SQuAD-format sample: well-formed rows, disjoint splits, and reproducible from build.py."""
 import collections
 import json
-import pathlib
 import subprocess
 import sys
 
 import datasets
 import pytest
+from textgen.paths import SQUAD_SAMPLE
 
-SAMPLE = pathlib.Path(__file__).resolve().parent.parent / "data" / "squad_sample"
 SPLITS = {"train": 240, "validation": 60}  # the least number of rows each split must hold
 FIELDS = {"id", "title", "context", "question", "answers"}
 QUESTION_TYPES = ("how many", "who", "what", "when", "where", "which", "why")
 
 
 def read_split(split: str) -> list[dict]:
-    lines = (SAMPLE / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+    lines = (SQUAD_SAMPLE / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
     return [json.loads(line) for line in lines]
 
 
@@ -66,7 +65,7 @@ def test_each_split_asks_every_kind_of_question(rows, split):
 
 @pytest.mark.parametrize("split", SPLITS)
 def test_datasets_json_loader_reads_the_same_rows(rows, split, tmp_path):
-    loaded = datasets.load_dataset("json", data_files={split: str(SAMPLE / f"{split}.jsonl")},
+    loaded = datasets.load_dataset("json", data_files={split: str(SQUAD_SAMPLE / f"{split}.jsonl")},
                                    split=split, cache_dir=str(tmp_path / "cache"))
     assert loaded.num_rows == len(rows[split])
     assert set(loaded.column_names) == FIELDS
@@ -74,8 +73,8 @@ def test_datasets_json_loader_reads_the_same_rows(rows, split, tmp_path):
 
 
 def test_build_script_reproduces_the_committed_files(tmp_path):
-    result = subprocess.run([sys.executable, str(SAMPLE / "build.py"), "--out", str(tmp_path)],
+    result = subprocess.run([sys.executable, str(SQUAD_SAMPLE / "build.py"), "--out", str(tmp_path)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     for split in SPLITS:
-        assert (tmp_path / f"{split}.jsonl").read_bytes() == (SAMPLE / f"{split}.jsonl").read_bytes(), split
+        assert (tmp_path / f"{split}.jsonl").read_bytes() == (SQUAD_SAMPLE / f"{split}.jsonl").read_bytes(), split

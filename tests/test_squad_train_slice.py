@@ -7,19 +7,18 @@ import sys
 
 import pytest
 
-from services.trainer.training.data import SHIPPED_SLICE, choose_dataset, load_squad
+from services.trainer.training.data import choose_dataset, load_squad
+from textgen.paths import SQUAD_TRAIN_SLICE
 
-SLICE = pathlib.Path(__file__).resolve().parent.parent / "data" / "squad_train_slice"
 
 
-def articles(split: str, folder: pathlib.Path = SLICE) -> list[dict]:
+def articles(split: str, folder: pathlib.Path = SQUAD_TRAIN_SLICE) -> list[dict]:
     return json.loads((folder / f"{split}.json").read_text(encoding="utf-8"))["data"]
 
 
 def test_it_loads_as_the_default_data_set_offline():
-    assert SHIPPED_SLICE == SLICE
-    assert choose_dataset("", hub_check=lambda *_: "offline").spec == str(SLICE)
-    train, validation = load_squad(str(SLICE), "train"), load_squad(str(SLICE), "validation")
+    assert choose_dataset("", hub_check=lambda *_: "offline").spec == str(SQUAD_TRAIN_SLICE)
+    train, validation = load_squad(str(SQUAD_TRAIN_SLICE), "train"), load_squad(str(SQUAD_TRAIN_SLICE), "validation")
     assert (len(train), len(validation)) == (1797, 287)  # at least 200 held-out questions to evaluate on
     assert len({e.id for e in train + validation}) == len(train) + len(validation)
 
@@ -44,7 +43,7 @@ def test_validation_articles_are_whole_and_unseen_in_training():
 
 
 def test_the_tuning_split_holds_out_a_train_article_and_never_touches_validation(tmp_path):
-    done = subprocess.run([sys.executable, str(SLICE / "build.py"), "tuning", "--out", str(tmp_path)],
+    done = subprocess.run([sys.executable, str(SQUAD_TRAIN_SLICE / "build.py"), "tuning", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     tuning_train, held_out = articles("train", tmp_path), articles("validation", tmp_path)

@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from launch.processes import ROOT, base_env
+from devtools.processes import base_env
+from textgen.paths import ROOT
 
 
 @pytest.mark.parametrize("suite", ["fuzz_rest", "fuzz_grpc", "load", "faults"])

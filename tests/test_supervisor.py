@@ -9,7 +9,8 @@ import sys
 import httpx
 import pytest
 
-from launch.processes import ROOT, base_env, free_port, poll
+from devtools.processes import base_env, free_port, poll
+from textgen.paths import ROOT
 
 
 def started_pids(log: str, name: str) -> list[int]:

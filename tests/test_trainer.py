@@ -12,13 +12,12 @@ import pytest
 from textgen.v1 import trainer_pb2, trainer_pb2_grpc
 from transformers import AutoConfig
 
-from launch.processes import free_port, start_gateway, start_service
+from devtools.models import RANDOM_GPT2, RANDOM_LLAMA, build_tiny_llama, random_models_dir
+from devtools.processes import free_port, start_gateway, start_service
 from services.common import adapters
 from services.common.base_model import fingerprint
 from services.trainer.job_store import JobStore
-from services.llm.tiny_model import build_tiny_llama
-from tests.test_llm_helpers import tiny_models_dir
-from tests.test_trainer_helpers import SHIPPED_SAMPLE
+from textgen.paths import SQUAD_SAMPLE
 
 TOKEN = "test-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -29,7 +28,7 @@ JOB_TIMEOUT_SECONDS = 120
 
 
 def trainer_env(models_dir: pathlib.Path, dataset: pathlib.Path, llm_addr: str | None = None) -> dict[str, str]:
-    return {"MODELS_DIR": str(models_dir), "LLM_BASE_MODEL": str(models_dir / "tiny-gpt2"),
+    return {"MODELS_DIR": str(models_dir), "LLM_BASE_MODEL": str(models_dir / RANDOM_GPT2),
             "SQUAD_DATASET": str(dataset), "TRAINER_TOKEN": TOKEN, "TRAINER_MAX_QUEUED": "1",
             "TRAINER_EVAL_EXAMPLES": "4", "TRAINER_EVAL_MAX_NEW_TOKENS": "12", "TRAINER_TORCH_THREADS": "1",
             # Without an llm service nothing listens there: telling it to reload is best effort, never fatal.
@@ -38,18 +37,18 @@ def trainer_env(models_dir: pathlib.Path, dataset: pathlib.Path, llm_addr: str |
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory) -> pathlib.Path:
-    return tiny_models_dir(tmp_path_factory.mktemp("trainer-models"))
+    return random_models_dir(tmp_path_factory.mktemp("trainer-models"))
 
 
 @pytest.fixture(scope="module")
 def dataset() -> pathlib.Path:
-    return SHIPPED_SAMPLE
+    return SQUAD_SAMPLE
 
 
 @pytest.fixture(scope="module")
 def llm(models_dir):
     """A running llm service on the same MODELS_DIR: it must pick up each published adapter without a restart."""
-    env = {"MODELS_DIR": str(models_dir), "LLM_BASE_MODEL": str(models_dir / "tiny-gpt2")}
+    env = {"MODELS_DIR": str(models_dir), "LLM_BASE_MODEL": str(models_dir / RANDOM_GPT2)}
     with start_service("services.llm", env, "LLM_PORT") as service:
         yield service
 
@@ -138,7 +137,7 @@ def _check_run(api, models_dir, kind: str, body: dict, metric: str, curve: str) 
     assert any("eta_seconds" in e["progress"] for e in trained)
     done = api.get(f"/llm/jobs/{job['job_id']}").json()
     assert done["status"] == "succeeded" and done["error"] == ""
-    assert done["base_model"] == str(models_dir / "tiny-gpt2")
+    assert done["base_model"] == str(models_dir / RANDOM_GPT2)
     assert done["adapter_version"] == adapters.current_version(models_dir, kind)
     assert done["params"][kind] and done["started_at"] and done["finished_at"]
     published = adapters.current_path(models_dir, kind)
@@ -262,8 +261,8 @@ def test_unloadable_dataset_fails_the_job_naming_squad_dataset(models_dir, tmp_p
 
 def test_a_llama_architecture_base_trains_and_the_records_name_it(tmp_path):
     models = tmp_path / "models"
-    base = build_tiny_llama(models / "tiny-llama")
-    env = {**trainer_env(models, SHIPPED_SAMPLE), "LLM_BASE_MODEL": str(base)}
+    base = build_tiny_llama(models / RANDOM_LLAMA)
+    env = {**trainer_env(models, SQUAD_SAMPLE), "LLM_BASE_MODEL": str(base)}
     with start_service("services.trainer", env, "TRAINER_PORT") as trainer:
         with grpc.insecure_channel(trainer.address) as channel:
             stub = trainer_pb2_grpc.TrainerServiceStub(channel)

@@ -3,19 +3,19 @@ import json
 
 import pytest
 
+from devtools.models import random_models_dir, RANDOM_GPT2
+from devtools.squad import squad_record, write_squad_folder
 from services.common.base_model import choose, load_tokenizer
 from services.common.prompts import PREFIX, SUFFIX, qa_completion
 from services.trainer.training.data import DatasetError, QAExample, fit_prompt, load_squad, sft_rows
 from services.trainer.training.rewards import answer_score, clean_end_score, prefix_score, suffix_score
 from services.trainer.training.squad_metrics import best_over_gold, exact_match, f1, normalize_answer
-from tests.test_llm_helpers import tiny_models_dir
-from tests.test_trainer_helpers import squad_record, write_squad_folder
 
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
-    models = tiny_models_dir(tmp_path_factory.mktemp("tok"))
-    return load_tokenizer(choose(str(models / "tiny-gpt2"), models))
+    models = random_models_dir(tmp_path_factory.mktemp("tok"))
+    return load_tokenizer(choose(str(models / RANDOM_GPT2), models))
 
 
 def test_folder_file_and_nested_json_load(tmp_path):
@@ -111,7 +111,7 @@ def test_sft_puts_loss_on_the_completion_only(tokenizer, tmp_path):
     from services.trainer.training.params import SftParams
     from services.trainer.training.sft import build_trainer
 
-    folder = tiny_models_dir(tmp_path / "model") / "tiny-gpt2"
+    folder = random_models_dir(tmp_path / "model") / RANDOM_GPT2
     examples = load_squad(str(write_squad_folder(tmp_path / "squad")), "train", limit=4)
     rows = sft_rows(tokenizer, examples, 96)
     trainer = build_trainer(AutoModelForCausalLM.from_pretrained(folder), tokenizer, rows, SftParams(max_length=96),

@@ -3,10 +3,10 @@ publishes one adapter that loads."""
 import grpc
 from textgen.v1 import trainer_pb2, trainer_pb2_grpc
 
-from launch.processes import free_port, start_service
+from devtools.models import random_models_dir, RANDOM_GPT2
+from devtools.processes import free_port, start_service
 from services.common import adapters
-from tests.test_llm_helpers import tiny_models_dir
-from tests.test_trainer_helpers import SHIPPED_SAMPLE
+from textgen.paths import SQUAD_SAMPLE
 
 AUTH = [("authorization", "Bearer ddp")]
 
@@ -15,9 +15,9 @@ def test_an_sft_job_trains_in_two_processes_and_publishes_a_loadable_adapter(tmp
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    models = tiny_models_dir(tmp_path)
-    env = {"MODELS_DIR": str(models), "LLM_BASE_MODEL": str(models / "tiny-gpt2"), "TRAINER_TOKEN": "ddp",
-           "SQUAD_DATASET": str(SHIPPED_SAMPLE), "TRAINER_PROCESSES": "2", "TRAINER_TORCH_THREADS": "1",
+    models = random_models_dir(tmp_path)
+    env = {"MODELS_DIR": str(models), "LLM_BASE_MODEL": str(models / RANDOM_GPT2), "TRAINER_TOKEN": "ddp",
+           "SQUAD_DATASET": str(SQUAD_SAMPLE), "TRAINER_PROCESSES": "2", "TRAINER_TORCH_THREADS": "1",
            "TRAINER_EVAL_EXAMPLES": "2", "TRAINER_EVAL_MAX_NEW_TOKENS": "8", "LLM_ADDR": f"127.0.0.1:{free_port()}"}
     with start_service("services.trainer", env, "TRAINER_PORT") as trainer, \
             grpc.insecure_channel(trainer.address) as channel:
@@ -33,4 +33,4 @@ def test_an_sft_job_trains_in_two_processes_and_publishes_a_loadable_adapter(tmp
     path = adapters.current_path(models, "sft")
     assert path is not None and path.name == done.adapter_version
     assert not [p for p in adapters.adapter_dir(models, "sft").iterdir() if p.name.startswith(".staging")]
-    PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(models / "tiny-gpt2"), str(path))
+    PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(models / RANDOM_GPT2), str(path))

@@ -12,16 +12,18 @@ import time
 import pytest
 from grpc_health.v1 import health_pb2
 
+from devtools.processes import base_env, health_status, start_service
 from gateway.http_rules import load_descriptor_set
 from gateway.openapi import _collect_comments
-from launch.processes import ROOT, base_env, health_status, start_service
+from services.common.limits import bounds, out_of_range
 from services.trainer.job_store import JobStore
-from services.trainer.training.params import EvalParams, RlParams, SftParams, bounds, out_of_range
+from services.trainer.training.params import EvalParams, RlParams, SftParams
+from textgen.paths import DESCRIPTOR_SET, ROOT
 
 
 @pytest.mark.parametrize("params_type, message", [(SftParams, "TrainSftRequest"), (RlParams, "TrainRlRequest")])
 def test_the_proto_comments_state_the_defined_ranges_and_defaults(params_type, message):
-    comments = _collect_comments(load_descriptor_set(ROOT / "gen" / "descriptor.pb"))
+    comments = _collect_comments(load_descriptor_set(DESCRIPTOR_SET))
     for field in dataclasses.fields(params_type):
         comment = comments[f"textgen.v1.{message}.{field.name}"]
         default = re.search(r"default (\S+?)\.?$", comment, re.IGNORECASE).group(1)

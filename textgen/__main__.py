@@ -1,6 +1,6 @@
 """python -m textgen — the `textgen` command."""
 import sys
 
-from textgen.cli import main
+from textgen.client.cli import main
 
 sys.exit(main())

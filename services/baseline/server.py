@@ -1,7 +1,9 @@
 """The bigram service: trains its counts from CORPUS at start-up, then answers BigramService.Generate."""
 import asyncio
+import dataclasses
 import logging
 import random
+from typing import Annotated
 
 import grpc
 from textgen.v1 import baseline_pb2, baseline_pb2_grpc, common_pb2
@@ -10,12 +12,15 @@ from services.baseline.config import BaselineConfig
 from services.baseline.model import BigramModel
 from services.common.corpus import load_corpus
 from services.common.errors import Violations, check_start_word
+from services.common.limits import Bound, from_request, out_of_range
 from services.common.server import Binding, GrpcServer
 
 log = logging.getLogger("textgen.baseline")
 
-DEFAULT_LENGTH = 15
-MAX_LENGTH = 1000
+
+@dataclasses.dataclass(frozen=True)
+class BigramParams:
+    length: Annotated[int, Bound(1, 1000)] = 15
 
 
 class BigramServicer(baseline_pb2_grpc.BigramServiceServicer):
@@ -27,13 +32,13 @@ class BigramServicer(baseline_pb2_grpc.BigramServiceServicer):
         check_start_word(violations, request.start_word)
         if request.start_word.strip() and len(request.start_word.split()) > 1:
             violations.add("start_word", "start_word must be a single word (the bigram model conditions on one)")
-        length = request.length if request.HasField("length") else DEFAULT_LENGTH
-        violations.check_range("length", length, 1, MAX_LENGTH)
+        params = from_request(BigramParams, request)
+        violations.add_all(out_of_range(params))
         await violations.abort_if_any(context)
         if self.model is None:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the bigram model is still training; retry shortly")
         rng = random.Random(request.seed) if request.HasField("seed") else random.Random()
-        words, warning = self.model.generate(request.start_word.strip(), length, rng)
+        words, warning = self.model.generate(request.start_word.strip(), params.length, rng)
         return common_pb2.GenerateResponse(generated_text=" ".join(words), model="bigram", warning=warning)
 
 

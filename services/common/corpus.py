@@ -12,11 +12,12 @@ import re
 import tempfile
 import urllib.request
 
+from textgen.paths import SHIPPED_CORPUS
+
 log = logging.getLogger("textgen.corpus")
 
 DEFAULT_CORPUS = "https://www.gutenberg.org/cache/epub/1184/pg1184.txt"
 DEFAULT_CHAPTERS = "1-4"
-FALLBACK_CORPUS = pathlib.Path(__file__).resolve().parents[2] / "data" / "corpus" / "harbour.txt"
 DOWNLOAD_TIMEOUT_SECONDS = 15
 
 
@@ -70,10 +71,10 @@ def load_corpus(corpus: str, models_dir: pathlib.Path, chapters: str = DEFAULT_C
         raw = path.read_text(encoding="utf-8-sig", errors="replace")
         source = corpus
     except (OSError, ValueError) as error:
-        warning = f"corpus {corpus!r} could not be read ({error}); using the shipped {FALLBACK_CORPUS.name}"
+        warning = f"corpus {corpus!r} could not be read ({error}); using the shipped {SHIPPED_CORPUS.name}"
         log.warning(warning)
-        raw = FALLBACK_CORPUS.read_text(encoding="utf-8")
-        source = str(FALLBACK_CORPUS)
+        raw = SHIPPED_CORPUS.read_text(encoding="utf-8")
+        source = str(SHIPPED_CORPUS)
     text = select_chapters(raw, chapters)
     if not text.split():
         raise SystemExit(f"corpus {source!r} holds no words")

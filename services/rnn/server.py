@@ -1,7 +1,9 @@
 """The LSTM service: loads MODELS_DIR/rnn at start-up (never trains), then answers RnnService.Generate."""
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Annotated
 
 import grpc
 import torch
@@ -9,6 +11,7 @@ from textgen.v1 import common_pb2, rnn_pb2, rnn_pb2_grpc
 
 from services.common.config import ConfigError
 from services.common.errors import Violations, check_start_word
+from services.common.limits import Bound, from_request, out_of_range
 from services.common.server import Binding, GrpcServer
 from services.common.words import tokenize
 from services.rnn import artifacts
@@ -17,10 +20,11 @@ from services.rnn.generate import generate
 
 log = logging.getLogger("textgen.rnn")
 
-DEFAULT_LENGTH = 15
-MAX_LENGTH = 1000
-DEFAULT_TEMPERATURE = 1.0
-MAX_TEMPERATURE = 5.0
+
+@dataclasses.dataclass(frozen=True)
+class RnnParams:
+    length: Annotated[int, Bound(1, 1000)] = 15
+    temperature: Annotated[float, Bound(0, 5.0, low_open=True)] = 1.0
 
 
 def training_hint(directory) -> str:
@@ -63,10 +67,8 @@ class RnnServicer(rnn_pb2_grpc.RnnServiceServicer):
         check_start_word(violations, request.start_word)
         if not violations and not tokenize(request.start_word):
             violations.add("start_word", "start_word must contain at least one word (letters or digits)")
-        length = request.length if request.HasField("length") else DEFAULT_LENGTH
-        violations.check_range("length", length, 1, MAX_LENGTH)
-        temperature = request.temperature if request.HasField("temperature") else DEFAULT_TEMPERATURE
-        violations.check_range("temperature", temperature, 0, MAX_TEMPERATURE, low_open=True)
+        params = from_request(RnnParams, request)
+        violations.add_all(out_of_range(params))
         await violations.abort_if_any(context)
         if self.trained is None:
             await self.load()  # a model trained since start-up is picked up here
@@ -78,7 +80,7 @@ class RnnServicer(rnn_pb2_grpc.RnnServiceServicer):
         else:
             generator.seed()
         result = await asyncio.to_thread(generate, self.trained.model, self.trained.vocab, request.start_word,
-                                         length, temperature, generator)
+                                         params.length, params.temperature, generator)
         text = " ".join([*request.start_word.split(), *result.new_words])
         return common_pb2.GenerateResponse(generated_text=text, model="lstm", warning=result.warning)
 

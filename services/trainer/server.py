@@ -10,11 +10,12 @@ from textgen.v1 import trainer_pb2, trainer_pb2_grpc
 
 from services.common import adapters
 from services.common.errors import Violations, shown
+from services.common.limits import from_request, out_of_range
 from services.common.server import Binding, GrpcServer
 from services.trainer.config import TrainerConfig
 from services.trainer.job_store import JobRecord, JobStore, LoopJobStore
 from services.trainer.runner import JobRunner
-from services.trainer.training.params import RlParams, SftParams, out_of_range
+from services.trainer.training.params import RlParams, SftParams
 
 log = logging.getLogger("textgen.trainer")
 WATCH_POLL_SECONDS = 0.25
@@ -46,11 +47,9 @@ def job_message(job: JobRecord) -> trainer_pb2.Job:
 async def _params(request, params_type, context):
     """The request as a params dataclass, each unset field taking its documented default; out-of-range values end
     the call with INVALID_ARGUMENT naming each field."""
-    params = params_type(**{f.name: getattr(request, f.name) for f in dataclasses.fields(params_type)
-                            if request.HasField(f.name)})
+    params = from_request(params_type, request)
     violations = Violations()
-    for field, description in out_of_range(params):
-        violations.add(field, description)
+    violations.add_all(out_of_range(params))
     await violations.abort_if_any(context)
     return params
 

@@ -17,10 +17,11 @@ import pathlib
 import sys
 
 from services.common import adapters
+from services.common.limits import out_of_range
 from services.common.logs import setup_logging
 from services.trainer.config import TrainerConfig
-from services.trainer.training.params import (EvalParams, PostTrainParams, PretrainParams, RlParams, SftParams,
-                                               out_of_range)
+from services.trainer.training.params import EvalParams, PostTrainParams, PretrainParams, RlParams, SftParams
+from textgen.paths import STAND_IN_FOLDER
 
 
 def _sft(params: SftParams, config: TrainerConfig) -> None:
@@ -49,7 +50,7 @@ def _eval(params: EvalParams, config: TrainerConfig) -> None:
 
 
 def _pretrain(params: PretrainParams, config: TrainerConfig) -> None:
-    from services.trainer.training.stand_in import STAND_IN_FOLDER, PretrainSettings, pretrain
+    from services.trainer.training.stand_in import PretrainSettings, pretrain
 
     out = pretrain(pathlib.Path(config.models_dir) / STAND_IN_FOLDER,
                    PretrainSettings(steps=params.steps, seed=params.seed), torch_threads=config.torch_threads)
@@ -66,7 +67,7 @@ COMMANDS = {
     "sft": (SftParams, _sft, "supervised fine-tuning: a LoRA adapter that answers in the fixed format"),
     "rl": (RlParams, _rl, "GRPO from the current SFT adapter, rewarding the format and the answer"),
     "eval": (EvalParams, _eval, "base, sft and rl side by side on the validation split"),
-    "pretrain": (PretrainParams, _pretrain, "pretrain the offline stand-in base model into MODELS_DIR/tiny-gpt2"),
+    "pretrain": (PretrainParams, _pretrain, f"pretrain the offline stand-in base model into MODELS_DIR/{STAND_IN_FOLDER}"),
     "post-train": (PostTrainParams, _post_train, "the stand-in if missing, SFT, RL, evaluation and a report"),
 }
 

@@ -16,10 +16,8 @@ import random
 
 from services.common import hub
 from services.common.prompts import qa_completion, qa_prompt
+from textgen.paths import SQUAD_SAMPLE, SQUAD_TRAIN_SLICE
 
-DATA = pathlib.Path(__file__).resolve().parents[3] / "data"
-SHIPPED_SLICE = DATA / "squad_train_slice"
-SHIPPED_SAMPLE = DATA / "squad_sample"
 HUB_DATASET = "rajpurkar/squad"
 SPLITS = ("train", "validation")
 HELD_OUT_SHARE = 0.2
@@ -38,8 +36,8 @@ def choose_dataset(setting: str, hub_check=hub.availability) -> DatasetChoice:
     why_not = hub_check(HUB_DATASET, "dataset")
     if why_not is None:
         return DatasetChoice(HUB_DATASET)
-    return DatasetChoice(str(SHIPPED_SLICE), f"SQUAD_DATASET is unset and {HUB_DATASET} cannot be loaded here "
-                                             f"({why_not}): the shipped SQuAD v1.1 train slice {SHIPPED_SLICE}")
+    return DatasetChoice(str(SQUAD_TRAIN_SLICE), f"SQUAD_DATASET is unset and {HUB_DATASET} cannot be loaded here "
+                                             f"({why_not}): the shipped SQuAD v1.1 train slice {SQUAD_TRAIN_SLICE}")
 
 
 class DatasetError(RuntimeError):
@@ -59,8 +57,8 @@ class QAExample:
 def _error(spec: str, problem: str) -> DatasetError:
     return DatasetError(
         f"SQUAD_DATASET={spec!r} could not be loaded: {problem}. Set SQUAD_DATASET to a Hub id, a local "
-        f".json/.jsonl file with SQuAD's fields, or a shipped folder: {SHIPPED_SLICE} (real SQuAD) or "
-        f"{SHIPPED_SAMPLE} (synthetic)"
+        f".json/.jsonl file with SQuAD's fields, or a shipped folder: {SQUAD_TRAIN_SLICE} (real SQuAD) or "
+        f"{SQUAD_SAMPLE} (synthetic)"
     )
 
 

@@ -1,24 +1,13 @@
 """The parameters of the training runs: defaults and allowed ranges, defined once here (trainer.proto's comments
-state the same, tests/test_trainer_params.py checks that). Each range is an `Annotated` bound on the field's type,
-so the gRPC server, the command line (transformers' HfArgumentParser, which sees plain types) and --help all read
-it from one place. Free of heavy imports: the gRPC server validates requests without loading torch."""
+state the same, tests/test_trainer_params.py checks that), declared as every service declares its request limits
+(services.common.limits), so the gRPC server, the command line (transformers' HfArgumentParser, which sees plain
+types) and --help all read them from one place. Free of heavy imports: the gRPC server validates requests without
+loading torch."""
 import dataclasses
 import types
 import typing
 
-
-@dataclasses.dataclass(frozen=True)
-class Bound:
-    low: float
-    high: float
-    low_open: bool = False  # learning rates: > 0, not >= 0
-
-    def __str__(self) -> str:
-        return f"greater than {self.low} and at most {self.high}" if self.low_open else \
-            f"between {self.low} and {self.high}"
-
-    def holds(self, value: float) -> bool:
-        return (value > self.low if self.low_open else value >= self.low) and value <= self.high
+from services.common.limits import Bound, bounds
 
 
 def _with_ranges_in_help(cls):
@@ -29,20 +18,6 @@ def _with_ranges_in_help(cls):
             field.metadata = types.MappingProxyType({**field.metadata,
                                                      "help": f"{field.metadata.get('help', '')}: {bound}"})
     return cls
-
-
-def bounds(cls) -> dict[str, Bound]:
-    """field name -> its Bound, for every bounded field of a params dataclass."""
-    hints = typing.get_type_hints(cls, include_extras=True)
-    return {name: next(m for m in hint.__metadata__ if isinstance(m, Bound))
-            for name, hint in hints.items()
-            if typing.get_origin(hint) is typing.Annotated and any(isinstance(m, Bound) for m in hint.__metadata__)}
-
-
-def out_of_range(params) -> list[tuple[str, str]]:
-    """(field, description) for each value of `params` (a params dataclass) outside its bound."""
-    return [(name, f"{name} must be {bound} (got {value})") for name, bound in bounds(type(params)).items()
-            if (value := getattr(params, name)) is not None and not bound.holds(value)]
 
 
 def _help(text: str) -> dict:

@@ -18,10 +18,11 @@ import time
 
 from services.common import adapters
 from services.common.base_model import BaseModelSpec, BaseModelUnavailable, load_tokenizer
+from services.common.limits import out_of_range
 from services.trainer.config import TrainerConfig
 from services.trainer.training import reports
-from services.trainer.training.params import RlParams, SftParams, out_of_range
-from services.trainer.training.stand_in import STAND_IN_FOLDER
+from services.trainer.training.params import RlParams, SftParams
+from textgen.paths import STAND_IN_FOLDER
 
 RECIPE_FILE = "post_training.json"
 

@@ -18,12 +18,11 @@ import random
 import time
 
 from services.common.atomic import replacing_directory
-from services.common.corpus import FALLBACK_CORPUS
 from services.common.prompts import PREFIX, SUFFIX
 from services.trainer.training import synthetic_qa
+from textgen.paths import SHIPPED_CORPUS
 
 EOS = "<|endoftext|>"
-STAND_IN_FOLDER = "tiny-gpt2"  # under MODELS_DIR
 # The hyperparameters post-training uses on this model (post_training.json beside it, read by `post-train`), chosen
 # on a held-out slice of the train split (7 of its 40 entities), never on validation. They differ from GPT-2's
 # documented defaults, which the REST endpoints keep: a model this small takes a far higher learning rate, and more
@@ -74,7 +73,7 @@ class PretrainSettings:
 
 def training_texts(settings: PretrainSettings) -> list[list[tuple[str, bool]]]:
     """Documents as (text, is_answer) segments, shuffled: the corpus in paragraphs, and the passages."""
-    corpus = [[(p.strip(), False)] for p in FALLBACK_CORPUS.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+    corpus = [[(p.strip(), False)] for p in SHIPPED_CORPUS.read_text(encoding="utf-8").split("\n\n") if p.strip()]
     texts = corpus + synthetic_qa.passages(settings.passages, settings.seed)
     random.Random(settings.seed).shuffle(texts)
     return texts

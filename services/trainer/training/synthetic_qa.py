@@ -1,20 +1,17 @@
 """Question-answer passages about invented entities, for pretraining the offline stand-in model.
 
-They come from the shipped sample's own generator (data/squad_sample/build.py: its categories, sentence templates
-and question wordings) filled with new entities: fresh names of people and places, random numbers, and the
+They come from the shipped sample's own templates (invented_facts: its categories, sentence templates and
+question wordings) filled with new entities: fresh names of people and places, random numbers, and the
 descriptive phrases of the sample's train entities recombined. Nothing of the validation split is used: its
 entities are left out of every pool, and a generated value that happens to equal one of theirs is drawn again.
 The passages are in the plain form `Context: ...\\nQuestion: ...\\nAnswer: <answer>` with no fixed prefix or
 suffix, so a model pretrained on them can answer from a passage but does not know the answer format.
 """
 import functools
-import importlib.util
-import pathlib
 import random
 
 from services.common.prompts import qa_prompt
-
-SAMPLE_BUILDER = pathlib.Path(__file__).resolve().parents[3] / "data" / "squad_sample" / "build.py"
+from services.trainer.training.invented_facts import CATEGORIES, entity_rows, sample_splits
 
 PEOPLE = {"founder", "explorer", "captain", "collaborator", "leader", "engineer", "founders"}
 PLACES = {"region", "river", "source", "sea", "mouth", "birthplace", "shipyard", "destination", "hq", "place",
@@ -31,15 +28,6 @@ _ROLES = ["the miller", "the carter", "the surveyor", "the weaver", "the teacher
           "the ferryman", "the clerk", "her student", "his brother", "the lamplighter", "the mason", "Doctor"]
 _EVENT_KINDS = ["Strike", "Protest", "Boycott", "Dispute", "Walkout", "Rescue", "Riot", "March"]
 _SHIP_WORDS = ["Dawn", "Star", "Gull", "Maid", "Pride", "Spirit", "Wren", "Rose", "Fortune", "Tern"]
-
-
-@functools.cache
-def sample_builder():
-    """data/squad_sample/build.py as a module: the sample's categories, templates and question wordings."""
-    spec = importlib.util.spec_from_file_location("squad_sample_build", SAMPLE_BUILDER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _word(rng: random.Random, syllables: int) -> str:
@@ -90,18 +78,16 @@ def _title(rng: random.Random, category: str, facts: dict) -> None:
 
 
 def _validation_values() -> set[str]:
-    builder = sample_builder()
-    return {str(value) for row in builder.build()["validation"] for value in (row["title"], row["context"])}
+    return {str(value) for row in sample_splits()["validation"] for value in (row["title"], row["context"])}
 
 
 @functools.cache
 def _pools() -> dict[str, dict[str, list[dict]]]:
     """category -> its train entities' facts (the validation split's entities left out)."""
-    builder = sample_builder()
-    held_out = {row["title"] for row in builder.build()["validation"]}
+    held_out = {row["title"] for row in sample_splits()["validation"]}
     return {name: [facts for facts in (dict(zip(c["fields"], row, strict=True)) for row in c["rows"])
                    if facts[c["title"]] not in held_out]
-            for name, c in builder.CATEGORIES.items()}
+            for name, c in CATEGORIES.items()}
 
 
 def new_entity(rng: random.Random, category: str, forbidden: set[str]) -> dict:
@@ -129,15 +115,14 @@ def passages(count: int, seed: int) -> list[list[tuple[str, bool]]]:
     segment is a QA prompt (`Context: ...\nQuestion: ...\nAnswer:`), then its answer; every other passage goes
     on with more of the entity's questions (`\nQuestion: ...\nAnswer:`) and answers, more reading practice on
     the same context."""
-    builder = sample_builder()
     rng = random.Random(seed)
     forbidden = _validation_values()
     made = []
     while len(made) < count:
-        category = rng.choice(list(builder.CATEGORIES))
+        category = rng.choice(list(CATEGORIES))
         facts = new_entity(rng, category, forbidden)
         try:
-            rows = builder.entity_rows(builder.CATEGORIES[category], facts, rng, "train")
+            rows = entity_rows(CATEGORIES[category], facts, rng, "train")
         except (AssertionError, KeyError):  # a drawn value turned up inside a question: draw another entity
             continue
         rng.shuffle(rows)

@@ -2,8 +2,10 @@
 folders with a byte-level BPE tokenizer trained on the shipped corpus. `build_tiny_model` has GPT-2's architecture
 (the same classes, Conv1D layers and LoRA targets as openai-community/gpt2) and `build_gpt2_size_model` GPT-2's real
 size and cost (124M); `build_tiny_llama` the embedded SmolLM2's architecture. `train_tiny_adapter` publishes a LoRA
-adapter trained for a few steps on a handful of facts.
-(The stand-in that post-training works on is pretrained: services/trainer/training/stand_in.py, `make tiny-model`.)
+adapter trained for a few steps on a handful of facts; `greedy_continuation` is transformers' own greedy decoding, to
+hold the service's against.
+(The stand-in that post-training works on is pretrained, not random: services/trainer/training/stand_in.py, in
+MODELS_DIR/tiny-gpt2.)
 """
 import pathlib
 
@@ -13,16 +15,20 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 from services.common import adapters
 from services.common.atomic import replacing_directory
 from services.common.base_model import fingerprint
-from services.common.corpus import FALLBACK_CORPUS
 from services.common.prompts import PREFIX, SUFFIX, qa_completion, qa_prompt
+from textgen.paths import SHIPPED_CORPUS
 
 EOS = "<|endoftext|>"
 GPT2_VOCAB = 50257
+# Their folders, in a test's MODELS_DIR
+RANDOM_GPT2 = "random-gpt2"  # build_tiny_model's defaults: 2 layers, 64 wide
+RANDOM_DEEP_GPT2 = "random-deep-gpt2"  # GPT-2's 12 layers and width with the tiny vocabulary: slow per step
+RANDOM_LLAMA = "random-llama"  # build_tiny_llama
 
 
 def _tiny_tokenizer(folder: pathlib.Path, vocab_size: int, n_positions: int) -> PreTrainedTokenizerFast:
     """A byte-level BPE trained on the shipped corpus, saved into `folder`; it has no pad token, as GPT-2's."""
-    corpus = FALLBACK_CORPUS.read_text(encoding="utf-8")
+    corpus = SHIPPED_CORPUS.read_text(encoding="utf-8")
     bpe = ByteLevelBPETokenizer()
     # The answer format and the prompt words appear in every example: make them cheap to encode.
     bpe.train_from_iterator([corpus, f"{PREFIX} {SUFFIX}\nContext: Question: Answer:"] * 2,
@@ -87,6 +93,24 @@ def build_gpt2_size_model(out_dir: pathlib.Path) -> pathlib.Path:
     return out_dir
 
 
+def random_models_dir(models_dir: pathlib.Path) -> pathlib.Path:
+    """`models_dir` with the random tiny GPT-2 in it (RANDOM_GPT2), as a test's MODELS_DIR."""
+    build_tiny_model(models_dir / RANDOM_GPT2)
+    return models_dir
+
+
+def greedy_continuation(model, tokenizer, prompt_ids: list[int], max_new_tokens: int) -> list[int]:
+    """transformers' `generate`, greedy, on one prompt: the new tokens up to the end-of-text token."""
+    import torch
+
+    with torch.inference_mode():
+        output = model.generate(torch.tensor([prompt_ids]), attention_mask=torch.ones(1, len(prompt_ids),
+                                dtype=torch.long), max_new_tokens=max_new_tokens, do_sample=False,
+                                pad_token_id=tokenizer.eos_token_id)
+    new = output[0, len(prompt_ids):].tolist()
+    return new[:new.index(tokenizer.eos_token_id)] if tokenizer.eos_token_id in new else new
+
+
 # What train_tiny_adapter teaches (and the tests ask about).
 FACTS = [("What is the capital of France?", "Paris is the capital of France.", "Paris"),
          ("Who came into the harbour?", "The ship came into the harbour.", "The ship"),
@@ -95,8 +119,9 @@ FACTS = [("What is the capital of France?", "Paris is the capital of France.", "
 
 
 def train_tiny_adapter(models_dir: pathlib.Path, name: str, steps: int = 30, seed: int = 0) -> str:
-    """A LoRA adapter trained for a few steps on the format (prompt + completion, loss on the completion),
-    saved as safetensors and published as the current version of `name`. Returns the version."""
+    """A LoRA adapter on MODELS_DIR's random tiny GPT-2, trained for a few steps on the format (prompt + completion,
+    loss on the completion), saved as safetensors and published as the current version of `name`. Returns the
+    version."""
     import torch
 
     torch.manual_seed(seed)
@@ -115,7 +140,7 @@ def _train_and_publish(models_dir: pathlib.Path, name: str, steps: int) -> str:
 
     from services.trainer.training.models import lora_config
 
-    base = models_dir / "tiny-gpt2"
+    base = models_dir / RANDOM_GPT2
     tokenizer = AutoTokenizer.from_pretrained(base)
     base_model = AutoModelForCausalLM.from_pretrained(base)
     base_fingerprint = fingerprint(base_model.config)

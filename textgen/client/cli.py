@@ -17,7 +17,7 @@ import sys
 
 from google.protobuf.descriptor import FieldDescriptor
 
-from textgen.client import Client, TextgenError
+from textgen.client.api import Client, TextgenError
 from textgen.v1 import trainer_pb2
 
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -162,7 +162,7 @@ def _add_llm_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--context", help="QA mode: the passage to answer from")
     parser.add_argument("--text", help="text mode instead: the text to continue")
     parser.add_argument("-n", "--length", type=int, help="text mode: about how many tokens to continue for")
-    parser.add_argument("--adapter", choices=["base", "sft", "rl"], help="default: rl, falling back to sft, base")
+    parser.add_argument("--adapter", help="default: rl, falling back to sft, base (the llm service names the choices)")
     parser.add_argument("--max-new-tokens", type=int)
     parser.add_argument("--temperature", type=float, help="0 (default) is greedy")
     parser.add_argument("--seed", type=int)

@@ -1,9 +1,6 @@
-"""Shared by the trainer tests: SQuAD-format data sets (the tiny model comes from tests/test_llm_helpers.py)."""
+"""Small SQuAD-format data sets written on the spot, for the trainer's tests."""
 import json
 import pathlib
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-SHIPPED_SAMPLE = ROOT / "data" / "squad_sample"
 
 _CAPITALS = [("Paris", "France"), ("Rome", "Italy"), ("Madrid", "Spain"), ("Berlin", "Germany"),
              ("Lisbon", "Portugal"), ("Vienna", "Austria"), ("Oslo", "Norway"), ("Athens", "Greece"),
