@@ -14,7 +14,7 @@ import pathlib
 from typing import Protocol
 
 from services.common import adapters
-from services.llm.decoding import PEFT_BASE
+from services.llm.request import PEFT_BASE
 
 log = logging.getLogger("textgen.llm")
 
