@@ -30,7 +30,7 @@ import grpc
 import httpx
 from textgen.v1 import llm_pb2, llm_pb2_grpc, trainer_pb2, trainer_pb2_grpc
 
-from devtools.models import build_tiny_model, RANDOM_DEEP_GPT2, RANDOM_GPT2
+from devtools.models import RANDOM_DEEP_GPT2, RANDOM_GPT2, build_tiny_model
 from devtools.processes import base_env, free_port, poll, start_gateway, start_service
 from services.common import adapters
 from textgen.paths import ROOT, SHIPPED_CORPUS, SQUAD_SAMPLE

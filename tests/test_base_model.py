@@ -19,7 +19,7 @@ from services.common import adapters
 from textgen.paths import EMBEDDED_MODEL_FOLDER, ROOT
 from services.common.base_model import (BaseModelUnavailable, choose, context_window, fingerprint, load_model,
                                         load_tokenizer)
-from devtools.models import build_tiny_llama, build_tiny_model, train_tiny_adapter, RANDOM_GPT2, RANDOM_LLAMA
+from devtools.models import RANDOM_GPT2, RANDOM_LLAMA, build_tiny_llama, build_tiny_model, train_tiny_adapter
 from services.trainer.training.models import lora_config
 
 CHOOSE = ("import json, time; from services.common.base_model import choose; started = time.monotonic(); "

@@ -20,7 +20,7 @@ from devtools.processes import start_service
 from services.common import embedded_model
 from services.common.base_model import context_window
 from services.common.prompts import until_suffix
-from services.llm import answer_format, requests
+from services.llm import answer_format, planning
 from textgen.paths import EMBEDDED_MODEL_FOLDER
 
 
@@ -119,10 +119,10 @@ def in_process(embedded_models_dir):
 def generate_in_process(model, tokenizer, request: llm_pb2.LlmGenerateRequest) -> str:
     """What the service should answer: transformers' own greedy `generate` on the service's prompt, the text cut at
     the suffix and completed as the service completes it."""
-    plan = requests.plan(request, tokenizer, context_window(model.config))
-    new = greedy_continuation(model, tokenizer, plan.prompt_ids, plan.max_new_tokens)
+    planned = planning.plan(request, tokenizer, context_window(model.config))
+    new = greedy_continuation(model, tokenizer, planned.prompt_ids, planned.max_new_tokens)
     body = until_suffix(tokenizer.decode(new, skip_special_tokens=True, clean_up_tokenization_spaces=False))
-    return plan.lead + answer_format.complete(body)[0]
+    return planned.lead + answer_format.complete(body)[0]
 
 
 def questions(tokens: int) -> list[llm_pb2.LlmGenerateRequest]:

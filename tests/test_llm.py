@@ -10,7 +10,8 @@ import pytest
 from grpc_health.v1 import health_pb2
 from textgen.v1 import llm_pb2, llm_pb2_grpc
 
-from devtools.models import FACTS, RANDOM_DEEP_GPT2, RANDOM_GPT2, build_tiny_model, random_models_dir, train_tiny_adapter
+from devtools.models import (FACTS, RANDOM_DEEP_GPT2, RANDOM_GPT2, build_tiny_model, random_models_dir,
+                             train_tiny_adapter)
 from devtools.processes import free_port, health_status, start_gateway, start_service
 from services.common.prompts import PREFIX, SUFFIX
 

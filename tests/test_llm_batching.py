@@ -9,7 +9,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from devtools.models import FACTS, RANDOM_GPT2, RANDOM_LLAMA, build_tiny_llama, greedy_continuation, random_models_dir
 from services.common.prompts import PREFIX, qa_prompt
-from services.llm.decoding import Row, RunningBatch
+from services.llm.decoding import RunningBatch
+from services.llm.request import Request
 from services.llm.scheduler import CONTINUOUS, STATIC, QueueFull, Scheduler
 
 
@@ -23,18 +24,18 @@ def model_and_tokenizer(request, tmp_path_factory):
     return AutoModelForCausalLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
 
 
-def rows(tokenizer, count: int, max_new_tokens: int = 24) -> list[Row]:
+def rows(tokenizer, count: int, max_new_tokens: int = 24) -> list[Request]:
     encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
     made = []
     for i in range(count):
         question, context, _ = FACTS[i % len(FACTS)]
         context = " ".join([context] * (1 + 3 * i))  # prompts of different lengths: different left padding
-        made.append(Row(prompt_ids=encode(qa_prompt(question, context)) + encode(f" {PREFIX}"), lead=PREFIX,
-                        max_new_tokens=max_new_tokens - 5 * (i % 3)))
+        made.append(Request(prompt_ids=encode(qa_prompt(question, context)) + encode(f" {PREFIX}"), lead=PREFIX,
+                            max_new_tokens=max_new_tokens - 5 * (i % 3)))
     return made
 
 
-def decode_alone(model, tokenizer, row: Row) -> list[int]:
+def decode_alone(model, tokenizer, row: Request) -> list[int]:
     batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False)
     batch.admit([row])
     batch.release_finished()
@@ -78,8 +79,8 @@ def test_the_cache_is_trimmed_when_the_longest_row_leaves(model_and_tokenizer):
     assert batch.cache.layers[0].keys.shape[2] == batch.attention.shape[1]
 
 
-def waiting(tokens: int) -> Row:
-    return Row(prompt_ids=[0] * (tokens - 10), lead="", max_new_tokens=10)
+def waiting(tokens: int) -> Request:
+    return Request(prompt_ids=[0] * (tokens - 10), lead="", max_new_tokens=10)
 
 
 def test_admission_is_first_come_first_served_within_rows_and_tokens():

@@ -1,11 +1,17 @@
-"""The llm service's pure parts: the answer format while streaming, context trimming, and which adapter folders
-the adapter catalog accepts."""
+"""The llm service's pure parts: the answer format while streaming, context trimming, which adapter folders the
+adapter catalog accepts, and the planner's `Request`."""
+import subprocess
+import sys
+
 import pytest
+from textgen.v1 import llm_pb2
 
 from services.common import adapters
-from services.common.prompts import SUFFIX, fit_context, qa_prompt
-from services.llm import answer_format
+from services.common.errors import Violations
+from services.common.prompts import PREFIX, SUFFIX, fit_context, qa_prompt
+from services.llm import answer_format, planning
 from services.llm.catalog import published_version
+from services.llm.request import Request
 
 
 @pytest.mark.parametrize(("body", "final", "completed"), [
@@ -69,3 +75,56 @@ def test_only_safetensors_adapters_inside_models_dir_trained_on_this_base_are_ac
     refused = published("xyz")
     assert refused.path is None and refused.base_model == "some base"
     assert "trained on base model some base" in refused.error
+
+
+class CharTokenizer:
+    """One token per character, 0 for <|endoftext|>: enough for the planner."""
+    eos_token_id = 0
+
+    def __call__(self, text: str, add_special_tokens: bool = False) -> dict:
+        return {"input_ids": [ord(c) for c in text]}
+
+
+def test_the_planner_returns_the_request_the_engine_decodes():
+    tokenizer = CharTokenizer()
+    request = planning.plan(llm_pb2.LlmGenerateRequest(question="Why?", context="Because.", temperature=0.5, seed=7),
+                            tokenizer, window=1000)
+    assert isinstance(request, Request)
+    assert (request.mode, request.lead, request.max_new_tokens) == ("qa", PREFIX, planning.LlmParams.max_new_tokens)
+    assert request.prompt_ids == tokenizer(qa_prompt("Why?", "Because.") + f" {PREFIX}")["input_ids"]
+    assert (request.temperature, request.seed, request.warnings) == (0.5, 7, [])
+    assert request.tokens_held == len(request.prompt_ids) + request.max_new_tokens and not request.done
+    text = planning.plan(llm_pb2.LlmGenerateRequest(start_word="Once", length=5), tokenizer, window=1000)
+    assert (text.mode, text.lead, text.max_new_tokens, text.prompt_ids[0]) == ("text", f"{PREFIX} Once", 5, 0)
+    trimmed = planning.plan(llm_pb2.LlmGenerateRequest(question="Why?", context="word " * 400, max_new_tokens=10),
+                            tokenizer, window=300)
+    assert len(trimmed.prompt_ids) + 10 <= 300 and trimmed.warnings[0].startswith("context trimmed from 400 to")
+    too_long = planning.plan(llm_pb2.LlmGenerateRequest(start_word="Once", length=400), tokenizer, window=300)
+    assert isinstance(too_long, Violations) and "length must be at most" in too_long.status().details
+
+
+def test_the_adapter_choices_come_from_the_one_adapter_name_list():
+    assert planning.ADAPTER_CHOICES == ("", "base", *adapters.ADAPTER_NAMES)
+    violations = Violations()
+    planning.validate(llm_pb2.LlmGenerateRequest(question="Why?", adapter="gpt4"), violations)
+    assert violations.status().details == "adapter must be one of '', 'base', 'sft', 'rl' (got 'gpt4')"
+
+
+def test_the_request_the_planner_and_the_scheduler_need_no_torch():
+    code = ("import sys, services.llm.request, services.llm.planning, services.llm.scheduler, services.llm.catalog; "
+            "print(sorted(m for m in ('torch', 'transformers', 'services.llm.decoding') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_a_request_is_interrupted_by_cancellation_or_its_deadline_and_completes_its_answer():
+    request = Request(prompt_ids=[1, 2], lead=PREFIX, max_new_tokens=3, deadline=10.0)
+    request.check_interrupts(9.0)
+    assert not request.done
+    request.check_interrupts(10.0)
+    assert request.stop_reason == "deadline"
+    cancelled = Request(prompt_ids=[1], lead="", max_new_tokens=1, cancelled=True)
+    cancelled.check_interrupts(0.0)
+    assert cancelled.stop_reason == "cancelled"
+    request.body = " Paris."
+    assert request.final_text() == (f"{PREFIX} Paris. {SUFFIX}", True)

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from devtools.models import random_models_dir, RANDOM_GPT2
+from devtools.models import RANDOM_GPT2, random_models_dir
 from devtools.squad import squad_record, write_squad_folder
 from services.common.base_model import choose, load_tokenizer
 from services.common.prompts import PREFIX, SUFFIX, qa_completion

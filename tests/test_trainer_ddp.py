@@ -3,7 +3,7 @@ publishes one adapter that loads."""
 import grpc
 from textgen.v1 import trainer_pb2, trainer_pb2_grpc
 
-from devtools.models import random_models_dir, RANDOM_GPT2
+from devtools.models import RANDOM_GPT2, random_models_dir
 from devtools.processes import free_port, start_service
 from services.common import adapters
 from textgen.paths import SQUAD_SAMPLE

@@ -14,7 +14,8 @@ import re
 import shutil
 import tempfile
 
-ADAPTER_NAMES = ("sft", "rl")
+ADAPTER_NAMES = ("sft", "rl")  # in training order: RL continues the SFT adapter
+BASE = "base"  # what a request names to get no adapter
 POINTER = "CURRENT"
 BASE_RECORD = "base_model.json"
 _VALID_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

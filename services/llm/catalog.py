@@ -14,12 +14,9 @@ import pathlib
 from typing import Protocol
 
 from services.common import adapters
-from services.llm.decoding import PEFT_BASE
+from services.llm.request import PEFT_BASE
 
 log = logging.getLogger("textgen.llm")
-
-BASE = "base"
-
 
 class AdapterLoader(Protocol):
     """What the catalog asks of the engine; both run on the engine's thread, between batches."""
@@ -158,8 +155,8 @@ class AdapterCatalog:
         log.info("old adapter version unloaded", extra={"adapter": version.name, "version": version.version})
 
     def acquire(self, name: str) -> Lease | None:
-        if name == BASE:
-            return Lease(BASE, "", PEFT_BASE)
+        if name == adapters.BASE:
+            return Lease(adapters.BASE, "", PEFT_BASE)
         loaded = self._current.get(name)
         if loaded is None:
             return None

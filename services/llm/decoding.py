@@ -1,12 +1,11 @@
-"""Rows decoding together, token by token, with the answer format enforced; rows join and leave between steps.
+"""Requests decoding together, token by token, with the answer format enforced; they join and leave between steps.
 
-A `RunningBatch` holds one left-padded KV cache for its rows. New rows are prefilled as a group of their own and
-merged in (the narrower cache padded on the left); finished rows leave at once, and columns that have become
-padding for every remaining row are trimmed. Each row keeps its own adapter (peft `adapter_names`), temperature,
-seed, token budget, deadline and cancellation. A row's position ids count only its own tokens, so under greedy
-decoding its tokens are the same whether it runs alone or beside others.
+A `RunningBatch` holds one left-padded KV cache; each of its rows is a `Request` (services/llm/request.py). New rows
+are prefilled as a group of their own and merged in (the narrower cache padded on the left); finished rows leave at
+once, and columns that have become padding for every remaining row are trimmed. Each row keeps its own adapter (peft
+`adapter_names`), temperature, seed, token budget, deadline and cancellation. A row's position ids count only its own
+tokens, so under greedy decoding its tokens are the same whether it runs alone or beside others.
 """
-import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -15,63 +14,20 @@ import torch
 
 from services.common.prompts import suffix_end
 from services.llm import answer_format
+from services.llm.request import PEFT_BASE, Request
 
 GREEDY_BELOW = 1e-4  # temperatures this small would overflow logits / temperature: they mean greedy anyway
-PEFT_BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
 _MIXED = object()  # a batch of rows with different adapters
 
 
-@dataclasses.dataclass(eq=False)
-class Row:
-    prompt_ids: list[int]  # the prompt followed by the forced lead of the answer
-    lead: str  # the text those forced tokens stand for ("That is a great question." ...)
-    max_new_tokens: int
-    mode: str = "qa"
-    temperature: float = 0.0
-    seed: int | None = None
-    peft_name: str = PEFT_BASE
-    deadline: float | None = None  # time.monotonic() value
-    on_text: Callable[[str], None] | None = None  # called from the engine thread with each safe new piece
-    on_done: Callable[[], None] | None = None  # called from the engine thread once the row is finished
-    cancelled: bool = False
-    # Filled in while decoding:
-    generated: list[int] = dataclasses.field(default_factory=list)
-    body: str = ""
-    sent: int = 0
-    stop_reason: str = ""  # "suffix", "eos", "length", "deadline", "cancelled", "error"
-    error: Exception | None = None
-    generator: torch.Generator | None = None
-    submitted_at: float = 0.0  # time.monotonic() values, for the queue and time-to-first-token metrics
-    first_token_at: float | None = None
-
-    @property
-    def done(self) -> bool:
-        return bool(self.stop_reason)
-
-    @property
-    def tokens_held(self) -> int:
-        """The most KV-cache positions this row can come to hold."""
-        return len(self.prompt_ids) + self.max_new_tokens
-
-    def final_text(self) -> tuple[str, bool]:
-        body, completed = answer_format.complete(self.body)
-        return self.lead + body, completed
-
-    def check_interrupts(self, now: float) -> None:
-        if self.cancelled:
-            self.stop_reason = "cancelled"
-        elif self.deadline is not None and now >= self.deadline:
-            self.stop_reason = "deadline"
-
-
-def _generator(row: Row, device: torch.device) -> torch.Generator | None:
+def _generator(row: Request, device: torch.device) -> torch.Generator | None:
     if row.temperature < GREEDY_BELOW:
         return None
     seed = row.seed if row.seed is not None else int.from_bytes(os.urandom(6), "little")
     return torch.Generator(device).manual_seed(seed)
 
 
-def _next_tokens(logits: torch.Tensor, rows: list[Row]) -> list[int]:
+def _next_tokens(logits: torch.Tensor, rows: list[Request]) -> list[int]:
     chosen = logits.argmax(dim=-1).tolist()
     for i, row in enumerate(rows):
         if row.generator is not None:
@@ -80,7 +36,7 @@ def _next_tokens(logits: torch.Tensor, rows: list[Row]) -> list[int]:
     return chosen
 
 
-def _accept(row: Row, token: int, eos_id: int, decode: Callable[[list[int]], str]) -> None:
+def _accept(row: Request, token: int, eos_id: int, decode: Callable[[list[int]], str]) -> None:
     if row.first_token_at is None:
         row.first_token_at = time.monotonic()
     if token == eos_id:
@@ -124,7 +80,7 @@ class RunningBatch:
     def __init__(self, model, eos_id: int, decode: Callable[[list[int]], str], use_adapter_names: bool) -> None:
         self.model, self.eos_id, self.decode, self.use_adapter_names = model, eos_id, decode, use_adapter_names
         self.device = next(model.parameters()).device  # every tensor of the batch lives where the model does
-        self.rows: list[Row] = []
+        self.rows: list[Request] = []
         self.cache = None
         self.attention: torch.Tensor | None = None
         self.next_tokens: list[int] = []
@@ -137,7 +93,7 @@ class RunningBatch:
     def tokens_held(self) -> int:
         return sum(row.tokens_held for row in self.rows)
 
-    def _adapters_for(self, rows: list[Row]) -> dict:
+    def _adapters_for(self, rows: list[Request]) -> dict:
         """Sets the model up for these rows' adapters; returns the forward's extra arguments. Only a batch that mixes
         adapters routes each row through peft's `adapter_names`, which costs about a third more per step on a model
         with LoRA on every linear layer (bench/bench_llm.py): rows that share one adapter run it as the active one,
@@ -161,7 +117,7 @@ class RunningBatch:
         """The engine loaded or deleted an adapter: the model's adapter setting is no longer known."""
         self._adapter_setting = None
 
-    def _forward(self, rows: list[Row], input_ids: torch.Tensor, attention: torch.Tensor, cache):
+    def _forward(self, rows: list[Request], input_ids: torch.Tensor, attention: torch.Tensor, cache):
         from transformers import DynamicCache
 
         # A row's positions count only its own tokens: the same as when it runs alone.
@@ -173,7 +129,7 @@ class RunningBatch:
                                 logits_to_keep=1, **extra)
         return output.cache, _next_tokens(output.logits[:, -1, :], rows)
 
-    def admit(self, rows: list[Row]) -> None:
+    def admit(self, rows: list[Request]) -> None:
         """Prefills `rows` together and merges them in; their first tokens are accepted (and streamed) at once."""
         rows = [row for row in rows if not row.done]
         if not rows:
@@ -189,7 +145,7 @@ class RunningBatch:
         self._merge(rows, cache, attention, tokens)
         self._accept_all(rows, tokens)
 
-    def _merge(self, rows: list[Row], cache, attention: torch.Tensor, tokens: list[int]) -> None:
+    def _merge(self, rows: list[Request], cache, attention: torch.Tensor, tokens: list[int]) -> None:
         from transformers import DynamicCache
 
         if self.cache is None:
@@ -211,7 +167,7 @@ class RunningBatch:
         self.next_tokens = tokens
         self._accept_all(self.rows, tokens)
 
-    def _accept_all(self, rows: list[Row], tokens: list[int]) -> None:
+    def _accept_all(self, rows: list[Request], tokens: list[int]) -> None:
         now = time.monotonic()
         for row, token in zip(rows, tokens):
             if row.done:
@@ -226,7 +182,7 @@ class RunningBatch:
             if not row.done:
                 row.check_interrupts(now)
 
-    def release_finished(self) -> list[Row]:
+    def release_finished(self) -> list[Request]:
         """Takes the finished rows out (the rest no longer pay for them) and returns them."""
         finished = [row for row in self.rows if row.done]
         if not finished:

@@ -17,8 +17,9 @@ import prometheus_client
 
 from services.common.base_model import BaseModelSpec, BaseModelUnavailable, choose
 from services.common.devices import Placement
-from services.llm.decoding import Row, RunningBatch
+from services.llm.decoding import RunningBatch
 from services.llm.loading import BaseModel, load_base_model
+from services.llm.request import Request
 from services.llm.scheduler import Scheduler
 
 log = logging.getLogger("textgen.llm")
@@ -85,35 +86,35 @@ class Engine:
     async def unload_adapter(self, peft_name: str) -> None:
         await self._on_engine_thread(self._unload_adapter, peft_name)
 
-    def submit(self, row: Row) -> Awaitable[Row]:
-        """Queues `row` now, or raises QueueFull past LLM_MAX_QUEUED; the returned awaitable ends with the row. If
-        its awaiter is cancelled the row is marked cancelled, so the engine drops it at its next step (or never
+    def submit(self, request: Request) -> Awaitable[Request]:
+        """Queues `request` now, or raises QueueFull past LLM_MAX_QUEUED; the returned awaitable ends with the request.
+        If its awaiter is cancelled the request is marked cancelled, so the engine drops it at its next step (or never
         admits it)."""
         loop = asyncio.get_running_loop()
         finished = loop.create_future()
 
-        def done() -> None:  # on the event loop, once the engine is finished with the row
+        def done() -> None:  # on the event loop, once the engine is finished with the request
             self.stats.in_flight -= 1
             if not finished.done():
-                finished.set_result(row)
+                finished.set_result(request)
 
-        row.on_done = lambda: loop.call_soon_threadsafe(done)
-        self.scheduler.submit(row)
+        request.on_done = lambda: loop.call_soon_threadsafe(done)
+        self.scheduler.submit(request)
         self.stats.in_flight += 1
         QUEUE_LENGTH.set(len(self.scheduler))
         self._wake.set()
-        return self._finished(row, finished)
+        return self._finished(request, finished)
 
-    async def _finished(self, row: Row, finished: asyncio.Future) -> Row:
+    async def _finished(self, request: Request, finished: asyncio.Future) -> Request:
         try:
             await asyncio.shield(finished)
         except asyncio.CancelledError:
-            row.cancelled = True
+            request.cancelled = True
             self._wake.set()
             raise
-        if row.error is not None:
-            raise row.error
-        return row
+        if request.error is not None:
+            raise request.error
+        return request
 
     # --- everything below runs on the engine thread ----------------------------------------------------------
     def _run(self) -> None:
@@ -154,26 +155,26 @@ class Engine:
     def _admit(self) -> None:
         taken = self.scheduler.take(len(self._batch), self._batch.tokens_held)
         QUEUE_LENGTH.set(len(self.scheduler))
-        for row in taken.dropped:
-            self._finish(row)
+        for request in taken.dropped:
+            self._finish(request)
         if not taken.admitted:
             return
         now = time.monotonic()
-        for row in taken.admitted:
-            QUEUE_SECONDS.observe(now - row.submitted_at)
+        for request in taken.admitted:
+            QUEUE_SECONDS.observe(now - request.submitted_at)
         self.stats.admissions += 1
         self.stats.admitted += len(taken.admitted)
         try:
             self._batch.admit(taken.admitted)
         except Exception as error:  # reported to each of these callers; the batch already running carries on
             log.exception("prefill failed", extra={"rows": len(taken.admitted)})
-            for row in taken.admitted:
-                row.stop_reason, row.error = "error", error
-                self._finish(row)
+            for request in taken.admitted:
+                request.stop_reason, request.error = "error", error
+                self._finish(request)
             return
-        for row in taken.admitted:
-            if row.first_token_at is not None:
-                FIRST_TOKEN_SECONDS.observe(row.first_token_at - row.submitted_at)
+        for request in taken.admitted:
+            if request.first_token_at is not None:
+                FIRST_TOKEN_SECONDS.observe(request.first_token_at - request.submitted_at)
         self._release()
 
     def _step(self) -> None:
@@ -198,9 +199,9 @@ class Engine:
         self.scheduler.running = len(self._batch)
 
     @staticmethod
-    def _finish(row: Row) -> None:
-        if row.on_done is not None:
-            row.on_done()
+    def _finish(request: Request) -> None:
+        if request.on_done is not None:
+            request.on_done()
 
     def _load(self) -> bool:
         import torch

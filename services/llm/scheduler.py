@@ -2,7 +2,7 @@
 
 Continuous batching (LLM_BATCHING=continuous, the default): at every decode step the waiting requests are admitted
 first come, first served while the batch has room: at most LLM_MAX_BATCH_SIZE rows and LLM_MAX_BATCH_TOKENS of KV
-cache (each row counted at the most it can hold: prompt + max_new_tokens). Admission stops at the first request
+cache (each request counted at the most it can hold: prompt + max_new_tokens). Admission stops at the first request
 that does not fit, so a large request is never overtaken for ever by smaller ones behind it; one that could never
 fit is admitted alone into an empty batch. Static batching (LLM_BATCHING=static, kept for comparison) admits only
 into an empty batch. When the batch is full and LLM_MAX_QUEUED requests already wait, a new one is refused at once
@@ -15,7 +15,7 @@ import dataclasses
 import threading
 import time
 
-from services.llm.decoding import Row
+from services.llm.request import Request
 
 CONTINUOUS, STATIC = "continuous", "static"
 
@@ -26,8 +26,8 @@ class QueueFull(Exception):
 
 @dataclasses.dataclass
 class Taken:
-    admitted: list[Row]
-    dropped: list[Row]  # cancelled or past their deadline while waiting
+    admitted: list[Request]
+    dropped: list[Request]  # cancelled or past their deadline while waiting
 
 
 class Scheduler:
@@ -38,21 +38,21 @@ class Scheduler:
         self.max_batch_size = max(1, max_batch_size)
         self.max_batch_tokens = max_batch_tokens
         self.max_queued = max_queued
-        self._waiting: collections.deque[Row] = collections.deque()
+        self._waiting: collections.deque[Request] = collections.deque()
         self._lock = threading.Lock()
         self.running = 0  # rows in the running batch, kept up to date by the engine thread
 
     def __len__(self) -> int:
         return len(self._waiting)
 
-    def submit(self, row: Row) -> None:
+    def submit(self, request: Request) -> None:
         with self._lock:
             free_places = max(0, self.max_batch_size - self.running)
             if len(self._waiting) >= self.max_queued + free_places:
                 raise QueueFull(f"the batch is full and {self.max_queued} requests are already waiting "
                                 "(LLM_MAX_QUEUED); retry shortly")
-            row.submitted_at = time.monotonic()
-            self._waiting.append(row)
+            request.submitted_at = time.monotonic()
+            self._waiting.append(request)
 
     def take(self, running_rows: int, running_tokens: int) -> Taken:
         """The requests to admit now into a batch of `running_rows` holding up to `running_tokens`."""
@@ -61,16 +61,16 @@ class Scheduler:
             return taken
         now = time.monotonic()
         with self._lock:
-            for row in list(self._waiting):
-                row.check_interrupts(now)
-                if row.done:
-                    self._waiting.remove(row)
-                    taken.dropped.append(row)
+            for request in list(self._waiting):
+                request.check_interrupts(now)
+                if request.done:
+                    self._waiting.remove(request)
+                    taken.dropped.append(request)
             while self._waiting and running_rows + len(taken.admitted) < self.max_batch_size:
-                row = self._waiting[0]
+                request = self._waiting[0]
                 empty = running_rows + len(taken.admitted) == 0
-                if not empty and running_tokens + row.tokens_held > self.max_batch_tokens:
+                if not empty and running_tokens + request.tokens_held > self.max_batch_tokens:
                     break
                 taken.admitted.append(self._waiting.popleft())
-                running_tokens += row.tokens_held
+                running_tokens += request.tokens_held
         return taken

@@ -9,7 +9,7 @@ from services.common.server import Binding, GrpcServer
 from services.llm.catalog import AdapterCatalog
 from services.llm.config import LlmConfig
 from services.llm.engine import Engine
-from services.llm.requests import Planner
+from services.llm.planning import Planner
 from services.llm.scheduler import Scheduler
 from services.llm.servicer import LlmServicer
 

@@ -1,4 +1,7 @@
-"""LlmService: Generate, GenerateStream, GetStatus and ReloadAdapters."""
+"""LlmService: Generate, GenerateStream, GetStatus and ReloadAdapters.
+
+In Generate and GenerateStream, `message` is the call's LlmGenerateRequest and `request` the `Request` the planner
+makes of it (services/llm/request.py): the one object the scheduler queues and the engine decodes."""
 import asyncio
 import logging
 import time
@@ -6,23 +9,25 @@ import time
 import grpc
 from textgen.v1 import llm_pb2, llm_pb2_grpc
 
+from services.common.adapters import ADAPTER_NAMES, BASE
 from services.common.errors import Violations
-from services.llm import requests
-from services.llm.catalog import BASE, AdapterCatalog, Lease
-from services.llm.decoding import Row
+from services.llm import planning
+from services.llm.catalog import AdapterCatalog, Lease
 from services.llm.engine import Engine
+from services.llm.request import Request
 from services.llm.scheduler import QueueFull
 
 log = logging.getLogger("textgen.llm")
 
-FALLBACKS = {"rl": ("rl", "sft", BASE), "sft": ("sft", BASE), BASE: (BASE,)}
+# An adapter asked for falls back to those trained before it, then to the base model: rl -> sft -> base.
+FALLBACKS = {name: (*reversed(ADAPTER_NAMES[:i + 1]), BASE) for i, name in enumerate(ADAPTER_NAMES)} | {BASE: (BASE,)}
 
 
 class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
     def __init__(self, engine: Engine, catalog: AdapterCatalog) -> None:
         self.engine = engine
         self.catalog = catalog
-        self.planner: requests.Planner | None = None  # once the base model is loaded
+        self.planner: planning.Planner | None = None  # once the base model is loaded
 
     @property
     def ready(self) -> bool:
@@ -32,8 +37,8 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
         if force or self.catalog.changed():
             await self.catalog.refresh()
 
-    def _choose_adapter(self, request) -> tuple[Lease, str | None]:
-        wanted = request.adapter or ("rl" if not request.HasField("use_rl_model") or request.use_rl_model
+    def _choose_adapter(self, message) -> tuple[Lease, str | None]:
+        wanted = message.adapter or ("rl" if not message.HasField("use_rl_model") or message.use_rl_model
                                      else "sft")
         for name in FALLBACKS[wanted]:
             lease = self.catalog.acquire(name)
@@ -45,42 +50,45 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
         return lease, (f"adapter {wanted!r} is not available ({self.catalog.why_missing(wanted)}); "
                        f"used {lease.name!r}{version} instead")
 
-    async def _prepare(self, request, context) -> tuple[Row, Lease, list[str]]:
+    async def _prepare(self, message, context) -> tuple[Request, Lease]:
+        """The planner's `Request` for this message, with what only the servicer knows set on it: the adapter
+        version it holds a lease on (and the warning when that is a fallback) and the call's deadline."""
         violations = Violations()
-        requests.validate(request, violations)
+        planning.validate(message, violations)
         await violations.abort_if_any(context)
         if not self.ready:
             await context.abort(grpc.StatusCode.UNAVAILABLE, self.engine.unavailable_reason)
-        plan = await self.planner.plan(request)
-        if isinstance(plan, Violations):
-            await plan.abort_if_any(context)
+        request = await self.planner.plan(message)
+        if isinstance(request, Violations):
+            await request.abort_if_any(context)
         await self._refresh_adapters()
-        lease, fallback = self._choose_adapter(request)
+        lease, fallback = self._choose_adapter(message)
+        request.peft_name = lease.peft_name
+        if fallback:
+            request.warnings.insert(0, fallback)
         remaining = context.time_remaining()
-        row = Row(prompt_ids=plan.prompt_ids, lead=plan.lead, max_new_tokens=plan.max_new_tokens, mode=plan.mode,
-                  temperature=plan.temperature, seed=plan.seed, peft_name=lease.peft_name,
-                  deadline=None if remaining is None else time.monotonic() + remaining)
-        return row, lease, ([fallback] if fallback else []) + plan.warnings
+        request.deadline = None if remaining is None else time.monotonic() + remaining
+        return request, lease
 
-    async def _finish(self, row: Row, lease: Lease, warnings: list[str], context) -> llm_pb2.LlmGenerateResponse:
-        if row.stop_reason == "deadline":
+    async def _finish(self, request: Request, lease: Lease, context) -> llm_pb2.LlmGenerateResponse:
+        if request.stop_reason == "deadline":
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
-                                f"the call's deadline passed after {len(row.generated)} generated tokens")
-        if row.stop_reason == "cancelled":
+                                f"the call's deadline passed after {len(request.generated)} generated tokens")
+        if request.stop_reason == "cancelled":
             await context.abort(grpc.StatusCode.CANCELLED, "the call was cancelled")
-        text, completed = row.final_text()
-        log.info("generated", extra={"mode": row.mode, "adapter": lease.name, "version": lease.version,
-                                     "tokens": len(row.generated), "stop": row.stop_reason})
+        text, completed = request.final_text()
+        log.info("generated", extra={"mode": request.mode, "adapter": lease.name, "version": lease.version,
+                                     "tokens": len(request.generated), "stop": request.stop_reason})
         return llm_pb2.LlmGenerateResponse(
-            generated_text=text, model="gpt2", base_model=self.engine.base_model_name, mode=row.mode,
+            generated_text=text, model="gpt2", base_model=self.engine.base_model_name, mode=request.mode,
             adapter=lease.name, adapter_version=lease.version,
-            warning="; ".join(warnings) or None, format_completed_by_service=completed,
-            generated_tokens=len(row.generated))
+            warning="; ".join(request.warnings) or None, format_completed_by_service=completed,
+            generated_tokens=len(request.generated))
 
-    async def _submit(self, row: Row, context):
-        """The row queued for decoding; past LLM_MAX_QUEUED the call ends with RESOURCE_EXHAUSTED (429) at once."""
+    async def _submit(self, request: Request, context):
+        """The request queued for decoding; past LLM_MAX_QUEUED the call ends with RESOURCE_EXHAUSTED (429) now."""
         try:
-            return self.engine.submit(row)
+            return self.engine.submit(request)
         except QueueFull as error:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
 
@@ -93,38 +101,38 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
         except Exception as error:
             await context.abort(grpc.StatusCode.INTERNAL, f"generation failed: {str(error)[:300]}")
 
-    async def Generate(self, request, context):
-        row, lease, warnings = await self._prepare(request, context)
+    async def Generate(self, message, context):
+        request, lease = await self._prepare(message, context)
         try:
-            await self._decode(await self._submit(row, context), context)
-            return await self._finish(row, lease, warnings, context)
+            await self._decode(await self._submit(request, context), context)
+            return await self._finish(request, lease, context)
         finally:
             self.catalog.release(lease)
 
-    async def GenerateStream(self, request, context):
-        row, lease, warnings = await self._prepare(request, context)
+    async def GenerateStream(self, message, context):
+        request, lease = await self._prepare(message, context)
         pieces: asyncio.Queue[str | None] = asyncio.Queue()
         loop = asyncio.get_running_loop()
-        row.on_text = lambda text: loop.call_soon_threadsafe(pieces.put_nowait, text)
+        request.on_text = lambda text: loop.call_soon_threadsafe(pieces.put_nowait, text)
         try:
-            submitted = await self._submit(row, context)
+            submitted = await self._submit(request, context)
         except BaseException:
             self.catalog.release(lease)
             raise
         decoding = asyncio.create_task(self._decode(submitted, context))
         decoding.add_done_callback(lambda _: pieces.put_nowait(None))
-        sent = [row.lead]
+        sent = [request.lead]
         try:
-            yield llm_pb2.LlmGenerateChunk(text=row.lead)
+            yield llm_pb2.LlmGenerateChunk(text=request.lead)
             while (piece := await pieces.get()) is not None:
                 sent.append(piece)
                 yield llm_pb2.LlmGenerateChunk(text=piece)
             await decoding
-            final = await self._finish(row, lease, warnings, context)
+            final = await self._finish(request, lease, context)
             streamed = "".join(sent)
             yield llm_pb2.LlmGenerateChunk(text=final.generated_text[len(streamed):], final=final)
         finally:
-            row.cancelled = row.cancelled or not decoding.done()
+            request.cancelled = request.cancelled or not decoding.done()
             decoding.cancel()
             self.catalog.release(lease)
 

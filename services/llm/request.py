@@ -1,0 +1,64 @@
+"""One generation request, from planning to its answer: the one object the planner, the servicer, the scheduler
+and the decoding all work on (as vLLM v1 keeps its `Request` apart from the engine).
+
+The planner (services/llm/planning.py) decides the mode, the prompt, the forced lead, the token budget and the
+sampling settings; the servicer adds what only it knows (the adapter's peft name, the call's deadline, the stream
+callback); the engine adds `on_done`; the scheduler stamps `submitted_at`; decoding fills in the rest, token by
+token. Nothing here imports torch: the scheduler and the planner use this module without it.
+"""
+import dataclasses
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from services.llm import answer_format
+
+if TYPE_CHECKING:
+    import torch
+
+PEFT_BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
+
+
+@dataclasses.dataclass(eq=False, kw_only=True)
+class Request:
+    # Decided by the planner:
+    prompt_ids: list[int]  # the prompt followed by the forced lead of the answer
+    lead: str  # the text those forced tokens stand for ("That is a great question." ...)
+    max_new_tokens: int
+    mode: str = "qa"  # "qa" or "text"
+    temperature: float = 0.0
+    seed: int | None = None
+    warnings: list[str] = dataclasses.field(default_factory=list)  # said in the response's warning
+    # Set by the servicer and the engine:
+    peft_name: str = PEFT_BASE
+    deadline: float | None = None  # time.monotonic() value
+    on_text: Callable[[str], None] | None = None  # called from the engine thread with each safe new piece
+    on_done: Callable[[], None] | None = None  # called from the engine thread once the request is finished
+    cancelled: bool = False
+    # Filled in while decoding:
+    generated: list[int] = dataclasses.field(default_factory=list)
+    body: str = ""
+    sent: int = 0
+    stop_reason: str = ""  # "suffix", "eos", "length", "deadline", "cancelled", "error"
+    error: Exception | None = None
+    generator: "torch.Generator | None" = None  # set by decoding when the request samples
+    submitted_at: float = 0.0  # time.monotonic() values, for the queue and time-to-first-token metrics
+    first_token_at: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return bool(self.stop_reason)
+
+    @property
+    def tokens_held(self) -> int:
+        """The most KV-cache positions this request can come to hold."""
+        return len(self.prompt_ids) + self.max_new_tokens
+
+    def final_text(self) -> tuple[str, bool]:
+        body, completed = answer_format.complete(self.body)
+        return self.lead + body, completed
+
+    def check_interrupts(self, now: float) -> None:
+        if self.cancelled:
+            self.stop_reason = "cancelled"
+        elif self.deadline is not None and now >= self.deadline:
+            self.stop_reason = "deadline"
