@@ -68,11 +68,12 @@ eval: setup
 post-train: setup
 	$(PY) -m services.trainer.training post-train
 
-# Kubernetes manifests (deploy/k8s): Envoy's files rendered for the cluster, then kustomize; OVERLAY=gpu for GPUs.
+# Kubernetes manifests (deploy/k8s): Envoy's files rendered for the cluster, then kustomize (the pinned kubectl
+# wheel's); OVERLAY=gpu for GPUs.
 OVERLAY ?=
 k8s: setup
 	$(PY) -m gateway.render k8s --out deploy/k8s/base/gateway >/dev/null
-	kubectl kustomize deploy/k8s/$(if $(OVERLAY),overlays/$(OVERLAY),base)
+	$(VENV)/bin/kubectl kustomize deploy/k8s/$(if $(OVERLAY),overlays/$(OVERLAY),base)
 
 clean:
 	rm -rf gen $(VENV)
