@@ -22,7 +22,9 @@ $(VENV)/.installed: requirements/*.txt pyproject.toml
 gen/descriptor.pb: $(VENV)/.installed $(shell find protos -name '*.proto') protos/build.py
 	$(PY) protos/build.py --force
 
+# After changing a .proto: docs/api.md's method tables too (make test only checks them, so a stale one fails).
 protos: gen/descriptor.pb
+	$(PY) -m gateway.api_docs --write
 
 # All services plus Envoy (the REST gateway) on :8080, in the foreground until Ctrl-C.
 run: setup rnn-model
