@@ -22,7 +22,9 @@ $(VENV)/.installed: requirements/*.txt pyproject.toml
 gen/descriptor.pb: $(VENV)/.installed $(shell find protos -name '*.proto') protos/build.py
 	$(PY) protos/build.py --force
 
+# After changing a .proto: docs/api.md's method tables too (make test only checks them, so a stale one fails).
 protos: gen/descriptor.pb
+	$(PY) -m gateway.api_docs --write
 
 # All services plus Envoy (the REST gateway) on :8080, in the foreground until Ctrl-C.
 run: setup rnn-model
@@ -68,11 +70,12 @@ eval: setup
 post-train: setup
 	$(PY) -m services.trainer.training post-train
 
-# Kubernetes manifests (deploy/k8s): Envoy's files rendered for the cluster, then kustomize; OVERLAY=gpu for GPUs.
+# Kubernetes manifests (deploy/k8s): Envoy's files rendered for the cluster, then kustomize (the pinned kubectl
+# wheel's); OVERLAY=gpu for GPUs.
 OVERLAY ?=
 k8s: setup
 	$(PY) -m gateway.render k8s --out deploy/k8s/base/gateway >/dev/null
-	kubectl kustomize deploy/k8s/$(if $(OVERLAY),overlays/$(OVERLAY),base)
+	$(VENV)/bin/kubectl kustomize deploy/k8s/$(if $(OVERLAY),overlays/$(OVERLAY),base)
 
 clean:
 	rm -rf gen $(VENV)

@@ -12,6 +12,7 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from gateway.http_rules import HttpBinding, http_bindings, load_descriptor_set
+from gateway.proto_comments import collect_comments
 from textgen.paths import DESCRIPTOR_SET
 
 _SCALARS = {
@@ -38,8 +39,6 @@ _WELL_KNOWN = {
     "google.protobuf.Struct": {"type": "object"},
     "google.protobuf.Value": {},
 }
-# Field numbers in descriptor.proto, as SourceCodeInfo paths use them.
-MESSAGE_TYPE, SERVICE, MESSAGE_FIELD, SERVICE_METHOD = 4, 6, 2, 2
 # What Envoy's transcoder really sends for a server stream with stream_newline_delimited.
 STREAM_DESCRIPTION = ("A stream: one JSON object of this schema per line, sent as application/json. The last object "
                       "says it is the last (an LLM chunk with `final`, a job event with a finished status); a stream "
@@ -55,7 +54,7 @@ STATUS_SCHEMA = {
 }
 
 
-def _is_required(field: FieldDescriptor) -> bool:
+def is_required(field: FieldDescriptor) -> bool:
     return field_behavior_pb2.REQUIRED in field.GetOptions().Extensions[field_behavior_pb2.field_behavior]
 
 
@@ -90,35 +89,14 @@ class _Schemas:
                 "description": self.comments.get(message.full_name, ""),
                 "properties": {f.name: self.field(f) for f in fields},
             }
-            required = [f.name for f in fields if _is_required(f)]
+            required = [f.name for f in fields if is_required(f)]
             if required:
                 self.components[name]["required"] = required
         return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _collect_comments(files: descriptor_pb2.FileDescriptorSet) -> dict[str, str]:
-    """full name -> leading comment, for every message, field and method (protoc's --include_source_info)."""
-    comments: dict[str, str] = {}
-    for file in files.file:
-        for location in file.source_code_info.location:
-            text, path = " ".join(location.leading_comments.split()), list(location.path)
-            if not text or len(path) < 2:
-                continue
-            if path[0] == MESSAGE_TYPE:
-                message = file.message_type[path[1]]
-                name = f"{file.package}.{message.name}"
-                if len(path) == 2:
-                    comments[name] = text
-                elif len(path) == 4 and path[2] == MESSAGE_FIELD:
-                    comments[f"{name}.{message.field[path[3]].name}"] = text
-            elif path[0] == SERVICE and len(path) == 4 and path[2] == SERVICE_METHOD:
-                service = file.service[path[1]]
-                comments[f"{file.package}.{service.name}.{service.method[path[3]].name}"] = text
-    return comments
-
-
 def openapi_document(bindings: list[HttpBinding], files: descriptor_pb2.FileDescriptorSet) -> dict:
-    schemas = _Schemas(_collect_comments(files))
+    schemas = _Schemas(collect_comments(files))
     paths: dict[str, dict] = {}
     for binding in bindings:
         method, path_fields = binding.method, binding.path_fields

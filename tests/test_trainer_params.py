@@ -1,9 +1,8 @@
 """The training parameters' ranges are defined once (training/params.py): the gRPC server, the command line and its
---help use them, and trainer.proto's comments, which the OpenAPI document shows, state the same ranges and
-defaults. The runner's death is not silent."""
+--help use them, and trainer.proto's comments, which the OpenAPI document and docs/api.md show, state the same
+ranges and defaults. The runner's death is not silent."""
 import dataclasses
 import json
-import re
 import sqlite3
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from grpc_health.v1 import health_pb2
 
 from devtools.processes import base_env, health_status, start_service
 from gateway.http_rules import load_descriptor_set
-from gateway.openapi import _collect_comments
+from gateway.proto_comments import collect_comments, stated_default, stated_range
 from services.common.limits import bounds, out_of_range
 from services.trainer.job_store import JobStore
 from services.trainer.training.params import EvalParams, RlParams, SftParams
@@ -23,16 +22,16 @@ from textgen.paths import DESCRIPTOR_SET, ROOT
 
 @pytest.mark.parametrize("params_type, message", [(SftParams, "TrainSftRequest"), (RlParams, "TrainRlRequest")])
 def test_the_proto_comments_state_the_defined_ranges_and_defaults(params_type, message):
-    comments = _collect_comments(load_descriptor_set(DESCRIPTOR_SET))
+    comments = collect_comments(load_descriptor_set(DESCRIPTOR_SET))
     for field in dataclasses.fields(params_type):
         comment = comments[f"textgen.v1.{message}.{field.name}"]
-        default = re.search(r"default (\S+?)\.?$", comment, re.IGNORECASE).group(1)
+        default = stated_default(comment)
         assert (default in ("true", "false") and default == str(field.default).lower()) or \
             float(default) == field.default, (field.name, comment)
         bound = bounds(params_type).get(field.name)
         if bound is not None:
             stated = f"> {bound.low} and <= {bound.high}" if bound.low_open else f"{bound.low}..{bound.high}"
-            assert stated in comment, (field.name, comment)
+            assert stated_range(comment) == stated, (field.name, comment)
 
 
 def test_out_of_range_names_each_field_and_its_range():

@@ -1,0 +1,53 @@
+"""What the protos' comments say, read from the descriptor set (protoc's --include_source_info): the leading comment
+of every service, method, message and field, and the allowed range and default a field's comment states.
+
+A field's comment states them in these words, which the trainer's parameter test holds against its real ranges:
+a range as `LOW..HIGH` (inclusive; `LOW..HIGH characters` for a string's length) or `> LOW and <= HIGH`, a default
+as `default VALUE` (`default 80`, `default 2e-4`, `default true`, `default ""`).
+"""
+import re
+
+from google.protobuf import descriptor_pb2
+
+# Field numbers in descriptor.proto, as SourceCodeInfo paths use them.
+MESSAGE_TYPE, SERVICE, MESSAGE_FIELD, SERVICE_METHOD = 4, 6, 2, 2
+_NUMBER = r"-?\d+(?:\.\d+)?(?:e-?\d+)?"
+_RANGE = re.compile(rf"{_NUMBER}\.\.{_NUMBER}(?: characters)?|> {_NUMBER} and <= {_NUMBER}")
+_DEFAULT = re.compile(r"\bdefault (\"\"|\S+?)[.,;]?(?=\s|$)", re.IGNORECASE)
+
+
+def collect_comments(files: descriptor_pb2.FileDescriptorSet) -> dict[str, str]:
+    """full name -> leading comment, whitespace folded, for every service, method, message and field."""
+    comments: dict[str, str] = {}
+    for file in files.file:
+        for location in file.source_code_info.location:
+            text, path = " ".join(location.leading_comments.split()), list(location.path)
+            if not text or len(path) < 2:
+                continue
+            if path[0] == MESSAGE_TYPE:
+                message = file.message_type[path[1]]
+                name = f"{file.package}.{message.name}"
+                if len(path) == 2:
+                    comments[name] = text
+                elif len(path) == 4 and path[2] == MESSAGE_FIELD:
+                    comments[f"{name}.{message.field[path[3]].name}"] = text
+            elif path[0] == SERVICE:
+                service = file.service[path[1]]
+                name = f"{file.package}.{service.name}"
+                if len(path) == 2:
+                    comments[name] = text
+                elif len(path) == 4 and path[2] == SERVICE_METHOD:
+                    comments[f"{name}.{service.method[path[3]].name}"] = text
+    return comments
+
+
+def stated_range(comment: str) -> str | None:
+    """The allowed range a field's comment states, as written: "1..512", "> 0 and <= 0.01", "1..100 characters"."""
+    found = _RANGE.search(comment)
+    return found.group(0) if found else None
+
+
+def stated_default(comment: str) -> str | None:
+    """The default a field's comment states, as written: "80", "2e-4", "true", '""'."""
+    found = _DEFAULT.search(comment)
+    return found.group(1) if found else None
