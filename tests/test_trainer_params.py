@@ -1,45 +1,16 @@
 """The training parameters' ranges are defined once (training/params.py): the gRPC server, the command line and its
---help use them, and trainer.proto's comments, which the OpenAPI document and docs/api.md show, state the same
-ranges and defaults. The runner's death is not silent."""
-import dataclasses
+--help use them (tests/test_limits.py holds trainer.proto's comments to them). The runner's death is not silent."""
 import json
 import sqlite3
 import subprocess
 import sys
 import time
 
-import pytest
 from grpc_health.v1 import health_pb2
 
 from devtools.processes import base_env, health_status, start_service
-from gateway.http_rules import load_descriptor_set
-from gateway.proto_comments import collect_comments, stated_default, stated_range
-from services.common.limits import bounds, out_of_range
 from services.trainer.job_store import JobStore
-from services.trainer.training.params import EvalParams, RlParams, SftParams
-from textgen.paths import DESCRIPTOR_SET, ROOT
-
-
-@pytest.mark.parametrize("params_type, message", [(SftParams, "TrainSftRequest"), (RlParams, "TrainRlRequest")])
-def test_the_proto_comments_state_the_defined_ranges_and_defaults(params_type, message):
-    comments = collect_comments(load_descriptor_set(DESCRIPTOR_SET))
-    for field in dataclasses.fields(params_type):
-        comment = comments[f"textgen.v1.{message}.{field.name}"]
-        default = stated_default(comment)
-        assert (default in ("true", "false") and default == str(field.default).lower()) or \
-            float(default) == field.default, (field.name, comment)
-        bound = bounds(params_type).get(field.name)
-        if bound is not None:
-            stated = f"> {bound.low} and <= {bound.high}" if bound.low_open else f"{bound.low}..{bound.high}"
-            assert stated_range(comment) == stated, (field.name, comment)
-
-
-def test_out_of_range_names_each_field_and_its_range():
-    assert out_of_range(SftParams()) == [] and out_of_range(EvalParams()) == []
-    assert out_of_range(SftParams(max_examples=0, learning_rate=0.0)) == [
-        ("max_examples", "max_examples must be between 1 and 100000 (got 0)"),
-        ("learning_rate", "learning_rate must be greater than 0 and at most 0.01 (got 0.0)")]
-    assert out_of_range(EvalParams(max_new_tokens=4))[0][0] == "max_new_tokens"
+from textgen.paths import ROOT
 
 
 def training_cli(*args: str) -> subprocess.CompletedProcess:
