@@ -137,14 +137,14 @@ def start_gateway(route_timeouts: dict[str, float] | None = None, max_body_bytes
                   **addresses: str | list[str]):
     """Envoy, configured by gateway.render, on a free port in front of the backends given by cluster name
     (baseline=..., rnn=..., llm=[replica, replica], trainer=...); the others point at a closed port."""
-    placement = render.local_placement({})
+    target = render.local_target({})
     port, admin_port = free_port(), free_port()
     files = pathlib.Path(tempfile.mkdtemp(prefix="textgen-gateway-"))
-    placement = dataclasses.replace(
-        placement, listen_address="127.0.0.1", listen_port=port, admin_port=admin_port, files_dir=files,
-        endpoints={name: _as_list(addresses.get(name) or f"127.0.0.1:{free_port()}") for name in placement.endpoints},
-        route_timeouts=route_timeouts or {}, max_body_bytes=max_body_bytes or placement.max_body_bytes)
-    config = render.write(placement, files)
+    target = dataclasses.replace(
+        target, listen_address="127.0.0.1", listen_port=port, admin_port=admin_port, files_dir=files,
+        endpoints={name: _as_list(addresses.get(name) or f"127.0.0.1:{free_port()}") for name in target.endpoints},
+        route_timeouts=route_timeouts or {}, max_body_bytes=max_body_bytes or target.max_body_bytes)
+    config = render.write(target, files)
     # One worker is plenty on loopback; hot restart off so that several Envoys can run side by side.
     process = _spawn([str(ENVOY), "-c", str(config), "--concurrency", "1", "--disable-hot-restart",
                       "--log-level", "warn"], {}, port)

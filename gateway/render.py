@@ -61,8 +61,9 @@ NOT_ROUTED_FOR_GRPC = ("not served through the REST gateway: it routes only the 
 
 
 @dataclasses.dataclass(frozen=True)
-class Placement:
-    """Where the gateway listens, where each backend is, and where its files are."""
+class Target:
+    """What Envoy is rendered for (make run and the tests, compose or Kubernetes): where it listens, where each
+    backend is, and where its files are."""
 
     endpoints: dict[str, list[str]]  # cluster name -> ["host:port", ...]
     listen_port: int = 8080
@@ -83,9 +84,9 @@ def _int_variable(environ, name: str, default: int) -> int:
     return int(raw)
 
 
-def local_placement(environ=os.environ, files_dir: pathlib.Path = RENDERED) -> Placement:
+def local_target(environ=os.environ, files_dir: pathlib.Path = RENDERED) -> Target:
     """make run: every backend at its <NAME>_ADDR, else on loopback at the service's port."""
-    return Placement(
+    return Target(
         files_dir=files_dir,
         endpoints={e.name: [e.address(environ)] for e in ENDPOINTS.values()},
         listen_port=_int_variable(environ, "GATEWAY_PORT", 8080),
@@ -94,9 +95,9 @@ def local_placement(environ=os.environ, files_dir: pathlib.Path = RENDERED) -> P
     )
 
 
-def compose_placement() -> Placement:
+def compose_target() -> Target:
     """The Envoy image: compose service names (every replica answers under its name), files under /etc/envoy."""
-    return Placement(
+    return Target(
         endpoints={e.name: [f"{e.name}:{e.port}"] for e in ENDPOINTS.values()},
         descriptor=pathlib.Path("/etc/envoy/descriptor.pb"),
         files_dir=pathlib.Path("/etc/envoy"),
@@ -104,14 +105,14 @@ def compose_placement() -> Placement:
     )
 
 
-def k8s_placement() -> Placement:
+def k8s_target() -> Target:
     """Kubernetes: headless Services named as in compose (DNS gives every ready pod); the rendered files from the
     envoy-config ConfigMap at /etc/envoy/config, Swagger UI's from the image."""
-    return dataclasses.replace(compose_placement(), descriptor=pathlib.Path("/etc/envoy/config/descriptor.pb"),
+    return dataclasses.replace(compose_target(), descriptor=pathlib.Path("/etc/envoy/config/descriptor.pb"),
                                files_dir=pathlib.Path("/etc/envoy/config"))
 
 
-PLACEMENTS = {"compose": compose_placement, "k8s": k8s_placement}
+TARGETS = {"compose": compose_target, "k8s": k8s_target}
 
 
 def _endpoint(address: str) -> dict:
@@ -119,11 +120,11 @@ def _endpoint(address: str) -> dict:
     return {"endpoint": {"address": {"socket_address": {"address": host, "port_value": int(port)}}}}
 
 
-def _method_routes(placement: Placement, bindings: list[HttpBinding]) -> list[dict]:
+def _method_routes(target: Target, bindings: list[HttpBinding]) -> list[dict]:
     routes = []
     for binding in bindings:
         backend: Backend = BACKENDS[binding.method.containing_service.full_name]
-        timeout = placement.route_timeouts.get(backend.name) or (
+        timeout = target.route_timeouts.get(backend.name) or (
             backend.stream_timeout_seconds if binding.method.server_streaming else backend.timeout_seconds)
         route = {"match": {"path": binding.grpc_path}, "route": {"cluster": backend.name, "timeout": f"{timeout}s"}}
         if binding.method.GetOptions().idempotency_level != descriptor_pb2.MethodOptions.IDEMPOTENCY_UNKNOWN:
@@ -157,29 +158,29 @@ def _local_reply_mappers() -> list[dict]:
         for http, code in LOCAL_REPLY_CODES.items()]
 
 
-def render(placement: Placement, bindings: list[HttpBinding]) -> dict:
-    """The Envoy bootstrap for `placement` serving `bindings`, as a dict ready for yaml.safe_dump."""
+def render(target: Target, bindings: list[HttpBinding]) -> dict:
+    """The Envoy bootstrap for `target` serving `bindings`, as a dict ready for yaml.safe_dump."""
     values = {
-        "admin_port": placement.admin_port,
-        "listen_address": placement.listen_address,
-        "listen_port": placement.listen_port,
-        "max_connections": placement.max_connections,
-        "max_body_bytes": placement.max_body_bytes,
-        "descriptor": str(placement.descriptor),
-        "files_dir": str(placement.files_dir),
-        "swagger_ui_dir": str(placement.swagger_ui_dir),
+        "admin_port": target.admin_port,
+        "listen_address": target.listen_address,
+        "listen_port": target.listen_port,
+        "max_connections": target.max_connections,
+        "max_body_bytes": target.max_body_bytes,
+        "descriptor": str(target.descriptor),
+        "files_dir": str(target.files_dir),
+        "swagger_ui_dir": str(target.swagger_ui_dir),
         "services": json.dumps(list(BACKENDS)),
         "local_reply_mappers": json.dumps(_local_reply_mappers()),
         **{f"{name}_endpoints": json.dumps([_endpoint(a) for a in addresses])
-           for name, addresses in placement.endpoints.items()},
+           for name, addresses in target.endpoints.items()},
     }
     config = yaml.safe_load(string.Template(TEMPLATE.read_text()).substitute(values))
     manager = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-    manager["route_config"]["virtual_hosts"][0]["routes"][:0] = _method_routes(placement, bindings)
+    manager["route_config"]["virtual_hosts"][0]["routes"][:0] = _method_routes(target, bindings)
     return config
 
 
-def write(placement: Placement, out: pathlib.Path, descriptor: pathlib.Path = DESCRIPTOR_SET) -> pathlib.Path:
+def write(target: Target, out: pathlib.Path, descriptor: pathlib.Path = DESCRIPTOR_SET) -> pathlib.Path:
     """Writes out/envoy.yaml, out/openapi.json and out/docs.html from the descriptor set protos/build.py made;
     returns the config's path."""
     files = load_descriptor_set(descriptor)
@@ -187,20 +188,20 @@ def write(placement: Placement, out: pathlib.Path, descriptor: pathlib.Path = DE
     out.mkdir(parents=True, exist_ok=True)
     (out / "openapi.json").write_text(json.dumps(openapi_document(bindings, files), indent=1))
     (out / "docs.html").write_text(DOCS_PAGE.read_text())
-    if placement.descriptor == placement.files_dir / "descriptor.pb":  # shipped beside the config
+    if target.descriptor == target.files_dir / "descriptor.pb":  # shipped beside the config
         (out / "descriptor.pb").write_bytes(descriptor.read_bytes())
     config = out / "envoy.yaml"
-    config.write_text(yaml.safe_dump(render(placement, bindings), sort_keys=False))
+    config.write_text(yaml.safe_dump(render(target, bindings), sort_keys=False))
     return config
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("target", choices=["local", *PLACEMENTS])
+    parser.add_argument("target", choices=["local", *TARGETS])
     parser.add_argument("--out", type=pathlib.Path, required=True, help="folder for envoy.yaml and openapi.json")
     args = parser.parse_args()
-    placement = local_placement(files_dir=args.out.resolve()) if args.target == "local" else PLACEMENTS[args.target]()
-    print(write(placement, args.out))
+    target = local_target(files_dir=args.out.resolve()) if args.target == "local" else TARGETS[args.target]()
+    print(write(target, args.out))
 
 
 if __name__ == "__main__":

@@ -51,10 +51,10 @@ class Supervised:
 
 
 def processes(env: dict[str, str]) -> list[Supervised]:
-    placement = render.local_placement(env)
-    config = render.write(placement, placement.files_dir)
-    say(f"REST gateway (Envoy) on http://localhost:{placement.listen_port} (docs at /docs, admin on "
-        f"127.0.0.1:{placement.admin_port}); Ctrl-C stops all")
+    target = render.local_target(env)
+    config = render.write(target, target.files_dir)
+    say(f"REST gateway (Envoy) on http://localhost:{target.listen_port} (docs at /docs, admin on "
+        f"127.0.0.1:{target.admin_port}); Ctrl-C stops all")
     services = [Supervised(e.name, [sys.executable, "-m", f"services.{e.name}"]) for e in ENDPOINTS.values()]
     # Hot restart off: it is for replacing a running Envoy in place, and it claims shared memory by a fixed id.
     envoy = Supervised("envoy", [str(ENVOY), "-c", str(config), "--disable-hot-restart", "--log-level", "warn"])

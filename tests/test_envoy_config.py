@@ -36,9 +36,9 @@ def rendered(tmp_path_factory) -> dict[str, dict]:
     """Both targets written as the renderer writes them; the compose one with its /etc/envoy files laid out in a
     folder of their own (descriptor, openapi.json, docs.html, swagger-ui), as the image's Dockerfile lays them out."""
     local_dir, image_dir = tmp_path_factory.mktemp("local"), tmp_path_factory.mktemp("etc-envoy")
-    local = render.write(render.local_placement({}, files_dir=local_dir), local_dir)
-    compose = render.write(render.compose_placement(), image_dir)
-    shutil.copytree(render.local_placement({}).swagger_ui_dir, image_dir / "swagger-ui")
+    local = render.write(render.local_target({}, files_dir=local_dir), local_dir)
+    compose = render.write(render.compose_target(), image_dir)
+    shutil.copytree(render.local_target({}).swagger_ui_dir, image_dir / "swagger-ui")
     compose_here = image_dir / "envoy-here.yaml"
     compose_here.write_text(compose.read_text().replace(IMAGE_DIR, str(image_dir)))
     return {"local": {"path": local, "dict": yaml.safe_load(local.read_text())},

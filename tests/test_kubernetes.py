@@ -23,7 +23,7 @@ KUBERNETES_VERSION = "1.32.0"
 def k8s(tmp_path_factory) -> pathlib.Path:
     """A copy of deploy/k8s with Envoy's files rendered into it, as `make k8s` renders them into the checkout."""
     copy = shutil.copytree(DEPLOY_K8S, tmp_path_factory.mktemp("deploy") / "k8s")
-    render.write(render.k8s_placement(), copy / "base" / "gateway")
+    render.write(render.k8s_target(), copy / "base" / "gateway")
     return copy
 
 
