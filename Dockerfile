@@ -17,10 +17,12 @@ RUN python -m gateway.render compose --out /envoy \
 
 # What every service image starts from. `python -m services.<name>` runs from /app, so no import path is set.
 # The services run as an unprivileged user (uid 10001) that may write only /app/models, /app/hf-cache and /tmp;
-# compose and Kubernetes also make the root file system read-only.
+# compose and Kubernetes also make the root file system read-only. They listen on every interface of the container
+# (make run keeps them on loopback): the container network is private, and NetworkPolicies say who may call whom.
 FROM python:3.11-slim AS service
 WORKDIR /app
-ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 MODELS_DIR=/app/models HOME=/tmp MPLCONFIGDIR=/tmp/matplotlib
+ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 MODELS_DIR=/app/models HOME=/tmp MPLCONFIGDIR=/tmp/matplotlib \
+    BIND_ADDRESS=0.0.0.0
 RUN useradd --uid 10001 --no-create-home --home-dir /tmp textgen \
     && mkdir -p /app/models /app/hf-cache && chown textgen:textgen /app/models /app/hf-cache
 VOLUME ["/app/models"]

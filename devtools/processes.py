@@ -7,6 +7,7 @@ ready (health SERVING, Envoy /ready) when the block starts and stopped with SIGT
 """
 import contextlib
 import dataclasses
+import ipaddress
 import os
 import pathlib
 import shutil
@@ -32,6 +33,23 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses on which something on this machine listens on TCP `port` (what `ss -ltn` shows), read
+    from /proc/net/tcp and tcp6: "127.0.0.1", "0.0.0.0", "::" and so on."""
+    found = set()
+    for table, width in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
+        for line in pathlib.Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(address)
+                # The kernel writes each 32-bit word in host (little-endian) order.
+                raw = b"".join(raw[i:i + 4][::-1] for i in range(0, width, 4))
+                ip = ipaddress.ip_address(raw)
+                found.add(str(getattr(ip, "ipv4_mapped", None) or ip))  # gRPC's IPv6 socket for 127.0.0.1
+    return found
 
 
 def poll(check, seconds: float, interval: float = 0.05):

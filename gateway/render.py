@@ -23,7 +23,7 @@ from google.rpc import code_pb2
 from gateway.backends import BACKENDS, Backend
 from gateway.http_rules import HttpBinding, http_bindings, load_descriptor_set
 from gateway.openapi import openapi_document
-from textgen.endpoints import ENDPOINTS
+from textgen.endpoints import ENDPOINTS, bind_address
 from textgen.paths import DESCRIPTOR_SET, GENERATED
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -67,7 +67,7 @@ class Target:
 
     endpoints: dict[str, list[str]]  # cluster name -> ["host:port", ...]
     listen_port: int = 8080
-    listen_address: str = "0.0.0.0"
+    listen_address: str = "0.0.0.0"  # in a container every interface; make run: BIND_ADDRESS, loopback by default
     admin_port: int = 9901
     descriptor: pathlib.Path = DESCRIPTOR_SET
     files_dir: pathlib.Path = RENDERED  # where write() puts openapi.json and docs.html
@@ -85,10 +85,12 @@ def _int_variable(environ, name: str, default: int) -> int:
 
 
 def local_target(environ=os.environ, files_dir: pathlib.Path = RENDERED) -> Target:
-    """make run: every backend at its <NAME>_ADDR, else on loopback at the service's port."""
+    """make run: every backend at its <NAME>_ADDR, else on loopback at the service's port; Envoy itself listens on
+    BIND_ADDRESS (loopback unless opened)."""
     return Target(
         files_dir=files_dir,
         endpoints={e.name: [e.address(environ)] for e in ENDPOINTS.values()},
+        listen_address=bind_address(environ),
         listen_port=_int_variable(environ, "GATEWAY_PORT", 8080),
         admin_port=_int_variable(environ, "GATEWAY_ADMIN_PORT", 9901),
         max_body_bytes=_int_variable(environ, "GATEWAY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),

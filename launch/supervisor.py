@@ -5,9 +5,10 @@ dying right after each start means the system cannot be kept up: everything stop
     make run                                   # sets up the venv first; offline, the embedded SmolLM2 model
     LLM_BASE_MODEL=models/tiny-gpt2 make run   # serve the small stand-in instead (make tiny-model)
 
-Ports and everything else come from the environment (BASELINE_PORT, ..., GATEWAY_PORT, GATEWAY_ADMIN_PORT,
-MODELS_DIR, CORPUS, LLM_BASE_MODEL, SQUAD_DATASET, ...); RESTART_BACKOFF_SECONDS (1) is the first wait before a
-restart, doubled after each quick death up to 30 s.
+Everything listens on loopback unless BIND_ADDRESS opens it (BIND_ADDRESS=0.0.0.0 make run: every interface, with a
+warning naming what becomes reachable). Ports and everything else come from the environment (BASELINE_PORT, ...,
+GATEWAY_PORT, GATEWAY_ADMIN_PORT, MODELS_DIR, CORPUS, LLM_BASE_MODEL, SQUAD_DATASET, TRAINER_TOKEN, ...);
+RESTART_BACKOFF_SECONDS (1) is the first wait before a restart, doubled after each quick death up to 30 s.
 """
 import dataclasses
 import os
@@ -19,7 +20,7 @@ import threading
 import time
 
 from gateway import render
-from textgen.endpoints import ENDPOINTS
+from textgen.endpoints import ENDPOINTS, bind_address, is_loopback
 from textgen.paths import ENVOY, ROOT
 
 MAX_BACKOFF_SECONDS = 30.0
@@ -97,6 +98,19 @@ def stop(children: list[Supervised]) -> None:
             process.kill()
 
 
+def warn_if_open(env: dict[str, str]) -> None:
+    """BIND_ADDRESS beyond loopback: say what anyone on the network can now call, past the gateway too."""
+    address = bind_address(env)
+    if is_loopback(address):
+        return
+    ports = ", ".join(f"{e.name} {env.get(e.port_variable, e.port)}" for e in ENDPOINTS.values())
+    say(f"WARNING: BIND_ADDRESS={address}: reachable from the network are the REST gateway (port "
+        f"{env.get('GATEWAY_PORT', 8080)}) and, past it, every service's gRPC port ({ports}) with server reflection "
+        "and the llm's internal ReloadAdapters, and any metrics port; "
+        + ("training and cancelling need TRAINER_TOKEN" if env.get("TRAINER_TOKEN") else
+           "training and cancelling are open to all of them: set TRAINER_TOKEN"))
+
+
 def make_embedded_model_if_needed(env: dict[str, str]) -> None:
     """When the base model is the embedded one (LLM_BASE_MODEL unset and the Hub out of reach, or `embedded`) and it
     is missing, it is made now, once, with a progress bar, before any service starts; the services then decide
@@ -120,6 +134,7 @@ def main() -> int:
     env = dict(os.environ)
     for endpoint in ENDPOINTS.values():  # the trainer finds the llm service, Envoy every service, at one place
         env.setdefault(endpoint.address_variable, endpoint.address(env))
+    warn_if_open(env)
     make_embedded_model_if_needed(env)
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,5 +1,6 @@
-"""make run's supervisor (python -m launch): a killed service is restarted and serves again through Envoy; one that
-cannot start is given up on with exit code 1; SIGTERM stops everything with exit code 0."""
+"""make run's supervisor (python -m launch): everything listens on loopback only; a killed service is restarted and
+serves again through Envoy; one that cannot start is given up on with exit code 1; SIGTERM stops everything with
+exit code 0; BIND_ADDRESS opens it all, with a warning naming what becomes reachable."""
 import re
 import signal
 import socket
@@ -9,7 +10,8 @@ import sys
 import httpx
 import pytest
 
-from devtools.processes import base_env, free_port, poll
+from devtools.processes import base_env, free_port, listening_addresses, poll
+from launch.supervisor import warn_if_open
 from textgen.paths import ROOT
 
 
@@ -28,7 +30,8 @@ def wait_for(check, seconds: float, what: str):
 def system_env(corpus_file, tmp_path) -> dict[str, str]:
     ports = {f"{name}_PORT": str(free_port()) for name in ("BASELINE", "RNN", "LLM", "TRAINER", "GATEWAY")}
     # No LSTM model and no base model here: those services stay up (NOT_SERVING), which is all supervision needs.
-    return base_env({**ports, "GATEWAY_ADMIN_PORT": str(free_port()), "MODELS_DIR": str(tmp_path),
+    return base_env({**ports, "GATEWAY_ADMIN_PORT": str(free_port()), "LLM_METRICS_PORT": str(free_port()),
+                     "MODELS_DIR": str(tmp_path),
                      "CORPUS": str(corpus_file), "LLM_BASE_MODEL": str(tmp_path / "no-model"),
                      "RESTART_BACKOFF_SECONDS": "0.1"})
 
@@ -51,6 +54,9 @@ def test_a_killed_service_is_restarted_and_sigterm_stops_all(system_env, tmp_pat
 
     try:
         wait_for(bigram_answers, 60, "the bigram service did not answer through Envoy")
+        ports = [int(value) for name, value in system_env.items() if name.endswith("_PORT")]
+        wait_for(lambda: all(listening_addresses(port) for port in ports), 30, "not every port was listening")
+        assert {port: listening_addresses(port) for port in ports} == {port: {"127.0.0.1"} for port in ports}
         first = started_pids(log_path.read_text(), "baseline")
         assert len(first) == 1
         subprocess.run(["kill", "-9", str(first[0])], check=True)
@@ -81,7 +87,7 @@ def test_a_service_that_cannot_start_ends_the_run_with_exit_code_1(system_env, t
     log = log_path.read_text()
     assert code == 1, log[-2000:]
     assert "baseline exited with code 1 5 times in a row" in log and "giving up" in log
-    assert "is the port in use?" in log
+    assert "is the port in use" in log
 
 
 def test_offline_with_no_variable_set_make_run_serves_the_embedded_model(corpus_file, tmp_path):
@@ -116,3 +122,16 @@ def test_offline_with_no_variable_set_make_run_serves_the_embedded_model(corpus_
     assert "HF_HUB_OFFLINE" in status["base_model_note"]
     made, first_start = log.index("making the embedded SmolLM2-135M-Instruct"), log.index("started baseline")
     assert made < log.index("[embedded model] wrote ") < first_start and log.count("making the embedded") == 1
+
+
+def test_bind_address_beyond_loopback_warns_naming_what_becomes_reachable(capsys):
+    warn_if_open({"BIND_ADDRESS": "127.0.0.1"})
+    warn_if_open({})
+    assert capsys.readouterr().err == ""
+    warn_if_open({"BIND_ADDRESS": "0.0.0.0", "GATEWAY_PORT": "8080"})
+    warning = capsys.readouterr().err
+    for reachable in ("REST gateway (port 8080)", "llm 50053", "trainer 50054", "reflection", "ReloadAdapters",
+                      "training and cancelling are open", "TRAINER_TOKEN"):
+        assert reachable in warning, reachable
+    warn_if_open({"BIND_ADDRESS": "::", "TRAINER_TOKEN": "t"})
+    assert "need TRAINER_TOKEN" in capsys.readouterr().err

@@ -4,8 +4,24 @@ run's addresses, Envoy's clusters and compose's service names (a test ties docke
 `name` is the service's package (services.<name>), its compose service and its Envoy cluster.
 """
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
+
+# Where every service and Envoy listen under `make run` unless BIND_ADDRESS opens them: only this machine can call
+# them. The images set BIND_ADDRESS=0.0.0.0, since a container's network is private to its deployment.
+LOOPBACK = "127.0.0.1"
+
+
+def bind_address(environ: Mapping[str, str] = os.environ) -> str:
+    return environ.get("BIND_ADDRESS") or LOOPBACK
+
+
+def is_loopback(address: str) -> bool:
+    try:
+        return address == "localhost" or ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,7 +40,7 @@ class Endpoint:
 
     def address(self, environ: Mapping[str, str] = os.environ) -> str:
         """<NAME>_ADDR when set, else loopback at <NAME>_PORT (or the default port)."""
-        return environ.get(self.address_variable) or f"127.0.0.1:{environ.get(self.port_variable, self.port)}"
+        return environ.get(self.address_variable) or f"{LOOPBACK}:{environ.get(self.port_variable, self.port)}"
 
 
 ENDPOINTS = {e.name: e for e in [

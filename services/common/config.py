@@ -5,6 +5,8 @@ import pathlib
 import typing
 from collections.abc import Mapping
 
+from textgen.endpoints import LOOPBACK
+
 
 def env_field(variable: str, default, help: str = ""):
     """A dataclass field read from `variable` when it is set, else `default`."""
@@ -34,7 +36,8 @@ class ServiceConfig:
     """What every gRPC service reads. Subclasses redefine `port`/`metrics_port` with their own variable."""
 
     port: int = env_field("PORT", 50050, "gRPC port (0 picks a free one)")
-    host: str = env_field("HOST", "[::]", "interface to bind")
+    bind_address: str = env_field("BIND_ADDRESS", LOOPBACK, "where the gRPC and metrics ports listen: loopback "
+                                  "unless opened (0.0.0.0: every interface, as the images set it)")
     metrics_port: int = env_field("METRICS_PORT", -1, "Prometheus /metrics port; 0 picks a free one, -1 disables")
     grace_seconds: float = env_field("GRACE_SECONDS", 10.0, "in-flight calls get this long to finish on SIGTERM")
     log_level: str = env_field("LOG_LEVEL", "INFO", "Python logging level")

@@ -60,9 +60,9 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         return handler
 
 
-def start_metrics_server(port: int) -> int | None:
-    """Serves /metrics on `port` (0: a free one); returns the bound port, or None when disabled (-1)."""
+def start_metrics_server(port: int, address: str) -> int | None:
+    """Serves /metrics on `address`:`port` (0: a free one); returns the bound port, or None when disabled (-1)."""
     if port < 0:
         return None
-    server, _thread = prometheus_client.start_http_server(port)
+    server, _thread = prometheus_client.start_http_server(port, addr=address)
     return server.server_port

@@ -31,6 +31,11 @@ LIVENESS = "liveness"
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
 
+def _host(address: str) -> str:
+    """An address as gRPC wants it before ":port": IPv6 ones in brackets."""
+    return f"[{address}]" if ":" in address and not address.startswith("[") else address
+
+
 @dataclasses.dataclass
 class Binding:
     """One service to serve: its descriptor, the generated add_*_to_server function and the servicer."""
@@ -74,14 +79,15 @@ class GrpcServer:
             [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
         )
         try:
-            self.port = self._server.add_insecure_port(f"{self.config.host}:{self.config.port}")
+            self.port = self._server.add_insecure_port(f"{_host(self.config.bind_address)}:{self.config.port}")
         except RuntimeError:  # grpcio raises this when the port is taken
             self.port = 0
         if self.port == 0:
-            raise SystemExit(f"cannot bind {self.config.host}:{self.config.port}: is the port in use?")
+            raise SystemExit(f"cannot bind {self.config.bind_address} port {self.config.port}: is the port in use, "
+                             "or BIND_ADDRESS not an address of this machine?")
         await self._server.start()
         await self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
-        metrics_port = start_metrics_server(self.config.metrics_port)
+        metrics_port = start_metrics_server(self.config.metrics_port, self.config.bind_address)
         log.info(
             "listening",
             extra={"port": self.port, "services": self.service_names, "metrics_port": metrics_port},
