@@ -1,6 +1,6 @@
 """The deployment files agree with the code: every compose build target is a stage of the one Dockerfile, and each
-service image copies its own service folder and no other service's. Compose refuses to start without a trainer
-token."""
+service image copies its own service folder and no other service's. Compose is secure by default: it refuses to
+start without a trainer token, and only Envoy publishes a port."""
 import os
 import re
 import shutil
@@ -98,3 +98,7 @@ def test_compose_itself_stops_on_the_missing_token_with_the_message():
     assert result.returncode != 0
     assert "set TRAINER_TOKEN before docker compose up" in result.stderr
 
+
+def test_only_envoy_publishes_a_port():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    assert {name for name, service in compose.items() if "ports" in service} == {"envoy"}
