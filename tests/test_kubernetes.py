@@ -71,6 +71,15 @@ def test_models_volume_one_trainer_and_an_autoscaled_llm(built):
     assert hpa["scaleTargetRef"]["name"] == "llm" and hpa["maxReplicas"] > hpa["minReplicas"]
 
 
+@pytest.mark.parametrize("overlay", ["base", "gpu"])
+def test_the_trainer_needs_its_token_secret(built, overlay):
+    env = find(built[overlay], "Deployment", "trainer")["spec"]["template"]["spec"]["containers"][0]["env"]
+    token = next(e for e in env if e["name"] == "TRAINER_TOKEN")["valueFrom"]["secretKeyRef"]
+    assert token["name"] == "trainer-token" and token["key"] == "token"
+    assert token.get("optional", False) is False  # no secret, no trainer: never one that trains for anyone
+    assert not any(o["kind"] == "Secret" for o in built[overlay]), "the token is created in the cluster, not committed"
+
+
 def test_envoy_runs_the_configuration_rendered_from_the_one_template(k8s, built):
     objects = built["base"]
     config_map = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith(
