@@ -1,7 +1,12 @@
 """The deployment files agree with the code: every compose build target is a stage of the one Dockerfile, and each
-service image copies its own service folder and no other service's."""
+service image copies its own service folder and no other service's. Compose is secure by default: it refuses to
+start without a trainer token, and only Envoy publishes a port."""
+import os
 import re
+import shutil
+import subprocess
 
+import pytest
 import yaml
 
 from textgen.endpoints import ENDPOINTS
@@ -65,3 +70,35 @@ def test_services_run_unprivileged_on_a_read_only_root_file_system():
     assert "useradd --uid 10001" in stages()["service"]
     assert not any("TOKEN" in line for line in (ROOT / "Dockerfile").read_text().splitlines()), \
         "no secret in an image: TRAINER_TOKEN comes from the environment"
+
+
+def test_compose_refuses_to_start_without_a_trainer_token():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    token = re.fullmatch(r"\$\{TRAINER_TOKEN:\?(.+)\}", compose["trainer"]["environment"]["TRAINER_TOKEN"])
+    assert token and "export TRAINER_TOKEN=" in token[1]  # `:?` also refuses an empty value
+    assert "environment" not in compose["trainer-gpu"]  # it extends the trainer, token and all
+    # A default in .env would satisfy `:?` for everyone who never chose a token.
+    assert not any(line.strip().startswith("TRAINER_TOKEN") for line in (ROOT / ".env").read_text().splitlines())
+
+
+def compose_command() -> list[str] | None:
+    """Compose v2 (`docker compose`) or v1 (`docker-compose`), whichever this machine has."""
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    return ["docker-compose"] if shutil.which("docker-compose") else None
+
+
+def test_compose_itself_stops_on_the_missing_token_with_the_message():
+    command = compose_command()
+    if command is None:
+        pytest.skip("no docker compose here (CI has none): the test above checks the file")
+    environ = {k: v for k, v in os.environ.items() if k != "TRAINER_TOKEN"}
+    # Run where .env lies, so that a default there would show up here.
+    result = subprocess.run([*command, "config"], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "set TRAINER_TOKEN before docker compose up" in result.stderr
+
+
+def test_only_envoy_publishes_a_port():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    assert {name for name, service in compose.items() if "ports" in service} == {"envoy"}

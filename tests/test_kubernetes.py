@@ -2,7 +2,8 @@
 and the GPU overlay from a copy of deploy/k8s, so the checkout is never written; every object passes the Kubernetes
 schemas (kubernetes-validate, strict), and the manifests agree with the code: ports and probes with the endpoint
 table, Envoy's ConfigMap with the one configuration template, a ReadWriteMany models volume, one trainer, an
-autoscaled llm, non-root containers."""
+autoscaled llm, non-root containers, a required trainer token, and NetworkPolicies that let only each service's
+callers reach it."""
 import pathlib
 import shutil
 import subprocess
@@ -69,6 +70,63 @@ def test_models_volume_one_trainer_and_an_autoscaled_llm(built):
     assert trainer["replicas"] == 1 and trainer["strategy"]["type"] == "Recreate"
     hpa = find(objects, "HorizontalPodAutoscaler", "llm")["spec"]
     assert hpa["scaleTargetRef"]["name"] == "llm" and hpa["maxReplicas"] > hpa["minReplicas"]
+
+
+@pytest.mark.parametrize("overlay", ["base", "gpu"])
+def test_the_trainer_needs_its_token_secret(built, overlay):
+    env = find(built[overlay], "Deployment", "trainer")["spec"]["template"]["spec"]["containers"][0]["env"]
+    token = next(e for e in env if e["name"] == "TRAINER_TOKEN")["valueFrom"]["secretKeyRef"]
+    assert token["name"] == "trainer-token" and token["key"] == "token"
+    assert token.get("optional", False) is False  # no secret, no trainer: never one that trains for anyone
+    assert not any(o["kind"] == "Secret" for o in built[overlay]), "the token is created in the cluster, not committed"
+
+
+ANYONE = "anyone"
+CALLERS = {"llm": {"envoy", "trainer"}, "baseline": {"envoy"}, "rnn": {"envoy"}, "trainer": {"envoy"}, "envoy": ANYONE}
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    assert set(selector) <= {"matchLabels"}, "only matchLabels selectors are evaluated here"
+    return selector.get("matchLabels", {}).items() <= labels.items()
+
+
+def opens(rule: dict, port: dict) -> bool:
+    """Whether an ingress rule lets TCP in to a container port ({"name", "containerPort"}); no ports means all."""
+    return "ports" not in rule or any(
+        entry.get("protocol", "TCP") == "TCP" and entry.get("port") in (None, port["name"], port["containerPort"])
+        for entry in rule["ports"])
+
+
+def callers(objects: list[dict], name: str) -> set[str] | str:
+    """The Deployments whose pods the NetworkPolicies let reach Deployment `name`'s serving port, or ANYONE."""
+    deployments = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Deployment"}
+    target = deployments[name]
+    labels = target["spec"]["template"]["metadata"]["labels"]
+    port = target["spec"]["template"]["spec"]["containers"][0]["ports"][0]
+    policies = [p["spec"] for p in objects if p["kind"] == "NetworkPolicy"
+                and p["metadata"]["namespace"] == target["metadata"]["namespace"]
+                and "Ingress" in p["spec"]["policyTypes"] and selects(p["spec"]["podSelector"], labels)]
+    if not policies:
+        return ANYONE  # a pod no policy selects takes every connection
+    allowed = set()
+    for rule in (rule for policy in policies for rule in policy.get("ingress", []) if opens(rule, port)):
+        if "from" not in rule:
+            return ANYONE
+        for peer in rule["from"]:
+            if set(peer) != {"podSelector"}:
+                return ANYONE  # other namespaces or addresses: beyond this namespace's pods
+            allowed |= {other for other, deployment in deployments.items()
+                        if selects(peer["podSelector"], deployment["spec"]["template"]["metadata"]["labels"])}
+    return allowed
+
+
+@pytest.mark.parametrize("overlay", ["base", "gpu"])
+def test_network_policies_let_only_each_services_callers_in(built, overlay):
+    objects = built[overlay]
+    deny = find(objects, "NetworkPolicy", "default-deny-ingress")["spec"]
+    assert deny["podSelector"] == {} and deny["policyTypes"] == ["Ingress"] and not deny.get("ingress")
+    deployments = [o["metadata"]["name"] for o in objects if o["kind"] == "Deployment"]
+    assert {name: callers(objects, name) for name in deployments} == CALLERS
 
 
 def test_envoy_runs_the_configuration_rendered_from_the_one_template(k8s, built):
