@@ -73,7 +73,8 @@ CMD ["python", "-m", "services.llm"]
 
 FROM service AS trainer
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
-ENV HF_HOME=/app/hf-cache MPLBACKEND=Agg
+# Every deployment of the trainer image needs the trainer token: unset or empty, the trainer will not start.
+ENV HF_HOME=/app/hf-cache MPLBACKEND=Agg TRAINER_REQUIRE_AUTH=1
 COPY requirements/base.txt requirements/torch.txt requirements/llm.txt requirements/trainer.txt requirements/
 RUN pip install --no-cache-dir --extra-index-url ${TORCH_INDEX} -r requirements/trainer.txt
 COPY --from=contracts /src/textgen textgen

@@ -5,12 +5,14 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 import yaml
 
 from textgen.endpoints import ENDPOINTS
 from textgen.paths import ROOT
+from devtools.processes import base_env
 
 
 def stages() -> dict[str, str]:
@@ -102,3 +104,18 @@ def test_compose_itself_stops_on_the_missing_token_with_the_message():
 def test_only_envoy_publishes_a_port():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     assert {name for name, service in compose.items() if "ports" in service} == {"envoy"}
+
+
+def test_the_images_listen_on_every_interface_and_the_trainer_image_requires_a_token():
+    assert "BIND_ADDRESS=0.0.0.0" in stages()["service"]  # make run's default is loopback
+    assert "TRAINER_REQUIRE_AUTH=1" in stages()["trainer"]
+
+
+@pytest.mark.parametrize("token", ["", "  "])
+def test_a_trainer_that_requires_a_token_will_not_start_without_one(token, tmp_path):
+    env = base_env({"TRAINER_REQUIRE_AUTH": "1", "TRAINER_TOKEN": token, "MODELS_DIR": str(tmp_path),
+                    "TRAINER_PORT": "0"})
+    started = subprocess.run([sys.executable, "-m", "services.trainer"], cwd=ROOT, env=env, capture_output=True,
+                             text=True, timeout=60)
+    assert started.returncode != 0
+    assert "TRAINER_TOKEN is empty, and this trainer requires one" in started.stderr, started.stderr[-2000:]

@@ -18,6 +18,8 @@ class TrainerConfig(ServiceConfig):
     llm_addr: str = env_field(ENDPOINTS["llm"].address_variable, ENDPOINTS["llm"].address({}),
                               "llm service told to reload adapters after publishing")
     token: str = env_field("TRAINER_TOKEN", "", "when set, train/cancel calls need 'authorization: Bearer <token>'")
+    require_auth: bool = env_field("TRAINER_REQUIRE_AUTH", False, "refuse to start without a TRAINER_TOKEN (the "
+                                                                   "trainer image sets it: every deployment)")
     max_queued: int = env_field("TRAINER_MAX_QUEUED", 4, "queued jobs beyond the running one; more → 429")
     eval_examples: int = env_field("TRAINER_EVAL_EXAMPLES", 50, "validation questions evaluated after each job")
     eval_max_new_tokens: int = env_field("TRAINER_EVAL_MAX_NEW_TOKENS", 64, "tokens generated per eval answer")

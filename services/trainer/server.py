@@ -9,6 +9,7 @@ from google.protobuf import timestamp_pb2
 from textgen.v1 import trainer_pb2, trainer_pb2_grpc
 
 from services.common import adapters
+from services.common.config import ConfigError
 from services.common.errors import Violations, shown
 from services.common.limits import from_request, out_of_range
 from services.common.server import Binding, GrpcServer
@@ -132,6 +133,11 @@ def _now() -> timestamp_pb2.Timestamp:
 
 
 async def serve(config: TrainerConfig) -> None:
+    if config.require_auth and not config.token.strip():
+        raise ConfigError("TRAINER_TOKEN is empty, and this trainer requires one (TRAINER_REQUIRE_AUTH=1, as its "
+                          "image sets): without it anyone who reaches the gateway could train or cancel. Set it, e.g. "
+                          "`kubectl -n textgen create secret generic trainer-token --from-literal=token=$(openssl "
+                          "rand -hex 32)` or `export TRAINER_TOKEN=...` before `docker compose up`")
     placement = await asyncio.to_thread(config.placement)  # an unusable TRAINER_DEVICE/_DTYPE exits here
     config = await asyncio.to_thread(config.decided)  # every job trains on what is decided here
     log.info("jobs will train on", extra={"placement": placement.describe(), "base_model": config.base_model,
