@@ -72,7 +72,7 @@ COMMANDS = {
 
 
 def _print_published(config: TrainerConfig, name: str, version: str) -> None:
-    folder = adapters.adapter_dir(config.models_dir, name) / version
+    folder = adapters.version_dir(config.models_dir, name, version)
     print(f"published {name} adapter version {version} at {folder}")
     evaluation = json.loads((folder / "eval.json").read_text())
     print("evaluation: " + ", ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
