@@ -25,7 +25,7 @@ class JobNoLongerRunning(RuntimeError):
 def run(job_id: str, config: TrainerConfig, placement: Placement) -> int:
     """Trains the job in this process: the whole job, or, under data-parallel training, this process's part of it
     (only the first process writes progress, publishes and records a failure)."""
-    from services.trainer.training import distributed
+    from services.trainer.training import distributed, pipeline
     from services.trainer.training.context import TrainingContext
     from services.trainer.training.progress import Progress
     from services.trainer.training.publishing import publish_and_notify
@@ -60,16 +60,7 @@ def run(job_id: str, config: TrainerConfig, placement: Placement) -> int:
         store.set_staging(job_id, path)
 
     try:
-        if job.kind == "sft":
-            from services.trainer.training.params import SftParams
-            from services.trainer.training.sft import train_sft
-
-            version = train_sft(SftParams(**job.params), context, report, publish=publish, on_staged=on_staged)
-        else:
-            from services.trainer.training.params import RlParams
-            from services.trainer.training.rl import train_rl
-
-            version = train_rl(RlParams(**job.params), context, report, publish=publish, on_staged=on_staged)
+        version = pipeline.train(_step(job.kind, job.params), context, report, publish=publish, on_staged=on_staged)
         if main:
             log.info("job succeeded", extra={"job_id": job_id, "adapter_version": version})
         return 0
@@ -85,6 +76,19 @@ def run(job_id: str, config: TrainerConfig, placement: Placement) -> int:
         for path in staged:
             if path.exists():
                 adapters.discard(path)
+
+
+def _step(kind: str, params: dict):
+    """The job's training step: SFT or RL with the job's params."""
+    if kind == "sft":
+        from services.trainer.training.params import SftParams
+        from services.trainer.training.sft import SftStep
+
+        return SftStep(SftParams(**params))
+    from services.trainer.training.params import RlParams
+    from services.trainer.training.rl import RlStep
+
+    return RlStep(RlParams(**params))
 
 
 def run_process(job_id: str, config: TrainerConfig) -> None:

@@ -25,18 +25,20 @@ from services.trainer.training.params import (EvalParams, PostTrainParams, Pretr
 
 
 def _sft(params: SftParams, config: TrainerConfig, placement: Placement) -> None:
-    from services.trainer.training.sft import train_sft
+    from services.trainer.training import pipeline
+    from services.trainer.training.sft import SftStep
 
     context = TrainingContext.from_config(config, placement)
-    _print_published(context.models_dir, "sft", train_sft(params, context, show_progress=True))
+    _print_published(context.models_dir, "sft", pipeline.train(SftStep(params), context, show_progress=True))
 
 
 def _rl(params: RlParams, config: TrainerConfig, placement: Placement) -> None:
-    from services.trainer.training.rl import NoSftAdapter, train_rl
+    from services.trainer.training import pipeline
+    from services.trainer.training.rl import NoSftAdapter, RlStep
 
     context = TrainingContext.from_config(config, placement)
     try:
-        version = train_rl(params, context, show_progress=True)
+        version = pipeline.train(RlStep(params), context, show_progress=True)
     except NoSftAdapter as error:
         sys.exit(f"{error} (python -m services.trainer.training sft)")
     _print_published(context.models_dir, "rl", version)

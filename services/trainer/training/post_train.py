@@ -85,9 +85,10 @@ def plot(results: dict[str, dict], loss: list[dict], reward: list[dict], path: p
 
 def post_train(config: TrainerConfig, placement: Placement, pretrain_steps: int | None = None) -> dict:
     """`config` decided, `placement` from its prepare_torch."""
+    from services.trainer.training import pipeline
     from services.trainer.training.evaluation import compare_published
-    from services.trainer.training.rl import train_rl
-    from services.trainer.training.sft import train_sft
+    from services.trainer.training.rl import RlStep
+    from services.trainer.training.sft import SftStep
     from services.trainer.training.stand_in import PretrainSettings, pretrain
 
     times = {}
@@ -108,11 +109,11 @@ def post_train(config: TrainerConfig, placement: Placement, pretrain_steps: int 
         raise SystemExit(f"LLM_BASE_MODEL: {error}") from None
     recipe = recipe_for(base)
     print(f"base model: {base.name}\nrecipe: {recipe.source}\n  sft: {recipe.sft}\n  rl: {recipe.rl}", flush=True)
-    for name, train, params in (("sft", train_sft, recipe.sft), ("rl", train_rl, recipe.rl)):
+    for step in (SftStep(recipe.sft), RlStep(recipe.rl)):
         started = time.monotonic()
-        version = train(params, context, show_progress=True)
-        times[name] = time.monotonic() - started
-        print(f"{name}: published version {version} in {times[name]:.0f} s", flush=True)
+        version = pipeline.train(step, context, show_progress=True)
+        times[step.name] = time.monotonic() - started
+        print(f"{step.name}: published version {version} in {times[step.name]:.0f} s", flush=True)
     started = time.monotonic()
     comparison = compare_published(context, None, context.eval_max_new_tokens)
     times["eval"] = time.monotonic() - started
