@@ -10,9 +10,9 @@ import sys
 import pytest
 import yaml
 
+from devtools.processes import base_env
 from textgen.endpoints import ENDPOINTS
 from textgen.paths import ROOT
-from devtools.processes import base_env
 
 
 def stages() -> dict[str, str]:

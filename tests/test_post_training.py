@@ -10,6 +10,7 @@ import pytest
 
 from devtools.processes import base_env
 from services.common.base_model import choose
+from services.common.devices import resolve
 from services.trainer.config import TrainerConfig
 from services.trainer.training.post_train import missing_stand_in, post_train, recipe_for
 from services.trainer.training.stand_in import RECIPE, PretrainSettings
@@ -70,4 +71,4 @@ def test_only_a_missing_stand_in_is_pretrained_and_a_hub_id_keeps_the_documented
     config = dataclasses.replace(TrainerConfig.from_env(), base_model=str(tmp_path / "no-model"),
                                  models_dir=tmp_path)
     with pytest.raises(SystemExit, match="LLM_BASE_MODEL: base model .*no-model.* is neither a folder nor a .gguf"):
-        post_train(config)
+        post_train(config, resolve("cpu", "float32", "TRAINER"))

@@ -39,6 +39,11 @@ def adapter_dir(models_dir: pathlib.Path, name: str) -> pathlib.Path:
     return adapters_root(models_dir) / _checked(name, "name")
 
 
+def version_dir(models_dir: pathlib.Path, name: str, version: str) -> pathlib.Path:
+    """The folder of one published version of the `name` adapter."""
+    return adapter_dir(models_dir, name) / _checked(version, "version")
+
+
 def current_version(models_dir: pathlib.Path, name: str) -> str | None:
     try:
         version = (adapter_dir(models_dir, name) / POINTER).read_text().strip()

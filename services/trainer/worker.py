@@ -25,7 +25,8 @@ class JobNoLongerRunning(RuntimeError):
 def run(job_id: str, config: TrainerConfig, placement: Placement) -> int:
     """Trains the job in this process: the whole job, or, under data-parallel training, this process's part of it
     (only the first process writes progress, publishes and records a failure)."""
-    from services.trainer.training import distributed
+    from services.trainer.training import distributed, pipeline
+    from services.trainer.training.context import TrainingContext
     from services.trainer.training.progress import Progress
     from services.trainer.training.publishing import publish_and_notify
 
@@ -34,19 +35,20 @@ def run(job_id: str, config: TrainerConfig, placement: Placement) -> int:
     if job is None or job.status != RUNNING:
         log.error("job is not running", extra={"job_id": job_id, "status": job and job.status})
         return 1
+    context = TrainingContext.from_config(config, placement)  # the trainer decided the base model and data set
     main = distributed.is_main()
     if main:
         processes = f" x {config.processes} processes" if config.processes > 1 else ""
-        store.set_trained_on(job_id, placement.describe() + processes, config.base().name)
+        store.set_trained_on(job_id, placement.describe() + processes, context.base.name)
 
     def report(progress: Progress) -> None:
         store.update_progress(job_id, progress.step, progress.total_steps, progress.loss, progress.reward,
                               progress.eta_seconds, progress.message)
 
-    def publish(cfg: TrainerConfig, name: str, staged: pathlib.Path) -> str:
+    def publish(context: TrainingContext, name: str, staged: pathlib.Path) -> str:
         # The llm service is told inside the lock too, so that "succeeded" means it already serves the new version
         # (when it is reachable); the reload call is bounded by RELOAD_TIMEOUT_SECONDS.
-        version = store.publish_if_running(job_id, lambda: publish_and_notify(cfg, name, staged))
+        version = store.publish_if_running(job_id, lambda: publish_and_notify(context, name, staged))
         if version is None:
             raise JobNoLongerRunning(f"job {job_id} is no longer running; nothing published")
         return version
@@ -58,16 +60,7 @@ def run(job_id: str, config: TrainerConfig, placement: Placement) -> int:
         store.set_staging(job_id, path)
 
     try:
-        if job.kind == "sft":
-            from services.trainer.training.params import SftParams
-            from services.trainer.training.sft import train_sft
-
-            version = train_sft(SftParams(**job.params), config, report, publish=publish, on_staged=on_staged)
-        else:
-            from services.trainer.training.params import RlParams
-            from services.trainer.training.rl import train_rl
-
-            version = train_rl(RlParams(**job.params), config, report, publish=publish, on_staged=on_staged)
+        version = pipeline.train(_step(job.kind, job.params), context, report, publish=publish, on_staged=on_staged)
         if main:
             log.info("job succeeded", extra={"job_id": job_id, "adapter_version": version})
         return 0
@@ -83,6 +76,19 @@ def run(job_id: str, config: TrainerConfig, placement: Placement) -> int:
         for path in staged:
             if path.exists():
                 adapters.discard(path)
+
+
+def _step(kind: str, params: dict):
+    """The job's training step: SFT or RL with the job's params."""
+    if kind == "sft":
+        from services.trainer.training.params import SftParams
+        from services.trainer.training.sft import SftStep
+
+        return SftStep(SftParams(**params))
+    from services.trainer.training.params import RlParams
+    from services.trainer.training.rl import RlStep
+
+    return RlStep(RlParams(**params))
 
 
 def run_process(job_id: str, config: TrainerConfig) -> None:

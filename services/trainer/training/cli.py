@@ -11,45 +11,51 @@ Each subcommand's flags are its params dataclass (training/params.py), parsed by
 SQUAD_DATASET, MODELS_DIR, ...) is read as the trainer service reads it, and decided once per command where unset.
 """
 import argparse
-import dataclasses
 import json
 import pathlib
 import sys
 
 from services.common import adapters
+from services.common.devices import Placement
 from services.common.limits import out_of_range
 from services.common.logs import setup_logging
 from services.trainer.config import TrainerConfig
+from services.trainer.training.context import TrainingContext
 from services.trainer.training.params import EvalParams, PostTrainParams, PretrainParams, RlParams, SftParams
 from textgen.paths import STAND_IN_FOLDER
 
 
-def _sft(params: SftParams, config: TrainerConfig) -> None:
-    from services.trainer.training.sft import train_sft
+def _sft(params: SftParams, config: TrainerConfig, placement: Placement) -> None:
+    from services.trainer.training import pipeline
+    from services.trainer.training.sft import SftStep
 
-    _print_published(config, "sft", train_sft(params, config, show_progress=True))
+    context = TrainingContext.from_config(config, placement)
+    _print_published(context.models_dir, "sft", pipeline.train(SftStep(params), context, show_progress=True))
 
 
-def _rl(params: RlParams, config: TrainerConfig) -> None:
-    from services.trainer.training.rl import NoSftAdapter, train_rl
+def _rl(params: RlParams, config: TrainerConfig, placement: Placement) -> None:
+    from services.trainer.training import pipeline
+    from services.trainer.training.rl import NoSftAdapter, RlStep
 
+    context = TrainingContext.from_config(config, placement)
     try:
-        version = train_rl(params, config, show_progress=True)
+        version = pipeline.train(RlStep(params), context, show_progress=True)
     except NoSftAdapter as error:
         sys.exit(f"{error} (python -m services.trainer.training sft)")
-    _print_published(config, "rl", version)
+    _print_published(context.models_dir, "rl", version)
 
 
-def _eval(params: EvalParams, config: TrainerConfig) -> None:
+def _eval(params: EvalParams, config: TrainerConfig, placement: Placement) -> None:
     from services.trainer.training.evaluation import compare_published
 
-    report = compare_published(config, params.examples or config.eval_examples,
-                               params.max_new_tokens or config.eval_max_new_tokens)
+    context = TrainingContext.from_config(config, placement)
+    report = compare_published(context, params.examples or context.eval_examples,
+                               params.max_new_tokens or context.eval_max_new_tokens)
     print(report.table)
     print(f"wrote {report.path}, eval.json, eval.png")
 
 
-def _pretrain(params: PretrainParams, config: TrainerConfig) -> None:
+def _pretrain(params: PretrainParams, config: TrainerConfig, placement: Placement) -> None:
     from services.trainer.training.stand_in import PretrainSettings, pretrain
 
     out = pretrain(pathlib.Path(config.models_dir) / STAND_IN_FOLDER,
@@ -57,10 +63,10 @@ def _pretrain(params: PretrainParams, config: TrainerConfig) -> None:
     print(f"wrote {out} (LLM_BASE_MODEL={out})")
 
 
-def _post_train(params: PostTrainParams, config: TrainerConfig) -> None:
+def _post_train(params: PostTrainParams, config: TrainerConfig, placement: Placement) -> None:
     from services.trainer.training.post_train import post_train
 
-    post_train(config, params.pretrain_steps)
+    post_train(config, placement, params.pretrain_steps)
 
 
 COMMANDS = {
@@ -72,8 +78,8 @@ COMMANDS = {
 }
 
 
-def _print_published(config: TrainerConfig, name: str, version: str) -> None:
-    folder = adapters.adapter_dir(config.models_dir, name) / version
+def _print_published(models_dir: pathlib.Path, name: str, version: str) -> None:
+    folder = adapters.version_dir(models_dir, name, version)
     print(f"published {name} adapter version {version} at {folder}")
     evaluation = json.loads((folder / "eval.json").read_text())
     print("evaluation: " + ", ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
@@ -102,5 +108,5 @@ def main(argv: list[str] | None = None) -> None:
         root.error("; ".join(description for _, description in problems))
     config = TrainerConfig.from_env()
     setup_logging(config.log_level)
-    config.prepare_torch()
-    run(params, config if params_type is PretrainParams else config.decided())
+    placement = config.prepare_torch()  # where every stage of this command trains and evaluates
+    run(params, config if params_type is PretrainParams else config.decided(), placement)

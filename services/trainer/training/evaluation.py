@@ -9,8 +9,8 @@ import torch
 from services.common import adapters
 from services.common.base_model import context_window
 from services.common.prompts import PREFIX, SUFFIX, strip_format, until_suffix
-from services.trainer.config import TrainerConfig
 from services.trainer.training import reports
+from services.trainer.training.context import TrainingContext
 from services.trainer.training.data import QAExample, fit_prompt, load_squad
 from services.trainer.training.squad_metrics import best_over_gold, exact_match, f1
 
@@ -83,32 +83,31 @@ class Comparison:
     sources: dict[str, str]  # model -> the adapter version evaluated
 
 
-def compare_published(config: TrainerConfig, examples_wanted: int | None, max_new_tokens: int) -> Comparison:
+def compare_published(context: TrainingContext, examples_wanted: int | None, max_new_tokens: int) -> Comparison:
     """Evaluates the base model and every published adapter on the first `examples_wanted` validation questions
     (None: all); writes MODELS_DIR/reports/eval.md, eval.json and eval.png."""
     from services.common.base_model import load_tokenizer
     from services.trainer.training.models import load_with_adapter
 
-    base = config.base()
+    base = context.base
     tokenizer = load_tokenizer(base)
-    examples = load_squad(config.squad_dataset, "validation", limit=examples_wanted)
-    device = config.placement().device
+    examples = load_squad(context.squad_dataset, "validation", limit=examples_wanted)
     results, sources = {}, {}
     for name in ("base", *adapters.ADAPTER_NAMES):
-        path = None if name == "base" else adapters.current_path(config.models_dir, name)
+        path = None if name == "base" else adapters.current_path(context.models_dir, name)
         if name != "base" and path is None:
             print(f"{name}: no published adapter, skipped")
             continue
-        model = load_with_adapter(base, path).to(device)
+        model = load_with_adapter(base, path).to(context.placement.device)
         results[name] = evaluate_model(model, tokenizer, examples, max_new_tokens).summary()
         sources[name] = "-" if path is None else f"{name}/{path.name}"
     table = reports.comparison_table(results, sources)
-    folder = pathlib.Path(config.models_dir) / "reports"
+    folder = pathlib.Path(context.models_dir) / "reports"
     folder.mkdir(parents=True, exist_ok=True)
-    heading = (f"# Evaluation: {base.name} on {config.squad_dataset} (validation, "
+    heading = (f"# Evaluation: {base.name} on {context.squad_dataset} (validation, "
                f"{len(examples)} questions, {max_new_tokens} new tokens, greedy)\n\n")
     (folder / "eval.md").write_text(heading + table + "\n")
-    reports.write_json(folder / "eval.json", {"base_model": base.name, "dataset": config.squad_dataset,
+    reports.write_json(folder / "eval.json", {"base_model": base.name, "dataset": context.squad_dataset,
                                               "results": results, "adapters": sources})
     reports.plot_comparison(results, folder / "eval.png")
     return Comparison(table, folder / "eval.md", results, sources)

@@ -18,9 +18,11 @@ import time
 
 from services.common import adapters
 from services.common.base_model import BaseModelSpec, BaseModelUnavailable, load_tokenizer
+from services.common.devices import Placement
 from services.common.limits import out_of_range
 from services.trainer.config import TrainerConfig
 from services.trainer.training import reports
+from services.trainer.training.context import TrainingContext
 from services.trainer.training.params import RlParams, SftParams
 from textgen.paths import STAND_IN_FOLDER
 
@@ -54,8 +56,8 @@ def missing_stand_in(setting: str) -> pathlib.Path | None:
     return folder if folder.name == STAND_IN_FOLDER and not (folder / "config.json").exists() else None
 
 
-def _curve(name: str, config: TrainerConfig, metric: str) -> list[dict]:
-    folder = adapters.current_path(config.models_dir, name)
+def _curve(name: str, models_dir: pathlib.Path, metric: str) -> list[dict]:
+    folder = adapters.current_path(models_dir, name)
     path = folder / f"{metric}_curve.json" if folder else None
     return json.loads(path.read_text()) if path and path.is_file() else []
 
@@ -82,10 +84,12 @@ def plot(results: dict[str, dict], loss: list[dict], reward: list[dict], path: p
     plt.close(figure)
 
 
-def post_train(config: TrainerConfig, pretrain_steps: int | None = None) -> dict:
+def post_train(config: TrainerConfig, placement: Placement, pretrain_steps: int | None = None) -> dict:
+    """`config` decided, `placement` from its prepare_torch."""
+    from services.trainer.training import pipeline
     from services.trainer.training.evaluation import compare_published
-    from services.trainer.training.rl import train_rl
-    from services.trainer.training.sft import train_sft
+    from services.trainer.training.rl import RlStep
+    from services.trainer.training.sft import SftStep
     from services.trainer.training.stand_in import PretrainSettings, pretrain
 
     times = {}
@@ -97,27 +101,29 @@ def post_train(config: TrainerConfig, pretrain_steps: int | None = None) -> dict
         times["pretrain"] = time.monotonic() - started
     try:
         started = time.monotonic()
-        base = config.base()
+        # Only after pretraining: a relative LLM_BASE_MODEL is read as a path once its first folder exists.
+        context = TrainingContext.from_config(config, placement)
+        base = context.base
         load_tokenizer(base, show_progress=True)  # makes the embedded model first, when it is the base and missing
         times["base model"] = time.monotonic() - started
     except BaseModelUnavailable as error:  # e.g. a folder that is not there, and not the stand-in's
         raise SystemExit(f"LLM_BASE_MODEL: {error}") from None
     recipe = recipe_for(base)
     print(f"base model: {base.name}\nrecipe: {recipe.source}\n  sft: {recipe.sft}\n  rl: {recipe.rl}", flush=True)
-    for name, train, params in (("sft", train_sft, recipe.sft), ("rl", train_rl, recipe.rl)):
+    for step in (SftStep(recipe.sft), RlStep(recipe.rl)):
         started = time.monotonic()
-        version = train(params, config, show_progress=True)
-        times[name] = time.monotonic() - started
-        print(f"{name}: published version {version} in {times[name]:.0f} s", flush=True)
+        version = pipeline.train(step, context, show_progress=True)
+        times[step.name] = time.monotonic() - started
+        print(f"{step.name}: published version {version} in {times[step.name]:.0f} s", flush=True)
     started = time.monotonic()
-    comparison = compare_published(config, None, config.eval_max_new_tokens)
+    comparison = compare_published(context, None, context.eval_max_new_tokens)
     times["eval"] = time.monotonic() - started
-    loss, reward = _curve("sft", config, "loss"), _curve("rl", config, "reward")
-    report = {"base_model": base.name, "dataset": config.squad_dataset, "results": comparison.results,
+    loss, reward = _curve("sft", context.models_dir, "loss"), _curve("rl", context.models_dir, "reward")
+    report = {"base_model": base.name, "dataset": context.squad_dataset, "results": comparison.results,
               "adapters": comparison.sources, "recipe": {"source": recipe.source, "sft": dataclasses.asdict(recipe.sft),
                                                          "rl": dataclasses.asdict(recipe.rl)},
               "seconds": times, "curves": {"sft_loss": loss, "rl_reward": reward}}
-    folder = pathlib.Path(config.models_dir) / "reports"
+    folder = pathlib.Path(context.models_dir) / "reports"
     reports.write_json(folder / "post-train.json", report)
     plot(comparison.results, loss, reward, folder / "post-train.png")
     print(comparison.table)

@@ -5,24 +5,24 @@ import pathlib
 from collections.abc import Callable
 
 from services.common import adapters
-from services.trainer.config import TrainerConfig
+from services.trainer.training.context import TrainingContext
 from services.trainer.training.data import load_squad
 from services.trainer.training.progress import Progress, Report
 from services.trainer.training.reports import write_json
 
 log = logging.getLogger("textgen.trainer")
 
-Publish = Callable[[TrainerConfig, str, pathlib.Path], str]
+Publish = Callable[[TrainingContext, str, pathlib.Path], str]
 RELOAD_TIMEOUT_SECONDS = 10
 
 
-def evaluate_staged(model, tokenizer, config: TrainerConfig, staged: pathlib.Path, report: Report,
+def evaluate_staged(model, tokenizer, context: TrainingContext, staged: pathlib.Path, report: Report,
                     progress: Progress) -> dict:
     from services.trainer.training.evaluation import evaluate_model
 
-    report(dataclasses.replace(progress, message=f"evaluating on {config.eval_examples} validation questions"))
-    examples = load_squad(config.squad_dataset, "validation", limit=config.eval_examples)
-    result = evaluate_model(model, tokenizer, examples, config.eval_max_new_tokens)
+    report(dataclasses.replace(progress, message=f"evaluating on {context.eval_examples} validation questions"))
+    examples = load_squad(context.squad_dataset, "validation", limit=context.eval_examples)
+    result = evaluate_model(model, tokenizer, examples, context.eval_max_new_tokens)
     summary = {**result.summary(), "samples": result.samples}
     write_json(staged / "eval.json", summary)
     log.info("evaluation", extra=result.summary())
@@ -46,8 +46,8 @@ def notify_llm(llm_addr: str) -> bool:
         return False
 
 
-def publish_and_notify(config: TrainerConfig, name: str, staged: pathlib.Path) -> str:
-    version = adapters.publish(config.models_dir, name, staged)
+def publish_and_notify(context: TrainingContext, name: str, staged: pathlib.Path) -> str:
+    version = adapters.publish(context.models_dir, name, staged)
     log.info("adapter published", extra={"adapter": name, "version": version})
-    notify_llm(config.llm_addr)
+    notify_llm(context.llm_addr)
     return version

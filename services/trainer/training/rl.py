@@ -1,21 +1,16 @@
 """RL format alignment: trl GRPO continuing the current SFT adapter, with graded format and answer rewards."""
 import dataclasses
-import pathlib
-import tempfile
-from collections.abc import Callable
 
 from services.common import adapters
 from services.common.base_model import context_window, fingerprint, load_tokenizer
 from services.common.devices import Placement
-from services.trainer.config import TrainerConfig
-from services.trainer.training import distributed
+from services.trainer.training import pipeline
+from services.trainer.training.context import TrainingContext
 from services.trainer.training.data import QAExample, fit_prompt, load_squad
 from services.trainer.training.fixed_prompts import FIXED_PROMPTS
 from services.trainer.training.models import device_options, load_with_adapter
 from services.trainer.training.params import RlParams
-from services.trainer.training.progress import Progress, ProgressCallback, Report, no_report
-from services.trainer.training.publishing import Publish, evaluate_staged, publish_and_notify
-from services.trainer.training.reports import write_curve, write_json
+from services.trainer.training.progress import Progress, Report
 from services.trainer.training.rewards import REWARD_FUNCTIONS
 
 MAX_PROMPT_TOKENS = 384
@@ -52,43 +47,40 @@ def grpo_config(output_dir: str, params: RlParams, placement: Placement, show_pr
     )
 
 
-def train_rl(params: RlParams, config: TrainerConfig, report: Report = no_report, show_progress: bool = False,
-             publish: Publish = publish_and_notify, on_staged: Callable[[pathlib.Path], None] = lambda path: None):
-    """Trains from the current SFT adapter, writes adapter + params.json + reward curve + eval.json into a staging
-    folder, then `publish`es it. Returns the published version."""
-    from datasets import Dataset
-    from trl import GRPOTrainer
+@dataclasses.dataclass(frozen=True)
+class RlStep:
+    """GRPO on prompts (the fixed set, or SQuAD's training questions), continuing the current SFT adapter."""
+    params: RlParams
+    name = "rl"
+    metric = "reward"
 
-    sft_path = adapters.current_path(config.models_dir, "sft")
-    if sft_path is None:
-        raise NoSftAdapter("no SFT adapter is published: run SFT first (POST /llm/train_sft)")
-    report(Progress(message="loading prompts and the SFT model"))
-    base = config.base()
-    tokenizer = load_tokenizer(base)
-    if params.use_dataset_prompts:
-        examples = load_squad(config.squad_dataset, "train", limit=params.max_prompt_examples, sample_seed=0)
-    else:
-        examples = FIXED_PROMPTS
-    model = load_with_adapter(base, sft_path, trainable=True)
-    base_fingerprint = fingerprint(model.config)  # before training, which changes a few of its settings
-    rows = prompt_rows(tokenizer, examples, params.max_new_tokens, context_window(model.config))
-    if not rows:
-        raise ValueError("no RL prompt fits the model's context with max_new_tokens")
-    staged = distributed.staging_on_main(config.models_dir, "rl", on_staged)
-    main = staged is not None  # of several data-parallel processes, only the first writes and publishes
-    progress = ProgressCallback(report if main else no_report, "reward")
-    with tempfile.TemporaryDirectory(prefix="rl-") as scratch:
-        trainer = GRPOTrainer(model=model, reward_funcs=REWARD_FUNCTIONS,
-                              args=grpo_config(scratch, params, config.placement(), show_progress and main),
-                              train_dataset=Dataset.from_list(rows), processing_class=tokenizer, callbacks=[progress])
-        trainer.train()
-        trainer.save_model(str(staged or scratch))  # every process takes part; only the first writes
-    if not main:
-        return None
-    write_json(staged / "params.json", {"kind": "rl", **dataclasses.asdict(params), "base_model": base.name,
-                                        "sft_adapter": str(sft_path), "prompts": len(rows),
-                                        "rewards": [f.__name__ for f in REWARD_FUNCTIONS]})
-    adapters.write_base_record(staged, base.name, base_fingerprint)
-    write_curve(staged, progress.curve, "reward", f"GRPO mean reward ({len(rows)} prompts, {params.steps} steps)")
-    evaluate_staged(trainer.model, tokenizer, config, staged, report, progress.progress)
-    return publish(config, "rl", staged)
+    def load(self, context: TrainingContext, report: Report) -> pipeline.Loaded:
+        sft_path = adapters.current_path(context.models_dir, "sft")
+        if sft_path is None:
+            raise NoSftAdapter("no SFT adapter is published: run SFT first (POST /llm/train_sft)")
+        report(Progress(message="loading prompts and the SFT model"))
+        tokenizer = load_tokenizer(context.base)
+        if self.params.use_dataset_prompts:
+            examples = load_squad(context.squad_dataset, "train", limit=self.params.max_prompt_examples,
+                                  sample_seed=0)
+        else:
+            examples = FIXED_PROMPTS
+        model = load_with_adapter(context.base, sft_path, trainable=True)
+        base_fingerprint = fingerprint(model.config)  # before training, which changes a few of its settings
+        rows = prompt_rows(tokenizer, examples, self.params.max_new_tokens, context_window(model.config))
+        if not rows:
+            raise ValueError("no RL prompt fits the model's context with max_new_tokens")
+        return pipeline.Loaded(model, tokenizer, rows, base_fingerprint,
+                               record={"sft_adapter": str(sft_path), "prompts": len(rows),
+                                       "rewards": [f.__name__ for f in REWARD_FUNCTIONS]},
+                               curve_title=f"GRPO mean reward ({len(rows)} prompts, {self.params.steps} steps)")
+
+    def trainer(self, loaded: pipeline.Loaded, output_dir: str, placement: Placement, show_progress: bool,
+                callbacks: list):
+        from datasets import Dataset
+        from trl import GRPOTrainer
+
+        return GRPOTrainer(model=loaded.model, reward_funcs=REWARD_FUNCTIONS,
+                           args=grpo_config(output_dir, self.params, placement, show_progress),
+                           train_dataset=Dataset.from_list(loaded.rows), processing_class=loaded.tokenizer,
+                           callbacks=callbacks)

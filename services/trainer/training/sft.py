@@ -1,20 +1,14 @@
 """Supervised fine-tuning: a LoRA adapter on LLM_BASE_MODEL that answers SQuAD questions in the fixed format."""
 import dataclasses
-import pathlib
-import tempfile
-from collections.abc import Callable
 
-from services.common import adapters
 from services.common.base_model import fingerprint, load_model, load_tokenizer
 from services.common.devices import Placement
-from services.trainer.config import TrainerConfig
-from services.trainer.training import distributed
+from services.trainer.training import pipeline
+from services.trainer.training.context import TrainingContext
 from services.trainer.training.data import load_squad, sft_rows
 from services.trainer.training.models import device_options, lora_config
 from services.trainer.training.params import SftParams
-from services.trainer.training.progress import Progress, ProgressCallback, Report, no_report
-from services.trainer.training.publishing import Publish, evaluate_staged, publish_and_notify
-from services.trainer.training.reports import write_curve, write_json
+from services.trainer.training.progress import Progress, Report
 
 BATCH_SIZE = 4
 
@@ -42,32 +36,28 @@ def build_trainer(model, tokenizer, rows: list[dict], params: SftParams, output_
                       peft_config=lora_config(params.lora_r, model) if use_lora else None, callbacks=list(callbacks))
 
 
-def train_sft(params: SftParams, config: TrainerConfig, report: Report = no_report, show_progress: bool = False,
-              publish: Publish = publish_and_notify, on_staged: Callable[[pathlib.Path], None] = lambda path: None):
-    """Trains, writes adapter + params.json + loss curve + eval.json into a staging folder, then `publish`es it.
-    Returns the published version."""
-    report(Progress(message="loading data and model"))
-    base = config.base()
-    tokenizer = load_tokenizer(base)
-    examples = load_squad(config.squad_dataset, "train", limit=params.max_examples, sample_seed=0)
-    rows = sft_rows(tokenizer, examples, params.max_length)
-    if not rows:
-        raise ValueError(f"none of the {len(examples)} training examples fits max_length={params.max_length} tokens")
-    model = load_model(base)
-    base_fingerprint = fingerprint(model.config)  # before training, which changes a few of its settings
-    staged = distributed.staging_on_main(config.models_dir, "sft", on_staged)
-    main = staged is not None  # of several data-parallel processes, only the first writes and publishes
-    progress = ProgressCallback(report if main else no_report, "loss")
-    with tempfile.TemporaryDirectory(prefix="sft-") as scratch:
-        trainer = build_trainer(model, tokenizer, rows, params, scratch, config.placement(),
-                                show_progress=show_progress and main, callbacks=[progress])
-        trainer.train()
-        trainer.save_model(str(staged or scratch))  # every process takes part; only the first writes
-    if not main:
-        return None
-    write_json(staged / "params.json", {"kind": "sft", **dataclasses.asdict(params), "base_model": base.name,
-                                        "squad_dataset": config.squad_dataset, "training_rows": len(rows)})
-    adapters.write_base_record(staged, base.name, base_fingerprint)
-    write_curve(staged, progress.curve, "loss", f"SFT loss ({len(rows)} examples, {params.num_train_epochs} epochs)")
-    evaluate_staged(trainer.model, tokenizer, config, staged, report, progress.progress)
-    return publish(config, "sft", staged)
+@dataclasses.dataclass(frozen=True)
+class SftStep:
+    """A fresh LoRA adapter on the base model, trained on SQuAD rows whose completion is the answer in the fixed
+    format."""
+    params: SftParams
+    name = "sft"
+    metric = "loss"
+
+    def load(self, context: TrainingContext, report: Report) -> pipeline.Loaded:
+        report(Progress(message="loading data and model"))
+        tokenizer = load_tokenizer(context.base)
+        examples = load_squad(context.squad_dataset, "train", limit=self.params.max_examples, sample_seed=0)
+        rows = sft_rows(tokenizer, examples, self.params.max_length)
+        if not rows:
+            raise ValueError(f"none of the {len(examples)} training examples fits "
+                             f"max_length={self.params.max_length} tokens")
+        model = load_model(context.base)
+        return pipeline.Loaded(model, tokenizer, rows, fingerprint(model.config),
+                               record={"squad_dataset": context.squad_dataset, "training_rows": len(rows)},
+                               curve_title=f"SFT loss ({len(rows)} examples, {self.params.num_train_epochs} epochs)")
+
+    def trainer(self, loaded: pipeline.Loaded, output_dir: str, placement: Placement, show_progress: bool,
+                callbacks: list):
+        return build_trainer(loaded.model, loaded.tokenizer, loaded.rows, self.params, output_dir, placement,
+                             show_progress=show_progress, callbacks=callbacks)

@@ -1,0 +1,64 @@
+"""The one course every training run takes: load, stage, train in a scratch folder, save the adapter, write
+params.json, the base record and the curve, evaluate, publish. SFT and RL differ only in their `TrainingStep`.
+
+Under data-parallel training every process loads and trains and takes part in saving; only the first one has a
+staging folder, and it alone writes the rest and publishes."""
+import dataclasses
+import pathlib
+import tempfile
+from collections.abc import Callable
+from typing import Protocol
+
+from services.common import adapters
+from services.common.devices import Placement
+from services.trainer.training import distributed
+from services.trainer.training.context import TrainingContext
+from services.trainer.training.progress import ProgressCallback, Report, no_report
+from services.trainer.training.publishing import Publish, evaluate_staged, publish_and_notify
+from services.trainer.training.reports import write_curve, write_json
+
+
+@dataclasses.dataclass(frozen=True)
+class Loaded:
+    """What a step loaded, before anything is staged: a run that cannot start leaves nothing behind."""
+    model: object
+    tokenizer: object
+    rows: list[dict]
+    base_fingerprint: str  # taken before training, which changes a few of the model's settings
+    record: dict  # what params.json says beyond the step's params and the base model's name
+    curve_title: str
+
+
+class TrainingStep(Protocol):
+    name: str  # the adapter it publishes: "sft" or "rl"
+    metric: str  # the logged value kept as its curve: "loss" or "reward"
+    params: object  # its params dataclass, written into params.json
+
+    def load(self, context: TrainingContext, report: Report) -> Loaded:
+        """The model to train, its tokenizer and rows; raises when there is nothing to train on."""
+
+    def trainer(self, loaded: Loaded, output_dir: str, placement: Placement, show_progress: bool, callbacks: list):
+        """The trl trainer, writing into `output_dir`."""
+
+
+def train(step: TrainingStep, context: TrainingContext, report: Report = no_report, show_progress: bool = False,
+          publish: Publish = publish_and_notify,
+          on_staged: Callable[[pathlib.Path], None] = lambda path: None) -> str | None:
+    """Trains, writes adapter + params.json + base record + curve + eval.json into a staging folder, then
+    `publish`es it. Returns the published version (None in the processes other than the first)."""
+    loaded = step.load(context, report)
+    staged = distributed.staging_on_main(context.models_dir, step.name, on_staged)
+    main = staged is not None
+    progress = ProgressCallback(report if main else no_report, step.metric)
+    with tempfile.TemporaryDirectory(prefix=f"{step.name}-") as scratch:
+        trainer = step.trainer(loaded, scratch, context.placement, show_progress and main, [progress])
+        trainer.train()
+        trainer.save_model(str(staged or scratch))  # every process takes part; only the first writes
+    if not main:
+        return None
+    write_json(staged / "params.json", {"kind": step.name, **dataclasses.asdict(step.params),
+                                        "base_model": context.base.name, **loaded.record})
+    adapters.write_base_record(staged, context.base.name, loaded.base_fingerprint)
+    write_curve(staged, progress.curve, step.metric, loaded.curve_title)
+    evaluate_staged(trainer.model, loaded.tokenizer, context, staged, report, progress.progress)
+    return publish(context, step.name, staged)
