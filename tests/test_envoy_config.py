@@ -74,11 +74,16 @@ def test_targets_differ_only_in_addresses_and_file_locations(rendered):
         config = copy.deepcopy(config)
         for cluster in config["static_resources"]["clusters"]:
             cluster["load_assignment"]["endpoints"] = "ADDRESSES"
+        for listener in config["static_resources"]["listeners"]:
+            listener["address"]["socket_address"]["address"] = "LISTEN"
         text = yaml.safe_dump(config)
         return yaml.safe_load(re.sub(r"(filename|proto_descriptor): \S+", r"\1: FILE", text))
 
     local, compose = (normalised(rendered[t]["dict"]) for t in ("local", "compose"))
     assert local == compose
+    listens = {t: rendered[t]["dict"]["static_resources"]["listeners"][0]["address"]["socket_address"]["address"]
+               for t in ("local", "compose")}
+    assert listens == {"local": "127.0.0.1", "compose": "0.0.0.0"}  # make run: loopback unless BIND_ADDRESS opens it
 
 
 def test_compose_addresses_are_the_compose_services(rendered):
