@@ -1,7 +1,7 @@
 """The gateway's Envoy configuration, rendered for make run (local) and for compose from its one template: both pass
 `envoy --mode validate` and parse into Envoy's own Bootstrap proto (xds-protos: a misspelt field fails); they differ
 only in addresses and file locations; routes, clusters and the transcoder match the descriptor set, the backends
-table and docker-compose.yml; the rate limits' buckets are on the routes backends.py says."""
+table and docker-compose.yml; the rate limits' buckets are the documented defaults, on the routes backends.py says."""
 import copy
 import re
 import shutil
@@ -25,6 +25,7 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa
 from gateway import render
 from gateway.backends import BACKENDS
 from gateway.http_rules import http_bindings, load_descriptor_set
+from gateway.rate_limits import DEFAULT_BUCKETS
 from textgen.endpoints import ENDPOINTS
 from textgen.paths import DESCRIPTOR_SET, ENVOY, ROOT
 
@@ -202,3 +203,15 @@ def test_the_llm_routes_and_the_training_calls_that_start_or_cancel_work_take_to
         assert [(e.key, e.value) for e in rate_limit.descriptors[0].entries] == [("rate_limit", name)]
         assert [h.header.key for h in rate_limit.response_headers_to_add] == ["retry-after"]
 
+
+def test_the_rendered_rate_limits_are_the_documented_defaults(rendered):
+    documented = re.findall(r"^\| `GATEWAY_(\w+)_RATE`, `GATEWAY_\1_BURST` \| ([\d.]+), (\d+) \|",
+                            (ROOT / "README.md").read_text(), flags=re.MULTILINE)
+    assert {name.lower(): (float(rate), int(burst)) for name, rate, burst in documented} == {
+        name: (bucket.rate, bucket.burst) for name, bucket in DEFAULT_BUCKETS.items()}
+    for target in ("local", "compose"):
+        for name, rate_limit in rate_limit_filters(rendered[target]["dict"]).items():
+            bucket = rate_limit.descriptors[0].token_bucket
+            rate = bucket.tokens_per_fill.value / bucket.fill_interval.ToTimedelta().total_seconds()
+            assert (rate, bucket.max_tokens) == (DEFAULT_BUCKETS[name].rate, DEFAULT_BUCKETS[name].burst)
+            assert rate_limit.response_headers_to_add[0].header.value == "1"
