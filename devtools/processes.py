@@ -24,6 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from devtools.models import RANDOM_GPT2
 from gateway import render
+from gateway.rate_limits import TokenBucket
 from textgen.paths import ENVOY, ROOT, SQUAD_SAMPLE
 
 STARTUP_TIMEOUT_SECONDS = 60
@@ -152,16 +153,19 @@ def _as_list(addresses: str | list[str]) -> list[str]:
 
 @contextlib.contextmanager
 def start_gateway(route_timeouts: dict[str, float] | None = None, max_body_bytes: int | None = None,
+                  rate_limits: dict[str, TokenBucket] | None = None,
                   **addresses: str | list[str]):
     """Envoy, configured by gateway.render, on a free port in front of the backends given by cluster name
-    (baseline=..., rnn=..., llm=[replica, replica], trainer=...); the others point at a closed port."""
+    (baseline=..., rnn=..., llm=[replica, replica], trainer=...); the others point at a closed port. `rate_limits`
+    replaces the token buckets it names (gateway/rate_limits.py's defaults otherwise)."""
     target = render.local_target({})
     port, admin_port = free_port(), free_port()
     files = pathlib.Path(tempfile.mkdtemp(prefix="textgen-gateway-"))
     target = dataclasses.replace(
         target, listen_address="127.0.0.1", listen_port=port, admin_port=admin_port, files_dir=files,
         endpoints={name: _as_list(addresses.get(name) or f"127.0.0.1:{free_port()}") for name in target.endpoints},
-        route_timeouts=route_timeouts or {}, max_body_bytes=max_body_bytes or target.max_body_bytes)
+        route_timeouts=route_timeouts or {}, max_body_bytes=max_body_bytes or target.max_body_bytes,
+        rate_limits={**target.rate_limits, **(rate_limits or {})})
     config = render.write(target, files)
     # One worker is plenty on loopback; hot restart off so that several Envoys can run side by side.
     process = _spawn([str(ENVOY), "-c", str(config), "--concurrency", "1", "--disable-hot-restart",

@@ -1,8 +1,16 @@
-"""How long Envoy lets each service's calls run: unary calls get `timeout_seconds`, server streams
-`stream_timeout_seconds` (a training job's event stream lasts as long as the job). Keyed by gRPC service; where each
-service listens is textgen.endpoints' table.
+"""What Envoy applies to each service's calls, keyed by gRPC service (where each service listens is textgen.endpoints'
+table):
+- how long they may run: unary calls get `timeout_seconds`, server streams `stream_timeout_seconds` (a training
+  job's event stream lasts as long as the job);
+- which token bucket of gateway/rate_limits.py they take from, if any: `rate_limit`. Every LLM route does (each one
+  lands on the LLM replicas). The trainer's calls that start or cancel work do, its reads (what the protos mark
+  NO_SIDE_EFFECTS: job listing, a job's status, its event stream) do not (`rate_limit_reads`): they are database
+  lookups, and a client follows the jobs it started through them for as long as those run.
 """
 import dataclasses
+
+from google.protobuf import descriptor_pb2
+from google.protobuf.descriptor import MethodDescriptor
 
 from textgen.endpoints import ENDPOINTS, Endpoint
 
@@ -12,11 +20,20 @@ class Backend:
     endpoint: Endpoint
     timeout_seconds: float
     stream_timeout_seconds: float
+    rate_limit: str | None = None
+    rate_limit_reads: bool = True
 
     @property
     def name(self) -> str:
         return self.endpoint.name
 
+    def rate_limit_of(self, method: MethodDescriptor) -> str | None:
+        """The token bucket a call of `method` takes from; None: not limited."""
+        reads = method.GetOptions().idempotency_level == descriptor_pb2.MethodOptions.NO_SIDE_EFFECTS
+        return None if reads and not self.rate_limit_reads else self.rate_limit
+
 
 _TIMEOUTS = {"baseline": (30, 60), "rnn": (60, 60), "llm": (300, 600), "trainer": (60, 86400)}
-BACKENDS = {e.grpc_service: Backend(e, *_TIMEOUTS[e.name]) for e in ENDPOINTS.values()}
+_RATE_LIMITS = {"llm": {"rate_limit": "llm"}, "trainer": {"rate_limit": "train", "rate_limit_reads": False}}
+BACKENDS = {e.grpc_service: Backend(e, *_TIMEOUTS[e.name], **_RATE_LIMITS.get(e.name, {}))
+            for e in ENDPOINTS.values()}

@@ -6,7 +6,8 @@
 
 Writes OUT/envoy.yaml, OUT/openapi.json and OUT/docs.html, and for compose and k8s the descriptor set beside
 them. The targets differ only in addresses and file locations; one route per REST-annotated method comes from the
-descriptor set, with its service's cluster and gateway/backends.py's timeout.
+descriptor set, with its service's cluster, gateway/backends.py's timeout and rate limit. Every target sizes the
+rate limits' token buckets from the environment it is rendered in (GATEWAY_LLM_RATE, ...: gateway/rate_limits.py).
 """
 import argparse
 import dataclasses
@@ -23,6 +24,7 @@ from google.rpc import code_pb2
 from gateway.backends import BACKENDS, Backend
 from gateway.http_rules import HttpBinding, http_bindings, load_descriptor_set
 from gateway.openapi import openapi_document
+from gateway.rate_limits import DEFAULT_BUCKETS, TokenBucket, buckets_from, rate_limit_filter, route_metadata
 from textgen.endpoints import ENDPOINTS, bind_address
 from textgen.paths import DESCRIPTOR_SET, GENERATED
 
@@ -33,7 +35,8 @@ RENDERED = GENERATED / "gateway"  # make run's and the tests' Envoy files
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 # The gRPC code in the google.rpc.Status body of each reply Envoy makes itself: docs/api.md's table read backwards
-# (408, 413 and 502 are Envoy's own: a client too slow to send, a body over the cap, an upstream reset).
+# (408, 413, 429 and 502 are Envoy's own: a client too slow to send, a body over the cap, a rate limit, an upstream
+# reset).
 LOCAL_REPLY_CODES = {
     400: code_pb2.INVALID_ARGUMENT,
     401: code_pb2.UNAUTHENTICATED,
@@ -56,6 +59,9 @@ RETRY_POLICY = {"retry_on": "connect-failure,refused-stream,reset,unavailable", 
                     "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"}}],
                 "host_selection_retry_max_attempts": 5}
 
+# Only the rate limits make Envoy answer 429 itself; its own words for it are "local_rate_limited".
+RATE_LIMITED = ("rate limited: this gateway takes no more of these requests for now; retry after the seconds in "
+                "the retry-after header")
 NOT_ROUTED_FOR_GRPC = ("not served through the REST gateway: it routes only the methods with a REST binding; "
                        "call the service's own port for the others (reflection, health, ReloadAdapters)")
 
@@ -75,6 +81,7 @@ class Target:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_connections: int = 10_000
     route_timeouts: dict[str, float] = dataclasses.field(default_factory=dict)  # cluster -> seconds (tests)
+    rate_limits: dict[str, TokenBucket] = dataclasses.field(default_factory=lambda: dict(DEFAULT_BUCKETS))
 
 
 def _int_variable(environ, name: str, default: int) -> int:
@@ -94,23 +101,25 @@ def local_target(environ=os.environ, files_dir: pathlib.Path = RENDERED) -> Targ
         listen_port=_int_variable(environ, "GATEWAY_PORT", 8080),
         admin_port=_int_variable(environ, "GATEWAY_ADMIN_PORT", 9901),
         max_body_bytes=_int_variable(environ, "GATEWAY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+        rate_limits=buckets_from(environ),
     )
 
 
-def compose_target() -> Target:
+def compose_target(environ=os.environ) -> Target:
     """The Envoy image: compose service names (every replica answers under its name), files under /etc/envoy."""
     return Target(
         endpoints={e.name: [f"{e.name}:{e.port}"] for e in ENDPOINTS.values()},
         descriptor=pathlib.Path("/etc/envoy/descriptor.pb"),
         files_dir=pathlib.Path("/etc/envoy"),
         swagger_ui_dir=pathlib.Path("/etc/envoy/swagger-ui"),
+        rate_limits=buckets_from(environ),
     )
 
 
-def k8s_target() -> Target:
+def k8s_target(environ=os.environ) -> Target:
     """Kubernetes: headless Services named as in compose (DNS gives every ready pod); the rendered files from the
     envoy-config ConfigMap at /etc/envoy/config, Swagger UI's from the image."""
-    return dataclasses.replace(compose_target(), descriptor=pathlib.Path("/etc/envoy/config/descriptor.pb"),
+    return dataclasses.replace(compose_target(environ), descriptor=pathlib.Path("/etc/envoy/config/descriptor.pb"),
                                files_dir=pathlib.Path("/etc/envoy/config"))
 
 
@@ -131,6 +140,8 @@ def _method_routes(target: Target, bindings: list[HttpBinding]) -> list[dict]:
         route = {"match": {"path": binding.grpc_path}, "route": {"cluster": backend.name, "timeout": f"{timeout}s"}}
         if binding.method.GetOptions().idempotency_level != descriptor_pb2.MethodOptions.IDEMPOTENCY_UNKNOWN:
             route["route"]["retry_policy"] = RETRY_POLICY
+        if bucket := backend.rate_limit_of(binding.method):
+            route["metadata"] = route_metadata(bucket)
         if route not in routes:  # additional bindings map to the same method
             routes.append(route)
     return routes
@@ -149,14 +160,19 @@ def _local_reply_mappers() -> list[dict]:
         {"header_filter": {"header": {"name": "content-type", "string_match": {"prefix": "application/grpc"}}}},
         {"header_filter": {"header": {"name": "x-envoy-original-path", "present_match": True,
                                       "invert_match": True}}}]}}
+
+    def grpc_text_when(status: int, text: str) -> dict:
+        return {"filter": {"and_filter": {"filters": [is_grpc, _status_is(status)]}},
+                "body_format_override": {"text_format_source": {"inline_string": text}}}
+
     grpc_text = [
-        {"filter": {"and_filter": {"filters": [is_grpc, _status_is(404)]}},
-         "body_format_override": {"text_format_source": {"inline_string": NOT_ROUTED_FOR_GRPC}}},
+        grpc_text_when(404, NOT_ROUTED_FOR_GRPC),
+        grpc_text_when(429, RATE_LIMITED),
         {"filter": is_grpc, "body_format_override": {"text_format_source": {"inline_string": "%LOCAL_REPLY_BODY%"}}},
     ]
     return grpc_text + [
-        {"filter": _status_is(http),
-         "body_format_override": {"json_format": {"code": code, "message": "%LOCAL_REPLY_BODY%"}}}
+        {"filter": _status_is(http), "body_format_override": {"json_format": {
+            "code": code, "message": RATE_LIMITED if http == 429 else "%LOCAL_REPLY_BODY%"}}}
         for http, code in LOCAL_REPLY_CODES.items()]
 
 
@@ -179,6 +195,7 @@ def render(target: Target, bindings: list[HttpBinding]) -> dict:
     config = yaml.safe_load(string.Template(TEMPLATE.read_text()).substitute(values))
     manager = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     manager["route_config"]["virtual_hosts"][0]["routes"][:0] = _method_routes(target, bindings)
+    manager["http_filters"][-1:-1] = [rate_limit_filter(name, bucket) for name, bucket in target.rate_limits.items()]
     return config
 
 

@@ -1,6 +1,7 @@
-"""The deployment files agree with the code: every compose build target is a stage of the one Dockerfile, and each
-service image copies its own service folder and no other service's. Compose is secure by default: it refuses to
-start without a trainer token, and only Envoy publishes a port."""
+"""The deployment files agree with the code: every compose build target is a stage of the one Dockerfile, each
+service image copies its own service folder and no other service's, and compose hands the host's rate-limit settings
+to the Envoy image's build. Compose is secure by default: it refuses to start without a trainer token, and only
+Envoy publishes a port; the trainer image will not start without one either."""
 import os
 import re
 import shutil
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from devtools.processes import base_env
+from gateway.rate_limits import DEFAULT_BUCKETS, burst_variable, rate_variable
 from textgen.endpoints import ENDPOINTS
 from textgen.paths import ROOT
 
@@ -62,6 +64,13 @@ def test_the_gpu_profile_swaps_in_cuda_builds_of_the_llm_and_trainer_under_the_s
         assert compose["envoy"]["depends_on"][name]["required"] is False
     for name in ("rnn", "llm", "trainer"):
         assert "ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu" in stages()[name]
+
+
+def test_compose_renders_envoy_with_the_hosts_rate_limits():
+    args = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["envoy"]["build"]["args"]
+    variables = [f(name) for name in DEFAULT_BUCKETS for f in (rate_variable, burst_variable)]
+    assert args == {variable: f"${{{variable}:-}}" for variable in variables}  # unset: empty, the default
+    assert all(f"\nARG {variable}\n" in stages()["contracts"] for variable in variables)
 
 
 def test_services_run_unprivileged_on_a_read_only_root_file_system():

@@ -1,7 +1,7 @@
 """The gateway's Envoy configuration, rendered for make run (local) and for compose from its one template: both pass
 `envoy --mode validate` and parse into Envoy's own Bootstrap proto (xds-protos: a misspelt field fails); they differ
 only in addresses and file locations; routes, clusters and the transcoder match the descriptor set, the backends
-table and docker-compose.yml."""
+table and docker-compose.yml; the rate limits' buckets are the documented defaults, on the routes backends.py says."""
 import copy
 import re
 import shutil
@@ -16,6 +16,7 @@ from envoy.config.bootstrap.v3 import bootstrap_pb2
 from envoy.config.route.v3 import route_components_pb2  # noqa: F401
 from envoy.extensions.filters.http.buffer.v3 import buffer_pb2
 from envoy.extensions.filters.http.grpc_json_transcoder.v3 import transcoder_pb2
+from envoy.extensions.filters.http.local_ratelimit.v3 import local_rate_limit_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2  # noqa: F401
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2
 from envoy.extensions.resource_monitors.downstream_connections.v3 import downstream_connections_pb2  # noqa: F401
@@ -24,25 +25,33 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa
 from gateway import render
 from gateway.backends import BACKENDS
 from gateway.http_rules import http_bindings, load_descriptor_set
+from gateway.rate_limits import DEFAULT_BUCKETS
 from textgen.endpoints import ENDPOINTS
 from textgen.paths import DESCRIPTOR_SET, ENVOY, ROOT
 
 DESCRIPTOR = DESCRIPTOR_SET
 IMAGE_DIR = "/etc/envoy"
+# Both ways a rate becomes whole tokens per fill interval: one token every 2 s, 250 tokens a second.
+RATE_SETTINGS = {"GATEWAY_LLM_RATE": "0.5", "GATEWAY_LLM_BURST": "1", "GATEWAY_TRAIN_RATE": "250",
+                 "GATEWAY_TRAIN_BURST": "20"}
 
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory) -> dict[str, dict]:
     """Both targets written as the renderer writes them; the compose one with its /etc/envoy files laid out in a
-    folder of their own (descriptor, openapi.json, docs.html, swagger-ui), as the image's Dockerfile lays them out."""
+    folder of their own (descriptor, openapi.json, docs.html, swagger-ui), as the image's Dockerfile lays them out;
+    the local one once more with rate limits set."""
     local_dir, image_dir = tmp_path_factory.mktemp("local"), tmp_path_factory.mktemp("etc-envoy")
+    settings_dir = tmp_path_factory.mktemp("local-rate-settings")
     local = render.write(render.local_target({}, files_dir=local_dir), local_dir)
-    compose = render.write(render.compose_target(), image_dir)
+    settings = render.write(render.local_target(RATE_SETTINGS, files_dir=settings_dir), settings_dir)
+    compose = render.write(render.compose_target({}), image_dir)
     shutil.copytree(render.local_target({}).swagger_ui_dir, image_dir / "swagger-ui")
     compose_here = image_dir / "envoy-here.yaml"
     compose_here.write_text(compose.read_text().replace(IMAGE_DIR, str(image_dir)))
     return {"local": {"path": local, "dict": yaml.safe_load(local.read_text())},
-            "compose": {"path": compose_here, "dict": yaml.safe_load(compose.read_text())}}
+            "compose": {"path": compose_here, "dict": yaml.safe_load(compose.read_text())},
+            "rate settings": {"path": settings, "dict": yaml.safe_load(settings.read_text())}}
 
 
 def bootstrap(config: dict) -> bootstrap_pb2.Bootstrap:
@@ -55,7 +64,7 @@ def manager(config: dict) -> http_connection_manager_pb2.HttpConnectionManager:
     return unpacked
 
 
-@pytest.mark.parametrize("target", ["local", "compose"])
+@pytest.mark.parametrize("target", ["local", "compose", "rate settings"])
 def test_envoy_validates_the_rendered_configuration(rendered, target):
     result = subprocess.run([str(ENVOY), "--mode", "validate", "-c", str(rendered[target]["path"])],
                             capture_output=True, text=True, timeout=60)
@@ -104,8 +113,9 @@ def test_compose_addresses_are_the_compose_services(rendered):
 def test_filters_transcoder_options_and_limits(rendered):
     config = manager(rendered["local"]["dict"])
     names = [f.name for f in config.http_filters]
+    # The rate limits come after the transcoder: a REST request is limited by the route of its gRPC method.
     assert names == ["envoy.filters.http.buffer", "envoy.filters.http.grpc_json_transcoder",
-                     "envoy.filters.http.router"]
+                     "rate_limit.llm", "rate_limit.train", "envoy.filters.http.router"]
     buffer, transcoder = buffer_pb2.Buffer(), transcoder_pb2.GrpcJsonTranscoder()
     config.http_filters[0].typed_config.Unpack(buffer)
     config.http_filters[1].typed_config.Unpack(transcoder)
@@ -169,3 +179,44 @@ def test_the_descriptor_holds_every_error_detail_type_a_service_emits():
     # The whole of error_details.proto, so a detail type a service starts sending later is covered too.
     assert {f.name for f in load_descriptor_set(DESCRIPTOR).file} >= {"google/rpc/status.proto",
                                                                      "google/rpc/error_details.proto"}
+
+
+def rate_limit_filters(config: dict) -> dict[str, local_rate_limit_pb2.LocalRateLimit]:
+    """bucket name -> its filter's configuration."""
+    found = {}
+    for http_filter in manager(config).http_filters:
+        unpacked = local_rate_limit_pb2.LocalRateLimit()
+        if http_filter.typed_config.Unpack(unpacked):
+            found[http_filter.name.removeprefix("rate_limit.")] = unpacked
+    return found
+
+
+def test_the_llm_routes_and_the_training_calls_that_start_or_cancel_work_take_tokens(rendered):
+    routes = manager(rendered["local"]["dict"]).route_config.virtual_hosts[0].routes
+    metadata = {r.match.path: r.metadata.filter_metadata for r in routes if r.HasField("route")}
+    buckets = {path: m["textgen"]["rate_limit"] if "textgen" in m else None for path, m in metadata.items()}
+    limited = {path: bucket for path, bucket in buckets.items() if bucket}
+    assert limited == {
+        "/textgen.v1.LlmService/Generate": "llm", "/textgen.v1.LlmService/GenerateStream": "llm",
+        "/textgen.v1.LlmService/GetStatus": "llm", "/textgen.v1.TrainerService/TrainSft": "train",
+        "/textgen.v1.TrainerService/TrainRl": "train", "/textgen.v1.TrainerService/CancelJob": "train"}
+    assert "/textgen.v1.TrainerService/WatchJob" in buckets and "/textgen.v1.BigramService/Generate" in buckets
+    for name, rate_limit in rate_limit_filters(rendered["local"]["dict"]).items():
+        assert rate_limit.filter_enabled.default_value.numerator == 100
+        assert rate_limit.filter_enforced.default_value.numerator == 100
+        assert rate_limit.rate_limited_as_resource_exhausted and not rate_limit.HasField("token_bucket")
+        assert [(e.key, e.value) for e in rate_limit.descriptors[0].entries] == [("rate_limit", name)]
+        assert [h.header.key for h in rate_limit.response_headers_to_add] == ["retry-after"]
+
+
+def test_the_rendered_rate_limits_are_the_documented_defaults(rendered):
+    documented = re.findall(r"^\| `GATEWAY_(\w+)_RATE`, `GATEWAY_\1_BURST` \| ([\d.]+), (\d+) \|",
+                            (ROOT / "README.md").read_text(), flags=re.MULTILINE)
+    assert {name.lower(): (float(rate), int(burst)) for name, rate, burst in documented} == {
+        name: (bucket.rate, bucket.burst) for name, bucket in DEFAULT_BUCKETS.items()}
+    for target in ("local", "compose"):
+        for name, rate_limit in rate_limit_filters(rendered[target]["dict"]).items():
+            bucket = rate_limit.descriptors[0].token_bucket
+            rate = bucket.tokens_per_fill.value / bucket.fill_interval.ToTimedelta().total_seconds()
+            assert (rate, bucket.max_tokens) == (DEFAULT_BUCKETS[name].rate, DEFAULT_BUCKETS[name].burst)
+            assert rate_limit.response_headers_to_add[0].header.value == "1"
