@@ -1,9 +1,10 @@
-"""The llm service's pure parts: the answer format while streaming, context trimming, which adapter folders the
-adapter catalog accepts, and the planner's `Request`."""
+"""The llm service's pure parts: the answer format and stop strings while streaming, context trimming, which adapter
+folders the adapter catalog accepts, the planner's `Request`, and nucleus sampling."""
 import subprocess
 import sys
 
 import pytest
+import torch
 from textgen.v1 import llm_pb2
 
 from services.common import adapters
@@ -11,7 +12,9 @@ from services.common.errors import Violations
 from services.common.prompts import PREFIX, SUFFIX, fit_context, qa_prompt
 from services.llm import answer_format, planning
 from services.llm.catalog import published_version
+from services.llm.decoding import nucleus
 from services.llm.request import Request
+from services.llm.stop_strings import stop_at
 
 
 @pytest.mark.parametrize(("body", "final", "completed"), [
@@ -36,6 +39,27 @@ def test_text_that_may_become_the_suffix_is_held_back_and_what_was_sent_is_never
     for end in range(1, len(body) + 1):
         final, _ = answer_format.complete(body[:end])
         assert final.startswith(body[:answer_format.safe_length(body[:end])])
+
+
+def test_a_stop_string_ends_the_text_before_it_and_no_part_of_it_is_ever_sent():
+    ending = stop_at(("\nUser:", "END"))
+    text = "Fine, thanks.\nUser: and you?"
+    sent = 0
+    for end in range(1, len(text) + 1):
+        if ending.end(text[:end]) is not None:
+            break
+        sent = max(sent, ending.safe_length(text[:end]))
+    assert ending.end(text) == len("Fine, thanks.") and text[:sent] == "Fine, thanks."
+    assert ending.end("a END b \nUser:") == 2  # the first of them
+    assert ending.safe_length("caf\ufffd") == len("caf") and ending.final("caf\ufffd") == ("caf", False)
+    assert stop_at(()).end(text) is None and stop_at(()).safe_length(text) == len(text)
+
+
+def test_nucleus_sampling_keeps_the_most_likely_tokens_that_reach_top_p():
+    probabilities = torch.tensor([0.1, 0.5, 0.15, 0.25])
+    assert nucleus(probabilities, 0.7).tolist() == [0.0, 0.5, 0.0, 0.25]
+    assert nucleus(probabilities, 0.01).tolist() == [0.0, 0.5, 0.0, 0.0]  # the most likely always stays
+    assert nucleus(probabilities, 1.0).tolist() == probabilities.tolist()
 
 
 def test_the_context_is_trimmed_from_the_far_end_to_fit():
