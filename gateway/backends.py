@@ -4,6 +4,7 @@ service listens is textgen.endpoints' table.
 """
 import dataclasses
 
+from gateway import openai_routes
 from textgen.endpoints import ENDPOINTS, Endpoint
 
 
@@ -20,3 +21,5 @@ class Backend:
 
 _TIMEOUTS = {"baseline": (30, 60), "rnn": (60, 60), "llm": (300, 600), "trainer": (60, 86400)}
 BACKENDS = {e.grpc_service: Backend(e, *_TIMEOUTS[e.name]) for e in ENDPOINTS.values()}
+# The llm process serves the OpenAI-compatible services too (gateway/openai_routes.py): routed as LlmService is.
+BACKENDS |= dict.fromkeys(openai_routes.SERVICES, BACKENDS[ENDPOINTS["llm"].grpc_service])

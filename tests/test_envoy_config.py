@@ -16,12 +16,14 @@ from envoy.config.bootstrap.v3 import bootstrap_pb2
 from envoy.config.route.v3 import route_components_pb2  # noqa: F401
 from envoy.extensions.filters.http.buffer.v3 import buffer_pb2
 from envoy.extensions.filters.http.grpc_json_transcoder.v3 import transcoder_pb2
+from envoy.extensions.filters.http.json_to_metadata.v3 import json_to_metadata_pb2
+from envoy.extensions.filters.http.lua.v3 import lua_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2  # noqa: F401
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2
 from envoy.extensions.resource_monitors.downstream_connections.v3 import downstream_connections_pb2  # noqa: F401
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2  # noqa: F401
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
-from gateway import render
+from gateway import openai_routes, render
 from gateway.backends import BACKENDS
 from gateway.http_rules import http_bindings, load_descriptor_set
 from textgen.endpoints import ENDPOINTS
@@ -99,14 +101,17 @@ def test_compose_addresses_are_the_compose_services(rendered):
 def test_filters_transcoder_options_and_limits(rendered):
     config = manager(rendered["local"]["dict"])
     names = [f.name for f in config.http_filters]
-    assert names == ["envoy.filters.http.buffer", "envoy.filters.http.grpc_json_transcoder",
-                     "envoy.filters.http.router"]
+    assert names == ["envoy.filters.http.buffer", "envoy.filters.http.json_to_metadata", "envoy.filters.http.lua",
+                     "envoy.filters.http.grpc_json_transcoder", "envoy.filters.http.router"]
+    assert [f.name for f in config.http_filters if f.disabled] == ["envoy.filters.http.json_to_metadata"]
     buffer, transcoder = buffer_pb2.Buffer(), transcoder_pb2.GrpcJsonTranscoder()
     config.http_filters[0].typed_config.Unpack(buffer)
-    config.http_filters[1].typed_config.Unpack(transcoder)
+    config.http_filters[3].typed_config.Unpack(transcoder)
     assert buffer.max_request_bytes.value == transcoder.max_request_body_size.value == render.DEFAULT_MAX_BODY_BYTES
     annotated = {b.method.containing_service.full_name for b in http_bindings(load_descriptor_set(DESCRIPTOR))}
-    assert set(transcoder.services) == annotated == set(BACKENDS)
+    # The OpenAI services bind the same paths twice over: each is served by a /v1 route's copy of the transcoder.
+    assert set(transcoder.services) == annotated - set(openai_routes.SERVICES) == set(BACKENDS) - set(
+        openai_routes.SERVICES)
     options = transcoder.print_options
     assert options.preserve_proto_field_names and options.always_print_primitive_fields
     assert options.stream_newline_delimited and transcoder.convert_grpc_status
@@ -134,7 +139,7 @@ def test_one_route_per_rest_method_with_its_backend_and_timeout(rendered):
 
 def test_docs_are_direct_responses_that_skip_the_transcoder(rendered):
     routes = manager(rendered["local"]["dict"]).route_config.virtual_hosts[0].routes
-    direct = {r.match.path: r for r in routes if r.HasField("direct_response")}
+    direct = {r.match.path: r for r in routes if r.HasField("direct_response") and r.match.path}
     assert set(direct) == {"/openapi.json", "/docs", "/docs/static/swagger-ui-bundle.js",
                            "/docs/static/swagger-ui.css"}
     for route in direct.values():
@@ -164,3 +169,53 @@ def test_the_descriptor_holds_every_error_detail_type_a_service_emits():
     # The whole of error_details.proto, so a detail type a service starts sending later is covered too.
     assert {f.name for f in load_descriptor_set(DESCRIPTOR).file} >= {"google/rpc/status.proto",
                                                                      "google/rpc/error_details.proto"}
+
+
+def transcoder_of(route) -> transcoder_pb2.GrpcJsonTranscoder:
+    config = transcoder_pb2.GrpcJsonTranscoder()
+    route.typed_per_filter_config["envoy.filters.http.grpc_json_transcoder"].Unpack(config)
+    return config
+
+
+def test_the_openai_paths_have_a_stream_route_and_a_unary_route_each_with_its_transcoder(rendered):
+    config = manager(rendered["local"]["dict"])
+    main = transcoder_pb2.GrpcJsonTranscoder()
+    config.http_filters[3].typed_config.Unpack(main)
+    v1 = [r for r in config.route_config.virtual_hosts[0].routes if r.match.path_separated_prefix == "/v1"]
+    assert [r.direct_response.status for r in v1] == [404, 404]  # they only choose the transcoder's configuration
+    stream, unary = v1  # the stream route first: the default route matches every /v1 request
+    streaming = stream.match.dynamic_metadata[0]
+    assert (streaming.filter, streaming.path[0].key, streaming.value.bool_match) == ("openai", "stream", True)
+    assert not unary.match.dynamic_metadata
+    sse, plain = transcoder_of(stream), transcoder_of(unary)
+    assert list(sse.services) == [openai_routes.STREAM] and list(plain.services) == [openai_routes.UNARY]
+    assert sse.print_options.stream_sse_style_delimited and not sse.print_options.stream_newline_delimited
+    assert not sse.print_options.add_whitespace  # it would break the events' framing
+    assert plain.url_unescape_spec == plain.ALL_CHARACTERS  # a model id may hold a slash
+    for copy in (sse, plain):  # otherwise the main configuration's
+        assert copy.print_options.always_print_primitive_fields and copy.print_options.preserve_proto_field_names
+        assert copy.convert_grpc_status and copy.request_validation_options == main.request_validation_options
+        assert copy.proto_descriptor == main.proto_descriptor
+    rules = json_to_metadata_pb2.JsonToMetadata()
+    unary.typed_per_filter_config["envoy.filters.http.json_to_metadata"].Unpack(rules)
+    assert rules.request_rules.allow_empty_content_type and rules.request_rules.allow_content_types_regex.regex
+    assert [s.key for s in rules.request_rules.rules[0].selectors] == ["stream"]  # the top-level field only
+
+
+def test_the_openai_methods_routes_turn_on_the_error_body_and_envoy_replies_there_in_openai_form(rendered):
+    config = manager(rendered["local"]["dict"])
+    lua = lua_pb2.Lua()
+    config.http_filters[2].typed_config.Unpack(lua)
+    for route in config.route_config.virtual_hosts[0].routes:
+        openai = route.match.path.startswith(tuple(f"/{s}/" for s in openai_routes.SERVICES))
+        per_route = route.typed_per_filter_config.get("envoy.filters.http.lua")
+        assert (per_route is not None) == openai, route.match.path
+        if openai:
+            chosen = lua_pb2.LuaPerRoute()
+            per_route.Unpack(chosen)
+            assert chosen.name in lua.source_codes
+    openai_mappers = [json_format.MessageToDict(m.body_format_override.json_format)
+                      for m in config.local_reply_config.mappers if m.filter.HasField("and_filter")
+                      and m.body_format_override.HasField("json_format")]
+    assert len(openai_mappers) == len(render.LOCAL_REPLY_CODES)
+    assert all(set(body) == {"error"} and body["error"]["message"] == "%LOCAL_REPLY_BODY%" for body in openai_mappers)
