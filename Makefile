@@ -36,6 +36,7 @@ test: setup
 # Benchmarks print ratios; bench-trainer (LoRA vs full fine-tuning at GPT-2 size) takes ~8 minutes, so it is apart.
 bench: setup rnn-model
 	$(PY) bench/bench_gateway.py
+	$(PY) bench/bench_openai.py
 	$(PY) bench/bench_rnn.py
 	$(PY) bench/bench_llm.py
 

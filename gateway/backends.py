@@ -12,6 +12,7 @@ import dataclasses
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import MethodDescriptor
 
+from gateway import openai_routes
 from textgen.endpoints import ENDPOINTS, Endpoint
 
 
@@ -37,3 +38,5 @@ _TIMEOUTS = {"baseline": (30, 60), "rnn": (60, 60), "llm": (300, 600), "trainer"
 _RATE_LIMITS = {"llm": {"rate_limit": "llm"}, "trainer": {"rate_limit": "train", "rate_limit_reads": False}}
 BACKENDS = {e.grpc_service: Backend(e, *_TIMEOUTS[e.name], **_RATE_LIMITS.get(e.name, {}))
             for e in ENDPOINTS.values()}
+# The llm process serves the OpenAI-compatible services too (gateway/openai_routes.py): routed as LlmService is.
+BACKENDS |= dict.fromkeys(openai_routes.SERVICES, BACKENDS[ENDPOINTS["llm"].grpc_service])

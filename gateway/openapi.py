@@ -11,6 +11,7 @@ from google.api import field_behavior_pb2
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
+from gateway import openai_routes
 from gateway.http_rules import HttpBinding, http_bindings, load_descriptor_set
 from gateway.proto_comments import collect_comments
 from textgen.paths import DESCRIPTOR_SET
@@ -43,6 +44,9 @@ _WELL_KNOWN = {
 STREAM_DESCRIPTION = ("A stream: one JSON object of this schema per line, sent as application/json. The last object "
                       "says it is the last (an LLM chunk with `final`, a job event with a finished status); a stream "
                       "that ends without it was cut short, e.g. by its deadline.")
+# The OpenAI paths' streams (gateway/openai_routes.py): the same path and body as the unary method, "stream": true.
+SSE_DESCRIPTION = ('With "stream": true, server-sent events, `data: {...}` each, of this schema; the stream ends '
+                   'without `data: [DONE]`, and an error after its start is a last event with `error` set.')
 STATUS_SCHEMA = {
     "type": "object",
     "description": "google.rpc.Status",
@@ -52,6 +56,17 @@ STATUS_SCHEMA = {
         "details": {"type": "array", "items": {"type": "object"}},
     },
 }
+
+OPENAI_ERROR_SCHEMA = {
+    "type": "object",
+    "description": "OpenAI's error body, as every error on the OpenAI paths is (textgen/openai_error_body.py)",
+    "properties": {"error": {"type": "object", "properties": {
+        "message": {"type": "string"}, "type": {"type": "string"}, "param": {"type": "string", "nullable": True},
+        "code": {"type": "string", "nullable": True}}}},
+}
+ERRORS = {name: {"description": f"an error ({description})", "content": {"application/json": {
+    "schema": {"$ref": f"#/components/schemas/{name}"}}}}
+    for name, description in (("Status", "google.rpc.Status"), ("OpenAiError", "OpenAI's error body"))}
 
 
 def is_required(field: FieldDescriptor) -> bool:
@@ -100,6 +115,12 @@ def openapi_document(bindings: list[HttpBinding], files: descriptor_pb2.FileDesc
     paths: dict[str, dict] = {}
     for binding in bindings:
         method, path_fields = binding.method, binding.path_fields
+        if method.containing_service.full_name == openai_routes.STREAM:
+            twin = paths[binding.path][binding.http_method.lower()]  # the unary twin's, listed first
+            twin["responses"]["200"]["description"] += f". {SSE_DESCRIPTION}"
+            twin["responses"]["200"]["content"]["text/event-stream"] = {
+                "schema": schemas.ref(method.output_type)}
+            continue
         operation = {
             "operationId": f"{method.containing_service.name}_{method.name}"
                            + ("" if binding.path not in paths else "_alt"),
@@ -110,8 +131,8 @@ def openapi_document(bindings: list[HttpBinding], files: descriptor_pb2.FileDesc
             "responses": {
                 "200": {"description": "the response" if not method.server_streaming else STREAM_DESCRIPTION,
                         "content": {"application/json": {"schema": schemas.ref(method.output_type)}}},
-                "default": {"description": "an error (google.rpc.Status)",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}},
+                "default": ERRORS["OpenAiError" if method.containing_service.full_name in openai_routes.SERVICES
+                                  else "Status"],
             },
         }
         if binding.body == "*":
@@ -123,7 +144,7 @@ def openapi_document(bindings: list[HttpBinding], files: descriptor_pb2.FileDesc
                 for f in method.input_type.fields if f.name not in path_fields and f.message_type is None
             ]
         paths.setdefault(binding.path, {})[binding.http_method.lower()] = operation
-    schemas.components["Status"] = STATUS_SCHEMA
+    schemas.components.update({"Status": STATUS_SCHEMA, "OpenAiError": OPENAI_ERROR_SCHEMA})
     return {
         "openapi": "3.0.3",
         "info": {"title": "textgen", "version": "v1",

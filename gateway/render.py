@@ -21,6 +21,7 @@ import yaml
 from google.protobuf import descriptor_pb2
 from google.rpc import code_pb2
 
+from gateway import openai_routes
 from gateway.backends import BACKENDS, Backend
 from gateway.http_rules import HttpBinding, http_bindings, load_descriptor_set
 from gateway.openapi import openapi_document
@@ -142,6 +143,8 @@ def _method_routes(target: Target, bindings: list[HttpBinding]) -> list[dict]:
             route["route"]["retry_policy"] = RETRY_POLICY
         if bucket := backend.rate_limit_of(binding.method):
             route["metadata"] = route_metadata(bucket)
+        if filters := openai_routes.method_route_filters(binding.method.containing_service.full_name):
+            route["typed_per_filter_config"] = filters
         if route not in routes:  # additional bindings map to the same method
             routes.append(route)
     return routes
@@ -170,7 +173,10 @@ def _local_reply_mappers() -> list[dict]:
         grpc_text_when(429, RATE_LIMITED),
         {"filter": is_grpc, "body_format_override": {"text_format_source": {"inline_string": "%LOCAL_REPLY_BODY%"}}},
     ]
-    return grpc_text + [
+    openai = [{"filter": {"and_filter": {"filters": [openai_routes.IS_OPENAI_REQUEST, _status_is(http)]}},
+               "body_format_override": {"json_format": openai_routes.error_format(code, http)}}
+              for http, code in LOCAL_REPLY_CODES.items()]
+    return grpc_text + openai + [
         {"filter": _status_is(http), "body_format_override": {"json_format": {
             "code": code, "message": RATE_LIMITED if http == 429 else "%LOCAL_REPLY_BODY%"}}}
         for http, code in LOCAL_REPLY_CODES.items()]
@@ -187,14 +193,15 @@ def render(target: Target, bindings: list[HttpBinding]) -> dict:
         "descriptor": str(target.descriptor),
         "files_dir": str(target.files_dir),
         "swagger_ui_dir": str(target.swagger_ui_dir),
-        "services": json.dumps(list(BACKENDS)),
+        "services": json.dumps([s for s in BACKENDS if s not in openai_routes.SERVICES]),
         "local_reply_mappers": json.dumps(_local_reply_mappers()),
         **{f"{name}_endpoints": json.dumps([_endpoint(a) for a in addresses])
            for name, addresses in target.endpoints.items()},
     }
     config = yaml.safe_load(string.Template(TEMPLATE.read_text()).substitute(values))
     manager = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-    manager["route_config"]["virtual_hosts"][0]["routes"][:0] = _method_routes(target, bindings)
+    manager["route_config"]["virtual_hosts"][0]["routes"][:0] = (
+        _method_routes(target, bindings) + openai_routes.rest_routes(manager["http_filters"]))
     manager["http_filters"][-1:-1] = [rate_limit_filter(name, bucket) for name, bucket in target.rate_limits.items()]
     return config
 

@@ -9,27 +9,28 @@ import subprocess
 
 import pytest
 import yaml
-from google.protobuf import descriptor_pb2, json_format
+from google.protobuf import json_format
 
 # Every @type the configuration uses must be importable, or ParseDict cannot resolve it.
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from envoy.config.route.v3 import route_components_pb2  # noqa: F401
 from envoy.extensions.filters.http.buffer.v3 import buffer_pb2
 from envoy.extensions.filters.http.grpc_json_transcoder.v3 import transcoder_pb2
+from envoy.extensions.filters.http.json_to_metadata.v3 import json_to_metadata_pb2
 from envoy.extensions.filters.http.local_ratelimit.v3 import local_rate_limit_pb2
+from envoy.extensions.filters.http.lua.v3 import lua_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2  # noqa: F401
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2
 from envoy.extensions.resource_monitors.downstream_connections.v3 import downstream_connections_pb2  # noqa: F401
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2  # noqa: F401
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
-from gateway import render
+from gateway import openai_routes, render
 from gateway.backends import BACKENDS
 from gateway.http_rules import http_bindings, load_descriptor_set
 from gateway.rate_limits import DEFAULT_BUCKETS
 from textgen.endpoints import ENDPOINTS
 from textgen.paths import DESCRIPTOR_SET, ENVOY, ROOT
 
-DESCRIPTOR = DESCRIPTOR_SET
 IMAGE_DIR = "/etc/envoy"
 # Both ways a rate becomes whole tokens per fill interval: one token every 2 s, 250 tokens a second.
 RATE_SETTINGS = {"GATEWAY_LLM_RATE": "0.5", "GATEWAY_LLM_BURST": "1", "GATEWAY_TRAIN_RATE": "250",
@@ -114,14 +115,18 @@ def test_filters_transcoder_options_and_limits(rendered):
     config = manager(rendered["local"]["dict"])
     names = [f.name for f in config.http_filters]
     # The rate limits come after the transcoder: a REST request is limited by the route of its gRPC method.
-    assert names == ["envoy.filters.http.buffer", "envoy.filters.http.grpc_json_transcoder",
-                     "rate_limit.llm", "rate_limit.train", "envoy.filters.http.router"]
+    assert names == ["envoy.filters.http.buffer", "envoy.filters.http.json_to_metadata", "envoy.filters.http.lua",
+                     "envoy.filters.http.grpc_json_transcoder", "rate_limit.llm", "rate_limit.train",
+                     "envoy.filters.http.router"]
+    assert [f.name for f in config.http_filters if f.disabled] == ["envoy.filters.http.json_to_metadata"]
     buffer, transcoder = buffer_pb2.Buffer(), transcoder_pb2.GrpcJsonTranscoder()
     config.http_filters[0].typed_config.Unpack(buffer)
-    config.http_filters[1].typed_config.Unpack(transcoder)
+    config.http_filters[3].typed_config.Unpack(transcoder)
     assert buffer.max_request_bytes.value == transcoder.max_request_body_size.value == render.DEFAULT_MAX_BODY_BYTES
-    annotated = {b.method.containing_service.full_name for b in http_bindings(load_descriptor_set(DESCRIPTOR))}
-    assert set(transcoder.services) == annotated == set(BACKENDS)
+    annotated = {b.method.containing_service.full_name for b in http_bindings(load_descriptor_set(DESCRIPTOR_SET))}
+    # The OpenAI services bind the same paths twice over: each is served by a /v1 route's copy of the transcoder.
+    assert set(transcoder.services) == annotated - set(openai_routes.SERVICES) == set(BACKENDS) - set(
+        openai_routes.SERVICES)
     options = transcoder.print_options
     assert options.preserve_proto_field_names and options.always_print_primitive_fields
     assert options.stream_newline_delimited and transcoder.convert_grpc_status
@@ -136,7 +141,7 @@ def test_one_route_per_rest_method_with_its_backend_and_timeout(rendered):
     routes = manager(rendered["local"]["dict"]).route_config.virtual_hosts[0].routes
     assert all(not r.match.prefix for r in routes), "a prefix route would expose gRPC-only methods"
     routed = {r.match.path: r.route for r in routes if r.HasField("route")}
-    files = load_descriptor_set(DESCRIPTOR)
+    files = load_descriptor_set(DESCRIPTOR_SET)
     expected = {}
     for binding in http_bindings(files):
         backend = BACKENDS[binding.method.containing_service.full_name]
@@ -149,7 +154,7 @@ def test_one_route_per_rest_method_with_its_backend_and_timeout(rendered):
 
 def test_docs_are_direct_responses_that_skip_the_transcoder(rendered):
     routes = manager(rendered["local"]["dict"]).route_config.virtual_hosts[0].routes
-    direct = {r.match.path: r for r in routes if r.HasField("direct_response")}
+    direct = {r.match.path: r for r in routes if r.HasField("direct_response") and r.match.path}
     assert set(direct) == {"/openapi.json", "/docs", "/docs/static/swagger-ui-bundle.js",
                            "/docs/static/swagger-ui.css"}
     for route in direct.values():
@@ -170,14 +175,14 @@ def test_every_reply_envoy_makes_itself_is_a_status_body(rendered):
 
 
 def test_the_descriptor_holds_every_error_detail_type_a_service_emits():
-    held = {f"{f.package}.{m.name}" for f in load_descriptor_set(DESCRIPTOR).file for m in f.message_type}
+    held = {f"{f.package}.{m.name}" for f in load_descriptor_set(DESCRIPTOR_SET).file for m in f.message_type}
     emitted = set()
     for source in (ROOT / "services").rglob("*.py"):
         emitted |= {f"google.rpc.{name}" for name in re.findall(r"error_details_pb2\.(\w+)", source.read_text())}
     assert "google.rpc.BadRequest" in emitted
     assert emitted | {"google.rpc.Status"} <= held
     # The whole of error_details.proto, so a detail type a service starts sending later is covered too.
-    assert {f.name for f in load_descriptor_set(DESCRIPTOR).file} >= {"google/rpc/status.proto",
+    assert {f.name for f in load_descriptor_set(DESCRIPTOR_SET).file} >= {"google/rpc/status.proto",
                                                                      "google/rpc/error_details.proto"}
 
 
@@ -196,10 +201,13 @@ def test_the_llm_routes_and_the_training_calls_that_start_or_cancel_work_take_to
     metadata = {r.match.path: r.metadata.filter_metadata for r in routes if r.HasField("route")}
     buckets = {path: m["textgen"]["rate_limit"] if "textgen" in m else None for path, m in metadata.items()}
     limited = {path: bucket for path, bucket in buckets.items() if bucket}
-    assert limited == {
-        "/textgen.v1.LlmService/Generate": "llm", "/textgen.v1.LlmService/GenerateStream": "llm",
-        "/textgen.v1.LlmService/GetStatus": "llm", "/textgen.v1.TrainerService/TrainSft": "train",
-        "/textgen.v1.TrainerService/TrainRl": "train", "/textgen.v1.TrainerService/CancelJob": "train"}
+    served_by_llm = ("/textgen.v1.LlmService/", *(f"/{service}/" for service in openai_routes.SERVICES))
+    assert {path for path, bucket in limited.items() if bucket == "llm"} == {
+        path for path in buckets if path.startswith(served_by_llm)}  # the OpenAI paths too
+    assert {path for path, bucket in limited.items() if bucket != "llm"} == {
+        "/textgen.v1.TrainerService/TrainSft", "/textgen.v1.TrainerService/TrainRl",
+        "/textgen.v1.TrainerService/CancelJob"}
+    assert "/textgen.v1.OpenAiService/CreateChatCompletion" in limited
     assert "/textgen.v1.TrainerService/WatchJob" in buckets and "/textgen.v1.BigramService/Generate" in buckets
     for name, rate_limit in rate_limit_filters(rendered["local"]["dict"]).items():
         assert rate_limit.filter_enabled.default_value.numerator == 100
@@ -220,3 +228,53 @@ def test_the_rendered_rate_limits_are_the_documented_defaults(rendered):
             rate = bucket.tokens_per_fill.value / bucket.fill_interval.ToTimedelta().total_seconds()
             assert (rate, bucket.max_tokens) == (DEFAULT_BUCKETS[name].rate, DEFAULT_BUCKETS[name].burst)
             assert rate_limit.response_headers_to_add[0].header.value == "1"
+
+
+def transcoder_of(route) -> transcoder_pb2.GrpcJsonTranscoder:
+    config = transcoder_pb2.GrpcJsonTranscoder()
+    route.typed_per_filter_config["envoy.filters.http.grpc_json_transcoder"].Unpack(config)
+    return config
+
+
+def test_the_openai_paths_have_a_stream_route_and_a_unary_route_each_with_its_transcoder(rendered):
+    config = manager(rendered["local"]["dict"])
+    main = transcoder_pb2.GrpcJsonTranscoder()
+    config.http_filters[3].typed_config.Unpack(main)
+    v1 = [r for r in config.route_config.virtual_hosts[0].routes if r.match.path_separated_prefix == "/v1"]
+    assert [r.direct_response.status for r in v1] == [404, 404]  # they only choose the transcoder's configuration
+    stream, unary = v1  # the stream route first: the default route matches every /v1 request
+    streaming = stream.match.dynamic_metadata[0]
+    assert (streaming.filter, streaming.path[0].key, streaming.value.bool_match) == ("openai", "stream", True)
+    assert not unary.match.dynamic_metadata
+    sse, plain = transcoder_of(stream), transcoder_of(unary)
+    assert list(sse.services) == [openai_routes.STREAM] and list(plain.services) == [openai_routes.UNARY]
+    assert sse.print_options.stream_sse_style_delimited and not sse.print_options.stream_newline_delimited
+    assert not sse.print_options.add_whitespace  # it would break the events' framing
+    assert plain.url_unescape_spec == plain.ALL_CHARACTERS  # a model id may hold a slash
+    for copied in (sse, plain):  # otherwise the main configuration's
+        assert copied.print_options.always_print_primitive_fields and copied.print_options.preserve_proto_field_names
+        assert copied.convert_grpc_status and copied.request_validation_options == main.request_validation_options
+        assert copied.proto_descriptor == main.proto_descriptor
+    rules = json_to_metadata_pb2.JsonToMetadata()
+    unary.typed_per_filter_config["envoy.filters.http.json_to_metadata"].Unpack(rules)
+    assert rules.request_rules.allow_empty_content_type and rules.request_rules.allow_content_types_regex.regex
+    assert [s.key for s in rules.request_rules.rules[0].selectors] == ["stream"]  # the top-level field only
+
+
+def test_the_openai_methods_routes_turn_on_the_error_body_and_envoy_replies_there_in_openai_form(rendered):
+    config = manager(rendered["local"]["dict"])
+    lua = lua_pb2.Lua()
+    config.http_filters[2].typed_config.Unpack(lua)
+    for route in config.route_config.virtual_hosts[0].routes:
+        openai = route.match.path.startswith(tuple(f"/{s}/" for s in openai_routes.SERVICES))
+        per_route = route.typed_per_filter_config.get("envoy.filters.http.lua")
+        assert (per_route is not None) == openai, route.match.path
+        if openai:
+            chosen = lua_pb2.LuaPerRoute()
+            per_route.Unpack(chosen)
+            assert chosen.name in lua.source_codes
+    openai_mappers = [json_format.MessageToDict(m.body_format_override.json_format)
+                      for m in config.local_reply_config.mappers if m.filter.HasField("and_filter")
+                      and m.body_format_override.HasField("json_format")]
+    assert len(openai_mappers) == len(render.LOCAL_REPLY_CODES)
+    assert all(set(body) == {"error"} and body["error"]["message"] == "%LOCAL_REPLY_BODY%" for body in openai_mappers)

@@ -1,17 +1,22 @@
-"""The llm service's pure parts: the answer format while streaming, context trimming, which adapter folders the
-adapter catalog accepts, and the planner's `Request`."""
+"""The llm service's pure parts: the answer format and stop strings while streaming, context trimming, which adapter
+folders the adapter catalog accepts, the planners' `Request`, chat prompts, and nucleus sampling."""
 import subprocess
 import sys
 
 import pytest
-from textgen.v1 import llm_pb2
+import torch
+from textgen.v1 import llm_pb2, openai_pb2
 
 from services.common import adapters
 from services.common.errors import Violations
 from services.common.prompts import PREFIX, SUFFIX, fit_context, qa_prompt
-from services.llm import answer_format, planning
+from services.llm import answer_format, openai_planning, planning
 from services.llm.catalog import published_version
+from services.llm.chat_prompt import PLAIN_STOPS, chat_prompt, plain_template, qa_form
+from services.llm.decoding import nucleus
+from services.llm.openai_errors import OpenAiError
 from services.llm.request import Request
+from services.llm.stop_strings import stop_at
 
 
 @pytest.mark.parametrize(("body", "final", "completed"), [
@@ -36,6 +41,37 @@ def test_text_that_may_become_the_suffix_is_held_back_and_what_was_sent_is_never
     for end in range(1, len(body) + 1):
         final, _ = answer_format.complete(body[:end])
         assert final.startswith(body[:answer_format.safe_length(body[:end])])
+
+
+def test_a_stop_string_ends_the_text_before_it_and_no_part_of_it_is_ever_sent():
+    ending = stop_at(("\nUser:", "END"))
+    text = "Fine, thanks.\nUser: and you?"
+    sent = 0
+    for end in range(1, len(text) + 1):
+        if ending.end(text[:end]) is not None:
+            break
+        sent = max(sent, ending.safe_length(text[:end]))
+    assert ending.end(text) == len("Fine, thanks.") and text[:sent] == "Fine, thanks."
+    assert ending.end("a END b \nUser:") == 2  # the first of them
+    assert ending.safe_length("caf\ufffd") == len("caf") and ending.final("caf\ufffd") == ("caf", False)
+    assert stop_at(()).end(text) is None and stop_at(()).safe_length(text) == len(text)
+
+
+def test_nucleus_sampling_keeps_the_most_likely_tokens_that_reach_top_p():
+    probabilities = torch.tensor([0.1, 0.5, 0.15, 0.25])
+    assert nucleus(probabilities, 0.7).tolist() == [0.0, 0.5, 0.0, 0.25]
+    assert nucleus(probabilities, 0.01).tolist() == [0.0, 0.5, 0.0, 0.0]  # the most likely always stays
+    assert nucleus(probabilities, 1.0).tolist() == probabilities.tolist()
+
+
+def test_the_qa_form_and_the_plain_chat_template():
+    assert qa_form("Context: Paris is the capital.\nQuestion: Which city?") == ("Which city?", "Paris is the capital.")
+    assert qa_form("  Question: Why?\nAnswer:") == ("Why?", "")
+    assert qa_form("Which city is the capital?") is None
+    messages = [("system", "Be brief."), ("user", "Hi"), ("assistant", "Hello."), ("user", "Why?")]
+    assert plain_template(messages) == "System: Be brief.\nUser: Hi\nAssistant: Hello.\nUser: Why?\nAssistant:"
+    tokenizer = CharTokenizer()
+    assert chat_prompt(tokenizer, messages) == ([0, *tokenizer(plain_template(messages))["input_ids"]], PLAIN_STOPS)
 
 
 def test_the_context_is_trimmed_from_the_far_end_to_fit():
@@ -78,8 +114,9 @@ def test_only_safetensors_adapters_inside_models_dir_trained_on_this_base_are_ac
 
 
 class CharTokenizer:
-    """One token per character, 0 for <|endoftext|>: enough for the planner."""
+    """One token per character, 0 for <|endoftext|>, no chat template: enough for the planners."""
     eos_token_id = 0
+    chat_template = None
 
     def __call__(self, text: str, add_special_tokens: bool = False) -> dict:
         return {"input_ids": [ord(c) for c in text]}
@@ -128,3 +165,17 @@ def test_a_request_is_interrupted_by_cancellation_or_its_deadline_and_completes_
     assert cancelled.stop_reason == "cancelled"
     request.body = " Paris."
     assert request.final_text() == (f"{PREFIX} Paris. {SUFFIX}", True)
+
+
+def test_a_chat_gets_the_rest_of_the_window_by_default_and_a_clear_error_past_it():
+    chat = openai_pb2.ChatCompletionRequest(model="base", messages=[openai_pb2.ChatMessage(role="user")])
+    chat.messages[0].content.string_value = "Hi"
+    request = openai_planning.plan_chat(openai_planning.check_chat(chat), False, CharTokenizer(), window=100)
+    assert (request.mode, request.lead, request.temperature) == ("chat", "", 1.0)  # OpenAI's default temperature
+    assert request.max_new_tokens == 100 - len(request.prompt_ids)
+    chat.max_tokens = 90
+    with pytest.raises(OpenAiError) as error:
+        openai_planning.plan_chat(openai_planning.check_chat(chat), False, CharTokenizer(), window=100)
+    assert (error.value.code, error.value.param) == ("context_length_exceeded", "max_tokens")
+    assert str(error.value) == (f"messages ({len(request.prompt_ids)} tokens) and max_tokens=90 exceed the model's "
+                                "window of 100 tokens")

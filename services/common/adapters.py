@@ -76,8 +76,16 @@ def read_base_record(folder: pathlib.Path) -> dict | None:
     return record if isinstance(record, dict) and isinstance(record.get("fingerprint"), str) else None
 
 
+VERSION_FORMAT = "%Y%m%dT%H%M%S%fZ"
+
+
 def new_version() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    return datetime.datetime.now(datetime.timezone.utc).strftime(VERSION_FORMAT)
+
+
+def published_at(version: str) -> datetime.datetime:
+    """When a version was published: its name says so."""
+    return datetime.datetime.strptime(version, VERSION_FORMAT).replace(tzinfo=datetime.timezone.utc)
 
 
 def staging_dir(models_dir: pathlib.Path, name: str) -> pathlib.Path:

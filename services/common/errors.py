@@ -26,6 +26,10 @@ class Violations:
     def __bool__(self) -> bool:
         return bool(self._items)
 
+    @property
+    def fields(self) -> list[str]:
+        return [field for field, _ in self._items]
+
     def status(self) -> grpc.Status:
         detail = any_pb2.Any()
         detail.Pack(

@@ -106,6 +106,11 @@ class AdapterCatalog:
         """A few stat calls: whether any CURRENT pointer moved since the last refresh."""
         return any(_pointer_signature(self.models_dir, n) != self._signatures.get(n) for n in self.names)
 
+    async def refresh_if_changed(self) -> None:
+        """What a request calls first: a newly published version is served from the next request on."""
+        if self.changed():
+            await self.refresh()
+
     async def refresh(self) -> None:
         """Loads every newly published version and retires the versions they replace. A version that cannot be
         served (refused, or failing to load) leaves the previous one serving, with the reason in the status; only

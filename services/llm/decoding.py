@@ -1,10 +1,11 @@
-"""Requests decoding together, token by token, with the answer format enforced; they join and leave between steps.
+"""Requests decoding together, token by token, each ending where its `ending` says (the answer format, or the
+caller's stop strings); they join and leave between steps.
 
 A `RunningBatch` holds one left-padded KV cache; each of its rows is a `Request` (services/llm/request.py). New rows
 are prefilled as a group of their own and merged in (the narrower cache padded on the left); finished rows leave at
 once, and columns that have become padding for every remaining row are trimmed. Each row keeps its own adapter (peft
-`adapter_names`), temperature, seed, token budget, deadline and cancellation. A row's position ids count only its own
-tokens, so under greedy decoding its tokens are the same whether it runs alone or beside others.
+`adapter_names`), temperature, top_p, seed, token budget, ending, deadline and cancellation. A row's position ids
+count only its own tokens, so under greedy decoding its tokens are the same whether it runs alone or beside others.
 """
 import os
 import time
@@ -12,8 +13,6 @@ from collections.abc import Callable
 
 import torch
 
-from services.common.prompts import suffix_end
-from services.llm import answer_format
 from services.llm.request import PEFT_BASE, Request
 
 GREEDY_BELOW = 1e-4  # temperatures this small would overflow logits / temperature: they mean greedy anyway
@@ -27,11 +26,21 @@ def _generator(row: Request, device: torch.device) -> torch.Generator | None:
     return torch.Generator(device).manual_seed(seed)
 
 
+def nucleus(probabilities: torch.Tensor, top_p: float) -> torch.Tensor:
+    """The probabilities with all but the most likely tokens that reach `top_p` together set to 0 (the most likely
+    one always stays)."""
+    ordered, order = probabilities.sort(descending=True)
+    ordered[(ordered.cumsum(-1) - ordered) >= top_p] = 0
+    return torch.zeros_like(probabilities).scatter_(-1, order, ordered)
+
+
 def _next_tokens(logits: torch.Tensor, rows: list[Request]) -> list[int]:
     chosen = logits.argmax(dim=-1).tolist()
     for i, row in enumerate(rows):
         if row.generator is not None:
             probabilities = torch.softmax(logits[i].float() / row.temperature, dim=-1)
+            if row.top_p < 1:
+                probabilities = nucleus(probabilities, row.top_p)
             chosen[i] = int(torch.multinomial(probabilities, 1, generator=row.generator))
     return chosen
 
@@ -44,14 +53,14 @@ def _accept(row: Request, token: int, eos_id: int, decode: Callable[[list[int]],
         return
     row.generated.append(token)
     row.body = decode(row.generated)
-    cut = suffix_end(row.body)
+    cut = row.ending.end(row.body)
     if cut is not None:
         row.body = row.body[:cut]
-        row.stop_reason = "suffix"
+        row.stop_reason = row.ending.reason
     elif len(row.generated) >= row.max_new_tokens:
         row.stop_reason = "length"
     if row.on_text is not None and not row.done:
-        safe = answer_format.safe_length(row.body)
+        safe = row.ending.safe_length(row.body)
         if safe > row.sent:
             row.on_text(row.body[row.sent:safe])
             row.sent = safe

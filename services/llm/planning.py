@@ -97,5 +97,9 @@ class Planner:
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-planner")
 
     async def plan(self, message) -> Request | Violations:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, plan, message, self.tokenizer,
+        return await self.run(plan, message)
+
+    async def run(self, function, *args):
+        """`function(*args, tokenizer, window)` on the planner's thread, with its tokenizer."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args, self.tokenizer,
                                                                 self.window)

@@ -1,16 +1,18 @@
 """One generation request, from planning to its answer: the one object the planner, the servicer, the scheduler
 and the decoding all work on (as vLLM v1 keeps its `Request` apart from the engine).
 
-The planner (services/llm/planning.py) decides the mode, the prompt, the forced lead, the token budget and the
-sampling settings; the servicer adds what only it knows (the adapter's peft name, the call's deadline, the stream
-callback); the engine adds `on_done`; the scheduler stamps `submitted_at`; decoding fills in the rest, token by
-token. Nothing here imports torch: the scheduler and the planner use this module without it.
+The planner (services/llm/planning.py; services/llm/openai_planning.py for the OpenAI-compatible API) decides the
+mode, the prompt, the forced lead, the token budget, the sampling settings and where the text ends; the servicer
+adds what only it knows (the adapter's peft name, the call's deadline, the stream callback); the engine adds
+`on_done`; the scheduler stamps `submitted_at`; decoding fills in the rest, token by token. Nothing here imports
+torch: the scheduler and the planner use this module without it.
 """
 import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from services.llm import answer_format
+from services.llm.answer_format import ANSWER_FORMAT
+from services.llm.ending import Ending
 
 if TYPE_CHECKING:
     import torch
@@ -24,9 +26,11 @@ class Request:
     prompt_ids: list[int]  # the prompt followed by the forced lead of the answer
     lead: str  # the text those forced tokens stand for ("That is a great question." ...)
     max_new_tokens: int
-    mode: str = "qa"  # "qa" or "text"
+    mode: str = "qa"  # "qa" or "text"; the OpenAI-compatible API's "chat" or "completion"
     temperature: float = 0.0
+    top_p: float = 1.0  # sampling draws from the most likely tokens whose probabilities reach top_p
     seed: int | None = None
+    ending: Ending = ANSWER_FORMAT
     warnings: list[str] = dataclasses.field(default_factory=list)  # said in the response's warning
     # Set by the servicer and the engine:
     peft_name: str = PEFT_BASE
@@ -38,7 +42,7 @@ class Request:
     generated: list[int] = dataclasses.field(default_factory=list)
     body: str = ""
     sent: int = 0
-    stop_reason: str = ""  # "suffix", "eos", "length", "deadline", "cancelled", "error"
+    stop_reason: str = ""  # the ending's reason ("suffix", "stop"), "eos", "length", "deadline", "cancelled", "error"
     error: Exception | None = None
     generator: "torch.Generator | None" = None  # set by decoding when the request samples
     submitted_at: float = 0.0  # time.monotonic() values, for the queue and time-to-first-token metrics
@@ -54,7 +58,7 @@ class Request:
         return len(self.prompt_ids) + self.max_new_tokens
 
     def final_text(self) -> tuple[str, bool]:
-        body, completed = answer_format.complete(self.body)
+        body, completed = self.ending.final(self.body)
         return self.lead + body, completed
 
     def check_interrupts(self, now: float) -> None:

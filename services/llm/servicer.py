@@ -2,9 +2,7 @@
 
 In Generate and GenerateStream, `message` is the call's LlmGenerateRequest and `request` the `Request` the planner
 makes of it (services/llm/request.py): the one object the scheduler queues and the engine decodes."""
-import asyncio
 import logging
-import time
 
 import grpc
 from textgen.v1 import llm_pb2, llm_pb2_grpc
@@ -14,8 +12,8 @@ from services.common.errors import Violations
 from services.llm import planning
 from services.llm.catalog import AdapterCatalog, Lease
 from services.llm.engine import Engine
+from services.llm.generation import Generation, GenerationFailed
 from services.llm.request import Request
-from services.llm.scheduler import QueueFull
 
 log = logging.getLogger("textgen.llm")
 
@@ -33,10 +31,6 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
     def ready(self) -> bool:
         return self.planner is not None
 
-    async def _refresh_adapters(self, force: bool = False) -> None:
-        if force or self.catalog.changed():
-            await self.catalog.refresh()
-
     def _choose_adapter(self, message) -> tuple[Lease, str | None]:
         wanted = message.adapter or ("rl" if not message.HasField("use_rl_model") or message.use_rl_model
                                      else "sft")
@@ -52,7 +46,7 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
 
     async def _prepare(self, message, context) -> tuple[Request, Lease]:
         """The planner's `Request` for this message, with what only the servicer knows set on it: the adapter
-        version it holds a lease on (and the warning when that is a fallback) and the call's deadline."""
+        version it holds a lease on (and the warning when that is a fallback)."""
         violations = Violations()
         planning.validate(message, violations)
         await violations.abort_if_any(context)
@@ -61,21 +55,14 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
         request = await self.planner.plan(message)
         if isinstance(request, Violations):
             await request.abort_if_any(context)
-        await self._refresh_adapters()
+        await self.catalog.refresh_if_changed()
         lease, fallback = self._choose_adapter(message)
         request.peft_name = lease.peft_name
         if fallback:
             request.warnings.insert(0, fallback)
-        remaining = context.time_remaining()
-        request.deadline = None if remaining is None else time.monotonic() + remaining
         return request, lease
 
-    async def _finish(self, request: Request, lease: Lease, context) -> llm_pb2.LlmGenerateResponse:
-        if request.stop_reason == "deadline":
-            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
-                                f"the call's deadline passed after {len(request.generated)} generated tokens")
-        if request.stop_reason == "cancelled":
-            await context.abort(grpc.StatusCode.CANCELLED, "the call was cancelled")
+    def _response(self, request: Request, lease: Lease) -> llm_pb2.LlmGenerateResponse:
         text, completed = request.final_text()
         log.info("generated", extra={"mode": request.mode, "adapter": lease.name, "version": lease.version,
                                      "tokens": len(request.generated), "stop": request.stop_reason})
@@ -85,55 +72,40 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
             warning="; ".join(request.warnings) or None, format_completed_by_service=completed,
             generated_tokens=len(request.generated))
 
-    async def _submit(self, request: Request, context):
-        """The request queued for decoding; past LLM_MAX_QUEUED the call ends with RESOURCE_EXHAUSTED (429) now."""
-        try:
-            return self.engine.submit(request)
-        except QueueFull as error:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
-
-    @staticmethod
-    async def _decode(decoding, context) -> None:
-        try:
-            await decoding
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            await context.abort(grpc.StatusCode.INTERNAL, f"generation failed: {str(error)[:300]}")
-
     async def Generate(self, message, context):
         request, lease = await self._prepare(message, context)
         try:
-            await self._decode(await self._submit(request, context), context)
-            return await self._finish(request, lease, context)
+            generation = Generation(self.engine, request, context)
+            try:
+                await generation.result()
+            finally:
+                generation.close()
+            return self._response(request, lease)
+        except GenerationFailed as failure:
+            await context.abort(failure.code, str(failure))
         finally:
             self.catalog.release(lease)
 
     async def GenerateStream(self, message, context):
         request, lease = await self._prepare(message, context)
-        pieces: asyncio.Queue[str | None] = asyncio.Queue()
-        loop = asyncio.get_running_loop()
-        request.on_text = lambda text: loop.call_soon_threadsafe(pieces.put_nowait, text)
         try:
-            submitted = await self._submit(request, context)
-        except BaseException:
+            generation = Generation(self.engine, request, context, streamed=True)
+        except GenerationFailed as failure:  # the queue is full: refused before the stream begins (429)
             self.catalog.release(lease)
-            raise
-        decoding = asyncio.create_task(self._decode(submitted, context))
-        decoding.add_done_callback(lambda _: pieces.put_nowait(None))
-        sent = [request.lead]
+            await context.abort(failure.code, str(failure))
         try:
+            sent = [request.lead]
             yield llm_pb2.LlmGenerateChunk(text=request.lead)
-            while (piece := await pieces.get()) is not None:
+            async for piece in generation.pieces():
                 sent.append(piece)
                 yield llm_pb2.LlmGenerateChunk(text=piece)
-            await decoding
-            final = await self._finish(request, lease, context)
-            streamed = "".join(sent)
-            yield llm_pb2.LlmGenerateChunk(text=final.generated_text[len(streamed):], final=final)
+            await generation.result()
+            final = self._response(request, lease)
+            yield llm_pb2.LlmGenerateChunk(text=final.generated_text[len("".join(sent)):], final=final)
+        except GenerationFailed as failure:
+            await context.abort(failure.code, str(failure))
         finally:
-            request.cancelled = request.cancelled or not decoding.done()
-            decoding.cancel()
+            generation.close()
             self.catalog.release(lease)
 
     async def GetStatus(self, request, context):
@@ -141,7 +113,7 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
 
     async def ReloadAdapters(self, request, context):
         if self.ready:
-            await self._refresh_adapters(force=True)
+            await self.catalog.refresh()
         return self._status()
 
     def _status(self) -> llm_pb2.LlmStatus:

@@ -1,0 +1,45 @@
+"""A chat's messages as the prompt the model reads: the base model's chat template when its tokenizer has one, else a
+plain template; and the QA form, the one message an adapter trained on the QA prompt is asked in.
+
+The plain template (GPT-2 and other models without a chat template) writes each message on a line of its own as
+`System: ...`, `User: ...` or `Assistant: ...` and ends with `Assistant:`, after the end-of-text token that opens a
+document; the answer stops where the model starts a line `User:` (and the answer leaves that out).
+"""
+import re
+
+import jinja2
+
+PLAIN_ROLES = {"system": "System", "user": "User", "assistant": "Assistant"}
+PLAIN_STOPS = ("\nUser:",)
+# A question in the QA prompt's own words (services/common/prompts.py): an optional `Context:` and a `Question:`,
+# optionally closed by `Answer:`.
+_QA_FORM = re.compile(r"\s*(?:Context:(?P<context>.*?)\n\s*)?Question:(?P<question>.*?)(?:\n\s*Answer:)?\s*",
+                      re.DOTALL)
+
+
+class TemplateRefused(ValueError):
+    """The model's chat template raised on these messages (some insist that roles alternate)."""
+
+
+def qa_form(text: str) -> tuple[str, str] | None:
+    """(question, context) when `text` is a question in the QA form, else None."""
+    found = _QA_FORM.fullmatch(text)
+    return (found["question"].strip(), (found["context"] or "").strip()) if found else None
+
+
+def plain_template(messages: list[tuple[str, str]]) -> str:
+    return "".join(f"{PLAIN_ROLES[role]}: {text}\n" for role, text in messages) + f"{PLAIN_ROLES['assistant']}:"
+
+
+def chat_prompt(tokenizer, messages: list[tuple[str, str]]) -> tuple[list[int], tuple[str, ...]]:
+    """The prompt's token ids for (role, text) messages, and the stop strings the template implies."""
+    if not tokenizer.chat_template:
+        ids = tokenizer(plain_template(messages), add_special_tokens=False)["input_ids"]
+        return [tokenizer.eos_token_id, *ids], PLAIN_STOPS
+    try:
+        text = tokenizer.apply_chat_template([{"role": role, "content": content} for role, content in messages],
+                                             add_generation_prompt=True, tokenize=False)
+    except jinja2.TemplateError as error:
+        raise TemplateRefused(f"the model's chat template refuses these messages: {error}") from None
+    # The template writes the special tokens itself (a begin-of-text token, turn markers).
+    return tokenizer(text, add_special_tokens=False)["input_ids"], ()

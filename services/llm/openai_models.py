@@ -1,0 +1,42 @@
+"""The models the OpenAI-compatible API serves, as /v1/models lists them (vLLM lists LoRA adapters the same way): the
+base model under its name, also reachable as "base", and each adapter being served, with the base as its parent."""
+import time
+
+from textgen.v1 import openai_pb2
+
+from services.common import adapters
+from services.common.errors import shown
+from services.llm.catalog import AdapterCatalog, Lease
+
+OWNER = "textgen"
+
+
+class ServedModels:
+    def __init__(self, catalog: AdapterCatalog, base_name) -> None:
+        self.catalog = catalog
+        self.base_name = base_name  # a callable: the base model's name is known once it is chosen
+        self.started = int(time.time())
+
+    def _base(self) -> openai_pb2.Model:
+        return openai_pb2.Model(id=self.base_name(), object="model", created=self.started, owned_by=OWNER)
+
+    def listed(self) -> list[openai_pb2.Model]:
+        served = [row for row in self.catalog.status() if row["loaded"]]
+        return [self._base()] + [
+            openai_pb2.Model(id=row["name"], object="model", owned_by=OWNER, parent=self.base_name(),
+                             created=int(adapters.published_at(row["version"]).timestamp()), version=row["version"])
+            for row in served]
+
+    def named(self, name: str) -> openai_pb2.Model | None:
+        if name == adapters.BASE:
+            return self._base()
+        return next((model for model in self.listed() if model.id == name), None)
+
+    def acquire(self, model: openai_pb2.Model) -> Lease | None:
+        """A lease on the model's current version (services/llm/catalog.py); None when it went out of service."""
+        return self.catalog.acquire(adapters.BASE if not model.HasField("parent") else model.id)
+
+    def why_missing(self, name: str) -> str:
+        reason = f"adapter {name!r} is not served ({self.catalog.why_missing(name)})" \
+            if name in adapters.ADAPTER_NAMES else f"model {shown(name)} is not served here"
+        return f"{reason}; GET /v1/models lists the models served"

@@ -1,0 +1,202 @@
+"""From an OpenAI-compatible request to the `Request` the engine decodes. `check_chat` and `check_completion` read
+and check the request's fields (the native API's ranges, LlmParams', for what both have); `plan_chat` and
+`plan_completion` run on the planner's thread (services/llm/planning.py's Planner.run) and tokenize: the messages
+through the model's chat template (services/llm/chat_prompt.py), or, for an adapter asked in the QA form, the native
+planner's QA request with its answer format. Every error is an OpenAiError."""
+import dataclasses
+from typing import Annotated
+
+import grpc
+from google.protobuf import struct_pb2
+from textgen.v1 import llm_pb2
+
+from services.common.errors import Violations, shown
+from services.common.limits import Bound, bounds, from_request, out_of_range
+from services.llm import planning
+from services.llm.chat_prompt import PLAIN_ROLES, TemplateRefused, chat_prompt, qa_form
+from services.llm.openai_errors import OpenAiError
+from services.llm.request import Request
+from services.llm.stop_strings import stop_at
+
+_NATIVE = bounds(planning.LlmParams)
+TOKENS, TEMPERATURE, TOP_P = _NATIVE["max_new_tokens"], _NATIVE["temperature"], Bound(0, 1, low_open=True)
+MAX_STOPS = 4
+CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"  # OpenAI's code for a prompt the window cannot hold
+
+
+@dataclasses.dataclass(frozen=True)
+class ChatParams:
+    max_tokens: Annotated[int, TOKENS] = int(TOKENS.high)  # fewer when the prompt leaves less of the window
+    max_completion_tokens: Annotated[int, TOKENS] = int(TOKENS.high)
+    temperature: Annotated[float, TEMPERATURE] = 1.0
+    top_p: Annotated[float, TOP_P] = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class CompletionParams:
+    max_tokens: Annotated[int, TOKENS] = 16
+    temperature: Annotated[float, TEMPERATURE] = 1.0
+    top_p: Annotated[float, TOP_P] = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Asked:
+    """An OpenAI request's fields, checked."""
+    text: list[tuple[str, str]] | str  # a chat's (role, text) messages, or a completion's prompt
+    stops: tuple[str, ...]
+    max_tokens: int | None  # None: the default
+    max_tokens_field: str  # the field it came from
+    default_tokens: int
+    temperature: float
+    top_p: float
+    seed: int | None
+
+
+def _kind(value: struct_pb2.Value) -> str | None:
+    return value.WhichOneof("kind")
+
+
+def _text(value: struct_pb2.Value, field: str, violations: Violations) -> str:
+    """A string, or a list of text parts ({"type": "text", "text": ...}) joined by newlines."""
+    if _kind(value) == "string_value":
+        return value.string_value
+    if _kind(value) != "list_value":
+        violations.add(field, f"{field} must be a string or a list of text parts")
+        return ""
+    texts = []
+    for i, part in enumerate(value.list_value.values):
+        kind, text = (part.struct_value.fields.get(name, struct_pb2.Value()) for name in ("type", "text"))
+        if kind.string_value != "text" or _kind(text) != "string_value":
+            violations.add(f"{field}[{i}]", f'{field}[{i}] must be a text part, {{"type": "text", "text": "..."}}: '
+                                            f"only text is served (got type {shown(kind.string_value)})")
+        texts.append(text.string_value)
+    return "\n".join(texts)
+
+
+def _messages(message, violations: Violations) -> list[tuple[str, str]]:
+    if not message.messages:
+        violations.add("messages", "messages must hold at least one message")
+    read = []
+    for i, entry in enumerate(message.messages):
+        field = f"messages[{i}]"
+        if entry.role not in PLAIN_ROLES:
+            violations.add(f"{field}.role", f"{field}.role must be one of {', '.join(map(repr, PLAIN_ROLES))} "
+                                            f"(got {shown(entry.role)})")
+        no_content = _kind(entry.content) in (None, "null_value")
+        # An assistant's turn may come without content (OpenAI's clients send null with tool calls).
+        text = "" if entry.role == "assistant" and no_content else _text(entry.content, f"{field}.content", violations)
+        read.append((entry.role, text))
+    _check_length("messages", sum(len(text) for _, text in read), violations)
+    return read
+
+
+def _prompt(message, violations: Violations) -> str:
+    value = message.prompt
+    if _kind(value) == "list_value":
+        values = value.list_value.values
+        if len(values) != 1 or _kind(values[0]) != "string_value":
+            violations.add("prompt", "prompt must be a string or a list holding one string: one prompt per request, "
+                                     f"token ids not accepted (got a list of {len(values)})")
+            return ""
+        value = values[0]
+    if _kind(value) not in (None, "null_value", "string_value"):
+        violations.add("prompt", "prompt must be a string")
+        return ""
+    _check_length("prompt", len(value.string_value), violations)
+    return value.string_value
+
+
+def _check_length(field: str, characters: int, violations: Violations) -> None:
+    if characters > planning.MAX_CONTEXT_CHARS:
+        violations.add(field, f"{field} must hold at most {planning.MAX_CONTEXT_CHARS} characters (got {characters})")
+
+
+def _stops(value: struct_pb2.Value, violations: Violations) -> tuple[str, ...]:
+    if _kind(value) in (None, "null_value"):
+        return ()
+    values = [value] if _kind(value) == "string_value" else value.list_value.values
+    strings = tuple(v.string_value for v in values if _kind(v) == "string_value")
+    if _kind(value) not in ("string_value", "list_value") or len(strings) != len(values) \
+            or not 1 <= len(strings) <= MAX_STOPS or "" in strings:
+        violations.add("stop", f"stop must be a string or a list of 1 to {MAX_STOPS} strings, none of them empty")
+    return strings
+
+
+def _asked(message, text, params_type, violations: Violations) -> Asked:
+    params = from_request(params_type, message)
+    violations.add_all(out_of_range(params))
+    if message.HasField("n") and message.n != 1:
+        violations.add("n", f"n must be 1: one choice per request is served (got {message.n})")
+    stops = _stops(message.stop, violations)
+    if violations:
+        raise OpenAiError.invalid(violations)
+    # A chat's max_completion_tokens, OpenAI's newer name for max_tokens, wins when both are set.
+    newer = "max_completion_tokens" in message.DESCRIPTOR.fields_by_name and message.HasField("max_completion_tokens")
+    field = "max_completion_tokens" if newer else "max_tokens"
+    return Asked(text=text, stops=stops, max_tokens=getattr(message, field) if message.HasField(field) else None,
+                 max_tokens_field=field, default_tokens=params_type.max_tokens, temperature=params.temperature,
+                 top_p=params.top_p, seed=message.seed if message.HasField("seed") else None)
+
+
+def check_chat(message) -> Asked:
+    violations = Violations()
+    return _asked(message, _messages(message, violations), ChatParams, violations)
+
+
+def check_completion(message) -> Asked:
+    violations = Violations()
+    return _asked(message, _prompt(message, violations), CompletionParams, violations)
+
+
+def _budget(prompt_ids: list[int], asked: Asked, prompt_field: str, window: int) -> int:
+    """The tokens to generate: as asked when the window holds them after the prompt; by default as many as it
+    holds, up to the default."""
+    room = window - len(prompt_ids)
+    if asked.max_tokens is None and room >= 1:
+        return min(room, asked.default_tokens)
+    if asked.max_tokens is not None and asked.max_tokens <= room:
+        return asked.max_tokens
+    more = "" if asked.max_tokens is None else f" and {asked.max_tokens_field}={asked.max_tokens}"
+    raise OpenAiError(grpc.StatusCode.INVALID_ARGUMENT,
+                      f"{prompt_field} ({len(prompt_ids)} tokens){more} exceed the model's window of {window} "
+                      "tokens", param=asked.max_tokens_field if more else prompt_field, code=CONTEXT_LENGTH_EXCEEDED)
+
+
+def _sampling(asked: Asked) -> dict:
+    return {"temperature": asked.temperature, "top_p": asked.top_p, "seed": asked.seed}
+
+
+def _plan_qa(question: str, context: str, asked: Asked, tokenizer, window: int) -> Request:
+    """The native planner's QA request, as /generate_with_llm answers this question from this context."""
+    native = llm_pb2.LlmGenerateRequest(question=question, context=context, temperature=asked.temperature,
+                                        seed=asked.seed, max_new_tokens=asked.max_tokens or
+                                        planning.LlmParams.max_new_tokens)
+    violations = Violations()
+    planning.validate(native, violations)
+    planned = violations or planning.plan(native, tokenizer, window)
+    if isinstance(planned, Violations):
+        raise OpenAiError.invalid(planned)
+    planned.top_p = asked.top_p
+    return planned
+
+
+def plan_chat(asked: Asked, is_adapter: bool, tokenizer, window: int) -> Request:
+    """An adapter (trained on the QA prompt) asked in the QA form as the last, user message answers in the answer
+    format; anything else is a chat in the model's template."""
+    role, last = asked.text[-1]
+    qa = qa_form(last) if is_adapter and role == "user" else None
+    if qa is not None:
+        return _plan_qa(*qa, asked, tokenizer, window)
+    try:
+        prompt_ids, implied_stops = chat_prompt(tokenizer, asked.text)
+    except TemplateRefused as error:
+        raise OpenAiError(grpc.StatusCode.INVALID_ARGUMENT, str(error), param="messages") from None
+    return Request(mode="chat", prompt_ids=prompt_ids, lead="", max_new_tokens=_budget(prompt_ids, asked, "messages",
+                   window), ending=stop_at(asked.stops + implied_stops), **_sampling(asked))
+
+
+def plan_completion(asked: Asked, tokenizer, window: int) -> Request:
+    """The prompt continued; like the native text mode, the text starts at the end-of-text token."""
+    prompt_ids = [tokenizer.eos_token_id, *tokenizer(asked.text, add_special_tokens=False)["input_ids"]]
+    return Request(mode="completion", prompt_ids=prompt_ids, lead="", max_new_tokens=_budget(prompt_ids, asked,
+                   "prompt", window), ending=stop_at(asked.stops), **_sampling(asked))
