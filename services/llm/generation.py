@@ -66,3 +66,12 @@ class Generation:
         if not self._decoding.done():
             self.request.cancelled = True
             self._decoding.cancel()
+
+
+async def generate(engine: Engine, request: Request, context: grpc.aio.ServicerContext) -> Request:
+    """`request` run whole for a unary call: the finished request, or GenerationFailed."""
+    generation = Generation(engine, request, context)
+    try:
+        return await generation.result()
+    finally:
+        generation.close()

@@ -11,7 +11,7 @@ from textgen.v1 import openai_pb2, openai_pb2_grpc
 from services.llm import openai_planning, openai_responses
 from services.llm.catalog import AdapterCatalog, Lease
 from services.llm.engine import Engine
-from services.llm.generation import Generation, GenerationFailed
+from services.llm.generation import Generation, GenerationFailed, generate
 from services.llm.openai_errors import OpenAiError
 from services.llm.openai_models import ServedModels
 from services.llm.request import Request
@@ -76,11 +76,7 @@ class OpenAiServicer(openai_pb2_grpc.OpenAiServiceServicer, openai_pb2_grpc.Open
         async with _errors_aborting(context):
             request, lease, model = await self._prepare(message, chat, streamed=False)
             try:
-                generation = Generation(self.engine, request, context)
-                try:
-                    await generation.result()
-                finally:
-                    generation.close()
+                await generate(self.engine, request, context)
             finally:
                 self.catalog.release(lease)
             self._log(request, model)

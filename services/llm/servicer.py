@@ -12,7 +12,7 @@ from services.common.errors import Violations
 from services.llm import planning
 from services.llm.catalog import AdapterCatalog, Lease
 from services.llm.engine import Engine
-from services.llm.generation import Generation, GenerationFailed
+from services.llm.generation import Generation, GenerationFailed, generate
 from services.llm.request import Request
 
 log = logging.getLogger("textgen.llm")
@@ -75,11 +75,7 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
     async def Generate(self, message, context):
         request, lease = await self._prepare(message, context)
         try:
-            generation = Generation(self.engine, request, context)
-            try:
-                await generation.result()
-            finally:
-                generation.close()
+            await generate(self.engine, request, context)
             return self._response(request, lease)
         except GenerationFailed as failure:
             await context.abort(failure.code, str(failure))
