@@ -49,6 +49,13 @@ def test_a_bucket_is_shared_by_its_routes_and_limits_no_other(trainer, baseline)
         qa = {"question": "Who?", "context": "Ada."}
         assert [post("/generate_with_llm", qa), post("/generate_with_llm/stream", qa)] == [503, 503]
         assert httpx.get(f"{gateway.url}/llm/status", timeout=10).status_code == 429
+        # The OpenAI paths take from the same bucket, and are refused in OpenAI's error form.
+        chat = {"model": "base", "messages": [{"role": "user", "content": "Hi"}]}
+        for refused in (httpx.get(f"{gateway.url}/v1/models", timeout=10),
+                        httpx.post(f"{gateway.url}/v1/chat/completions", json=chat, timeout=10),
+                        httpx.post(f"{gateway.url}/v1/chat/completions", json={**chat, "stream": True}, timeout=10)):
+            assert refused.status_code == 429 and refused.headers["retry-after"] == "50"
+            assert refused.json()["error"]["message"], refused.text
         # Job reads and the other services are not limited.
         for _ in range(2 * SENT):
             assert httpx.get(f"{gateway.url}/llm/jobs", timeout=10).status_code == 200
