@@ -1,5 +1,6 @@
 """SQuAD loading, context trimming, the SQuAD metrics and the graded RL rewards (no servers)."""
 import json
+import re
 
 import pytest
 
@@ -10,6 +11,7 @@ from services.common.prompts import PREFIX, SUFFIX, qa_completion
 from services.trainer.training.data import DatasetError, QAExample, fit_prompt, load_squad, sft_rows
 from services.trainer.training.rewards import answer_score, clean_end_score, prefix_score, suffix_score
 from services.trainer.training.squad_metrics import best_over_gold, exact_match, f1, normalize_answer
+from textgen.paths import SQUAD_SAMPLE, SQUAD_TRAIN_SLICE
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +42,10 @@ def test_folder_file_and_nested_json_load(tmp_path):
 def test_unloadable_dataset_names_the_variable_and_the_shipped_sample(tmp_path):
     with pytest.raises(DatasetError) as missing:
         load_squad(str(tmp_path / "nowhere.jsonl"), "train")
-    assert "SQUAD_DATASET" in str(missing.value) and "squad_sample" in str(missing.value)
+    assert "SQUAD_DATASET" in str(missing.value)
+    named = re.findall(r"(/\S+/data/squad_\w+)", str(missing.value))
+    assert named == [str(SQUAD_TRAIN_SLICE), str(SQUAD_SAMPLE)]  # the folders it sends users to exist
+    assert all(load_squad(folder, "validation") for folder in named)
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps(squad_record(0, "Rome", "Italy", 1)) + "\n{\"question\": \"no answers\"}\n")
     with pytest.raises(DatasetError, match="bad.jsonl line 2"):
