@@ -29,6 +29,10 @@ class LlmConfig(ServiceConfig):
     batch_window_ms: float = env_field("LLM_BATCH_WINDOW_MS", 10.0,
                                        "a batch starting from empty stays open while requests arrive less than "
                                        "this apart (at most 10 windows)")
+    prefix_cache_tokens: int = env_field("LLM_PREFIX_CACHE_TOKENS", 4096,
+                                         "prompt tokens whose keys and values are kept, so that a prompt starting "
+                                         "like a recent one prefills only the rest (least recently used go first); "
+                                         "0 turns prefix caching off")
     # One thread by default: the services share the machine's cores, and on a busy 2-core machine two torch
     # threads made GPT-2 decoding 3-4x slower than one (bench/bench_llm.py --threads 2 to compare). On a GPU the
     # CPU threads only feed it.
