@@ -8,10 +8,10 @@ once, and columns that have become padding for every remaining row are trimmed. 
 count only its own tokens, so under greedy decoding its tokens are the same whether it runs alone or beside others.
 
 With a `PrefixCache` (services/llm/prefix_cache.py), a new row whose prompt starts like a recent one starts from a
-copy of that prefix's keys and values and prefills only the rest. The group's reused prefixes sit right-aligned in
-columns of their own before the rest of the prompts (themselves left-padded), so a row whose rest is shorter than
-the longest has a gap of padding between the two parts: masked out like any padding, its positions still counting
-only its own tokens.
+copy of that prefix's keys and values and prefills only the rest, in a group of its own with the other such rows.
+Their reused prefixes sit right-aligned in columns of their own before the rests (themselves left-padded), so a row
+whose rest is shorter than the longest has a gap of padding between the two parts: masked out like any padding, its
+positions still counting only its own tokens.
 """
 import os
 import time
@@ -148,30 +148,41 @@ class RunningBatch:
         return output.cache, _next_tokens(output.logits[:, -1, :], rows)
 
     def admit(self, rows: list[Request]) -> None:
-        """Prefills `rows` together (each from its cached prefix, if any) and merges them in; their first tokens are
-        accepted (and streamed) at once."""
+        """Prefills `rows` (each from its cached prefix, if any) and merges them in; their first tokens are accepted
+        (and streamed) at once."""
         rows = [row for row in rows if not row.done]
         if not rows:
             return
         for row in rows:
             row.generator = _generator(row, self.device)
-        cache = self.prefix_cache
-        prefixes = [cache.longest_prefix(row.peft_name, row.prompt_ids) if cache is not None else None for row in rows]
+        reusable = self.prefix_cache
+        prefixes = [reusable.longest_prefix(row.peft_name, row.prompt_ids) if reusable is not None else None
+                    for row in rows]
         for row, prefix in zip(rows, prefixes):
             row.cached_tokens = prefix.length if prefix else 0
+        # A group is prefilled as wide as its longest rest: rows that start from a cached prefix go apart from those
+        # that prefill their whole prompt, or each would cost as much as a whole prompt.
+        paired = list(zip(rows, prefixes))
+        groups = [[(row, prefix) for row, prefix in paired if bool(prefix) == hit] for hit in (True, False)]
+        prefilled = [(group, *self._prefill(group)) for group in groups if group]
+        for group, cache, attention, tokens in prefilled:  # merged once every group has been prefilled
+            self._merge([row for row, _ in group], cache, attention, tokens)
+            self._accept_all([row for row, _ in group], tokens)
+
+    def _prefill(self, group: list[tuple[Request, Prefix | None]]):
+        rows = [row for row, _ in group]
         rests = [row.prompt_ids[row.cached_tokens:] for row in rows]
         width = max(len(rest) for rest in rests)
         input_ids = torch.tensor([[self.eos_id] * (width - len(rest)) + rest for rest in rests], device=self.device)
         attention = torch.tensor([[0] * (width - len(rest)) + [1] * len(rest) for rest in rests], device=self.device)
         past = None
-        if any(prefixes):
-            past, past_attention = self._past(prefixes)
+        if any(prefix for _, prefix in group):
+            past, past_attention = self._past([prefix for _, prefix in group])
             attention = torch.cat([past_attention, attention], dim=-1)
         cache, tokens = self._forward(rows, input_ids, attention, past)
         if self.prefix_cache is not None:
             self._remember(rows, cache, attention)
-        self._merge(rows, cache, attention, tokens)
-        self._accept_all(rows, tokens)
+        return cache, attention, tokens
 
     def _past(self, prefixes: list[Prefix | None]):
         """The group's reused prefixes as one cache, each right-aligned in zeros, and its attention mask."""
