@@ -4,8 +4,9 @@ from services.common.base_model import SETTING_HELP
 from services.common.config import ServiceConfig, env_field
 from textgen.endpoints import ENDPOINTS
 
-# Measured: on 2 CPU cores decoding gains little past 8 rows (bench/bench_llm.py); a GPU step costs about the same
-# for 1 row as for dozens, so it takes many more (bench/gpu_check.py reports tokens/s at 1, 8 and 32).
+# Measured: on 2 CPU cores decoding gains little past 8 rows (bench/bench_llm.py), and at 80% load 16 or 32 rows,
+# or a KV-token budget alone, gave no more throughput and a higher p99 TTFT (bench/bench_llm_load.py); a GPU step
+# costs about the same for 1 row as for dozens, so it takes many more (bench/gpu_check.py: tokens/s at 1, 8, 32).
 CPU_BATCH_SIZE, GPU_BATCH_SIZE = 8, 32
 
 
