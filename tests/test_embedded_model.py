@@ -1,6 +1,6 @@
 """The embedded SmolLM2-135M-Instruct: converted once from the pinned wheel into an ordinary model folder (made once
 per test session), never twice at a time, nothing left behind by a failed attempt; served exactly (greedy answers
-equal in-process `generate`, alone and joined mid-batch) and chosen by itself when LLM_BASE_MODEL is unset and the
+equal in-process `generate`, alone, joined mid-batch and from the prefix cache) and chosen by itself when LLM_BASE_MODEL is unset and the
 Hub is out of reach."""
 import concurrent.futures
 import json
@@ -158,3 +158,24 @@ def test_greedy_answers_equal_in_process_generate_alone_and_joined_mid_batch(emb
     assert final.generated_text == generate_in_process(model, tokenizer, first)
     status = embedded_llm.GetStatus(llm_pb2.GetLlmStatusRequest())
     assert status.largest_batch >= 2  # they were decoded together
+
+
+def test_questions_on_one_passage_start_from_its_cached_prefix_and_answer_as_generate_does(embedded_llm, in_process):
+    model, tokenizer = in_process
+    passage = "The Normans gave their name to Normandy, a region in France. " * 6
+    asked = [llm_pb2.LlmGenerateRequest(question=question, context=passage, adapter="base", max_new_tokens=12)
+             for question in ("Where is Normandy?", "Who gave their name to Normandy?", "What is Normandy?")]
+    expected = [generate_in_process(model, tokenizer, r) for r in asked]
+    before = embedded_llm.GetStatus(llm_pb2.GetLlmStatusRequest())
+    assert embedded_llm.Generate(asked[0]).generated_text == expected[0]
+    # The others arrive while a long answer on the same passage is decoding: cached prefixes, joined mid-batch.
+    long = llm_pb2.LlmGenerateRequest(question="Tell me about Normandy.", context=passage, adapter="base",
+                                      max_new_tokens=40)
+    stream = embedded_llm.GenerateStream(long)
+    next(stream)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        assert list(pool.map(lambda r: embedded_llm.Generate(r).generated_text, asked[1:])) == expected[1:]
+    final = [chunk.final for chunk in stream if chunk.HasField("final")][0]
+    assert final.generated_text == generate_in_process(model, tokenizer, long)
+    after = embedded_llm.GetStatus(llm_pb2.GetLlmStatusRequest())
+    assert after.prefix_cache_hits - before.prefix_cache_hits == 3  # all but the first on this passage

@@ -273,6 +273,23 @@ def test_batch_sizes_and_tokens_are_exported_to_prometheus(llm, metrics_port):
     assert "textgen_llm_batch_occupancy_count" in text and 'textgen_llm_generated_tokens_total{stop="length"}' in text
 
 
+def test_questions_on_one_passage_reuse_its_cached_prefix_as_status_and_prometheus_show(stub, metrics_port):
+    before = status(stub)
+    passage = "A passage no other test sends. " + " ".join(context for _, context, _ in FACTS) * 3
+    answers = [stub.Generate(llm_pb2.LlmGenerateRequest(question=question, context=passage, adapter="base"))
+               for question, _, _ in FACTS]
+    after = status(stub)
+    assert after.prefix_cache_max_tokens == 4096 and 0 < after.prefix_cache_tokens <= 4096
+    assert after.prefix_cache_lookups - before.prefix_cache_lookups == len(FACTS)
+    assert after.prefix_cache_hits - before.prefix_cache_hits == len(FACTS) - 1  # all but the first
+    assert all(answer.generated_text.startswith(PREFIX) for answer in answers)
+    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+    for metric in ("textgen_llm_prefix_cache_hits_total", "textgen_llm_prefix_cache_lookups_total",
+                   "textgen_llm_prefix_cache_saved_tokens_total", "textgen_llm_prompt_tokens_total",
+                   "textgen_llm_prefix_cache_tokens", "textgen_llm_prefix_cache_max_tokens 4096"):
+        assert metric in text
+
+
 BAD_INPUTS = [
     ({}, "question"),
     ({"question": "Why?", "start_word": "The"}, "question"),

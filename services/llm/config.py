@@ -4,8 +4,9 @@ from services.common.base_model import SETTING_HELP
 from services.common.config import ServiceConfig, env_field
 from textgen.endpoints import ENDPOINTS
 
-# Measured: on 2 CPU cores decoding gains little past 8 rows (bench/bench_llm.py); a GPU step costs about the same
-# for 1 row as for dozens, so it takes many more (bench/gpu_check.py reports tokens/s at 1, 8 and 32).
+# Measured: on 2 CPU cores decoding gains little past 8 rows (bench/bench_llm.py), and at 80% load 16 or 32 rows,
+# or a KV-token budget alone, gave no more throughput and a higher p99 TTFT (bench/bench_llm_load.py); a GPU step
+# costs about the same for 1 row as for dozens, so it takes many more (bench/gpu_check.py: tokens/s at 1, 8, 32).
 CPU_BATCH_SIZE, GPU_BATCH_SIZE = 8, 32
 
 
@@ -29,6 +30,10 @@ class LlmConfig(ServiceConfig):
     batch_window_ms: float = env_field("LLM_BATCH_WINDOW_MS", 10.0,
                                        "a batch starting from empty stays open while requests arrive less than "
                                        "this apart (at most 10 windows)")
+    prefix_cache_tokens: int = env_field("LLM_PREFIX_CACHE_TOKENS", 4096,
+                                         "prompt tokens whose keys and values are kept, so that a prompt starting "
+                                         "like a recent one prefills only the rest (least recently used go first); "
+                                         "0 turns prefix caching off")
     # One thread by default: the services share the machine's cores, and on a busy 2-core machine two torch
     # threads made GPT-2 decoding 3-4x slower than one (bench/bench_llm.py --threads 2 to compare). On a GPU the
     # CPU threads only feed it.

@@ -6,6 +6,12 @@ are prefilled as a group of their own and merged in (the narrower cache padded o
 once, and columns that have become padding for every remaining row are trimmed. Each row keeps its own adapter (peft
 `adapter_names`), temperature, top_p, seed, token budget, ending, deadline and cancellation. A row's position ids
 count only its own tokens, so under greedy decoding its tokens are the same whether it runs alone or beside others.
+
+With a `PrefixCache` (services/llm/prefix_cache.py), a new row whose prompt starts like a recent one starts from a
+copy of that prefix's keys and values and prefills only the rest, in a group of its own with the other such rows.
+Their reused prefixes sit right-aligned in columns of their own before the rests (themselves left-padded), so a row
+whose rest is shorter than the longest has a gap of padding between the two parts: masked out like any padding, its
+positions still counting only its own tokens.
 """
 import os
 import time
@@ -13,6 +19,7 @@ from collections.abc import Callable
 
 import torch
 
+from services.llm.prefix_cache import Prefix, PrefixCache
 from services.llm.request import PEFT_BASE, Request
 
 GREEDY_BELOW = 1e-4  # temperatures this small would overflow logits / temperature: they mean greedy anyway
@@ -86,8 +93,10 @@ def _cat_padded_left(first: torch.Tensor, second: torch.Tensor, dim: int) -> tor
 class RunningBatch:
     """The rows being decoded, their KV cache (positions [rows, heads, width, dim]) and attention mask [rows, width]."""
 
-    def __init__(self, model, eos_id: int, decode: Callable[[list[int]], str], use_adapter_names: bool) -> None:
+    def __init__(self, model, eos_id: int, decode: Callable[[list[int]], str], use_adapter_names: bool,
+                 prefix_cache: PrefixCache | None = None) -> None:
         self.model, self.eos_id, self.decode, self.use_adapter_names = model, eos_id, decode, use_adapter_names
+        self.prefix_cache = prefix_cache
         self.device = next(model.parameters()).device  # every tensor of the batch lives where the model does
         self.rows: list[Request] = []
         self.cache = None
@@ -139,20 +148,70 @@ class RunningBatch:
         return output.cache, _next_tokens(output.logits[:, -1, :], rows)
 
     def admit(self, rows: list[Request]) -> None:
-        """Prefills `rows` together and merges them in; their first tokens are accepted (and streamed) at once."""
+        """Prefills `rows` (each from its cached prefix, if any) and merges them in; their first tokens are accepted
+        (and streamed) at once."""
         rows = [row for row in rows if not row.done]
         if not rows:
             return
         for row in rows:
             row.generator = _generator(row, self.device)
-        width = max(len(row.prompt_ids) for row in rows)
-        input_ids = torch.tensor([[self.eos_id] * (width - len(r.prompt_ids)) + r.prompt_ids for r in rows],
-                                 device=self.device)
-        attention = torch.tensor([[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in rows],
-                                 device=self.device)
-        cache, tokens = self._forward(rows, input_ids, attention, None)
-        self._merge(rows, cache, attention, tokens)
-        self._accept_all(rows, tokens)
+        reusable = self.prefix_cache
+        prefixes = [reusable.longest_prefix(row.peft_name, row.prompt_ids) if reusable is not None else None
+                    for row in rows]
+        for row, prefix in zip(rows, prefixes):
+            row.cached_tokens = prefix.length if prefix else 0
+        # A group is prefilled as wide as its longest rest: rows that start from a cached prefix go apart from those
+        # that prefill their whole prompt, or each would cost as much as a whole prompt.
+        paired = list(zip(rows, prefixes))
+        groups = [[(row, prefix) for row, prefix in paired if bool(prefix) == hit] for hit in (True, False)]
+        prefilled = [(group, *self._prefill(group)) for group in groups if group]
+        for group, cache, attention, tokens in prefilled:  # merged once every group has been prefilled
+            self._merge([row for row, _ in group], cache, attention, tokens)
+            self._accept_all([row for row, _ in group], tokens)
+
+    def _prefill(self, group: list[tuple[Request, Prefix | None]]):
+        rows = [row for row, _ in group]
+        rests = [row.prompt_ids[row.cached_tokens:] for row in rows]
+        width = max(len(rest) for rest in rests)
+        input_ids = torch.tensor([[self.eos_id] * (width - len(rest)) + rest for rest in rests], device=self.device)
+        attention = torch.tensor([[0] * (width - len(rest)) + [1] * len(rest) for rest in rests], device=self.device)
+        past = None
+        if any(prefix for _, prefix in group):
+            past, past_attention = self._past([prefix for _, prefix in group])
+            attention = torch.cat([past_attention, attention], dim=-1)
+        cache, tokens = self._forward(rows, input_ids, attention, past)
+        if self.prefix_cache is not None:
+            self._remember(rows, cache, attention)
+        return cache, attention, tokens
+
+    def _past(self, prefixes: list[Prefix | None]):
+        """The group's reused prefixes as one cache, each right-aligned in zeros, and its attention mask."""
+        from transformers import DynamicCache
+
+        width = max(prefix.length for prefix in prefixes if prefix)
+        sample = next(prefix for prefix in prefixes if prefix).layers
+        layers = []
+        for layer, (keys, values) in enumerate(sample):
+            past_keys = keys.new_zeros((len(prefixes), keys.shape[0], width, keys.shape[2]))
+            past_values = values.new_zeros((len(prefixes), values.shape[0], width, values.shape[2]))
+            for row, prefix in enumerate(prefixes):
+                if prefix:
+                    past_keys[row, :, width - prefix.length:] = prefix.layers[layer][0]
+                    past_values[row, :, width - prefix.length:] = prefix.layers[layer][1]
+            layers.append((past_keys, past_values))
+        attention = torch.tensor([[0] * (width - (p.length if p else 0)) + [1] * (p.length if p else 0)
+                                  for p in prefixes], device=self.device)
+        return DynamicCache(ddp_cache_data=layers), attention
+
+    def _remember(self, rows: list[Request], cache, attention: torch.Tensor) -> None:
+        """Offers each row's prompt to the prefix cache: its own columns of the group's cache, in order."""
+        for index, row in enumerate(rows):
+            if not self.prefix_cache.wants(row.peft_name, row.prompt_ids):
+                continue
+            columns = attention[index].nonzero().squeeze(-1)
+            self.prefix_cache.store(row.peft_name, row.prompt_ids,
+                                    [(layer.keys[index][:, columns], layer.values[index][:, columns])
+                                     for layer in cache.layers])
 
     def _merge(self, rows: list[Request], cache, attention: torch.Tensor, tokens: list[int]) -> None:
         from transformers import DynamicCache

@@ -19,6 +19,7 @@ from services.common.base_model import BaseModelSpec, BaseModelUnavailable, choo
 from services.common.devices import Placement
 from services.llm.decoding import RunningBatch
 from services.llm.loading import BaseModel, load_base_model
+from services.llm.prefix_cache import PrefixCache
 from services.llm.request import Request
 from services.llm.scheduler import Scheduler
 
@@ -35,6 +36,18 @@ OCCUPANCY = prometheus_client.Histogram("textgen_llm_batch_occupancy", "Rows dec
                                         buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64))
 GENERATED_TOKENS = prometheus_client.Counter("textgen_llm_generated_tokens_total",
                                              "Tokens generated, by how the answer ended.", ["stop"])
+# The hit rate is hits / lookups; the share of prompt tokens not prefilled is saved / prompt tokens.
+PREFIX_LOOKUPS = prometheus_client.Counter("textgen_llm_prefix_cache_lookups_total",
+                                           "Admitted requests whose prompt was looked up in the prefix cache.")
+PREFIX_HITS = prometheus_client.Counter("textgen_llm_prefix_cache_hits_total",
+                                        "Admitted requests that started from a cached prefix.")
+PREFIX_SAVED_TOKENS = prometheus_client.Counter("textgen_llm_prefix_cache_saved_tokens_total",
+                                                "Prompt tokens taken from the prefix cache instead of prefilled.")
+PROMPT_TOKENS = prometheus_client.Counter("textgen_llm_prompt_tokens_total", "Prompt tokens of admitted requests.")
+PREFIX_CACHE_TOKENS = prometheus_client.Gauge("textgen_llm_prefix_cache_tokens",
+                                              "Tokens whose keys and values the prefix cache holds.")
+PREFIX_CACHE_MAX_TOKENS = prometheus_client.Gauge("textgen_llm_prefix_cache_max_tokens",
+                                                  "LLM_PREFIX_CACHE_TOKENS: the prefix cache's bound (0: off).")
 
 
 @dataclasses.dataclass
@@ -43,11 +56,13 @@ class EngineStats:
     admitted: int = 0
     largest_batch: int = 0
     in_flight: int = 0
+    prefix_lookups: int = 0  # admitted requests looked up in the prefix cache
+    prefix_hits: int = 0  # and those that started from a cached prefix
 
 
 class Engine:
     def __init__(self, base_model_setting: str, models_dir: pathlib.Path, placement: Placement, scheduler: Scheduler,
-                 batch_window_ms: float = 0.0, torch_threads: int = 0) -> None:
+                 batch_window_ms: float = 0.0, torch_threads: int = 0, prefix_cache_tokens: int = 0) -> None:
         self.base_model_setting = base_model_setting  # LLM_BASE_MODEL, "" when unset
         self.models_dir = models_dir
         self.spec: BaseModelSpec | None = None  # once decided
@@ -55,6 +70,8 @@ class Engine:
         self.scheduler = scheduler
         self.window = max(0.0, batch_window_ms) / 1000
         self.torch_threads = torch_threads
+        self.prefix_cache = PrefixCache(prefix_cache_tokens) if prefix_cache_tokens > 0 else None
+        PREFIX_CACHE_MAX_TOKENS.set(max(0, prefix_cache_tokens))
         self.base: BaseModel | None = None
         self.unavailable_reason = "the base model is still loading"
         self.stats = EngineStats()
@@ -175,7 +192,20 @@ class Engine:
         for request in taken.admitted:
             if request.first_token_at is not None:
                 FIRST_TOKEN_SECONDS.observe(request.first_token_at - request.submitted_at)
+        self._count_prefix_hits(taken.admitted)
         self._release()
+
+    def _count_prefix_hits(self, admitted: list[Request]) -> None:
+        PROMPT_TOKENS.inc(sum(len(request.prompt_ids) for request in admitted))
+        if self.prefix_cache is None:
+            return
+        hits = [request for request in admitted if request.cached_tokens]
+        self.stats.prefix_lookups += len(admitted)
+        self.stats.prefix_hits += len(hits)
+        PREFIX_LOOKUPS.inc(len(admitted))
+        PREFIX_HITS.inc(len(hits))
+        PREFIX_SAVED_TOKENS.inc(sum(request.cached_tokens for request in hits))
+        PREFIX_CACHE_TOKENS.set(self.prefix_cache.tokens)
 
     def _step(self) -> None:
         self._batch.check_interrupts()
@@ -220,7 +250,8 @@ class Engine:
             log.error("base model unavailable", extra={"base_model": self.base_model_name, "reason": str(error)})
             return False
         self._model = self.base.model
-        self._batch = RunningBatch(self._model, self.base.eos_id, self._decode, use_adapter_names=False)
+        self._batch = RunningBatch(self._model, self.base.eos_id, self._decode, use_adapter_names=False,
+                                   prefix_cache=self.prefix_cache)
         self.unavailable_reason = ""
         return True
 
@@ -235,6 +266,7 @@ class Engine:
     def _load_adapter(self, path: pathlib.Path, peft_name: str) -> None:
         from peft import PeftModel
 
+        self._forget_prefixes(peft_name)
         if isinstance(self._model, PeftModel):
             try:
                 self._model.load_adapter(str(path), adapter_name=peft_name)
@@ -257,8 +289,16 @@ class Engine:
         for peft_name in sorted(self._unload_later):
             if len(self._model.peft_config) > 1:
                 self._model.delete_adapter(peft_name)
+                self._forget_prefixes(peft_name)
                 self._unload_later.discard(peft_name)
                 self._batch.adapters_changed()
+
+    def _forget_prefixes(self, peft_name: str) -> None:
+        # The catalog names every version afresh; forgetting on load too means a name reused for other weights
+        # can never be answered from the old ones.
+        if self.prefix_cache is not None:
+            self.prefix_cache.forget(peft_name)
+            PREFIX_CACHE_TOKENS.set(self.prefix_cache.tokens)
 
     def _decode(self, ids: list[int]) -> str:
         return self.base.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)

@@ -45,6 +45,7 @@ class Request:
     stop_reason: str = ""  # the ending's reason ("suffix", "stop"), "eos", "length", "deadline", "cancelled", "error"
     error: Exception | None = None
     generator: "torch.Generator | None" = None  # set by decoding when the request samples
+    cached_tokens: int = 0  # prompt tokens whose keys and values came from the prefix cache, not the prefill
     submitted_at: float = 0.0  # time.monotonic() values, for the queue and time-to-first-token metrics
     first_token_at: float | None = None
 

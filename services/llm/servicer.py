@@ -113,7 +113,7 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
         return self._status()
 
     def _status(self) -> llm_pb2.LlmStatus:
-        stats, scheduler = self.engine.stats, self.engine.scheduler
+        stats, scheduler, cache = self.engine.stats, self.engine.scheduler, self.engine.prefix_cache
         return llm_pb2.LlmStatus(
             base_model=self.engine.base_model_name, loaded=self.ready, reason=self.engine.unavailable_reason,
             adapters=[llm_pb2.AdapterStatus(**a) for a in self.catalog.status()],
@@ -121,4 +121,7 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
             largest_batch=stats.largest_batch, max_batch_size=scheduler.max_batch_size,
             queued=len(scheduler), max_queued=scheduler.max_queued, batching=scheduler.policy,
             device=str(self.engine.placement.device), dtype=self.engine.placement.dtype_name,
-            base_model_note=self.engine.spec.note if self.engine.spec else "")
+            base_model_note=self.engine.spec.note if self.engine.spec else "",
+            prefix_cache_tokens=cache.tokens if cache is not None else 0,
+            prefix_cache_max_tokens=cache.max_tokens if cache is not None else 0,
+            prefix_cache_lookups=stats.prefix_lookups, prefix_cache_hits=stats.prefix_hits)

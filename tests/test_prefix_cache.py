@@ -1,0 +1,210 @@
+"""Prefix caching (services/llm/prefix_cache.py): blocks matched from the prompt's start under the same adapter only,
+least recently used evicted under the bound with a prefix's tail before its head; and with the cache on, greedy
+decoding on tiny GPT-2 and Llama models (rotary positions) makes exactly the tokens it makes with the cache off,
+for rows that join a running batch with, without or beside cached prefixes, a prompt the cache covers whole, under
+a bound small enough to evict, under LoRA adapters, and after an adapter's weights change under the same name."""
+import asyncio
+import pathlib
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from devtools.models import (FACTS, RANDOM_GPT2, RANDOM_LLAMA, build_tiny_llama, build_tiny_model, greedy_continuation,
+                             random_models_dir)
+from services.common import devices
+from services.common.prompts import PREFIX, qa_prompt
+from services.llm.decoding import RunningBatch
+from services.llm.engine import Engine
+from services.llm.prefix_cache import BLOCK_TOKENS, PrefixCache
+from services.llm.request import PEFT_BASE, Request
+from services.llm.scheduler import CONTINUOUS, Scheduler
+
+BLOCK = 4
+
+
+def columns(ids: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Two layers of made-up keys and values, [heads, tokens, dim], each column holding its token id."""
+    column = torch.tensor(ids, dtype=torch.float32)[None, :, None].expand(2, -1, 3)
+    return [(column.clone(), -column.clone()) for _ in range(2)]
+
+
+def test_the_longest_cached_run_of_whole_blocks_is_reused_leaving_the_last_token_to_prefill():
+    cache = PrefixCache(max_tokens=100, block_tokens=BLOCK)
+    stored = list(range(1, 11))  # two whole blocks and two tokens
+    cache.store("a", stored, columns(stored))
+    assert cache.tokens == 8
+    prefix = cache.longest_prefix("a", stored[:7] + [99, 98, 97])
+    assert prefix.length == 4 and prefix.layers[1][0][0, :, 0].tolist() == [1, 2, 3, 4]
+    assert prefix.layers[1][1][1, :, 2].tolist() == [-1, -2, -3, -4]
+    assert cache.longest_prefix("a", stored + [11, 12]).length == 8
+    whole = cache.longest_prefix("a", stored[:8])  # the whole prompt is cached: its last token is prefilled
+    assert whole.length == 7 and whole.layers[0][0][0, :, 0].tolist() == [1, 2, 3, 4, 5, 6, 7]
+    assert cache.longest_prefix("a", [0] + stored) is None  # matched from the start only
+    assert cache.longest_prefix("a", stored[:4]).length == 3
+
+
+def test_eviction_keeps_the_bound_and_takes_the_least_recently_used_tail_first():
+    cache = PrefixCache(max_tokens=16, block_tokens=BLOCK)
+    first, second, third = list(range(12)), list(range(100, 112)), list(range(200, 212))
+    cache.store("a", first, columns(first))
+    cache.store("a", second, columns(second))
+    assert cache.tokens == 16
+    assert cache.longest_prefix("a", first + [0]).length == 4  # its last two blocks went, its first stayed
+    cache.store("a", third, columns(third))  # first's head was just used: second's blocks go before it
+    assert cache.tokens <= 16
+    assert cache.longest_prefix("a", first + [0]).length == 4
+    assert cache.longest_prefix("a", second + [0]) is None
+    assert cache.longest_prefix("a", third + [0]).length == 12
+    cache.store("a", list(range(300, 340)), columns(list(range(300, 340))))  # longer than the bound by itself
+    assert cache.tokens <= 16
+
+
+def test_blocks_are_reused_under_their_own_adapter_only_and_forgotten_with_it():
+    cache = PrefixCache(max_tokens=100, block_tokens=BLOCK)
+    ids = list(range(9))
+    cache.store("sft_1", ids, columns(ids))
+    cache.store(PEFT_BASE, ids, columns(ids))
+    assert cache.longest_prefix("sft_2", ids) is None
+    assert cache.longest_prefix("sft_1", ids).length == 8
+    cache.forget("sft_1")
+    assert cache.longest_prefix("sft_1", ids) is None and cache.longest_prefix(PEFT_BASE, ids).length == 8
+    assert cache.tokens == 8
+
+
+@pytest.fixture(scope="module", params=[RANDOM_GPT2, RANDOM_LLAMA])
+def model_and_tokenizer(request, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("prefix") / request.param
+    (build_tiny_llama if request.param == RANDOM_LLAMA else build_tiny_model)(folder)
+    torch.set_num_threads(1)
+    return AutoModelForCausalLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
+
+
+def squad_shaped(tokenizer, max_new_tokens: int = 16) -> list[Request]:
+    """Questions on two passages, interleaved, then the first prompt's whole cached blocks as a prompt of its own."""
+    encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    passages = [" ".join(c for _, c, _ in FACTS) * 2, " ".join(c for _, c, _ in reversed(FACTS)) * 3]
+    prompts = [encode(qa_prompt(question, passages[i % 2])) + encode(f" {PREFIX}")
+               for i, (question, _, _) in enumerate(FACTS * 2)]
+    prompts.append(prompts[0][:len(prompts[0]) // BLOCK_TOKENS * BLOCK_TOKENS])
+    return [Request(prompt_ids=ids, lead=PREFIX, max_new_tokens=max_new_tokens - 3 * (i % 3))
+            for i, ids in enumerate(prompts)]
+
+
+def decode_joining(model, tokenizer, rows: list[Request], prefix_cache: PrefixCache | None,
+                   joins: dict[int, slice]) -> list[list[int]]:
+    """Decodes `rows`, admitting joins[step] at that step into the running batch."""
+    batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False,
+                         prefix_cache=prefix_cache)
+    step = 0
+    while step <= max(joins) or batch:
+        if step in joins:
+            batch.admit(rows[joins[step]])
+        batch.release_finished()
+        if batch:
+            batch.step()
+            batch.release_finished()
+        step += 1
+    return [row.generated for row in rows]
+
+
+# The first passage's first question alone; then a group that mixes a hit with a miss on the second passage; one
+# that arrives beside both; then the rest, including a prompt the cache covers whole.
+JOINS = {0: slice(0, 1), 2: slice(1, 3), 5: slice(3, 4), 9: slice(4, None)}
+
+
+@pytest.mark.parametrize("bound", [4096, 48])  # 48 tokens: less than one passage, evicting all the time
+def test_greedy_tokens_are_the_same_with_the_cache_on_and_off_in_joined_batches(model_and_tokenizer, bound):
+    model, tokenizer = model_and_tokenizer
+    off = decode_joining(model, tokenizer, squad_shaped(tokenizer), None, JOINS)
+    assert off[:3] == [greedy_continuation(model, tokenizer, row.prompt_ids, row.max_new_tokens)
+                       for row in squad_shaped(tokenizer)[:3]]
+    cache = PrefixCache(bound)
+    rows = squad_shaped(tokenizer)
+    assert decode_joining(model, tokenizer, rows, cache, JOINS) == off
+    assert cache.tokens <= bound
+    reused = [row.cached_tokens for row in rows]
+    if bound == 4096:
+        assert reused[0] == reused[1] == 0 and all(reused[2:])  # every later question found its passage
+        assert reused[-1] == len(rows[-1].prompt_ids) - 1  # a prompt cached whole: all but its last token
+    else:
+        assert max(reused) <= bound
+
+
+def random_lora(model, seed: int):
+    from services.trainer.training.models import lora_config
+
+    torch.manual_seed(seed)
+    config = lora_config(4, model)
+    config.init_lora_weights = False  # random on both sides: the adapter changes every key and value
+    return config
+
+
+def test_rows_under_different_adapters_never_share_cached_prefixes(model_and_tokenizer):
+    from peft import get_peft_model
+
+    base, tokenizer = model_and_tokenizer
+    model = get_peft_model(base, random_lora(base, 1), adapter_name="sft_1")
+    model.add_adapter("rl_1", random_lora(base, 2))
+    model.eval()
+    try:
+        def decode(prefix_cache):
+            # One passage throughout: the first three rows could each reuse the one before but for the adapter.
+            rows = [squad_shaped(tokenizer)[i] for i in (0, 2, 4, 6)]
+            for row, adapter in zip(rows, ["sft_1", "rl_1", PEFT_BASE, "sft_1"]):
+                row.peft_name = adapter
+            batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=True,
+                                 prefix_cache=prefix_cache)
+            for row in rows:
+                batch.admit([row])
+                while batch:
+                    batch.step()
+                    batch.release_finished()
+            return rows
+
+        cache = PrefixCache(4096)
+        with_cache, without = decode(cache), decode(None)
+        assert [row.generated for row in with_cache] == [row.generated for row in without]
+        assert [bool(row.cached_tokens) for row in with_cache] == [False, False, False, True]
+        assert len({tuple(row.generated) for row in without[:3]}) == 3  # the adapters do change the answer
+    finally:
+        model.unload()
+
+
+def test_an_adapter_reloaded_under_the_same_name_is_never_answered_from_its_old_keys(tmp_path):
+    """The engine end to end: a request under adapter "rl" fills the cache; "rl" is deleted and other weights are
+    loaded under the same name; the same prompt then decodes what those weights decode with no cache at all."""
+    from peft import PeftModel, get_peft_model
+
+    models = random_models_dir(tmp_path)
+    folder = models / RANDOM_GPT2
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    versions = []
+    for seed in (1, 2, 3):
+        base = AutoModelForCausalLM.from_pretrained(folder)
+        get_peft_model(base, random_lora(base, seed)).save_pretrained(tmp_path / f"v{seed}")
+        versions.append(tmp_path / f"v{seed}")
+    prompt = squad_shaped(tokenizer)[0].prompt_ids
+
+    def expected(version: pathlib.Path) -> list[int]:
+        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(folder), str(version)).eval()
+        return greedy_continuation(model, tokenizer, prompt, 12)
+
+    async def scenario() -> list[list[int]]:
+        engine = Engine(str(folder), models, devices.resolve("cpu", "float32", "LLM"),
+                        Scheduler(CONTINUOUS, 8, 8192, 8), torch_threads=1, prefix_cache_tokens=4096)
+        assert await engine.load()
+        answers = []
+        for version, other in ((versions[0], versions[2]), (versions[1], None)):
+            await engine.load_adapter(version, "rl")
+            for _ in range(2):  # the second finds the first's prefix
+                answers.append((await engine.submit(Request(prompt_ids=prompt, lead="", max_new_tokens=12,
+                                                            peft_name="rl"))).generated)
+            if other is not None:  # a PeftModel keeps one adapter: another goes in before "rl" can go
+                await engine.load_adapter(other, "other")
+                await engine.unload_adapter("rl")
+        return answers
+
+    first, first_again, second, second_again = asyncio.run(scenario())
+    assert first == first_again == expected(versions[0])
+    assert second == second_again == expected(versions[1]) != first
