@@ -8,7 +8,7 @@ WORKDIR /src
 COPY requirements/gateway.txt requirements/gateway.txt
 RUN pip install --no-cache-dir -r requirements/gateway.txt grpcio-tools==1.85.1
 COPY protos protos
-COPY textgen/__init__.py textgen/endpoints.py textgen/paths.py textgen/
+COPY textgen/__init__.py textgen/endpoints.py textgen/paths.py textgen/openai_error_body.py textgen/
 RUN PYTHONPATH=/src python protos/build.py
 COPY gateway gateway
 # The rate limits' token buckets (gateway/rate_limits.py): compose passes the host's settings on; unset, the defaults.

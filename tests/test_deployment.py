@@ -41,6 +41,14 @@ def test_each_service_image_holds_its_own_service_and_the_generated_contracts():
         assert not any(f"COPY services/{other} " in stage for other in others)
 
 
+def test_the_contracts_stage_copies_every_shared_module_services_and_the_gateway_import():
+    """textgen's own modules (not its client side) are what services and Envoy's render import: every one of them
+    must reach the images, or an image fails to build or start."""
+    copied = re.search(r"^COPY (textgen/\S+ )+textgen/$", stages()["contracts"], flags=re.MULTILINE).group(0).split()
+    shared = {f"textgen/{module.name}" for module in (ROOT / "textgen").glob("*.py") if module.name != "__main__.py"}
+    assert set(copied[1:-1]) == shared
+
+
 def test_compose_healthchecks_and_addresses_use_the_endpoint_table():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     for endpoint in ENDPOINTS.values():
