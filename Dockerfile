@@ -44,14 +44,15 @@ USER textgen
 EXPOSE 50051
 CMD ["python", "-m", "services.baseline"]
 
-# torch==2.13.0 comes from TORCH_INDEX: the CPU wheels by default. PyPI's own Linux wheel of torch is the CUDA build
-# (it brings the CUDA runtime as nvidia-* wheels), so --build-arg TORCH_INDEX=https://pypi.org/simple makes the GPU
-# variant of the llm and trainer images (compose's gpu profile does). The host needs the NVIDIA driver and the
+# torch==2.13.0 comes from pip's default index unless TORCH_INDEX names an extra one, from the builder's environment
+# (compose passes the host's TORCH_INDEX on). The default index's Linux wheel of torch is the CUDA build (it brings
+# the CUDA runtime as nvidia-* wheels): the GPU variant of the llm and trainer images (compose's gpu profile). For
+# the smaller CPU images, point TORCH_INDEX at an index of torch's CPU wheels. The host needs the NVIDIA driver and the
 # NVIDIA container toolkit; LLM_DEVICE / TRAINER_DEVICE stay `auto`: CUDA when the container is given a GPU.
 FROM service AS rnn
-ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+ARG TORCH_INDEX=
 COPY requirements/base.txt requirements/torch.txt requirements/rnn.txt requirements/
-RUN pip install --no-cache-dir --extra-index-url ${TORCH_INDEX} -r requirements/rnn.txt
+RUN pip install --no-cache-dir ${TORCH_INDEX:+--extra-index-url ${TORCH_INDEX}} -r requirements/rnn.txt
 COPY --from=contracts /src/textgen textgen
 COPY services/__init__.py services/
 COPY services/common services/common
@@ -63,10 +64,10 @@ CMD ["python", "-m", "services.rnn"]
 
 # /app/hf-cache (HF_HOME) keeps downloaded Hub models between runs.
 FROM service AS llm
-ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+ARG TORCH_INDEX=
 ENV HF_HOME=/app/hf-cache
 COPY requirements/base.txt requirements/torch.txt requirements/llm.txt requirements/
-RUN pip install --no-cache-dir --extra-index-url ${TORCH_INDEX} -r requirements/llm.txt
+RUN pip install --no-cache-dir ${TORCH_INDEX:+--extra-index-url ${TORCH_INDEX}} -r requirements/llm.txt
 COPY --from=contracts /src/textgen textgen
 COPY services/__init__.py services/
 COPY services/common services/common
@@ -77,11 +78,11 @@ EXPOSE 50053
 CMD ["python", "-m", "services.llm"]
 
 FROM service AS trainer
-ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+ARG TORCH_INDEX=
 # Every deployment of the trainer image needs the trainer token: unset or empty, the trainer will not start.
 ENV HF_HOME=/app/hf-cache MPLBACKEND=Agg TRAINER_REQUIRE_AUTH=1
 COPY requirements/base.txt requirements/torch.txt requirements/llm.txt requirements/trainer.txt requirements/
-RUN pip install --no-cache-dir --extra-index-url ${TORCH_INDEX} -r requirements/trainer.txt
+RUN pip install --no-cache-dir ${TORCH_INDEX:+--extra-index-url ${TORCH_INDEX}} -r requirements/trainer.txt
 COPY --from=contracts /src/textgen textgen
 COPY services/__init__.py services/
 COPY services/common services/common

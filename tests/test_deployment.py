@@ -65,13 +65,22 @@ def test_the_gpu_profile_swaps_in_cuda_builds_of_the_llm_and_trainer_under_the_s
         assert cpu["profiles"] == ["cpu"] and gpu["profiles"] == ["gpu"]
         assert gpu["extends"] == {"service": name}
         assert gpu["build"]["target"] == cpu["build"]["target"] == name
-        assert gpu["build"]["args"]["TORCH_INDEX"] == "https://pypi.org/simple"  # PyPI's Linux torch is CUDA's
+        assert gpu["build"]["args"]["TORCH_INDEX"] == ""  # pip's default index: its Linux torch is CUDA's
+        assert cpu["build"]["args"]["TORCH_INDEX"] == "${TORCH_INDEX:-}"  # the builder's CPU index, if any
         assert gpu["deploy"]["resources"]["reservations"]["devices"] == [
             {"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
         assert gpu["networks"]["default"]["aliases"] == [name]  # Envoy and the trainer find it by that name
         assert compose["envoy"]["depends_on"][name]["required"] is False
     for name in ("rnn", "llm", "trainer"):
-        assert "ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu" in stages()[name]
+        assert "ARG TORCH_INDEX=\n" in stages()[name] and "${TORCH_INDEX:+--extra-index-url ${TORCH_INDEX}}" in \
+            stages()[name]
+
+
+def test_no_package_index_is_written_into_the_repository():
+    """Where packages come from is the tools' default or the builder's environment, never our files."""
+    for name in ("Dockerfile", "docker-compose.yml", "README.md", "deploy/k8s/overlays/gpu/kustomization.yaml"):
+        text = (ROOT / name).read_text()
+        assert not re.search(r"(index-url|TORCH_INDEX[=:]\s*\"?)\s*https?://", text), name
 
 
 def test_compose_renders_envoy_with_the_hosts_rate_limits():
