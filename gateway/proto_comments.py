@@ -9,8 +9,10 @@ import re
 
 from google.protobuf import descriptor_pb2
 
-# Field numbers in descriptor.proto, as SourceCodeInfo paths use them.
-MESSAGE_TYPE, SERVICE, MESSAGE_FIELD, SERVICE_METHOD = 4, 6, 2, 2
+# How SourceCodeInfo paths name what a comment stands on, by descriptor.proto's field numbers: a file's message types
+# (4) and their fields (2), its services (6) and their methods (2). Kind number -> (the file's list, the members'
+# number, their list).
+_COMMENTED = {4: ("message_type", 2, "field"), 6: ("service", 2, "method")}
 _NUMBER = r"-?\d+(?:\.\d+)?(?:e-?\d+)?"
 _RANGE = re.compile(rf"{_NUMBER}\.\.{_NUMBER}(?: characters)?|> {_NUMBER} and <= {_NUMBER}")
 _DEFAULT = re.compile(r"\bdefault (\"\"|\S+?)[.,;]?(?=\s|$)", re.IGNORECASE)
@@ -22,22 +24,15 @@ def collect_comments(files: descriptor_pb2.FileDescriptorSet) -> dict[str, str]:
     for file in files.file:
         for location in file.source_code_info.location:
             text, path = " ".join(location.leading_comments.split()), list(location.path)
-            if not text or len(path) < 2:
+            if not text or len(path) < 2 or path[0] not in _COMMENTED:
                 continue
-            if path[0] == MESSAGE_TYPE:
-                message = file.message_type[path[1]]
-                name = f"{file.package}.{message.name}"
-                if len(path) == 2:
-                    comments[name] = text
-                elif len(path) == 4 and path[2] == MESSAGE_FIELD:
-                    comments[f"{name}.{message.field[path[3]].name}"] = text
-            elif path[0] == SERVICE:
-                service = file.service[path[1]]
-                name = f"{file.package}.{service.name}"
-                if len(path) == 2:
-                    comments[name] = text
-                elif len(path) == 4 and path[2] == SERVICE_METHOD:
-                    comments[f"{name}.{service.method[path[3]].name}"] = text
+            kind, member_number, members = _COMMENTED[path[0]]
+            outer = getattr(file, kind)[path[1]]
+            name = f"{file.package}.{outer.name}"
+            if len(path) == 2:
+                comments[name] = text
+            elif len(path) == 4 and path[2] == member_number:
+                comments[f"{name}.{getattr(outer, members)[path[3]].name}"] = text
     return comments
 
 
