@@ -1,23 +1,15 @@
 """The fixed answer format while tokens stream in: which text is safe to send yet, where the model closed the
 answer with the suffix, and how the service completes an answer the model did not close."""
 from services.common.prompts import SUFFIX, suffix_end
-from services.llm.ending import Ending
+from services.llm.ending import Ending, begun_length
 
 INCOMPLETE_UTF8 = "\ufffd"  # a byte-level token boundary inside a character decodes to this until it completes
-
-
-def _partial_suffix_length(body: str) -> int:
-    """The longest k < len(SUFFIX) such that `body` ends with the first k characters of the suffix."""
-    for k in range(min(len(SUFFIX) - 1, len(body)), 0, -1):
-        if body.endswith(SUFFIX[:k]):
-            return k
-    return 0
 
 
 def safe_length(body: str) -> int:
     """How much of `body` can be sent now without ever having to be taken back: text that might still become the
     suffix, trailing whitespace (the service may replace it) and half-decoded characters are held back."""
-    end = len(body) - _partial_suffix_length(body)
+    end = len(body) - begun_length(body, SUFFIX)
     while end > 0 and (body[end - 1].isspace() or body[end - 1] == INCOMPLETE_UTF8):
         end -= 1
     return end
@@ -29,7 +21,7 @@ def complete(body: str) -> tuple[str, bool]:
     if cut is not None:
         return body[:cut], False
     body = body.rstrip(INCOMPLETE_UTF8)
-    partial = _partial_suffix_length(body)
+    partial = begun_length(body, SUFFIX)
     # The model stopped inside the suffix ("... Let me know if"): finish it rather than starting it again.
     if partial and (partial == len(body) or body[-partial - 1].isspace()):
         return body + SUFFIX[partial:], True

@@ -1,7 +1,7 @@
 """OpenAI's `stop`: the text ends where the first of the caller's stop strings begins, and none of a stop string is
 ever sent, so text that may still become one is held back while streaming."""
 from services.llm.answer_format import INCOMPLETE_UTF8
-from services.llm.ending import Ending
+from services.llm.ending import Ending, begun_length
 
 
 def stop_at(strings: tuple[str, ...]) -> Ending:
@@ -12,9 +12,7 @@ def stop_at(strings: tuple[str, ...]) -> Ending:
         return min(found) if found else None
 
     def safe_length(text: str) -> int:
-        # The longest tail of the text that some stop string begins with (the whole string would have ended it).
-        held = max((k for string in strings for k in range(min(len(string) - 1, len(text)), 0, -1)
-                    if text.endswith(string[:k])), default=0)
+        held = max((begun_length(text, string) for string in strings), default=0)
         safe = len(text) - held
         while safe > 0 and text[safe - 1] == INCOMPLETE_UTF8:
             safe -= 1
