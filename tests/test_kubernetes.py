@@ -13,6 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from devtools.images import image_name
 from gateway import render
 from textgen.endpoints import ENDPOINTS
 from textgen.paths import DEPLOY_K8S
@@ -149,7 +150,7 @@ def test_the_gpu_overlay_gives_the_llm_and_trainer_a_gpu_each_on_gpu_nodes(built
     for name in ("llm", "trainer"):
         pod = find(built["gpu"], "Deployment", name)["spec"]["template"]["spec"]
         assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
-        assert pod["containers"][0]["image"] == f"textgen-{name}-gpu:latest"
+        assert pod["containers"][0]["image"] == image_name(name, "gpu")  # what make images VARIANT=gpu builds
         assert pod["tolerations"][0]["key"] == "nvidia.com/gpu" and pod["nodeSelector"]
     for name in ("baseline", "rnn", "envoy"):
         pod = find(built["gpu"], "Deployment", name)["spec"]["template"]["spec"]
