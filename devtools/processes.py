@@ -192,20 +192,28 @@ class System:
         return self.services[name].address
 
 
-@contextlib.contextmanager
-def start_system(models_dir: pathlib.Path, token: str = "suite-token", **extra_env: str):
-    """The whole system on loopback with small stand-ins: a random tiny GPT-2 (devtools.models), an LSTM
-    trained for two epochs on the shipped corpus, the shipped SQuAD sample. `extra_env` goes to every service."""
+def stand_in_models(models_dir: pathlib.Path) -> pathlib.Path:
+    """`models_dir` with the system's small stand-ins in it, made once: a random tiny GPT-2 (devtools.models,
+    RANDOM_GPT2) and the LSTM trained for two epochs on the shipped corpus."""
     from textgen.paths import SHIPPED_CORPUS
     from devtools.models import build_tiny_model
 
-    models_dir = pathlib.Path(models_dir)
     if not (models_dir / RANDOM_GPT2 / "config.json").exists():
         build_tiny_model(models_dir / RANDOM_GPT2)
     if not (models_dir / "rnn").exists():
         subprocess.run([sys.executable, "-m", "services.rnn.train", "--corpus", str(SHIPPED_CORPUS), "--chapters",
                         "", "--models-dir", str(models_dir), "--epochs", "2", "--no-progress"],
                        cwd=ROOT, env=base_env({}), capture_output=True, check=True, timeout=300)
+    return models_dir
+
+
+@contextlib.contextmanager
+def start_system(models_dir: pathlib.Path, token: str = "suite-token", **extra_env: str):
+    """The whole system on loopback with the small stand-ins (stand_in_models) and the shipped SQuAD sample.
+    `extra_env` goes to every service."""
+    from textgen.paths import SHIPPED_CORPUS
+
+    models_dir = stand_in_models(pathlib.Path(models_dir))
     env = {"MODELS_DIR": str(models_dir), "CORPUS": str(SHIPPED_CORPUS), "CORPUS_CHAPTERS": "",
            "LLM_BASE_MODEL": str(models_dir / RANDOM_GPT2), "SQUAD_DATASET": str(SQUAD_SAMPLE),
            "LLM_TORCH_THREADS": "1", "TRAINER_TORCH_THREADS": "1", "TRAINER_TOKEN": token,

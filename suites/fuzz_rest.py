@@ -3,6 +3,8 @@ serves, against the whole system on loopback (suites/README.md).
 
     python suites/fuzz_rest.py            # full: at least 1000 cases
     python suites/fuzz_rest.py --quick    # CI: at least 200 cases
+    python suites/fuzz_rest.py --quick --url http://127.0.0.1:8080 --token "$TRAINER_TOKEN"
+                                          # a system already running (compose: make compose-check)
 
 Fails (exit code 1) on any 5xx, any response that breaks the documented schema or content type, and any 4xx
 whose body is not a google.rpc.Status (on the OpenAI paths, /v1/..., OpenAI's error body). Prints the cases tried
@@ -50,28 +52,39 @@ def statuses_from_har(path: pathlib.Path) -> tuple[collections.Counter, list[str
     return counts, bad
 
 
+def fuzz(url: str, token: str, quick: bool, seed: int, tmp: pathlib.Path):
+    """schemathesis's runs against the gateway at `url`: (the processes, cases per status, bad error bodies)."""
+    per_operation = 16 if quick else 80  # x 16 operations, plus the examples and coverage phases
+    runs, counts, bad = [], collections.Counter(), []
+    for name, checks, selection in RUNS:
+        har = tmp / f"{name}.har"
+        runs.append(subprocess.run(
+            [str(pathlib.Path(sys.executable).parent / "schemathesis"), "run",
+             f"{url}/openapi.json", "--checks", checks, *selection,
+             "--max-examples", str(per_operation), "--phases", "examples,coverage,fuzzing",
+             "--seed", str(seed), "--workers", "2", "--header", f"Authorization: Bearer {token}",
+             "--request-timeout", "60", "--generation-database", "none", "--report", "har",
+             "--report-har-path", str(har), "--no-color"],
+            capture_output=True, text=True, timeout=1800))
+        run_counts, run_bad = statuses_from_har(har)
+        counts += run_counts
+        bad += run_bad
+    return runs, counts, bad
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="the CI size: at least 200 cases")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--url", help="the gateway of a system already running (default: start one on loopback)")
+    parser.add_argument("--token", default="", help="its trainer token (with --url)")
     args = parser.parse_args()
-    per_operation = 16 if args.quick else 80  # x 16 operations, plus the examples and coverage phases
-    with tempfile.TemporaryDirectory(prefix="fuzz-rest-") as tmp, \
-            start_system(pathlib.Path(tmp) / "models", TRAINER_MAX_QUEUED="1") as system:
-        runs, counts, bad = [], collections.Counter(), []
-        for name, checks, selection in RUNS:
-            har = pathlib.Path(tmp) / f"{name}.har"
-            runs.append(subprocess.run(
-                [str(pathlib.Path(sys.executable).parent / "schemathesis"), "run",
-                 f"{system.gateway.url}/openapi.json", "--checks", checks, *selection,
-                 "--max-examples", str(per_operation), "--phases", "examples,coverage,fuzzing",
-                 "--seed", str(args.seed), "--workers", "2", "--header", f"Authorization: Bearer {system.token}",
-                 "--request-timeout", "60", "--generation-database", "none", "--report", "har",
-                 "--report-har-path", str(har), "--no-color"],
-                capture_output=True, text=True, timeout=1800))
-            run_counts, run_bad = statuses_from_har(har)
-            counts += run_counts
-            bad += run_bad
+    with tempfile.TemporaryDirectory(prefix="fuzz-rest-") as tmp:
+        if args.url:
+            runs, counts, bad = fuzz(args.url, args.token, args.quick, args.seed, pathlib.Path(tmp))
+        else:
+            with start_system(pathlib.Path(tmp) / "models", TRAINER_MAX_QUEUED="1") as system:
+                runs, counts, bad = fuzz(system.gateway.url, system.token, args.quick, args.seed, pathlib.Path(tmp))
     print("\n".join(run.stdout for run in runs)[-3000:])
     total = sum(counts.values())
     print(f"cases: {total}; by status: " + ", ".join(f"{s}: {n}" for s, n in sorted(counts.items())))
