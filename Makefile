@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export MODELS_DIR ?= $(CURDIR)/models
 
 .PHONY: setup run test bench bench-trainer protos embedded-model tiny-model rnn-model train-sft train-rl eval post-train \
-	k8s clean
+	k8s images compose-check clean
 
 setup: $(VENV)/.installed gen/descriptor.pb
 
@@ -70,6 +70,18 @@ eval: setup
 # MODELS_DIR/reports/post-train.*. The stand-in: LLM_BASE_MODEL=models/tiny-gpt2 SQUAD_DATASET=data/squad_sample.
 post-train: setup
 	$(PY) -m services.trainer.training post-train
+
+# Every image (one per service, and Envoy's) with no network inside the builds: a wheelhouse filled on the host
+# with pip download first, then docker build for each target (devtools/images.py). VARIANT=gpu: the llm and trainer
+# with torch's CUDA build, for compose's gpu profile. Needs a running Docker engine.
+VARIANT ?= cpu
+images: setup
+	$(PY) -m devtools.images --variant $(VARIANT)
+
+# The whole system under Docker Compose from those images: hardening, the REST suite through the containerised
+# Envoy, llm scaled to 2 and one replica killed under load, then everything torn down (devtools/compose_check.py).
+compose-check: images
+	$(PY) -m devtools.compose_check
 
 # Kubernetes manifests (deploy/k8s): Envoy's files rendered for the cluster, then kustomize (the pinned kubectl
 # wheel's); OVERLAY=gpu for GPUs.

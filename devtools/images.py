@@ -124,7 +124,10 @@ def base_image(requested: str | None) -> str:
         raise ImageError(f"BASE_IMAGE {name} is not here and cannot be pulled: {pulled.stderr.strip()}")
     print(f"{name} cannot be pulled ({pulled.stderr.strip().splitlines()[-1]}); building {LOCAL_BASE_IMAGE} from "
           "Debian's packages instead (debootstrap)", flush=True)
-    return local_base_image()
+    started = time.monotonic()
+    local = local_base_image()
+    print(f"{local}: ready in {time.monotonic() - started:.0f} s", flush=True)
+    return local
 
 
 def rate_limit_build_args(environ) -> dict[str, str]:
