@@ -62,6 +62,10 @@ export function addField(container, prefix, name, property) {
   if (property.description) help.title = property.description;
   const problem = element("small", {id: `${id}-error`, class: "field-error", role: "alert"});
   input.setAttribute("aria-describedby", `${id}-help ${id}-error`);
+  input.addEventListener("input", () => { // an edited value is no longer the one the service refused
+    input.removeAttribute("aria-invalid");
+    problem.textContent = "";
+  });
   row.append(element("label", {for: id}, name), input, help, problem);
   container.append(row);
   return input;

@@ -13,7 +13,7 @@ export async function initWordGenerator(form) {
   for (const [name, property] of Object.entries(fields)) {
     if (!LEFT_OUT.has(name)) addField(holder, form.id, name, property);
   }
-  form.elements.start_word.value ||= "the captain";
+  form.elements.start_word.value ||= form.dataset.start;
   const summary = form.querySelector(".form-error");
   const output = form.querySelector("output");
   form.addEventListener("submit", async (event) => {
