@@ -10,11 +10,12 @@ import numpy
 import pytest
 from PIL import Image
 
+from playwright.sync_api import expect
+
 from devtools import browser
 from devtools.processes import start_gateway, start_system
-
-pytest.importorskip("playwright", reason="requirements/dev.txt installs playwright")
-from playwright.sync_api import expect  # noqa: E402
+from gateway import render
+from textgen.paths import ROOT
 
 TINY_SFT = {"max_examples": 40, "num_train_epochs": 1, "max_length": 96, "learning_rate": 0.005, "lora_r": 4}
 LONG_SFT = {"max_examples": 100000, "num_train_epochs": 20, "max_length": 96}
@@ -189,3 +190,10 @@ def test_a_phone_width_screen_needs_no_sideways_scrolling(page, tmp_path):
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
     shoot(page, tmp_path / "phone.png")
     page.set_viewport_size({"width": 1280, "height": 800})
+
+
+def test_the_readme_states_the_pages_size():
+    files = render.playground_files()
+    stated = re.search(r"([\d,]+) bytes in (\d+) files", (ROOT / "README.md").read_text())
+    assert stated, "README.md's playground section states the page's size"
+    assert (int(stated[1].replace(",", "")), int(stated[2])) == (sum(f.stat().st_size for f in files), len(files))
