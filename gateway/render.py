@@ -5,9 +5,10 @@
     python -m gateway.render k8s     --out deploy/k8s/base/gateway   # Kubernetes: the envoy-config ConfigMap
 
 Writes OUT/envoy.yaml, OUT/openapi.json, OUT/docs.html and the playground's files (OUT/playground/), and for
-compose and k8s the descriptor set beside them. The targets differ only in addresses and file locations; one route per REST-annotated method comes from the
-descriptor set, with its service's cluster, gateway/backends.py's timeout and rate limit. Every target sizes the
-rate limits' token buckets from the environment it is rendered in (GATEWAY_LLM_RATE, ...: gateway/rate_limits.py).
+compose and k8s the descriptor set beside them. The targets differ only in addresses and file locations; one route
+per REST-annotated method comes from the descriptor set, with its service's cluster, gateway/backends.py's timeout
+and rate limit. Every target sizes the rate limits' token buckets from the environment it is rendered in
+(GATEWAY_LLM_RATE, ...: gateway/rate_limits.py).
 """
 import argparse
 import dataclasses
@@ -182,7 +183,8 @@ def _playground_routes(target: Target) -> list[dict]:
         if file.suffix == ".html":
             headers["content-security-policy"] = PLAYGROUND_POLICY
         routes.append({
-            "match": {"path": playground_path(file), "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]},
+            "match": {"path": playground_path(file),
+                      "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]},
             "direct_response": {"status": 200, "body": {"filename": str(target.playground_dir / file.name)}},
             "response_headers_to_add": [{"header": {"key": k, "value": v}} for k, v in headers.items()],
             "typed_per_filter_config": {"envoy.filters.http.grpc_json_transcoder": {

@@ -164,13 +164,13 @@ def test_docs_and_the_playground_are_direct_responses_that_skip_the_transcoder(r
         assert "envoy.filters.http.grpc_json_transcoder" in route.typed_per_filter_config
         assert route.direct_response.body.filename
         assert [(h.name, h.string_match.exact) for h in route.match.headers] == [(":method", "GET")]  # read-only
-    for target in ("local", "compose"):
-        served = {r["match"].get("path"): r["direct_response"].get("body", {}).get("filename") for r in
-                  rendered[target]["dict"]["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0][
-                      "typed_config"]["route_config"]["virtual_hosts"][0]["routes"] if "direct_response" in r}
-        folder = rendered[target]["path"].parent
-        for path in playground:  # every file a route names was written beside the configuration
-            assert (folder / "playground" / pathlib.PurePath(served[path]).name).is_file(), (target, path)
+    for target in ("local", "compose"):  # every file a route names was written beside the configuration
+        served = {r.match.path: pathlib.PurePath(r.direct_response.body.filename) for r in
+                  manager(rendered[target]["dict"]).route_config.virtual_hosts[0].routes if r.match.path in playground}
+        assert set(served) == playground
+        for path, filename in served.items():
+            assert filename.parent.name == "playground", (target, path)
+            assert (rendered[target]["path"].parent / "playground" / filename.name).is_file(), (target, path)
     page = {h.header.key: h.header.value for h in direct["/playground"].response_headers_to_add}
     assert page["content-type"].startswith("text/html") and "default-src 'self'" in page["content-security-policy"]
     script = {h.header.key: h.header.value for h in direct["/playground/main.js"].response_headers_to_add}

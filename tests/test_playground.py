@@ -9,7 +9,6 @@ import re
 import numpy
 import pytest
 from PIL import Image
-
 from playwright.sync_api import expect
 
 from devtools import browser
@@ -58,6 +57,13 @@ def page(context, system):
     assert not page.problems, page.problems
 
 
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> pathlib.Path:
+    """Where this module's screenshots are kept, under pytest's temporary folders (a blank one is named in its
+    failure)."""
+    return tmp_path_factory.mktemp("playground-screenshots")
+
+
 def assert_not_blank(path: pathlib.Path) -> None:
     """A screenshot with something drawn on it: its grey levels vary, over more than a sliver of the picture."""
     pixels = numpy.asarray(Image.open(path).convert("L"), dtype=float)
@@ -84,7 +90,7 @@ def test_every_input_has_a_label_and_fields_come_from_openapi(page):
     expect(page.locator("#train-rl-num_generations")).to_have_attribute("max", "32")
 
 
-def test_a_question_streams_three_answers_side_by_side(page, tmp_path):
+def test_a_question_streams_three_answers_side_by_side(page, shots):
     page.locator("#ask-example").select_option(label="Harbour")
     page.locator("#ask-question").press("Enter")  # the keyboard is enough
     columns = page.locator(".column")
@@ -102,7 +108,7 @@ def test_a_question_streams_three_answers_side_by_side(page, tmp_path):
     # Nothing published yet: the sft and rl columns say whom they fell back to.
     expect(column(page, "sft").locator('[data-field="adapter"]')).to_have_text("base")
     expect(column(page, "sft").locator('[data-field="warning"]')).to_contain_text("not available")
-    shoot(page, tmp_path / "ask.png")
+    shoot(page, shots / "ask.png")
 
 
 def test_the_bigram_and_lstm_panel_generates_and_rejects_a_bad_length(page):
@@ -130,7 +136,7 @@ def test_bad_training_fields_and_a_wrong_token_are_shown_in_place(page, system):
     expect(page.locator("#train-sft-max_length")).to_have_attribute("aria-invalid", "true")
 
 
-def test_a_tiny_sft_job_grows_its_curve_succeeds_and_the_ask_panel_serves_it(page, context, system, tmp_path):
+def test_a_tiny_sft_job_grows_its_curve_succeeds_and_the_ask_panel_serves_it(page, context, system, shots):
     page.locator("#trainer-token").fill(system.token)
     for name, value in TINY_SFT.items():
         page.locator(f"#train-sft-{name}").fill(str(value))
@@ -149,7 +155,7 @@ def test_a_tiny_sft_job_grows_its_curve_succeeds_and_the_ask_panel_serves_it(pag
     expect(row.locator(".evaluation")).to_contain_text("F1 ")
     version = row.locator("td").nth(4).inner_text()  # the version the job published
     expect(column(page, "sft")).to_have_attribute("data-version", version)
-    shoot(page, tmp_path / "train.png")
+    shoot(page, shots / "train.png")
 
     page.locator("#ask form button[type=submit]").click()
     expect(column(page, "sft")).to_have_attribute("data-state", "complete", timeout=ANSWER_TIMEOUT_MS)
@@ -185,10 +191,10 @@ def test_nothing_is_loaded_from_anywhere_but_the_gateway(context, system):
     assert context.requested and foreign == []
 
 
-def test_a_phone_width_screen_needs_no_sideways_scrolling(page, tmp_path):
+def test_a_phone_width_screen_needs_no_sideways_scrolling(page, shots):
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
-    shoot(page, tmp_path / "phone.png")
+    shoot(page, shots / "phone.png")
     page.set_viewport_size({"width": 1280, "height": 800})
 
 

@@ -2,13 +2,12 @@
 
 import {AskPanel} from "./ask.js";
 import {TrainPanel} from "./train.js";
-import {initWordGenerator} from "./words.js";
+import {initWordGenerators} from "./words.js";
 
 async function start() {
   const ask = new AskPanel(document.querySelector("#ask"));
   const train = new TrainPanel(document.querySelector("#train"), () => ask.refreshAdapters());
-  await Promise.all([ask.init(), train.init(),
-    ...[...document.querySelectorAll("form.words")].map((form) => initWordGenerator(form))]);
+  await Promise.all([ask.init(), train.init(), initWordGenerators(document.querySelector("#words"))]);
   document.body.dataset.ready = "true";
 }
 

@@ -105,8 +105,7 @@ export class TrainPanel {
       this.progress.dataset.status = "cut";
       this.progress.textContent += " — the event stream was cut before the job finished; press Watch to follow it again";
     }
-    await this.refreshJobs();
-    if (this.progress.dataset.status === "succeeded") this.onPublished();
+    await this.refreshJobs(); // which tells the ask panel when the job published
   }
 
   show(job, event, metric) {
@@ -134,6 +133,10 @@ export class TrainPanel {
       return;
     }
     this.jobsBody.replaceChildren(...jobs.map((job) => this.row(job)));
+    // A job that succeeded since the last look (watched here or not) published an adapter the ask panel should show.
+    const published = jobs.some((job) => job.status === "succeeded" && this.seen?.get(job.job_id) !== "succeeded");
+    if (this.seen && published) this.onPublished();
+    this.seen = new Map(jobs.map((job) => [job.job_id, job.status]));
     if (jobs.some((job) => !FINISHED.has(job.status))) this.poll = setTimeout(() => this.refreshJobs(), POLL_MS);
   }
 
