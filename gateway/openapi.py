@@ -13,7 +13,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from gateway import openai_routes
 from gateway.http_rules import HttpBinding, http_bindings, load_descriptor_set
-from gateway.proto_comments import collect_comments
+from gateway.proto_comments import collect_comments, stated_bounds, stated_default_value
 from textgen.paths import DESCRIPTOR_SET
 
 _SCALARS = {
@@ -90,7 +90,21 @@ class _Schemas:
         if field.is_repeated:
             schema = {"type": "array", "items": schema}
         description = self.comments.get(field.full_name)
-        return {**schema, "description": description} if description and "$ref" not in schema else schema
+        if not description or "$ref" in schema:
+            return schema
+        return {**schema, "description": description, **self.stated(description)}
+
+    @staticmethod
+    def stated(description: str) -> dict:
+        """The default and range a field's comment states, for clients that build forms from this document (the
+        playground). As extensions, not JSON Schema's `default` and `minimum`: schemathesis (suites/fuzz_rest.py)
+        would send those defaults as examples, queueing real training jobs, and change what it fuzzes."""
+        stated = {}
+        if (default := stated_default_value(description)) is not None:
+            stated["x-default"] = default
+        if bounds := stated_bounds(description):
+            stated["x-range"] = bounds
+        return stated
 
     def ref(self, message: Descriptor, skip: frozenset[str] = frozenset()) -> dict:
         if message.full_name in _WELL_KNOWN:

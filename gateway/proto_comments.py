@@ -5,6 +5,7 @@ A field's comment states them in these words, which the trainer's parameter test
 a range as `LOW..HIGH` (inclusive; `LOW..HIGH characters` for a string's length) or `> LOW and <= HIGH`, a default
 as `default VALUE` (`default 80`, `default 2e-4`, `default true`, `default ""`).
 """
+import json
 import re
 
 from google.protobuf import descriptor_pb2
@@ -15,6 +16,8 @@ from google.protobuf import descriptor_pb2
 _COMMENTED = {4: ("message_type", 2, "field"), 6: ("service", 2, "method")}
 _NUMBER = r"-?\d+(?:\.\d+)?(?:e-?\d+)?"
 _RANGE = re.compile(rf"{_NUMBER}\.\.{_NUMBER}(?: characters)?|> {_NUMBER} and <= {_NUMBER}")
+_BOUNDS = re.compile(rf"(?P<low>{_NUMBER})\.\.(?P<high>{_NUMBER})(?P<characters> characters)?"
+                     rf"|> (?P<above>{_NUMBER}) and <= (?P<at_most>{_NUMBER})")
 _DEFAULT = re.compile(r"\bdefault (\"\"|\S+?)[.,;]?(?=\s|$)", re.IGNORECASE)
 
 
@@ -46,3 +49,31 @@ def stated_default(comment: str) -> str | None:
     """The default a field's comment states, as written: "80", "2e-4", "true", '""'."""
     found = _DEFAULT.search(comment)
     return found.group(1) if found else None
+
+
+def _number(text: str) -> int | float:
+    value = float(text)
+    return int(value) if value.is_integer() and "e" not in text and "." not in text else value
+
+
+def stated_bounds(comment: str) -> dict[str, int | float] | None:
+    """The stated range in JSON Schema's words: {"minimum", "maximum"}, {"exclusiveMinimum", "maximum"}, or
+    {"minLength", "maxLength"} for a string's length."""
+    found = _BOUNDS.search(comment)
+    if not found:
+        return None
+    if found["above"] is not None:
+        return {"exclusiveMinimum": _number(found["above"]), "maximum": _number(found["at_most"])}
+    low, high = _number(found["low"]), _number(found["high"])
+    return {"minLength": low, "maxLength": high} if found["characters"] else {"minimum": low, "maximum": high}
+
+
+def stated_default_value(comment: str) -> int | float | bool | str | None:
+    """The stated default as a JSON value: 80, 0.0002, True, ""."""
+    text = stated_default(comment)
+    if text is None:
+        return None
+    try:
+        return json.loads(text) if text in ('""', "true", "false") else _number(text)
+    except ValueError:
+        return text  # a word: kept as written

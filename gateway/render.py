@@ -4,16 +4,18 @@
     python -m gateway.render compose --out /etc/envoy                # the Envoy image: compose service names
     python -m gateway.render k8s     --out deploy/k8s/base/gateway   # Kubernetes: the envoy-config ConfigMap
 
-Writes OUT/envoy.yaml, OUT/openapi.json and OUT/docs.html, and for compose and k8s the descriptor set beside
-them. The targets differ only in addresses and file locations; one route per REST-annotated method comes from the
-descriptor set, with its service's cluster, gateway/backends.py's timeout and rate limit. Every target sizes the
-rate limits' token buckets from the environment it is rendered in (GATEWAY_LLM_RATE, ...: gateway/rate_limits.py).
+Writes OUT/envoy.yaml, OUT/openapi.json, OUT/docs.html and the playground's files (OUT/playground/), and for
+compose and k8s the descriptor set beside them. The targets differ only in addresses and file locations; one route
+per REST-annotated method comes from the descriptor set, with its service's cluster, gateway/backends.py's timeout
+and rate limit. Every target sizes the rate limits' token buckets from the environment it is rendered in
+(GATEWAY_LLM_RATE, ...: gateway/rate_limits.py).
 """
 import argparse
 import dataclasses
 import json
 import os
 import pathlib
+import shutil
 import string
 
 import swagger_ui_bundle
@@ -32,6 +34,11 @@ from textgen.paths import DESCRIPTOR_SET, GENERATED
 HERE = pathlib.Path(__file__).resolve().parent
 TEMPLATE = HERE / "envoy.template.yaml"
 DOCS_PAGE = HERE / "docs.html"
+PLAYGROUND = HERE / "playground"  # the /playground page: static files that Envoy serves as they are
+PLAYGROUND_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
+                    ".js": "text/javascript; charset=utf-8"}  # a module script needs a JavaScript type
+# The page and its scripts come from this origin only: nothing is loaded from anywhere else at run time.
+PLAYGROUND_POLICY = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'"
 RENDERED = GENERATED / "gateway"  # make run's and the tests' Envoy files
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
@@ -78,11 +85,16 @@ class Target:
     admin_port: int = 9901
     descriptor: pathlib.Path = DESCRIPTOR_SET
     files_dir: pathlib.Path = RENDERED  # where write() puts openapi.json and docs.html
+    playground_at: pathlib.Path | None = None  # where Envoy reads the playground's files; None: files_dir/playground
     swagger_ui_dir: pathlib.Path = pathlib.Path(swagger_ui_bundle.swagger_ui_path)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_connections: int = 10_000
     route_timeouts: dict[str, float] = dataclasses.field(default_factory=dict)  # cluster -> seconds (tests)
     rate_limits: dict[str, TokenBucket] = dataclasses.field(default_factory=lambda: dict(DEFAULT_BUCKETS))
+
+    @property
+    def playground_dir(self) -> pathlib.Path:
+        return self.playground_at or self.files_dir / "playground"
 
 
 def _int_variable(environ, name: str, default: int) -> int:
@@ -119,9 +131,11 @@ def compose_target(environ=os.environ) -> Target:
 
 def k8s_target(environ=os.environ) -> Target:
     """Kubernetes: headless Services named as in compose (DNS gives every ready pod); the rendered files from the
-    envoy-config ConfigMap at /etc/envoy/config, Swagger UI's from the image."""
+    envoy-config ConfigMap at /etc/envoy/config, the playground's from the envoy-playground ConfigMap (a ConfigMap
+    holds no folders), Swagger UI's from the image."""
     return dataclasses.replace(compose_target(environ), descriptor=pathlib.Path("/etc/envoy/config/descriptor.pb"),
-                               files_dir=pathlib.Path("/etc/envoy/config"))
+                               files_dir=pathlib.Path("/etc/envoy/config"),
+                               playground_at=pathlib.Path("/etc/envoy/playground"))
 
 
 TARGETS = {"compose": compose_target, "k8s": k8s_target}
@@ -147,6 +161,35 @@ def _method_routes(target: Target, bindings: list[HttpBinding]) -> list[dict]:
             route["typed_per_filter_config"] = filters
         if route not in routes:  # additional bindings map to the same method
             routes.append(route)
+    return routes
+
+
+def playground_files() -> list[pathlib.Path]:
+    return sorted(f for f in PLAYGROUND.iterdir() if f.suffix in PLAYGROUND_TYPES)
+
+
+def playground_path(file: pathlib.Path) -> str:
+    """The URL path of one of the playground's files: the page itself at /playground."""
+    return "/playground" if file.name == "index.html" else f"/playground/{file.name}"
+
+
+def _playground_routes(target: Target) -> list[dict]:
+    """Direct responses, as /docs is served: GET only, past the transcoder (which would refuse an unknown path),
+    revalidated on every load so a new version of the page is never mixed with an old script."""
+    routes = []
+    for file in playground_files():
+        headers = {"content-type": PLAYGROUND_TYPES[file.suffix], "cache-control": "no-cache",
+                   "x-content-type-options": "nosniff"}
+        if file.suffix == ".html":
+            headers["content-security-policy"] = PLAYGROUND_POLICY
+        routes.append({
+            "match": {"path": playground_path(file),
+                      "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]},
+            "direct_response": {"status": 200, "body": {"filename": str(target.playground_dir / file.name)}},
+            "response_headers_to_add": [{"header": {"key": k, "value": v}} for k, v in headers.items()],
+            "typed_per_filter_config": {"envoy.filters.http.grpc_json_transcoder": {
+                "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "disabled": True}},
+        })
     return routes
 
 
@@ -200,20 +243,24 @@ def render(target: Target, bindings: list[HttpBinding]) -> dict:
     }
     config = yaml.safe_load(string.Template(TEMPLATE.read_text()).substitute(values))
     manager = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-    manager["route_config"]["virtual_hosts"][0]["routes"][:0] = (
-        _method_routes(target, bindings) + openai_routes.rest_routes(manager["http_filters"]))
+    routes = manager["route_config"]["virtual_hosts"][0]["routes"]
+    routes[:0] = _method_routes(target, bindings) + openai_routes.rest_routes(manager["http_filters"])
+    routes += _playground_routes(target)
     manager["http_filters"][-1:-1] = [rate_limit_filter(name, bucket) for name, bucket in target.rate_limits.items()]
     return config
 
 
 def write(target: Target, out: pathlib.Path, descriptor: pathlib.Path = DESCRIPTOR_SET) -> pathlib.Path:
-    """Writes out/envoy.yaml, out/openapi.json and out/docs.html from the descriptor set protos/build.py made;
-    returns the config's path."""
+    """Writes out/envoy.yaml, out/openapi.json, out/docs.html and out/playground/ from the descriptor set
+    protos/build.py made; returns the config's path."""
     files = load_descriptor_set(descriptor)
     bindings = http_bindings(files)
     out.mkdir(parents=True, exist_ok=True)
     (out / "openapi.json").write_text(json.dumps(openapi_document(bindings, files), indent=1))
     (out / "docs.html").write_text(DOCS_PAGE.read_text())
+    (out / "playground").mkdir(exist_ok=True)
+    for file in playground_files():
+        shutil.copyfile(file, out / "playground" / file.name)
     if target.descriptor == target.files_dir / "descriptor.pb":  # shipped beside the config
         (out / "descriptor.pb").write_bytes(descriptor.read_bytes())
     config = out / "envoy.yaml"

@@ -6,7 +6,8 @@ import pytest
 
 from gateway import api_docs
 from gateway.http_rules import http_bindings, load_descriptor_set
-from gateway.proto_comments import stated_default, stated_range
+from gateway.openapi import openapi_document
+from gateway.proto_comments import stated_bounds, stated_default, stated_default_value, stated_range
 from textgen.paths import API_REFERENCE, DESCRIPTOR_SET
 
 
@@ -46,3 +47,27 @@ def test_a_document_without_the_markers_is_refused():
 ])
 def test_the_stated_default_and_range_are_read_as_written(comment, default, allowed):
     assert stated_default(comment) == default and stated_range(comment) == allowed
+
+
+@pytest.mark.parametrize("comment, default, bounds", [
+    ("QA mode: 1..512, default 80.", 80, {"minimum": 1, "maximum": 512}),
+    ("> 0 and <= 0.01, default 2e-4.", 0.0002, {"exclusiveMinimum": 0, "maximum": 0.01}),
+    ("Sampling temperature: > 0 and <= 5, default 1.0.", 1.0, {"exclusiveMinimum": 0, "maximum": 5}),
+    ("Required: the first word of the text (1..100 characters).", None, {"minLength": 1, "maxLength": 100}),
+    ('"" (decided by use_rl_model), "base", "sft" or "rl"; default "".', "", None),
+    ("true: the rl adapter; false: the sft adapter. Default true.", True, None),
+])
+def test_the_stated_default_and_range_are_read_as_json_values(comment, default, bounds):
+    assert stated_default_value(comment) == default and stated_bounds(comment) == bounds
+
+
+def test_openapi_carries_each_request_fields_stated_default_and_range_for_forms():
+    files = load_descriptor_set(DESCRIPTOR_SET)
+    schemas = openapi_document(http_bindings(files), files)["components"]["schemas"]
+    sft = schemas["textgen.v1.TrainSftRequest"]["properties"]
+    assert (sft["max_examples"]["x-default"], sft["max_examples"]["x-range"]) == (200, {"minimum": 1,
+                                                                                        "maximum": 100000})
+    assert sft["learning_rate"]["x-range"] == {"exclusiveMinimum": 0, "maximum": 0.01}
+    assert schemas["textgen.v1.TrainRlRequest"]["properties"]["use_dataset_prompts"]["x-default"] is False
+    # Not JSON Schema's own keywords: the REST fuzzer would send them (gateway/openapi.py says why).
+    assert not any("default" in p or "minimum" in p for s in schemas.values() for p in s.get("properties", {}).values())

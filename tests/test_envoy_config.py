@@ -3,6 +3,7 @@
 only in addresses and file locations; routes, clusters and the transcoder match the descriptor set, the backends
 table and docker-compose.yml; the rate limits' buckets are the documented defaults, on the routes backends.py says."""
 import copy
+import pathlib
 import re
 import shutil
 import subprocess
@@ -152,14 +153,28 @@ def test_one_route_per_rest_method_with_its_backend_and_timeout(rendered):
     assert "/textgen.v1.LlmService/ReloadAdapters" in every_method - set(routed)
 
 
-def test_docs_are_direct_responses_that_skip_the_transcoder(rendered):
+def test_docs_and_the_playground_are_direct_responses_that_skip_the_transcoder(rendered):
     routes = manager(rendered["local"]["dict"]).route_config.virtual_hosts[0].routes
     direct = {r.match.path: r for r in routes if r.HasField("direct_response") and r.match.path}
+    playground = {render.playground_path(file) for file in render.playground_files()}
+    assert {"/playground", "/playground/main.js", "/playground/style.css"} <= playground
     assert set(direct) == {"/openapi.json", "/docs", "/docs/static/swagger-ui-bundle.js",
-                           "/docs/static/swagger-ui.css"}
+                           "/docs/static/swagger-ui.css"} | playground
     for route in direct.values():
         assert "envoy.filters.http.grpc_json_transcoder" in route.typed_per_filter_config
         assert route.direct_response.body.filename
+        assert [(h.name, h.string_match.exact) for h in route.match.headers] == [(":method", "GET")]  # read-only
+    for target in ("local", "compose"):  # every file a route names was written beside the configuration
+        served = {r.match.path: pathlib.PurePath(r.direct_response.body.filename) for r in
+                  manager(rendered[target]["dict"]).route_config.virtual_hosts[0].routes if r.match.path in playground}
+        assert set(served) == playground
+        for path, filename in served.items():
+            assert filename.parent.name == "playground", (target, path)
+            assert (rendered[target]["path"].parent / "playground" / filename.name).is_file(), (target, path)
+    page = {h.header.key: h.header.value for h in direct["/playground"].response_headers_to_add}
+    assert page["content-type"].startswith("text/html") and "default-src 'self'" in page["content-security-policy"]
+    script = {h.header.key: h.header.value for h in direct["/playground/main.js"].response_headers_to_add}
+    assert script["content-type"].startswith("text/javascript")  # browsers refuse a module script of another type
 
 
 def test_every_reply_envoy_makes_itself_is_a_status_body(rendered):

@@ -146,6 +146,20 @@ def test_envoy_runs_the_configuration_rendered_from_the_one_template(k8s, built)
     assert envoy["volumes"][0]["configMap"]["name"] == config_map["metadata"]["name"]
 
 
+def test_envoy_serves_every_playground_file_from_its_config_map(built):
+    objects = built["base"]
+    config_map = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith(
+        "envoy-playground"))
+    assert set(config_map["data"]) == {file.name for file in render.playground_files()}
+    for file in render.playground_files():
+        assert config_map["data"][file.name] == file.read_text(), file.name
+    envoy = find(objects, "Deployment", "envoy")["spec"]["template"]["spec"]
+    volume = next(v["name"] for v in envoy["volumes"] if v.get("configMap", {}).get("name") == config_map["metadata"][
+        "name"])
+    mounts = {m["name"]: m["mountPath"] for m in envoy["containers"][0]["volumeMounts"]}
+    assert mounts[volume] == str(render.k8s_target().playground_dir)
+
+
 def test_the_gpu_overlay_gives_the_llm_and_trainer_a_gpu_each_on_gpu_nodes(built):
     for name in ("llm", "trainer"):
         pod = find(built["gpu"], "Deployment", name)["spec"]["template"]["spec"]

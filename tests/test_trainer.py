@@ -147,6 +147,8 @@ def _check_run(api, models_dir, kind: str, body: dict, metric: str, curve: str) 
     assert adapters.read_base_record(published)["name"] == done["base_model"]
     evaluation = json.loads((published / "eval.json").read_text())
     assert evaluation["examples"] > 0 and 0 <= evaluation["f1"] <= 100
+    assert done["evaluation"] == {"examples": evaluation["examples"], "exact_match": evaluation["exact_match"],
+                                  "f1": evaluation["f1"], "format_compliance": evaluation["both"]}
     # The trainer told the running llm service to reload: it serves the new version at once.
     serving = {a["name"]: a for a in api.get("/llm/status").json()["adapters"]}
     assert serving[kind]["version"] == done["adapter_version"] and serving[kind]["loaded"], serving[kind]

@@ -2,7 +2,9 @@
 import asyncio
 import dataclasses
 import hmac
+import json
 import logging
+import pathlib
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -35,12 +37,28 @@ def _progress(job: JobRecord) -> trainer_pb2.JobProgress:
                                    eta_seconds=job.eta_seconds)
 
 
-def job_message(job: JobRecord) -> trainer_pb2.Job:
+def published_evaluation(models_dir: pathlib.Path, job: JobRecord) -> trainer_pb2.JobEvaluation | None:
+    """The evaluation the job's published adapter carries (its eval.json); None before it publishes, or when the
+    version's folder is gone or unreadable."""
+    if not job.adapter_version:
+        return None
+    try:
+        summary = json.loads((adapters.version_dir(models_dir, job.kind, job.adapter_version) / "eval.json")
+                             .read_text())
+        return trainer_pb2.JobEvaluation(examples=summary["examples"], exact_match=summary["exact_match"],
+                                         f1=summary["f1"], format_compliance=summary["both"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        log.warning("a published adapter's evaluation is unreadable",
+                    extra={"job_id": job.id, "version": job.adapter_version, "error": str(error)})
+        return None
+
+
+def job_message(job: JobRecord, models_dir: pathlib.Path) -> trainer_pb2.Job:
     params = (trainer_pb2.JobParams(sft=trainer_pb2.TrainSftRequest(**job.params)) if job.kind == "sft"
               else trainer_pb2.JobParams(rl=trainer_pb2.TrainRlRequest(**job.params)))
     return trainer_pb2.Job(job_id=job.id, kind=job.kind, status=job.status, progress=_progress(job), params=params,
                            adapter_version=job.adapter_version, error=job.error, device=job.device,
-                           base_model=job.base_model,
+                           base_model=job.base_model, evaluation=published_evaluation(models_dir, job),
                            created_at=_timestamp(job.created_at), started_at=_timestamp(job.started_at),
                            finished_at=_timestamp(job.finished_at))
 
@@ -78,7 +96,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
                                 "retry when one has started")
         log.info("job queued", extra={"job_id": job.id, "kind": kind, "params": params})
         self.runner.wake()
-        return job_message(job)
+        return job_message(job, self.config.models_dir)
 
     async def TrainSft(self, request: trainer_pb2.TrainSftRequest, context):
         await self._authorize(context)
@@ -93,7 +111,10 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         return await self._enqueue("rl", params, context)
 
     async def ListJobs(self, request, context):
-        return trainer_pb2.ListJobsResponse(jobs=[job_message(job) for job in await self.store.all()])
+        jobs = await self.store.all()
+        # Each succeeded job's evaluation is a small file read: off the event loop, like the store's reads.
+        return trainer_pb2.ListJobsResponse(jobs=await asyncio.to_thread(
+            lambda: [job_message(job, self.config.models_dir) for job in jobs]))
 
     async def _job_or_404(self, job_id: str, context) -> JobRecord:
         job = await self.store.get(job_id) if job_id else None
@@ -102,13 +123,13 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         return job
 
     async def GetJob(self, request, context):
-        return job_message(await self._job_or_404(request.job_id, context))
+        return job_message(await self._job_or_404(request.job_id, context), self.config.models_dir)
 
     async def CancelJob(self, request, context):
         await self._authorize(context)
         await self._job_or_404(request.job_id, context)
         job = await self.runner.cancel(request.job_id)
-        return job_message(job)
+        return job_message(job, self.config.models_dir)
 
     async def WatchJob(self, request, context):
         job = await self._job_or_404(request.job_id, context)
