@@ -105,6 +105,18 @@ def wait_ready(api: httpx.Client, seconds: float) -> None:
     expect(poll(answered, seconds, interval=2), f"the system did not answer through Envoy within {seconds:.0f} s")
 
 
+def check_pages(api: httpx.Client) -> str:
+    """What the Envoy image serves by itself: the OpenAPI document, Swagger UI and the playground."""
+    served = []
+    for path, content_type in (("/openapi.json", "application/json"), ("/docs", "text/html"),
+                               ("/playground", "text/html")):
+        response = api.get(path)
+        expect(response.status_code == 200 and response.headers["content-type"].startswith(content_type),
+               f"GET {path}: {response.status_code} {response.headers.get('content-type')}")
+        served.append(f"{path} ({len(response.content)} bytes)")
+    return ", ".join(served)
+
+
 def check_hardening(compose: Compose, token: str) -> str:
     checked = []
     for service in [*ENDPOINTS, "envoy"]:
@@ -237,6 +249,7 @@ def run(port: int) -> None:
             with httpx.Client(base_url=url, timeout=60) as api:
                 wait_ready(api, 300)
                 say(f"up: every service answering through Envoy on :{port} after {time.monotonic() - started:.0f} s")
+                say("pages: " + check_pages(api))
                 say("hardened: " + check_hardening(compose, token))
                 suite_started = time.monotonic()
                 suite = rest_suite(url, token)

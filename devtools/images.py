@@ -55,7 +55,7 @@ def require_engine() -> None:
     info = docker("info", "--format", "{{.ServerVersion}}", capture_output=True, timeout=30)
     if info.returncode != 0:
         raise ImageError("no Docker engine answers (" + (info.stderr.strip().splitlines() or ["?"])[-1] + "): start "
-                         "one, e.g. `dockerd --storage-driver=vfs --iptables=false &` as root where no other runs")
+                         "one, e.g. .ci/docker-engine as root (it installs Debian's docker.io where it is missing)")
 
 
 def fill_wheelhouse(variant: str) -> pathlib.Path:
@@ -80,15 +80,18 @@ def fill_wheelhouse(variant: str) -> pathlib.Path:
     return wheelhouse
 
 
+def debian_mirror(sources: str) -> str | None:
+    """The Debian archive an apt sources file names (deb822 `URIs:` or a one-line `deb` entry), if any."""
+    match = re.search(r"^(?:URIs:\s*|deb\s+(?:\[[^]]*\]\s+)?)(\S+/debian)/?\s", sources, flags=re.MULTILINE)
+    return match[1] if match else None
+
+
 def apt_mirror() -> str | None:
-    """The Debian mirror the host's apt uses (deb822 or one-line sources), so debootstrap goes where apt goes."""
+    """The Debian mirror the host's apt uses, so debootstrap goes where apt goes (its own default otherwise)."""
     for sources in sorted(pathlib.Path("/etc/apt").glob("sources.list*")) + \
             sorted(pathlib.Path("/etc/apt/sources.list.d").glob("*")):
-        if sources.is_file():
-            match = re.search(r"^(?:URIs:\s*|deb\s+(?:\[[^]]*\]\s+)?)(\S+/debian)/?\s", sources.read_text(),
-                              flags=re.MULTILINE)
-            if match:
-                return match[1]
+        if sources.is_file() and (mirror := debian_mirror(sources.read_text())):
+            return mirror
     return None
 
 
