@@ -1,7 +1,7 @@
 """The embedded SmolLM2-135M-Instruct: converted once from the pinned wheel into an ordinary model folder (made once
 per test session), never twice at a time, nothing left behind by a failed attempt; served exactly (greedy answers
-equal in-process `generate`, alone, joined mid-batch and from the prefix cache) and chosen by itself when LLM_BASE_MODEL is unset and the
-Hub is out of reach."""
+equal in-process `generate`, alone, joined mid-batch and from the prefix cache, with prompts prefilled whole or in
+chunks) and chosen by itself when LLM_BASE_MODEL is unset and the Hub is out of reach."""
 import concurrent.futures
 import json
 import pathlib
@@ -99,11 +99,12 @@ def test_a_wheel_whose_gguf_is_not_the_pinned_one_is_refused(tmp_path, monkeypat
     assert embedded_model_leftovers(models) == []
 
 
-@pytest.fixture(scope="module")
-def embedded_llm(embedded_models_dir):
-    """The llm service with LLM_BASE_MODEL unset ("") and the Hub out of reach: it serves the embedded model."""
+@pytest.fixture(scope="module", params=["0", "16"], ids=["whole-prompts", "chunks-of-16"])
+def embedded_llm(embedded_models_dir, request):
+    """The llm service with LLM_BASE_MODEL unset ("") and the Hub out of reach: it serves the embedded model; it
+    prefills prompts whole, then (LLM_PREFILL_CHUNK_TOKENS) 16 tokens a step between the decoding rows' steps."""
     env = {"MODELS_DIR": str(embedded_models_dir), "LLM_BASE_MODEL": "", "HF_HUB_OFFLINE": "1",
-           "LLM_TORCH_THREADS": "1", "LLM_BATCH_WINDOW_MS": "0"}
+           "LLM_TORCH_THREADS": "1", "LLM_BATCH_WINDOW_MS": "0", "LLM_PREFILL_CHUNK_TOKENS": request.param}
     with start_service("services.llm", env, "LLM_PORT") as service:
         with grpc.insecure_channel(service.address) as channel:
             yield llm_pb2_grpc.LlmServiceStub(channel)

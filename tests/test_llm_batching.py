@@ -1,15 +1,21 @@
 """Continuous batching's parts, in process on tiny GPT-2 and Llama models: rows that join a running batch mid-way, or
-leave it early, decode exactly the tokens they decode alone (greedy) and that transformers' `generate` decodes, and
-the scheduler admits first come, first served within its bounds."""
+leave it early, decode exactly the tokens they decode alone (greedy) and that transformers' `generate` decodes, with
+their prompts prefilled whole or in chunks between the decoding rows' steps (and sampled rows draw the same tokens
+either way); a row cancelled mid-prefill leaves with its keys and values, in process and when its caller goes away
+from the engine; and the scheduler admits first come, first served within its bounds."""
+import asyncio
 import time
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from devtools.models import FACTS, RANDOM_GPT2, RANDOM_LLAMA, build_tiny_llama, greedy_continuation, random_models_dir
+from devtools.models import (FACTS, RANDOM_GPT2, RANDOM_LLAMA, build_tiny_llama, greedy_continuation, random_models_dir,
+                             step_like_the_engine)
+from services.common import devices
 from services.common.prompts import PREFIX, qa_prompt
 from services.llm.decoding import RunningBatch
+from services.llm.engine import Engine
 from services.llm.request import Request
 from services.llm.scheduler import CONTINUOUS, STATIC, QueueFull, Scheduler
 
@@ -35,35 +41,117 @@ def rows(tokenizer, count: int, max_new_tokens: int = 24) -> list[Request]:
     return made
 
 
-def decode_alone(model, tokenizer, row: Request) -> list[int]:
-    batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False)
+def decode_alone(model, tokenizer, row: Request, chunk_tokens: int = 0) -> list[int]:
+    batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False,
+                         chunk_tokens=chunk_tokens)
     batch.admit([row])
-    batch.release_finished()
     while batch:
-        batch.step()
-        batch.release_finished()
+        step_like_the_engine(batch)
     return row.generated
 
 
-def test_rows_joining_and_leaving_mid_batch_decode_what_they_decode_alone(model_and_tokenizer):
+# Chunks of 8 tokens: the prompts (45 to 213 tokens) take 6 to 27 steps each, so rows join while others are
+# mid-prefill and rows decode between the chunks of others.
+@pytest.mark.parametrize("chunk_tokens", [0, 8])
+def test_rows_joining_and_leaving_mid_batch_decode_what_they_decode_alone(model_and_tokenizer, chunk_tokens):
     model, tokenizer = model_and_tokenizer
     alone = [decode_alone(model, tokenizer, row) for row in rows(tokenizer, 5)]
     assert alone == [greedy_continuation(model, tokenizer, row.prompt_ids, row.max_new_tokens)
                      for row in rows(tokenizer, 5)]
     together = rows(tokenizer, 5)
-    batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False)
+    batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False,
+                         chunk_tokens=chunk_tokens)
     joins = {0: together[:2], 3: together[2:3], 7: together[3:]}  # at these steps, these rows arrive
-    step, finished = 0, []
+    step, finished, joined_mid_prefill, decoded_beside_a_prefill = 0, [], False, False
     while step in joins or batch or step < max(joins):
+        mid_prefill = any(batch.prefilling.computed(row) for row in batch.prefilling.rows)
         if step in joins:
+            joined_mid_prefill |= mid_prefill
             batch.admit(joins[step])
-        finished += batch.release_finished()
-        if batch:
-            batch.step()
-            finished += batch.release_finished()
+        decoded_beside_a_prefill |= mid_prefill and bool(batch.rows)
+        finished += step_like_the_engine(batch)
         step += 1
     assert len(finished) == 5 and [row.generated for row in together] == alone
     assert all(len(g) >= 1 for g in alone)
+    assert joined_mid_prefill == decoded_beside_a_prefill == bool(chunk_tokens)
+
+
+def test_sampled_rows_draw_the_same_tokens_with_their_prompt_prefilled_whole_or_in_chunks(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+
+    def sampled(chunk_tokens: int) -> list[int]:
+        row = rows(tokenizer, 5)[3]
+        row.temperature, row.seed = 1.5, 7
+        return decode_alone(model, tokenizer, row, chunk_tokens)
+
+    assert sampled(0) == sampled(8) == sampled(3)
+
+
+def test_a_row_cancelled_mid_prefill_leaves_with_its_keys_and_values(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    decoding, long = rows(tokenizer, 1)[0], rows(tokenizer, 5)[4]
+    alone = decode_alone(model, tokenizer, rows(tokenizer, 1)[0])
+    batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False, chunk_tokens=8)
+    batch.admit([decoding])
+    while not batch.rows:
+        step_like_the_engine(batch)
+    batch.admit([long])
+    for _ in range(2):
+        step_like_the_engine(batch)
+    assert 0 < batch.prefilling.computed(long) < len(long.prompt_ids)
+    long.cancelled = True
+    batch.check_interrupts()
+    assert batch.release_finished() == [long]
+    assert long.stop_reason == "cancelled" and long.first_token_at is None and long.generated == []
+    assert len(batch) == 1 and batch.prefilling.computed(long) == 0 and batch.tokens_held == decoding.tokens_held
+    while batch:
+        step_like_the_engine(batch)
+    assert decoding.generated == alone
+
+
+def test_a_failed_prefill_ends_its_own_rows_and_the_decoding_rows_carry_on(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    decoding, alone = rows(tokenizer, 1)[0], decode_alone(model, tokenizer, rows(tokenizer, 1)[0])
+    broken = Request(prompt_ids=[10 ** 6] * 3, lead="", max_new_tokens=4)  # no such token: the embedding fails
+    batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False)
+    batch.admit([decoding])
+    step_like_the_engine(batch)
+    batch.admit([broken])
+    with pytest.raises(IndexError):
+        batch.prefill()
+    assert broken.stop_reason == "error" and isinstance(broken.error, IndexError)
+    assert batch.release_finished() == [broken] and batch.rows == [decoding]
+    while batch:
+        step_like_the_engine(batch)
+    assert decoding.generated == alone
+
+
+def test_a_request_whose_caller_goes_away_mid_prefill_frees_its_row(tmp_path):
+    """Through the engine, as when a client disconnects: its prompt prefilled a token a step, the request is
+    cancelled once some of it is in; the engine drops it, and its place, at the next step."""
+    models = random_models_dir(tmp_path)
+    tokenizer = AutoTokenizer.from_pretrained(models / RANDOM_GPT2)
+    request = rows(tokenizer, 5)[4]
+
+    async def scenario() -> Engine:
+        engine = Engine(str(models / RANDOM_GPT2), models, devices.resolve("cpu", "float32", "LLM"),
+                        Scheduler(CONTINUOUS, 8, 8192, 8), torch_threads=1, prefill_chunk_tokens=1)
+        assert await engine.load()
+        decoding = asyncio.ensure_future(engine.submit(request))
+        while not engine._batch.prefilling.computed(request):
+            await asyncio.sleep(0.001)
+        decoding.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await decoding
+        for _ in range(1000):
+            if not engine.stats.in_flight:
+                break
+            await asyncio.sleep(0.01)
+        return engine
+
+    engine = asyncio.run(scenario())
+    assert request.stop_reason == "cancelled" and request.first_token_at is None
+    assert engine.stats.in_flight == 0 and engine.scheduler.running == 0 and len(engine._batch) == 0
 
 
 def test_the_cache_is_trimmed_when_the_longest_row_leaves(model_and_tokenizer):
@@ -72,6 +160,7 @@ def test_the_cache_is_trimmed_when_the_longest_row_leaves(model_and_tokenizer):
     long.max_new_tokens = 1
     batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False)
     batch.admit([short, long])
+    batch.prefill()
     width_with_long = batch.attention.shape[1]
     batch.release_finished()  # the long prompt had one token to make: it leaves
     assert batch.rows == [short]

@@ -11,11 +11,12 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from devtools.models import (FACTS, RANDOM_GPT2, RANDOM_LLAMA, build_tiny_llama, build_tiny_model, greedy_continuation,
-                             random_models_dir)
+                             random_models_dir, step_like_the_engine)
 from services.common import devices
 from services.common.prompts import PREFIX, qa_prompt
 from services.llm.decoding import RunningBatch
 from services.llm.engine import Engine
+from services.llm.prefilling import Prefilling
 from services.llm.prefix_cache import BLOCK_TOKENS, PrefixCache
 from services.llm.request import PEFT_BASE, Request
 from services.llm.scheduler import CONTINUOUS, Scheduler
@@ -92,18 +93,15 @@ def squad_shaped(tokenizer, max_new_tokens: int = 16) -> list[Request]:
 
 
 def decode_joining(model, tokenizer, rows: list[Request], prefix_cache: PrefixCache | None,
-                   joins: dict[int, slice]) -> list[list[int]]:
+                   joins: dict[int, slice], chunk_tokens: int = 0) -> list[list[int]]:
     """Decodes `rows`, admitting joins[step] at that step into the running batch."""
     batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False,
-                         prefix_cache=prefix_cache)
+                         prefix_cache=prefix_cache, chunk_tokens=chunk_tokens)
     step = 0
     while step <= max(joins) or batch:
         if step in joins:
             batch.admit(rows[joins[step]])
-        batch.release_finished()
-        if batch:
-            batch.step()
-            batch.release_finished()
+        step_like_the_engine(batch)
         step += 1
     return [row.generated for row in rows]
 
@@ -113,22 +111,77 @@ def decode_joining(model, tokenizer, rows: list[Request], prefix_cache: PrefixCa
 JOINS = {0: slice(0, 1), 2: slice(1, 3), 5: slice(3, 4), 9: slice(4, None)}
 
 
+# Chunks of 5 tokens: prompts of 110 to 153 tokens take 22 to 31 steps, every later row joins while others are
+# mid-prefill, and chunks end inside blocks; of 16: a row that starts from a cached prefix starts its first chunk at
+# the prefix's boundary, and every chunk adds whole blocks to the cache.
+@pytest.mark.parametrize("chunk_tokens", [0, 5, 16])
 @pytest.mark.parametrize("bound", [4096, 48])  # 48 tokens: less than one passage, evicting all the time
-def test_greedy_tokens_are_the_same_with_the_cache_on_and_off_in_joined_batches(model_and_tokenizer, bound):
+def test_greedy_tokens_are_the_same_with_the_cache_on_and_off_in_joined_batches(model_and_tokenizer, bound,
+                                                                                chunk_tokens):
     model, tokenizer = model_and_tokenizer
     off = decode_joining(model, tokenizer, squad_shaped(tokenizer), None, JOINS)
     assert off[:3] == [greedy_continuation(model, tokenizer, row.prompt_ids, row.max_new_tokens)
                        for row in squad_shaped(tokenizer)[:3]]
+    if chunk_tokens:
+        assert decode_joining(model, tokenizer, squad_shaped(tokenizer), None, JOINS, chunk_tokens) == off
     cache = PrefixCache(bound)
     rows = squad_shaped(tokenizer)
-    assert decode_joining(model, tokenizer, rows, cache, JOINS) == off
+    assert decode_joining(model, tokenizer, rows, cache, JOINS, chunk_tokens) == off
     assert cache.tokens <= bound
     reused = [row.cached_tokens for row in rows]
-    if bound == 4096:
+    if bound == 4096 and not chunk_tokens:
         assert reused[0] == reused[1] == 0 and all(reused[2:])  # every later question found its passage
         assert reused[-1] == len(rows[-1].prompt_ids) - 1  # a prompt cached whole: all but its last token
+    elif bound == 4096:  # the first passage was still being prefilled when its second question came
+        assert reused[0] == reused[1] == 0 and any(reused[2:])
     else:
         assert max(reused) <= bound
+
+
+def test_a_prompt_finds_the_blocks_of_one_still_being_prefilled(model_and_tokenizer):
+    """Each chunk's whole blocks go into the cache at once: a second question on a passage that arrives while the
+    first is mid-prefill starts from what is done, and both answer as they would alone."""
+    model, tokenizer = model_and_tokenizer
+    first, second = [squad_shaped(tokenizer)[i] for i in (0, 2)]  # one passage
+    alone = [greedy_continuation(model, tokenizer, row.prompt_ids, row.max_new_tokens) for row in (first, second)]
+    batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False,
+                         prefix_cache=PrefixCache(4096), chunk_tokens=BLOCK_TOKENS)
+    batch.admit([first])
+    for _ in range(3):
+        step_like_the_engine(batch)
+    assert batch.prefilling.computed(first) == 3 * BLOCK_TOKENS < len(first.prompt_ids)
+    batch.admit([second])
+    assert second.cached_tokens == 3 * BLOCK_TOKENS
+    assert batch.prefilling.next_group().rows == [second]  # it starts from a cached prefix: it goes first
+    while batch:
+        step_like_the_engine(batch)
+    assert [first.generated, second.generated] == alone
+
+
+def test_each_step_prefills_one_group_within_the_chunk_budget_rows_from_a_cached_prefix_first():
+    cache = PrefixCache(max_tokens=100, block_tokens=BLOCK)
+    passage = list(range(1, 21))
+    cache.store(PEFT_BASE, passage, columns(passage))
+    miss, long_miss = Request(prompt_ids=list(range(100, 130)), lead="", max_new_tokens=4), \
+        Request(prompt_ids=list(range(200, 300)), lead="", max_new_tokens=4)
+    hits = [Request(prompt_ids=passage + list(range(50, 50 + extra)), lead="", max_new_tokens=4)
+            for extra in (3, 8, 9, 1)]
+    prefilling = Prefilling(chunk_tokens=24, prefix_cache=cache)
+    for row in (miss, long_miss, *hits):
+        prefilling.add(row)
+    assert [row.cached_tokens for row in hits] == [20] * 4
+    # The hits, first come first served while rows x width stays within 24: not the third (3 x 9), nor the fourth
+    # past it.
+    group = prefilling.next_group()
+    assert group.rows == hits[:2] and [len(piece) for piece in group.pieces] == [3, 8]
+    for row in hits:
+        prefilling.rows.remove(row)  # as if prefilled
+    group = prefilling.next_group()  # the first miss alone: two of them would be 2 x 24 wide
+    assert group.rows == [miss] and group.pieces == [miss.prompt_ids[:24]]
+    whole = Prefilling(chunk_tokens=0, prefix_cache=None)
+    for row in (miss, long_miss):
+        whole.add(row)
+    assert whole.next_group().pieces == [miss.prompt_ids, long_miss.prompt_ids]  # 0: every waiting row, whole
 
 
 def random_lora(model, seed: int):
@@ -158,8 +211,7 @@ def test_rows_under_different_adapters_never_share_cached_prefixes(model_and_tok
             for row in rows:
                 batch.admit([row])
                 while batch:
-                    batch.step()
-                    batch.release_finished()
+                    step_like_the_engine(batch)
             return rows
 
         cache = PrefixCache(4096)

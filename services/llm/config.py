@@ -34,6 +34,10 @@ class LlmConfig(ServiceConfig):
                                          "prompt tokens whose keys and values are kept, so that a prompt starting "
                                          "like a recent one prefills only the rest (least recently used go first); "
                                          "0 turns prefix caching off")
+    prefill_chunk_tokens: int = env_field("LLM_PREFILL_CHUNK_TOKENS", 0,
+                                          "prompt tokens prefilled per engine step (padding included) between two "
+                                          "decode steps of the running rows, so that none waits for a whole "
+                                          "prompt; 0 prefills each prompt whole")
     # One thread by default: the services share the machine's cores, and on a busy 2-core machine two torch
     # threads made GPT-2 decoding 3-4x slower than one (bench/bench_llm.py --threads 2 to compare). On a GPU the
     # CPU threads only feed it.

@@ -2,16 +2,15 @@
 caller's stop strings); they join and leave between steps.
 
 A `RunningBatch` holds one left-padded KV cache; each of its rows is a `Request` (services/llm/request.py). New rows
-are prefilled as a group of their own and merged in (the narrower cache padded on the left); finished rows leave at
-once, and columns that have become padding for every remaining row are trimmed. Each row keeps its own adapter (peft
-`adapter_names`), temperature, top_p, seed, token budget, ending, deadline and cancellation. A row's position ids
-count only its own tokens, so under greedy decoding its tokens are the same whether it runs alone or beside others.
-
-With a `PrefixCache` (services/llm/prefix_cache.py), a new row whose prompt starts like a recent one starts from a
-copy of that prefix's keys and values and prefills only the rest, in a group of its own with the other such rows.
-Their reused prefixes sit right-aligned in columns of their own before the rests (themselves left-padded), so a row
-whose rest is shorter than the longest has a gap of padding between the two parts: masked out like any padding, its
-positions still counting only its own tokens.
+are prefilled first (services/llm/prefilling.py: a group a step, whole or in chunks, each row from its cached prefix
+if the prefix cache has one), then merged in once their prompt is in (the narrower cache padded on the left);
+finished rows leave at once, and columns that have become padding for every remaining row are trimmed. Each row
+keeps its own adapter (peft `adapter_names`), temperature, top_p, seed, token budget, ending, deadline and
+cancellation. A row's position ids count only its own tokens, so under greedy decoding its tokens are the same
+whether it runs alone or beside others, and whether its prompt was prefilled whole, in chunks or from a cached
+prefix: the keys and values so far sit right-aligned in columns of their own before the next piece (itself
+left-padded), so a row whose piece is shorter than the group's longest has a gap of padding between the two parts,
+masked out like any padding, its positions still counting only its own tokens.
 """
 import os
 import time
@@ -19,7 +18,8 @@ from collections.abc import Callable
 
 import torch
 
-from services.llm.prefix_cache import Prefix, PrefixCache
+from services.llm.prefilling import Prefilling
+from services.llm.prefix_cache import PrefixCache
 from services.llm.request import PEFT_BASE, Request
 
 GREEDY_BELOW = 1e-4  # temperatures this small would overflow logits / temperature: they mean greedy anyway
@@ -91,25 +91,27 @@ def _cat_padded_left(first: torch.Tensor, second: torch.Tensor, dim: int) -> tor
 
 
 class RunningBatch:
-    """The rows being decoded, their KV cache (positions [rows, heads, width, dim]) and attention mask [rows, width]."""
+    """The rows being decoded, their KV cache (positions [rows, heads, width, dim]) and attention mask [rows, width];
+    and the rows whose prompts are still being prefilled (`prefilling`)."""
 
     def __init__(self, model, eos_id: int, decode: Callable[[list[int]], str], use_adapter_names: bool,
-                 prefix_cache: PrefixCache | None = None) -> None:
+                 prefix_cache: PrefixCache | None = None, chunk_tokens: int = 0) -> None:
         self.model, self.eos_id, self.decode, self.use_adapter_names = model, eos_id, decode, use_adapter_names
-        self.prefix_cache = prefix_cache
         self.device = next(model.parameters()).device  # every tensor of the batch lives where the model does
-        self.rows: list[Request] = []
+        self.prefilling = Prefilling(chunk_tokens, prefix_cache)
+        self.rows: list[Request] = []  # decoding
         self.cache = None
         self.attention: torch.Tensor | None = None
         self.next_tokens: list[int] = []
         self._adapter_setting = None  # what the model is set up for: PEFT_BASE, an adapter's name or _MIXED
 
     def __len__(self) -> int:
-        return len(self.rows)
+        """Rows held: decoding, or still prefilling (each holds keys and values)."""
+        return len(self.rows) + len(self.prefilling)
 
     @property
     def tokens_held(self) -> int:
-        return sum(row.tokens_held for row in self.rows)
+        return sum(row.tokens_held for row in self.rows + self.prefilling.rows)
 
     def _adapters_for(self, rows: list[Request]) -> dict:
         """Sets the model up for these rows' adapters; returns the forward's extra arguments. Only a batch that mixes
@@ -136,6 +138,7 @@ class RunningBatch:
         self._adapter_setting = None
 
     def _forward(self, rows: list[Request], input_ids: torch.Tensor, attention: torch.Tensor, cache):
+        """The cache with `input_ids` added, and the logits after each row's last token."""
         from transformers import DynamicCache
 
         # A row's positions count only its own tokens: the same as when it runs alone.
@@ -145,73 +148,38 @@ class RunningBatch:
             output = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
                                 cache=cache if cache is not None else DynamicCache(), use_cache=True,
                                 logits_to_keep=1, **extra)
-        return output.cache, _next_tokens(output.logits[:, -1, :], rows)
+        return output.cache, output.logits[:, -1, :]
 
     def admit(self, rows: list[Request]) -> None:
-        """Prefills `rows` (each from its cached prefix, if any) and merges them in; their first tokens are accepted
-        (and streamed) at once."""
-        rows = [row for row in rows if not row.done]
-        if not rows:
-            return
+        """Takes `rows` in, to be prefilled from the next step on (each from its cached prefix, if any)."""
         for row in rows:
-            row.generator = _generator(row, self.device)
-        reusable = self.prefix_cache
-        prefixes = [reusable.longest_prefix(row.peft_name, row.prompt_ids) if reusable is not None else None
-                    for row in rows]
-        for row, prefix in zip(rows, prefixes):
-            row.cached_tokens = prefix.length if prefix else 0
-        # A group is prefilled as wide as its longest rest: rows that start from a cached prefix go apart from those
-        # that prefill their whole prompt, or each would cost as much as a whole prompt.
-        paired = list(zip(rows, prefixes))
-        groups = [[(row, prefix) for row, prefix in paired if bool(prefix) == hit] for hit in (True, False)]
-        prefilled = [(group, *self._prefill(group)) for group in groups if group]
-        for group, cache, attention, tokens in prefilled:  # merged once every group has been prefilled
-            self._merge([row for row, _ in group], cache, attention, tokens)
-            self._accept_all([row for row, _ in group], tokens)
+            if not row.done:
+                row.generator = _generator(row, self.device)
+                self.prefilling.add(row)
 
-    def _prefill(self, group: list[tuple[Request, Prefix | None]]):
-        rows = [row for row, _ in group]
-        rests = [row.prompt_ids[row.cached_tokens:] for row in rows]
-        width = max(len(rest) for rest in rests)
-        input_ids = torch.tensor([[self.eos_id] * (width - len(rest)) + rest for rest in rests], device=self.device)
-        attention = torch.tensor([[0] * (width - len(rest)) + [1] * len(rest) for rest in rests], device=self.device)
-        past = None
-        if any(prefix for _, prefix in group):
-            past, past_attention = self._past([prefix for _, prefix in group])
-            attention = torch.cat([past_attention, attention], dim=-1)
-        cache, tokens = self._forward(rows, input_ids, attention, past)
-        if self.prefix_cache is not None:
-            self._remember(rows, cache, attention)
-        return cache, attention, tokens
-
-    def _past(self, prefixes: list[Prefix | None]):
-        """The group's reused prefixes as one cache, each right-aligned in zeros, and its attention mask."""
-        from transformers import DynamicCache
-
-        width = max(prefix.length for prefix in prefixes if prefix)
-        sample = next(prefix for prefix in prefixes if prefix).layers
-        layers = []
-        for layer, (keys, values) in enumerate(sample):
-            past_keys = keys.new_zeros((len(prefixes), keys.shape[0], width, keys.shape[2]))
-            past_values = values.new_zeros((len(prefixes), values.shape[0], width, values.shape[2]))
-            for row, prefix in enumerate(prefixes):
-                if prefix:
-                    past_keys[row, :, width - prefix.length:] = prefix.layers[layer][0]
-                    past_values[row, :, width - prefix.length:] = prefix.layers[layer][1]
-            layers.append((past_keys, past_values))
-        attention = torch.tensor([[0] * (width - (p.length if p else 0)) + [1] * (p.length if p else 0)
-                                  for p in prefixes], device=self.device)
-        return DynamicCache(ddp_cache_data=layers), attention
-
-    def _remember(self, rows: list[Request], cache, attention: torch.Tensor) -> None:
-        """Offers each row's prompt to the prefix cache: its own columns of the group's cache, in order."""
-        for index, row in enumerate(rows):
-            if not self.prefix_cache.wants(row.peft_name, row.prompt_ids):
-                continue
-            columns = attention[index].nonzero().squeeze(-1)
-            self.prefix_cache.store(row.peft_name, row.prompt_ids,
-                                    [(layer.keys[index][:, columns], layer.values[index][:, columns])
-                                     for layer in cache.layers])
+    def prefill(self) -> list[Request]:
+        """Prefills this step's group (one forward pass); the rows whose prompt it finishes join the decoding rows,
+        their first tokens accepted (and streamed) at once, and are returned. If the forward pass fails, the
+        group's rows end with the error (the rows decoding carry on) and it is raised."""
+        group = self.prefilling.next_group()
+        if group is None:
+            return []
+        try:
+            input_ids, attention, past = self.prefilling.inputs(group, self.eos_id, self.device)
+            cache, logits = self._forward(group.rows, input_ids, attention, past)
+            finished = self.prefilling.record(group, cache, attention)
+        except Exception as error:
+            for row in group.rows:
+                row.stop_reason, row.error = "error", error
+            raise
+        if not finished:
+            return []
+        rows = [group.rows[i] for i in finished]
+        # Only rows whose prompt is in choose a token: a sampling row's generator draws exactly as when unchunked.
+        tokens = _next_tokens(logits[finished], rows)
+        self._merge(rows, *_select(cache, attention, finished, self.device), tokens)
+        self._accept_all(rows, tokens)
+        return rows
 
     def _merge(self, rows: list[Request], cache, attention: torch.Tensor, tokens: list[int]) -> None:
         from transformers import DynamicCache
@@ -227,13 +195,15 @@ class RunningBatch:
         self.next_tokens += tokens
 
     def step(self) -> None:
-        """One token for every row."""
+        """One token for every decoding row."""
+        if not self.rows:
+            return
         attention = torch.cat([self.attention, self.attention.new_ones(len(self.rows), 1)], dim=-1)
         input_ids = torch.tensor(self.next_tokens, device=self.device).unsqueeze(-1)
-        self.cache, tokens = self._forward(self.rows, input_ids, attention, self.cache)
+        self.cache, logits = self._forward(self.rows, input_ids, attention, self.cache)
         self.attention = attention
-        self.next_tokens = tokens
-        self._accept_all(self.rows, tokens)
+        self.next_tokens = _next_tokens(logits, self.rows)
+        self._accept_all(self.rows, self.next_tokens)
 
     def _accept_all(self, rows: list[Request], tokens: list[int]) -> None:
         now = time.monotonic()
@@ -246,28 +216,35 @@ class RunningBatch:
 
     def check_interrupts(self) -> None:
         now = time.monotonic()
-        for row in self.rows:
+        for row in self.rows + self.prefilling.rows:
             if not row.done:
                 row.check_interrupts(now)
 
     def release_finished(self) -> list[Request]:
-        """Takes the finished rows out (the rest no longer pay for them) and returns them."""
-        finished = [row for row in self.rows if row.done]
-        if not finished:
-            return []
+        """Takes the finished rows out, decoding or prefilling (the rest no longer pay for them), and returns them."""
+        finished = self.prefilling.release_finished() + [row for row in self.rows if row.done]
         keep = [i for i, row in enumerate(self.rows) if not row.done]
+        if len(keep) == len(self.rows):
+            return finished
         if not keep:
             self.rows, self.next_tokens, self.cache, self.attention = [], [], None, None
             return finished
-        index = torch.tensor(keep, device=self.device)
-        self.cache.batch_select_indices(index)
-        self.attention = self.attention[index]
+        self.cache, self.attention = _select(self.cache, self.attention, keep, self.device)
         self.rows = [self.rows[i] for i in keep]
         self.next_tokens = [self.next_tokens[i] for i in keep]
-        # Columns that are padding for every remaining row hold nothing: trim them off the cache.
-        first = int((self.attention.sum(0) > 0).nonzero()[0])
-        if first:
-            self.attention = self.attention[:, first:]
-            for layer in self.cache.layers:
-                layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
         return finished
+
+
+def _select(cache, attention: torch.Tensor, keep: list[int], device: torch.device):
+    """Rows `keep` of a cache and its attention mask, less the columns that are padding for every one of them (they
+    hold nothing). The cache is changed in place."""
+    if len(keep) < attention.shape[0]:
+        index = torch.tensor(keep, device=device)
+        cache.batch_select_indices(index)
+        attention = attention[index]
+    first = int((attention.sum(0) > 0).nonzero()[0])
+    if first:
+        attention = attention[:, first:]
+        for layer in cache.layers:
+            layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
+    return cache, attention

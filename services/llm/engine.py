@@ -1,8 +1,9 @@
 """The one thread that owns the model. It loads the base model and changes adapters when told to (between decode
 steps, so a step never sees the model change under it), and runs the decode loop: at every step the scheduler
-admits waiting requests into the running batch (prefilled together, merged in; their first token streams at
-once) and finished rows leave. The event loop stays free for health and status. Nothing else touches the model;
-the adapter catalog (services/llm/catalog.py) tells the engine what to load and unload."""
+admits waiting requests into the running batch, one group of prompts is prefilled (whole, or a chunk of
+LLM_PREFILL_CHUNK_TOKENS; rows whose prompt is in join the decoding rows and their first token streams at once), every
+decoding row makes a token, and finished rows leave. The event loop stays free for health and status. Nothing else
+touches the model; the adapter catalog (services/llm/catalog.py) tells the engine what to load and unload."""
 import asyncio
 import concurrent.futures
 import dataclasses
@@ -52,7 +53,7 @@ PREFIX_CACHE_MAX_TOKENS = prometheus_client.Gauge("textgen_llm_prefix_cache_max_
 
 @dataclasses.dataclass
 class EngineStats:
-    admissions: int = 0  # prefills: groups of requests admitted together
+    admissions: int = 0  # groups of requests admitted together
     admitted: int = 0
     largest_batch: int = 0
     in_flight: int = 0
@@ -62,7 +63,8 @@ class EngineStats:
 
 class Engine:
     def __init__(self, base_model_setting: str, models_dir: pathlib.Path, placement: Placement, scheduler: Scheduler,
-                 batch_window_ms: float = 0.0, torch_threads: int = 0, prefix_cache_tokens: int = 0) -> None:
+                 batch_window_ms: float = 0.0, torch_threads: int = 0, prefix_cache_tokens: int = 0,
+                 prefill_chunk_tokens: int = 0) -> None:
         self.base_model_setting = base_model_setting  # LLM_BASE_MODEL, "" when unset
         self.models_dir = models_dir
         self.spec: BaseModelSpec | None = None  # once decided
@@ -71,6 +73,7 @@ class Engine:
         self.window = max(0.0, batch_window_ms) / 1000
         self.torch_threads = torch_threads
         self.prefix_cache = PrefixCache(prefix_cache_tokens) if prefix_cache_tokens > 0 else None
+        self.prefill_chunk_tokens = max(0, prefill_chunk_tokens)
         PREFIX_CACHE_MAX_TOKENS.set(max(0, prefix_cache_tokens))
         self.base: BaseModel | None = None
         self.unavailable_reason = "the base model is still loading"
@@ -181,17 +184,7 @@ class Engine:
             QUEUE_SECONDS.observe(now - request.submitted_at)
         self.stats.admissions += 1
         self.stats.admitted += len(taken.admitted)
-        try:
-            self._batch.admit(taken.admitted)
-        except Exception as error:  # reported to each of these callers; the batch already running carries on
-            log.exception("prefill failed", extra={"rows": len(taken.admitted)})
-            for request in taken.admitted:
-                request.stop_reason, request.error = "error", error
-                self._finish(request)
-            return
-        for request in taken.admitted:
-            if request.first_token_at is not None:
-                FIRST_TOKEN_SECONDS.observe(request.first_token_at - request.submitted_at)
+        self._batch.admit(taken.admitted)
         self._count_prefix_hits(taken.admitted)
         self._release()
 
@@ -205,22 +198,36 @@ class Engine:
         PREFIX_LOOKUPS.inc(len(admitted))
         PREFIX_HITS.inc(len(hits))
         PREFIX_SAVED_TOKENS.inc(sum(request.cached_tokens for request in hits))
-        PREFIX_CACHE_TOKENS.set(self.prefix_cache.tokens)
 
     def _step(self) -> None:
         self._batch.check_interrupts()
         self._release()
         if not self._batch:
             return
-        OCCUPANCY.observe(len(self._batch))
-        self.stats.largest_batch = max(self.stats.largest_batch, len(self._batch))
+        self._prefill()
+        self._release()
+        if not self._batch.rows:
+            return
+        OCCUPANCY.observe(len(self._batch.rows))
+        self.stats.largest_batch = max(self.stats.largest_batch, len(self._batch.rows))
         try:
             self._batch.step()
         except Exception as error:  # reported to each caller in the batch; the engine starts afresh
-            log.exception("decode step failed", extra={"rows": len(self._batch)})
+            log.exception("decode step failed", extra={"rows": len(self._batch.rows)})
             for row in self._batch.rows:
                 row.stop_reason, row.error = "error", error
         self._release()
+
+    def _prefill(self) -> None:
+        try:
+            joined = self._batch.prefill()
+        except Exception:  # the batch has reported it to the rows it was prefilling; the rows decoding carry on
+            log.exception("prefill failed")
+            return
+        for request in joined:
+            FIRST_TOKEN_SECONDS.observe(request.first_token_at - request.submitted_at)
+        if self.prefix_cache is not None:  # the prefill stores its prompts' blocks
+            PREFIX_CACHE_TOKENS.set(self.prefix_cache.tokens)
 
     def _release(self) -> None:
         for row in self._batch.release_finished():
@@ -251,7 +258,7 @@ class Engine:
             return False
         self._model = self.base.model
         self._batch = RunningBatch(self._model, self.base.eos_id, self._decode, use_adapter_names=False,
-                                   prefix_cache=self.prefix_cache)
+                                   prefix_cache=self.prefix_cache, chunk_tokens=self.prefill_chunk_tokens)
         self.unavailable_reason = ""
         return True
 

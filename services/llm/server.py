@@ -26,7 +26,7 @@ async def serve(config: LlmConfig) -> None:
     except ValueError as error:
         raise SystemExit(f"LLM_BATCHING: {error}") from None
     engine = Engine(config.base_model, config.models_dir, placement, scheduler, config.batch_window_ms,
-                    config.torch_threads, config.prefix_cache_tokens)
+                    config.torch_threads, config.prefix_cache_tokens, config.prefill_chunk_tokens)
     catalog = AdapterCatalog(config.models_dir, engine)
     servicer, openai = LlmServicer(engine, catalog), OpenAiServicer(engine, catalog)
     openai_services = openai_pb2.DESCRIPTOR.services_by_name
