@@ -10,11 +10,13 @@ MODELS_DIR, made there first when missing). Workloads, QA requests asking for ex
          passage's questions arrive in random order among other passages' questions.
 Modes: continuous (the defaults: continuous batching, LLM_PREFIX_CACHE_TOKENS on), no-prefix-cache, static, none
 (no batching), rows-16 and rows-32 (LLM_MAX_BATCH_SIZE; the others run --clients rows), kv-budget (a KV-token
-budget alone: rows unbounded, LLM_MAX_BATCH_TOKENS=--kv-budget).
+budget alone: rows unbounded, LLM_MAX_BATCH_TOKENS=--kv-budget), chunked-N and no-prefix-cache-chunked-N
+(LLM_PREFILL_CHUNK_TOKENS=N, with and without the prefix cache), whole-prefill (LLM_PREFILL_CHUNK_TOKENS=0).
 
 Requests arrive as a Poisson process whatever the service's state (open loop: real traffic does not wait for
 answers) and are sent through GenerateStream, so that time to first token (TTFT) is measured where a client sees it
-(the first generated text after the lead, which is sent before admission). First the capacity: closed loop,
+(the first generated text after the lead, which is sent before admission), and so is the longest gap between two
+pieces of text after it (a stall: the request's row waiting for others' prefills). First the capacity: closed loop,
 --clients clients sending back to back to the first mode listed. Then, for each mode: requests alone (one at a time:
 a cold passage's TTFT and latency, then another question on the same passage), and each load level (a share of that
 capacity): throughput (completed requests/s over the whole run, the drain included), latency and TTFT percentiles.
@@ -23,6 +25,7 @@ Every phase draws passages of its own, so that no phase finds another's prompts 
 import argparse
 import concurrent.futures
 import random
+import re
 import statistics
 import tempfile
 import threading
@@ -45,7 +48,9 @@ MODES = {"continuous": {},
          "none": {"LLM_MAX_BATCH_SIZE": "1"},
          "rows-16": {"LLM_MAX_BATCH_SIZE": "16"},
          "rows-32": {"LLM_MAX_BATCH_SIZE": "32"},
-         "kv-budget": {"LLM_MAX_BATCH_SIZE": "1000"}}  # LLM_MAX_BATCH_TOKENS from --kv-budget
+         "kv-budget": {"LLM_MAX_BATCH_SIZE": "1000"},  # LLM_MAX_BATCH_TOKENS from --kv-budget
+         "whole-prefill": {"LLM_PREFILL_CHUNK_TOKENS": "0"}}
+CHUNKED = re.compile(r"(no-prefix-cache-)?chunked-(\d+)")  # chunked-64, no-prefix-cache-chunked-64, ...
 QUESTIONS = ["What happened?", "Who was there?", "Where did it take place?", "What did they say?",
              "Why did it happen?"]
 ALONE_PASSAGES = 3
@@ -97,15 +102,31 @@ def request(asked: tuple[str, str], new_tokens: int) -> llm_pb2.LlmGenerateReque
     return llm_pb2.LlmGenerateRequest(question=question, context=context, max_new_tokens=new_tokens, adapter="base")
 
 
-def timed_stream(stub, message) -> tuple[float, float, int]:
-    """(time to first generated text, latency, generated tokens) of one streamed request."""
+def settings_of(mode: str) -> dict[str, str]:
+    if mode in MODES:
+        return MODES[mode]
+    chunked = CHUNKED.fullmatch(mode)
+    if chunked is None:
+        raise SystemExit(f"unknown mode {mode!r}: {', '.join(MODES)}, chunked-N or no-prefix-cache-chunked-N")
+    return {**(MODES["no-prefix-cache"] if chunked[1] else {}), "LLM_PREFILL_CHUNK_TOKENS": chunked[2]}
+
+
+def timed_stream(stub, message) -> tuple[float, float, int, float]:
+    """(time to first generated text, latency, generated tokens, longest gap between two pieces of text after the
+    first) of one streamed request."""
     started = time.perf_counter()
-    first = None
+    first = last = None
+    gap = 0.0
     for index, chunk in enumerate(stub.GenerateStream(message, timeout=600)):
-        if index > 0 and first is None and chunk.text:
-            first = time.perf_counter() - started
+        now = time.perf_counter()
+        if index > 0 and chunk.text:
+            if first is None:
+                first = now - started
+            else:
+                gap = max(gap, now - last)
+            last = now
         if chunk.HasField("final"):
-            return first or time.perf_counter() - started, time.perf_counter() - started, chunk.final.generated_tokens
+            return first or now - started, now - started, chunk.final.generated_tokens, gap
     raise RuntimeError("stream ended without its final chunk")
 
 
@@ -131,7 +152,7 @@ def alone(stub, pairs: list[list[tuple[str, str]]], new_tokens: int) -> dict:
     mixed workload has none)."""
     cold, warm, latency = [], [], []
     for first, *second in pairs:
-        ttft, seconds, _ = timed_stream(stub, request(first, new_tokens))
+        ttft, seconds, _, _ = timed_stream(stub, request(first, new_tokens))
         cold.append(ttft)
         latency.append(seconds)
         warm += [timed_stream(stub, request(asked, new_tokens))[0] for asked in second]
@@ -165,9 +186,10 @@ def open_loop(stub, asked: list[tuple[str, str]], times: list[float], new_tokens
         for future in futures:
             future.result()
     elapsed = time.perf_counter() - started
-    ttft, latency = [r[0] for r in results], [r[1] for r in results]
+    ttft, latency, gaps = [r[0] for r in results], [r[1] for r in results], [r[3] for r in results]
     return {"requests": len(results), "throughput": len(results) / elapsed, "p50": percentile(latency, 50),
-            "p99": percentile(latency, 99), "ttft50": percentile(ttft, 50), "ttft99": percentile(ttft, 99)}
+            "p99": percentile(latency, 99), "ttft50": percentile(ttft, 50), "ttft99": percentile(ttft, 99),
+            "gap50": percentile(gaps, 50), "gap99": percentile(gaps, 99)}
 
 
 def percentile(samples: list[float], q: int) -> float:
@@ -184,7 +206,7 @@ def run_model(label: str, model_dir: pathlib.Path, models_dir: str, args) -> Non
     by_mode: dict[str, dict] = {}
     cap, schedules = None, {}
     for mode in args.modes.split(","):
-        settings = {**base, **MODES[mode]}
+        settings = {**base, **settings_of(mode)}
         if mode == "kv-budget":
             settings["LLM_MAX_BATCH_TOKENS"] = str(args.kv_budget)
         with start_service("services.llm", settings, "LLM_PORT") as service, \
@@ -205,7 +227,8 @@ def run_model(label: str, model_dir: pathlib.Path, models_dir: str, args) -> Non
                 table[level, mode] = row = open_loop(stub, schedules[level][1], schedules[level][0], args.new_tokens)
                 print(f"  {mode:>16} at {level:.0%}: {row['requests']} requests, {row['throughput']:.3f} req/s, "
                       f"latency p50 {row['p50']:.2f} s p99 {row['p99']:.2f} s, "
-                      f"TTFT p50 {row['ttft50']:.2f} s p99 {row['ttft99']:.2f} s", flush=True)
+                      f"TTFT p50 {row['ttft50']:.2f} s p99 {row['ttft99']:.2f} s, "
+                      f"longest gap p50 {row['gap50']:.2f} s p99 {row['gap99']:.2f} s", flush=True)
             status = stub.GetStatus(llm_pb2.GetLlmStatusRequest())
             if status.prefix_cache_lookups:
                 print(f"  {mode:>16} prefix cache: {status.prefix_cache_hits}/{status.prefix_cache_lookups} hits, "
@@ -217,25 +240,41 @@ def report(label: str, cap: float, table: dict, by_mode: dict, args) -> None:
     print(f"\n{label}, {args.workload} workload, {args.new_tokens} new tokens, Poisson arrivals for "
           f"{args.duration:.0f} s per cell; capacity {cap:.3f} req/s\n")
     print("| load | mode | requests | throughput req/s | latency p50 / p99 s | TTFT p50 / p99 s | TTFT p99 / alone "
-          "latency |")
-    print("|---|---|---|---|---|---|---|")
+          "latency | longest gap p50 / p99 s |")
+    print("|---|---|---|---|---|---|---|---|")
     for (level, mode), row in table.items():
         print(f"| {level:.0%} | {mode} | {row['requests']} | {row['throughput']:.3f} | {row['p50']:.2f} / "
               f"{row['p99']:.2f} | {row['ttft50']:.2f} / {row['ttft99']:.2f} | "
-              f"{row['ttft99'] / by_mode[mode]['latency']:.2f} |")
+              f"{row['ttft99'] / by_mode[mode]['latency']:.2f} | {row['gap50']:.2f} / {row['gap99']:.2f} |")
     print("\n| mode | alone: TTFT cold s | TTFT second question s | ratio | latency s |\n|---|---|---|---|---|")
     for mode, row in by_mode.items():  # the mixed workload asks no second question (nan)
         print(f"| {mode} | {row['cold']:.3f} | {row['warm']:.3f} | {row['warm'] / row['cold']:.2f} | "
               f"{row['latency']:.2f} |")
     modes = {mode for _, mode in table}
-    if 0.8 in {level for level, _ in table} and {"continuous", "no-prefix-cache"} <= modes:
-        on, off = table[0.8, "continuous"], table[0.8, "no-prefix-cache"]
-        alone_on = by_mode["continuous"]
-        print(f"\nat 80%, prefix cache on / off: latency p99 {on['p99'] / off['p99']:.2f} (target <= 0.6), "
-              f"throughput {on['throughput'] / off['throughput']:.2f} (target >= 1.0), TTFT p99 "
-              f"{on['ttft99'] / off['ttft99']:.2f}; alone, second question / cold TTFT "
-              f"{alone_on['warm'] / alone_on['cold']:.2f} (target <= 0.3)")
-    if 0.8 in {level for level, _ in table} and {"continuous", "static"} <= modes:
+    levels = {level for level, _ in table}
+    # The cache on / off, each pair prefilling alike: the defaults, and each chunk size run both ways.
+    pairs = [("continuous", "no-prefix-cache")] + [
+        (mode, f"no-prefix-cache-{mode}") for mode in sorted(modes) if mode.startswith("chunked-")]
+    for on_mode, off_mode in pairs:
+        if 0.8 in levels and {on_mode, off_mode} <= modes:
+            on, off = table[0.8, on_mode], table[0.8, off_mode]
+            alone_on = by_mode[on_mode]
+            print(f"\nat 80%, prefix cache on / off ({on_mode} / {off_mode}): latency p99 "
+                  f"{on['p99'] / off['p99']:.2f} (target <= 0.6), throughput "
+                  f"{on['throughput'] / off['throughput']:.2f} (target >= 1.0), TTFT p99 "
+                  f"{on['ttft99'] / off['ttft99']:.2f}; alone, second question / cold TTFT "
+                  f"{alone_on['warm'] / alone_on['cold']:.2f} (target <= 0.3)")
+    for mode in sorted(modes):  # each chunk size, the cache on, against the defaults with the cache off and on
+        chunked = CHUNKED.fullmatch(mode)
+        if 0.8 not in levels or chunked is None or chunked[1]:
+            continue
+        for whole in ("no-prefix-cache", "continuous"):
+            if whole in modes:
+                on, off = table[0.8, mode], table[0.8, whole]
+                print(f"at 80%, {mode} / {whole}: latency p99 {on['p99'] / off['p99']:.2f}, p50 "
+                      f"{on['p50'] / off['p50']:.2f}, throughput {on['throughput'] / off['throughput']:.2f}, "
+                      f"TTFT p99 {on['ttft99'] / off['ttft99']:.2f}, longest gap p99 {on['gap99'] / off['gap99']:.2f}")
+    if 0.8 in levels and {"continuous", "static"} <= modes:
         cb, static = table[0.8, "continuous"], table[0.8, "static"]
         print(f"at 80%: TTFT p99 continuous/static {cb['ttft99'] / static['ttft99']:.2f} (target <= 0.5), "
               f"latency p99 {cb['p99'] / static['p99']:.2f} (target <= 0.8), "
@@ -256,7 +295,8 @@ def main() -> None:
     parser.add_argument("--capacity-seconds", type=float, default=60)
     parser.add_argument("--threads", type=int, default=1, help="LLM_TORCH_THREADS")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--modes", default="continuous,static,none", help="of " + ", ".join(MODES))
+    parser.add_argument("--modes", default="continuous,static,none",
+                        help="of " + ", ".join(MODES) + ", chunked-N, no-prefix-cache-chunked-N")
     args = parser.parse_args()
     for name in args.models.split(","):
         if name == "gpt2-size":
