@@ -34,6 +34,9 @@ class LlmConfig(ServiceConfig):
                                          "prompt tokens whose keys and values are kept, so that a prompt starting "
                                          "like a recent one prefills only the rest (least recently used go first); "
                                          "0 turns prefix caching off")
+    # 0 by default: on 2 CPU cores chunks alternate with the decode steps, and on a SQuAD-shaped load they did not
+    # lower p99 latency and raised p99 TTFT (bench/bench_llm_load.py --modes continuous,chunked-64,chunked-128); what
+    # they do is keep a long prompt from freezing the rows decoding beside it (bench/bench_prefill_stall.py).
     prefill_chunk_tokens: int = env_field("LLM_PREFILL_CHUNK_TOKENS", 0,
                                           "prompt tokens prefilled per engine step (padding included) between two "
                                           "decode steps of the running rows, so that none waits for a whole "
