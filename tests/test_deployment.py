@@ -4,7 +4,6 @@ and make images hands the host's rate-limit settings to the Envoy image's build.
 Envoy publishes a port; the trainer image will not start without one either."""
 import os
 import re
-import shutil
 import subprocess
 import sys
 
