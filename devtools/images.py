@@ -25,12 +25,12 @@ import tempfile
 import time
 
 from gateway.rate_limits import DEFAULT_BUCKETS, burst_variable, rate_variable
+from textgen.endpoints import ENDPOINTS
 from textgen.paths import ROOT
 
 DEFAULT_BASE_IMAGE = "python:3.11-slim"
 LOCAL_BASE_IMAGE = "textgen-local/debian-python:bookworm"
-TARGETS = ("baseline", "rnn", "llm", "trainer", "envoy")
-REQUIREMENT_SETS = ("contracts", "base", "rnn", "llm", "trainer", "envoy")
+TARGETS = (*ENDPOINTS, "envoy")  # an image per service, and Envoy's
 # The torch wheel decides the variant. `+cpu` is the CPU build's local version (from TORCH_INDEX or a host's wheel
 # folder); `===` asks for exactly 2.13.0, the default index's CUDA build, and never a `+cpu` one a host may hold.
 TORCH = {"cpu": "torch==2.13.0+cpu", "gpu": "torch===2.13.0"}
@@ -58,14 +58,19 @@ def require_engine() -> None:
                          "one, e.g. .ci/docker-engine as root (it installs Debian's docker.io where it is missing)")
 
 
-def fill_wheelhouse(variant: str) -> pathlib.Path:
+def requirement_sets() -> list[pathlib.Path]:
+    """What the images install from: every set in requirements/ but dev.txt (.dockerignore keeps that one out)."""
+    return [path for path in sorted((ROOT / "requirements").glob("*.txt")) if path.name != "dev.txt"]
+
+
+def fill_wheelhouse(variant: str, environ=os.environ) -> pathlib.Path:
     if sys.version_info[:2] != (3, 11):
         raise ImageError(f"the images' wheels are for Python 3.11; this is {platform.python_version()}: run "
                          "make images from the project's venv")
     wheelhouse = ROOT / "wheelhouse" / variant
     wheelhouse.mkdir(parents=True, exist_ok=True)
-    requirements = [arg for name in REQUIREMENT_SETS for arg in ("-r", str(ROOT / "requirements" / f"{name}.txt"))]
-    index = [f"--extra-index-url={os.environ['TORCH_INDEX']}"] if os.environ.get("TORCH_INDEX") else []
+    requirements = [arg for path in requirement_sets() for arg in ("-r", str(path))]
+    index = [f"--extra-index-url={environ['TORCH_INDEX']}"] if environ.get("TORCH_INDEX") else []
     result = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
                              "--dest", str(wheelhouse), *index, *requirements, TORCH[variant]],
                             capture_output=True, text=True)
@@ -162,7 +167,7 @@ def build(target: str, variant: str, base: str, build_args: dict[str, str]) -> B
 def build_all(variant: str = "cpu", targets: tuple[str, ...] | None = None, environ=os.environ) -> list[Built]:
     require_engine()
     started = time.monotonic()
-    fill_wheelhouse(variant)
+    fill_wheelhouse(variant, environ)
     print(f"wheelhouse/{variant}: filled in {time.monotonic() - started:.0f} s", flush=True)
     base = base_image(environ.get("BASE_IMAGE"))
     built = []
