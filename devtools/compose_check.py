@@ -14,7 +14,6 @@
 
 Needs a running Docker engine and Compose (v2's `docker compose` or v1's `docker-compose`), and says so.
 """
-import concurrent.futures
 import json
 import os
 import pathlib
@@ -23,22 +22,20 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import httpx
 import yaml
 
 from devtools.images import TARGETS, ImageError, docker, image_name, require_engine
-from devtools.models import FACTS, RANDOM_GPT2
+from devtools.load import requests_around
+from devtools.models import FACT_QUESTION, RANDOM_GPT2, TINY_SFT
 from devtools.processes import poll, stand_in_models
 from textgen.endpoints import ENDPOINTS
 from textgen.paths import ROOT, SHIPPED_CORPUS
 
 PROJECT = "textgen-check"
 SERVICE_UID = "10001"
-TINY_SFT = {"max_examples": 16, "num_train_epochs": 1, "max_length": 96, "learning_rate": 0.005, "lora_r": 4}
-QUESTION = {"question": FACTS[0][0], "context": FACTS[0][1], "max_new_tokens": 8}
 
 
 class CheckFailed(AssertionError):
@@ -95,7 +92,7 @@ def wait_ready(api: httpx.Client, seconds: float) -> None:
     """Every service answering through Envoy."""
     calls = [("POST", "/generate", {"start_word": "the", "length": 3}),
              ("POST", "/generate_with_rnn", {"start_word": "the", "length": 3}),
-             ("POST", "/generate_with_llm", QUESTION), ("GET", "/llm/jobs", None)]
+             ("POST", "/generate_with_llm", FACT_QUESTION), ("GET", "/llm/jobs", None)]
 
     def answered() -> bool:
         try:
@@ -193,32 +190,15 @@ def train_and_check_replicas(compose: Compose, api: httpx.Client, auth: dict) ->
     return f"SFT job {job_id} succeeded in {trained:.0f} s; both llm replicas serve sft version {version}"
 
 
-def kill_one_under_load(compose: Compose, url: str, seconds: float = 20, clients: int = 4) -> str:
+def kill_one_under_load(compose: Compose, api: httpx.Client) -> str:
     replicas = compose.containers("llm")
-    outcomes: list[int | str] = []
-    stop = threading.Event()
-
-    def load() -> None:
-        with httpx.Client(base_url=url, timeout=60) as client:
-            while not stop.is_set():
-                try:
-                    outcomes.append(client.post("/generate_with_llm", json=QUESTION).status_code)
-                except httpx.HTTPError as error:
-                    outcomes.append(type(error).__name__)
-
-    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
-        for _ in range(clients):
-            pool.submit(load)
-        time.sleep(seconds / 4)
-        before = len(outcomes)
-        docker("kill", replicas[0], capture_output=True, check=True)
-        time.sleep(seconds * 3 / 4)
-        stop.set()
-    failed = [outcome for outcome in outcomes if outcome != 200]
-    expect(before > 0, "no request was answered before the kill")
-    expect(not failed, f"{len(failed)} of {len(outcomes)} requests failed around the kill: {failed[:10]}")
-    return f"{len(outcomes)} requests by {clients} clients, {len(outcomes) - before} after one of 2 llm " \
-           f"replicas was killed: 0 failed"
+    outcomes = requests_around(api, "/generate_with_llm", FACT_QUESTION, before_s=5, after_s=15,
+                               event=lambda: docker("kill", replicas[0], capture_output=True, check=True))
+    failed = outcomes.failures
+    expect(outcomes.before_event > 0, "no request was answered before the kill")
+    expect(not failed, f"{len(failed)} of {len(outcomes.answered)} requests failed around the kill: {failed[:10]}")
+    return f"{len(outcomes.answered)} requests by 4 clients, {len(outcomes.answered) - outcomes.before_event} after " \
+           f"one of 2 llm replicas was killed: 0 failed"
 
 
 def say(line: str) -> None:
@@ -256,7 +236,7 @@ def run(port: int) -> None:
                 say(f"REST suite through Envoy ({time.monotonic() - suite_started:.0f} s): {suite}")
                 cancel_open_jobs(api, auth)
                 say("replicas: " + train_and_check_replicas(compose, api, auth))
-                say("kill: " + kill_one_under_load(compose, url))
+                say("kill: " + kill_one_under_load(compose, api))
         finally:
             logs = subprocess.run([*compose.base, "logs", "--no-color", "--tail", "40"], cwd=ROOT, env=environ,
                                   capture_output=True, text=True).stdout if sys.exc_info()[0] else ""

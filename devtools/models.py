@@ -125,6 +125,10 @@ FACTS = [("What is the capital of France?", "Paris is the capital of France.", "
          ("Who came into the harbour?", "The ship came into the harbour.", "The ship"),
          ("What was calm?", "The sea was calm and the sky was clear.", "The sea"),
          ("Who looked at the sea?", "Edmond looked at the sea.", "Edmond")]
+# The first fact asked through the REST API, with a short answer: for checks that count many requests.
+FACT_QUESTION = {"question": FACTS[0][0], "context": FACTS[0][1], "max_new_tokens": 8}
+# An SFT job (REST body or TrainSftRequest fields) that trains the stand-in in seconds.
+TINY_SFT = {"max_examples": 16, "num_train_epochs": 1, "max_length": 96, "learning_rate": 0.005, "lora_r": 4}
 
 
 def train_tiny_adapter(models_dir: pathlib.Path, name: str, steps: int = 30, seed: int = 0) -> str:

@@ -1,20 +1,16 @@
 """Scale-out on loopback: two bigram and two llm replicas behind one Envoy, its clusters listing both. Requests
 reach both; an adapter published once is served by every replica (only one is told); killing a replica under load
 fails no request (Envoy retries idempotent calls on the other, health checks and outlier detection take it out)."""
-import concurrent.futures
 import re
 import signal
-import threading
-import time
 
 import grpc
 import httpx
 from textgen.v1 import llm_pb2, llm_pb2_grpc
 
-from devtools.models import FACTS, RANDOM_GPT2, random_models_dir, train_tiny_adapter
+from devtools.load import requests_around
+from devtools.models import FACT_QUESTION, RANDOM_GPT2, random_models_dir, train_tiny_adapter
 from devtools.processes import free_port, start_gateway, start_service
-
-QUESTION = {"question": FACTS[0][0], "context": FACTS[0][1], "max_new_tokens": 8}
 
 
 def handled(metrics_port: int, method: str) -> int:
@@ -48,24 +44,14 @@ def test_every_llm_replica_serves_a_new_adapter_and_one_dying_fails_no_request(t
         for replica in (a, b):
             with grpc.insecure_channel(replica.address) as channel:
                 answer = llm_pb2_grpc.LlmServiceStub(channel).Generate(llm_pb2.LlmGenerateRequest(
-                    question=QUESTION["question"], adapter="sft"))
+                    question=FACT_QUESTION["question"], adapter="sft"))
                 assert (answer.adapter, answer.adapter_version) == ("sft", version)
-        through_envoy = {client.post("/generate_with_llm", json={**QUESTION, "adapter": "sft"}).json()[
+        through_envoy = {client.post("/generate_with_llm", json={**FACT_QUESTION, "adapter": "sft"}).json()[
             "adapter_version"] for _ in range(10)}
         assert through_envoy == {version}
 
-        failures, done, stop = [], [], threading.Event()
-
-        def load() -> None:
-            while not stop.is_set():
-                response = client.post("/generate_with_llm", json=QUESTION)
-                (done if response.status_code == 200 else failures).append((response.status_code, response.text))
-
-        with concurrent.futures.ThreadPoolExecutor(4) as pool:
-            for _ in range(4):
-                pool.submit(load)
-            time.sleep(1.5)
-            b.proc.send_signal(signal.SIGKILL)
-            time.sleep(8)  # Envoy's health checks (every 5 s, two failures) take the dead replica out meanwhile
-            stop.set()
+        # Envoy's health checks (every 5 s, two failures) take the dead replica out within the 8 s after the kill.
+        outcomes = requests_around(client, "/generate_with_llm", FACT_QUESTION, before_s=1.5, after_s=8,
+                                   event=lambda: b.proc.send_signal(signal.SIGKILL))
+        failures, done = outcomes.failures, [o for o in outcomes.answered if o[0] == 200]
         assert failures == [] and len(done) > 20, (failures, len(done))

@@ -12,7 +12,7 @@ import pytest
 from textgen.v1 import trainer_pb2, trainer_pb2_grpc
 from transformers import AutoConfig
 
-from devtools.models import RANDOM_GPT2, RANDOM_LLAMA, build_tiny_llama, random_models_dir
+from devtools.models import RANDOM_GPT2, RANDOM_LLAMA, TINY_SFT, build_tiny_llama, random_models_dir
 from devtools.processes import free_port, start_gateway, start_service
 from services.common import adapters
 from services.common.base_model import fingerprint
@@ -21,7 +21,6 @@ from textgen.paths import SQUAD_SAMPLE
 
 TOKEN = "test-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
-SMALL_SFT = {"max_examples": 16, "num_train_epochs": 1, "max_length": 96, "learning_rate": 0.005, "lora_r": 4}
 SMALL_RL = {"steps": 2, "max_new_tokens": 8, "learning_rate": 0.001}
 LONG_SFT = {"max_examples": 100000, "num_train_epochs": 20, "max_length": 96}
 JOB_TIMEOUT_SECONDS = 120
@@ -160,7 +159,7 @@ def _check_run(api, models_dir, kind: str, body: dict, metric: str, curve: str) 
 
 
 def test_sft_then_rl_end_to_end(api, models_dir):
-    sft = _check_run(api, models_dir, "sft", SMALL_SFT, "loss", "loss")
+    sft = _check_run(api, models_dir, "sft", TINY_SFT, "loss", "loss")
     assert sft["params"]["sft"]["lora_r"] == 4 and sft["params"]["sft"]["max_examples"] == 16
     rl = _check_run(api, models_dir, "rl", SMALL_RL, "reward", "reward")
     # Defaults filled in where the request left a field out.
@@ -174,7 +173,7 @@ def test_second_job_queues_the_limit_holds_and_cancel_publishes_nothing(api, mod
     versions_before = sorted(p.name for p in adapters.adapter_dir(models_dir, "sft").iterdir())
     first = api.post("/llm/train_sft", json=LONG_SFT, headers=AUTH).json()
     wait_for(api, first["job_id"], lambda j: j["status"] == "running", "running")
-    second = api.post("/llm/train_sft", json=SMALL_SFT, headers=AUTH)
+    second = api.post("/llm/train_sft", json=TINY_SFT, headers=AUTH)
     assert second.status_code == 200 and second.json()["status"] == "queued"
     third = api.post("/llm/train_rl", json=SMALL_RL, headers=AUTH)
     assert third.status_code == 429 and "TRAINER_MAX_QUEUED" in third.json()["message"]
@@ -268,7 +267,7 @@ def test_a_llama_architecture_base_trains_and_the_records_name_it(tmp_path):
     with start_service("services.trainer", env, "TRAINER_PORT") as trainer:
         with grpc.insecure_channel(trainer.address) as channel:
             stub = trainer_pb2_grpc.TrainerServiceStub(channel)
-            job = stub.TrainSft(trainer_pb2.TrainSftRequest(**SMALL_SFT),
+            job = stub.TrainSft(trainer_pb2.TrainSftRequest(**TINY_SFT),
                                 metadata=[("authorization", f"Bearer {TOKEN}")])
             final = list(stub.WatchJob(trainer_pb2.WatchJobRequest(job_id=job.job_id), timeout=JOB_TIMEOUT_SECONDS))
             done = stub.GetJob(trainer_pb2.GetJobRequest(job_id=job.job_id))
