@@ -15,9 +15,8 @@ from google.protobuf import descriptor_pb2
 # number, their list).
 _COMMENTED = {4: ("message_type", 2, "field"), 6: ("service", 2, "method")}
 _NUMBER = r"-?\d+(?:\.\d+)?(?:e-?\d+)?"
-_RANGE = re.compile(rf"{_NUMBER}\.\.{_NUMBER}(?: characters)?|> {_NUMBER} and <= {_NUMBER}")
-_BOUNDS = re.compile(rf"(?P<low>{_NUMBER})\.\.(?P<high>{_NUMBER})(?P<characters> characters)?"
-                     rf"|> (?P<above>{_NUMBER}) and <= (?P<at_most>{_NUMBER})")
+_RANGE = re.compile(rf"(?P<low>{_NUMBER})\.\.(?P<high>{_NUMBER})(?P<characters> characters)?"
+                    rf"|> (?P<above>{_NUMBER}) and <= (?P<at_most>{_NUMBER})")
 _DEFAULT = re.compile(r"\bdefault (\"\"|\S+?)[.,;]?(?=\s|$)", re.IGNORECASE)
 
 
@@ -59,7 +58,7 @@ def _number(text: str) -> int | float:
 def stated_bounds(comment: str) -> dict[str, int | float] | None:
     """The stated range in JSON Schema's words: {"minimum", "maximum"}, {"exclusiveMinimum", "maximum"}, or
     {"minLength", "maxLength"} for a string's length."""
-    found = _BOUNDS.search(comment)
+    found = _RANGE.search(comment)
     if not found:
         return None
     if found["above"] is not None:
