@@ -139,14 +139,14 @@ class RunningBatch:
 
     def _forward(self, rows: list[Request], input_ids: torch.Tensor, attention: torch.Tensor, cache):
         """The cache with `input_ids` added, and the logits after each row's last token."""
-        from transformers import DynamicCache
+        from services.llm.kv_cache import RoomyCache
 
         # A row's positions count only its own tokens: the same as when it runs alone.
         positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, -input_ids.shape[1]:]
         extra = self._adapters_for(rows)
         with torch.inference_mode():
             output = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
-                                cache=cache if cache is not None else DynamicCache(), use_cache=True,
+                                cache=cache if cache is not None else RoomyCache(), use_cache=True,
                                 logits_to_keep=1, **extra)
         return output.cache, output.logits[:, -1, :]
 
@@ -182,14 +182,14 @@ class RunningBatch:
         return rows
 
     def _merge(self, rows: list[Request], cache, attention: torch.Tensor, tokens: list[int]) -> None:
-        from transformers import DynamicCache
+        from services.llm.kv_cache import RoomyCache
 
         if self.cache is None:
             self.cache, self.attention = cache, attention
         else:
             layers = [(_cat_padded_left(old.keys, new.keys, dim=2), _cat_padded_left(old.values, new.values, dim=2))
                       for old, new in zip(self.cache.layers, cache.layers)]
-            self.cache = DynamicCache(ddp_cache_data=layers)
+            self.cache = RoomyCache(layers)
             self.attention = _cat_padded_left(self.attention, attention, dim=1)
         self.rows += rows
         self.next_tokens += tokens

@@ -127,7 +127,7 @@ class Prefilling:
 
 def _stacked(prefixes: list[Prefix | None], device: torch.device):
     """Keys and values of several rows as one cache, each right-aligned in zeros, and its attention mask."""
-    from transformers import DynamicCache
+    from services.llm.kv_cache import RoomyCache
 
     width = max(prefix.length for prefix in prefixes if prefix)
     sample = next(prefix for prefix in prefixes if prefix).layers
@@ -142,4 +142,4 @@ def _stacked(prefixes: list[Prefix | None], device: torch.device):
         layers.append((past_keys, past_values))
     attention = torch.tensor([[0] * (width - (p.length if p else 0)) + [1] * (p.length if p else 0)
                               for p in prefixes], device=device)
-    return DynamicCache(ddp_cache_data=layers), attention
+    return RoomyCache(layers), attention

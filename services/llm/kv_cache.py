@@ -1,0 +1,76 @@
+"""The running batch's KV cache: transformers' DynamicCache, whose layers keep room for the next tokens.
+
+DynamicLayer appends a step's keys and values with torch.cat, which copies the whole cache at every decode step: for
+8 rows of 300 tokens of a GPT-2-size model that is about 180 MB a step, and the copy grows with the batch's width. A
+`RoomyLayer` holds its keys and values at the front of a buffer with ROOM spare columns and writes a step's token
+into the next free column; it copies only when the room runs out. Measured on this machine (`python
+bench/bench_kv_cache.py`: one torch thread, GPT-2 size, 32 greedy steps, the same tokens either way): a step of 8 rows
+of 300 tokens 76.4 → 71.0 ms, of 8 rows of 600 tokens 105.8 → 83.4 ms; 1 row of 300, 30.0 → 29.2 ms.
+
+Everything else reads and sets `layer.keys` and `layer.values` as with a DynamicLayer: reading gives the filled
+columns (a view of the buffer), setting (row selection, trimming) makes the new tensor the buffer, with no room until
+the next step makes some.
+"""
+import torch
+from transformers import DynamicCache
+from transformers.cache_utils import Cache, DynamicLayer
+
+ROOM = 64  # spare columns made when the room runs out: two answers of the usual 32 tokens between copies
+
+
+class RoomyLayer(DynamicLayer):
+    def __init__(self) -> None:
+        self._keys = self._values = None
+        self._filled = 0  # columns of the buffers holding keys and values
+        super().__init__()
+
+    @property
+    def keys(self) -> torch.Tensor | None:
+        return None if self._keys is None else self._keys[:, :, :self._filled]
+
+    @keys.setter
+    def keys(self, keys: torch.Tensor | None) -> None:
+        self._keys = keys
+        self._filled = 0 if keys is None or keys.dim() < 3 else keys.shape[-2]
+
+    @property
+    def values(self) -> torch.Tensor | None:
+        return None if self._values is None else self._values[:, :, :self._filled]
+
+    @values.setter
+    def values(self, values: torch.Tensor | None) -> None:
+        self._values = values
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        new = key_states.shape[-2]
+        if self._keys.dim() < 3 or self._filled + new > self._keys.shape[-2]:
+            self._make_room(key_states, value_states, self._filled + new + ROOM)
+        columns = slice(self._filled, self._filled + new)
+        self._keys[:, :, columns] = key_states
+        self._values[:, :, columns] = value_states
+        self._filled += new
+        return self.keys, self.values
+
+    def _make_room(self, key_states: torch.Tensor, value_states: torch.Tensor, columns: int) -> None:
+        filled = self._filled
+        keys = key_states.new_empty((*key_states.shape[:2], columns, key_states.shape[3]))
+        values = value_states.new_empty((*value_states.shape[:2], columns, value_states.shape[3]))
+        if filled:
+            keys[:, :, :filled] = self._keys[:, :, :filled]
+            values[:, :, :filled] = self._values[:, :, :filled]
+        self._keys, self._values = keys, values
+
+
+class RoomyCache(DynamicCache):
+    """A DynamicCache of RoomyLayers, empty or holding `layers` ((keys, values) per layer, [rows, heads, tokens,
+    head_dim] each)."""
+
+    def __init__(self, layers: list[tuple[torch.Tensor, torch.Tensor]] = ()) -> None:
+        Cache.__init__(self, layer_class_to_replicate=RoomyLayer)  # DynamicCache's own would make DynamicLayers
+        for keys, values in layers:
+            layer = RoomyLayer()
+            layer.lazy_initialization(keys, values)
+            layer.keys, layer.values = keys, values
+            self.layers.append(layer)
