@@ -18,6 +18,7 @@ ADAPTER_NAMES = ("sft", "rl")  # in training order: RL continues the SFT adapter
 BASE = "base"  # what a request names to get no adapter
 POINTER = "CURRENT"
 BASE_RECORD = "base_model.json"
+EVALUATION = "eval.json"  # in each published version: its evaluation on SQuAD's dev questions
 _VALID_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 

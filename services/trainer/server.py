@@ -43,7 +43,7 @@ def published_evaluation(models_dir: pathlib.Path, job: JobRecord) -> trainer_pb
     if not job.adapter_version:
         return None
     try:
-        summary = json.loads((adapters.version_dir(models_dir, job.kind, job.adapter_version) / "eval.json")
+        summary = json.loads((adapters.version_dir(models_dir, job.kind, job.adapter_version) / adapters.EVALUATION)
                              .read_text())
         return trainer_pb2.JobEvaluation(examples=summary["examples"], exact_match=summary["exact_match"],
                                          f1=summary["f1"], format_compliance=summary["both"])

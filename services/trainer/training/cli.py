@@ -81,7 +81,7 @@ COMMANDS = {
 def _print_published(models_dir: pathlib.Path, name: str, version: str) -> None:
     folder = adapters.version_dir(models_dir, name, version)
     print(f"published {name} adapter version {version} at {folder}")
-    evaluation = json.loads((folder / "eval.json").read_text())
+    evaluation = json.loads((folder / adapters.EVALUATION).read_text())
     print("evaluation: " + ", ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
                                      for k, v in evaluation.items() if k != "samples"))
 

@@ -24,7 +24,7 @@ def evaluate_staged(model, tokenizer, context: TrainingContext, staged: pathlib.
     examples = load_squad(context.squad_dataset, "validation", limit=context.eval_examples)
     result = evaluate_model(model, tokenizer, examples, context.eval_max_new_tokens)
     summary = {**result.summary(), "samples": result.samples}
-    write_json(staged / "eval.json", summary)
+    write_json(staged / adapters.EVALUATION, summary)
     log.info("evaluation", extra=result.summary())
     return summary
 
