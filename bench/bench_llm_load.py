@@ -1,13 +1,16 @@
 """Open-loop load on the llm service, one service per mode on the same arrivals.
 
-    python bench/bench_llm_load.py [--workload mixed|squad] [--models gpt2-size,embedded] [--modes ...]
+    python bench/bench_llm_load.py [--workload mixed|squad|squad-shuffled] [--models gpt2-size,embedded] [--modes ...]
                                    [--duration 60] [--levels 0.5,0.8,1.0] [--new-tokens 32]
 
 Models: gpt2-size (GPT2Config() with random weights, as bench_llm.py) and embedded (SmolLM2-135M-Instruct under
 MODELS_DIR, made there first when missing). Workloads, QA requests asking for exactly --new-tokens tokens:
   mixed: each prompt a different stretch of the shipped corpus, 20 to 300 tokens (uniform), "What happened?";
-  squad: SQuAD-shaped: passages of 150 to 300 tokens, each asked 5 different questions, all shuffled together, so a
-         passage's questions arrive in random order among other passages' questions.
+  squad: SQuAD-shaped, as a service that has been running sees it: passages of 150 to 300 tokens, one new passage
+         every 5 requests, each asked 5 different questions that arrive in random order among the next SPREAD
+         requests, interleaved with those of the 4 or so other passages being asked about;
+  squad-shuffled: the same passages and questions all shuffled together, so that nearly all of the first requests
+         are a passage's first question (a cold start: the prefix cache has nothing yet) and the last are repeats.
 Modes: continuous (the defaults: continuous batching, LLM_PREFIX_CACHE_TOKENS on), no-prefix-cache, static, none
 (no batching), rows-16 and rows-32 (LLM_MAX_BATCH_SIZE; the others run --clients rows), kv-budget (a KV-token
 budget alone: rows unbounded, LLM_MAX_BATCH_TOKENS=--kv-budget), chunked-N and no-prefix-cache-chunked-N
@@ -54,6 +57,7 @@ CHUNKED = re.compile(r"(no-prefix-cache-)?chunked-(\d+)")  # chunked-64, no-pref
 QUESTIONS = ["What happened?", "Who was there?", "Where did it take place?", "What did they say?",
              "Why did it happen?"]
 ALONE_PASSAGES = 3
+SPREAD = 25  # requests over which one passage's questions arrive (squad workload)
 
 
 class Workload:
@@ -81,11 +85,13 @@ class Workload:
         rng = random.Random(f"{self.seed}-{name}")
         if self.kind == "mixed":
             return [("What happened?", self._context(rng, 20, 300, "What happened?")) for _ in range(count)]
-        asked = []
-        for _ in range(-(-count // len(QUESTIONS))):
-            passage = self._context(rng, 150, 300, "")
-            asked += [(question, passage) for question in QUESTIONS]
-        rng.shuffle(asked)
+        passages = [self._context(rng, 150, 300, "") for _ in range(-(-count // len(QUESTIONS)))]
+        asked = [(question, passage) for passage in passages for question in QUESTIONS]
+        if self.kind == "squad-shuffled":
+            rng.shuffle(asked)
+        else:  # passage j's questions at random places among requests 5j to 5j + SPREAD
+            places = [len(QUESTIONS) * (i // len(QUESTIONS)) + rng.uniform(0, SPREAD) for i in range(len(asked))]
+            asked = [pair for _, pair in sorted(zip(places, asked), key=lambda placed: placed[0])]
         return asked[:count]
 
     def alone(self) -> list[list[tuple[str, str]]]:
@@ -284,7 +290,7 @@ def report(label: str, cap: float, table: dict, by_mode: dict, args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workload", choices=("mixed", "squad"), default="mixed")
+    parser.add_argument("--workload", choices=("mixed", "squad", "squad-shuffled"), default="mixed")
     parser.add_argument("--models", default="gpt2-size", help="comma-separated: gpt2-size, embedded")
     parser.add_argument("--duration", type=float, default=60, help="seconds of arrivals per load level and mode")
     parser.add_argument("--levels", default="0.5,0.8,1.0", help="shares of the measured capacity")
