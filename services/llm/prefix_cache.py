@@ -3,10 +3,13 @@ prompt starting like an earlier one (SQuAD's several questions on one passage, a
 same system prompt every time) prefills only the rest, as vLLM's automatic prefix caching does.
 
 A block is keyed by the adapter that computed it (its peft name: the catalog gives every loaded version a new one,
-and the engine forgets a name's blocks whenever it loads or deletes that name) and by every token id from the
-prompt's start to the block's end, so it is only ever reused after exactly the same tokens under exactly the same
-weights. Blocks rather than single tokens: a stored prompt shares its blocks with every prompt that starts the same
-way, so five questions on one passage hold the passage once.
+and the engine forgets a name's blocks whenever it loads or deletes that name) and by a chained hash, as vLLM keys
+its blocks: a 128-bit BLAKE2b digest of the previous block's digest and this block's token ids. So a block is only
+ever reused after the same tokens under the same weights (two different prompts sharing a key would need a BLAKE2b
+collision), and a prompt's keys cost time in proportion to its length: keying each block by every token id from the
+prompt's start, as this cache did first, cost the square of it. Blocks rather than single tokens: a stored prompt
+shares its blocks with every prompt that starts the same way, so five questions on one passage hold the passage
+once.
 
 At most `max_tokens` tokens are held (LLM_PREFIX_CACHE_TOKENS); the least recently used blocks go first. A prompt's
 blocks are marked used from its last to its first, so a prefix loses its tail before its head: a block whose
@@ -14,8 +17,10 @@ predecessor is gone could never be reached again.
 
 Used only from the engine thread.
 """
+import array
 import collections
 import dataclasses
+import hashlib
 
 import torch
 
@@ -40,9 +45,14 @@ class PrefixCache:
     def tokens(self) -> int:
         return len(self._blocks) * self.block_tokens
 
-    def _keys(self, adapter: str, ids: list[int]) -> list[tuple]:
-        ids = tuple(ids)
-        return [(adapter, ids[:end]) for end in range(self.block_tokens, len(ids) + 1, self.block_tokens)]
+    def _keys(self, adapter: str, ids: list[int]) -> list[tuple[str, bytes]]:
+        """The key of each whole block of `ids`, from the first."""
+        keys, digest = [], b""
+        for end in range(self.block_tokens, len(ids) + 1, self.block_tokens):
+            block = array.array("q", ids[end - self.block_tokens:end]).tobytes()
+            digest = hashlib.blake2b(digest + block, digest_size=16).digest()
+            keys.append((adapter, digest))
+        return keys
 
     def _touch(self, keys: list[tuple]) -> None:
         for key in reversed(keys):

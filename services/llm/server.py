@@ -19,14 +19,16 @@ log = logging.getLogger("textgen.llm")
 
 
 async def serve(config: LlmConfig) -> None:
-    placement = devices.resolve(config.device, config.dtype, "LLM")  # a bad setting exits here, in one line
+    # A bad setting exits here, in one line.
+    placement = devices.resolve(config.device, config.dtype, "LLM", bfloat16_on_cpu=True)
     try:
         scheduler = Scheduler(config.batching, config.batch_size_for(placement.on_gpu),
                               config.batch_tokens_for(placement.on_gpu), config.max_queued)
     except ValueError as error:
         raise SystemExit(f"LLM_BATCHING: {error}") from None
     engine = Engine(config.base_model, config.models_dir, placement, scheduler, config.batch_window_ms,
-                    config.torch_threads, config.prefix_cache_tokens, config.prefill_chunk_tokens)
+                    config.torch_threads, config.prefix_cache_tokens, config.prefill_chunk_tokens,
+                    pack_weights=config.pack_weights)
     catalog = AdapterCatalog(config.models_dir, engine)
     servicer, openai = LlmServicer(engine, catalog), OpenAiServicer(engine, catalog)
     openai_services = openai_pb2.DESCRIPTOR.services_by_name

@@ -1,0 +1,92 @@
+"""The engine's own steps in process, per setting: a prefill of ROWS fresh prompts and a decode step of ROWS rows,
+on the embedded SmolLM2-135M (MODELS_DIR/smollm2-135m-instruct, made first when missing), with the model set up as
+the llm service sets it up (services/llm/loading.py) or as transformers loads it.
+
+    python bench/bench_decode_step.py                      # every setting below at 1 and 8 rows
+    python bench/bench_decode_step.py --rows 8 --threads 2 --dtypes bfloat16 --profile
+
+Settings: dtype (float32, bfloat16) x served (packed weights and the single-token GQA attention) or plain
+transformers x torch threads. Prints milliseconds (median of --steps decode steps after 3 warm-up steps; one
+prefill), the ratio of each to float32 plain transformers with the same threads and rows, and with --profile the
+torch profiler's top operators of a few steps.
+"""
+import argparse
+import pathlib
+import statistics
+import time
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from services.common import devices, embedded_model
+from services.common.config import ServiceConfig
+from services.llm.decoding import RunningBatch
+from services.llm.loading import prepare_for_serving
+from services.llm.request import Request
+from services.llm.stop_strings import stop_at
+from textgen.paths import SHIPPED_CORPUS
+
+PROMPT_TOKENS = 250
+
+
+def prompts(tokenizer, rows: int) -> list[list[int]]:
+    words = SHIPPED_CORPUS.read_text().split()
+    return [tokenizer(" ".join(words[i * 400:i * 400 + 300]))["input_ids"][:PROMPT_TOKENS] for i in range(rows)]
+
+
+def measure(folder: pathlib.Path, dtype: str, served: bool, threads: int, rows: int, steps: int,
+            profile: bool) -> tuple[float, float]:
+    torch.set_num_threads(threads)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype)).eval()
+    if served:
+        prepare_for_serving(model, devices.Placement(torch.device("cpu"), getattr(torch, dtype)))
+    batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False)
+    batch.admit([Request(prompt_ids=ids, lead="", max_new_tokens=10_000, mode="text", ending=stop_at(()))
+                 for ids in prompts(tokenizer, rows)])
+    started = time.perf_counter()
+    batch.prefill()
+    prefill = time.perf_counter() - started
+    for _ in range(3):
+        batch.step()
+    times = []
+    for _ in range(steps):
+        started = time.perf_counter()
+        batch.step()
+        times.append(time.perf_counter() - started)
+    if profile:
+        from torch.profiler import ProfilerActivity, profile as profiler
+
+        with profiler(activities=[ProfilerActivity.CPU]) as run:
+            for _ in range(5):
+                batch.step()
+        print(run.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+    return prefill * 1000, statistics.median(times) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--rows", default="1,8")
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--dtypes", default="float32,bfloat16")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    folder = embedded_model.ensure(ServiceConfig.from_env().models_dir)
+    print(f"{'rows':>4} {'threads':>7} {'dtype':>9} {'setup':>12} {'prefill ms':>11} {'step ms':>8} "
+          f"{'prefill x':>9} {'step x':>7}")
+    for rows in (int(r) for r in args.rows.split(",")):
+        for threads in (int(t) for t in args.threads.split(",")):
+            reference = None
+            for dtype in args.dtypes.split(","):
+                for served in (False, True):
+                    prefill, step = measure(folder, dtype, served, threads, rows, args.steps, args.profile)
+                    reference = reference or (prefill, step)
+                    print(f"{rows:4} {threads:7} {dtype:>9} {'served' if served else 'transformers':>12} "
+                          f"{prefill:11.0f} {step:8.1f} {prefill / reference[0]:9.2f} {step / reference[1]:7.2f}",
+                          flush=True)
+
+
+if __name__ == "__main__":
+    main()
