@@ -73,6 +73,21 @@ def test_blocks_are_reused_under_their_own_adapter_only_and_forgotten_with_it():
     assert cache.tokens == 8
 
 
+def test_a_block_is_keyed_by_a_chained_hash_of_the_blocks_before_it():
+    """Each key is the adapter and a fixed-size digest (a long prompt's keys cost time in proportion to its length,
+    not its square), and a block's key depends on every token before it: a prompt that differs in its first token
+    shares no block with another."""
+    cache = PrefixCache(max_tokens=10_000, block_tokens=BLOCK)
+    ids = list(range(4000))
+    keys = cache._keys("a", ids)
+    assert len(keys) == 1000 and {len(digest) for _, digest in keys} == {16}
+    assert cache._keys("a", ids[:8]) == keys[:2]
+    assert not set(cache._keys("a", [99] + ids[1:])) & set(keys)
+    assert cache._keys("a", ids[4:8]) != keys[1:2]  # the same block's tokens after other tokens: another key
+    cache.store("a", ids[:12], columns(ids[:12]))
+    assert cache.longest_prefix("a", ids[:4] + [7, 7, 7, 7] + ids[8:12] + [1]).length == 4
+
+
 @pytest.fixture(scope="module", params=[RANDOM_GPT2, RANDOM_LLAMA])
 def model_and_tokenizer(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp("prefix") / request.param

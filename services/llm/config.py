@@ -36,10 +36,12 @@ class LlmConfig(ServiceConfig):
                                          "prompt tokens whose keys and values are kept, so that a prompt starting "
                                          "like a recent one prefills only the rest (least recently used go first); "
                                          "0 turns prefix caching off")
-    # 0 by default: on 2 CPU cores chunks alternate with the decode steps, and on a SQuAD-shaped load they did not
-    # lower p99 latency and raised p99 TTFT (bench/bench_llm_load.py --modes continuous,chunked-64,chunked-128); what
-    # they do is keep a long prompt from freezing the rows decoding beside it (bench/bench_prefill_stall.py).
-    prefill_chunk_tokens: int = env_field("LLM_PREFILL_CHUNK_TOKENS", 0,
+    # 512: a group of new prompts is no longer padded to its longest (8 fresh SQuAD prompts of 94 to 602 tokens), and
+    # the rows decoding wait for at most 512 prompt tokens between two steps. With bfloat16 and two threads, 8 clients
+    # sending fresh passages (bench/anchor.py) got their first token at p50 0.54 s instead of 3.05 s, and 52 tokens/s
+    # instead of 45; 256 was slower (41 tokens/s), 1024 about the same (docs/benchmarks.md). In float32 on one thread
+    # chunks had not helped (bench/bench_llm_load.py); 0 prefills each prompt whole, as then.
+    prefill_chunk_tokens: int = env_field("LLM_PREFILL_CHUNK_TOKENS", 512,
                                           "prompt tokens prefilled per engine step (padding included) between two "
                                           "decode steps of the running rows, so that none waits for a whole "
                                           "prompt; 0 prefills each prompt whole")
