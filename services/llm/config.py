@@ -4,10 +4,12 @@ from services.common.base_model import SETTING_HELP
 from services.common.config import ServiceConfig, env_field
 from textgen.endpoints import ENDPOINTS
 
-# Measured: on 2 CPU cores decoding gains little past 8 rows (bench/bench_llm.py), and at 80% load 16 or 32 rows,
-# or a KV-token budget alone, gave no more throughput and a higher p99 TTFT (bench/bench_llm_load.py); a GPU step
-# costs about the same for 1 row as for dozens, so it takes many more (bench/gpu_check.py: tokens/s at 1, 8, 32).
-CPU_BATCH_SIZE, GPU_BATCH_SIZE = 8, 32
+# Measured on 2 CPU cores (bench/anchor.py --open-loop 200, the embedded model in bfloat16, fresh SQuAD passages
+# arriving at 80% of the capacity of 8 clients): 16 rows against 8 gave the same throughput and first tokens at p50
+# 0.45 s instead of 2.27 s, p99 3.97 s instead of 11.0 s, because an arrival rarely waits for a free row (in float32
+# on one thread 8 and 16 had measured the same). A GPU step costs about the same for 1 row as for dozens, so it
+# takes many more (bench/gpu_check.py: tokens/s at 1, 8, 32).
+CPU_BATCH_SIZE, GPU_BATCH_SIZE = 16, 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,7 +26,7 @@ class LlmConfig(ServiceConfig):
     dtype: str = env_field("LLM_DTYPE", "auto", "auto (bfloat16 on a GPU that supports it and on a CPU with AVX-512 "
                                                 "BF16 or AMX, else float32), float32, bfloat16 or float16")
     max_batch_size: int = env_field("LLM_MAX_BATCH_SIZE", 0,
-                                    "rows decoded together; 0: 8 on the CPU, 32 on a GPU; 1 turns batching off")
+                                    "rows decoded together; 0: 16 on the CPU, 32 on a GPU; 1 turns batching off")
     max_batch_tokens: int = env_field("LLM_MAX_BATCH_TOKENS", 0,
                                       "KV-cache tokens the batch may hold, each row counted at prompt + "
                                       "max_new_tokens; 0: 1024 per row of LLM_MAX_BATCH_SIZE")
@@ -53,6 +55,11 @@ class LlmConfig(ServiceConfig):
     pack_weights: bool = env_field("LLM_PACK_WEIGHTS", True, "on the CPU, linear layers' weights packed once for "
                                                              "oneDNN instead of at every call (services/llm/"
                                                              "packed_linear.py); off for comparison")
+    # Off by default: int8 reads half the bytes of bfloat16 a decode step, but only its 1- and 2-row steps gain
+    # (docs/benchmarks.md), and it changes the answers a little.
+    quantization: str = env_field("LLM_QUANTIZATION", "none", "none, or int8: on the CPU, linear weights also as "
+                                                              "int8 (a scale per output channel) for decode steps of "
+                                                              "1 or 2 rows")
 
     def batch_size_for(self, on_gpu: bool) -> int:
         return self.max_batch_size or (GPU_BATCH_SIZE if on_gpu else CPU_BATCH_SIZE)

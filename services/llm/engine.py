@@ -19,7 +19,7 @@ import prometheus_client
 from services.common.base_model import BaseModelSpec, BaseModelUnavailable, choose
 from services.common.devices import Placement
 from services.llm.decoding import RunningBatch
-from services.llm.loading import BaseModel, load_base_model
+from services.llm.loading import BaseModel, ServingSetup, load_base_model
 from services.llm.prefix_cache import PrefixCache
 from services.llm.request import Request
 from services.llm.scheduler import Scheduler
@@ -64,7 +64,7 @@ class EngineStats:
 class Engine:
     def __init__(self, base_model_setting: str, models_dir: pathlib.Path, placement: Placement, scheduler: Scheduler,
                  batch_window_ms: float = 0.0, torch_threads: int = 0, prefix_cache_tokens: int = 0,
-                 prefill_chunk_tokens: int = 0, pack_weights: bool = True) -> None:
+                 prefill_chunk_tokens: int = 0, setup: ServingSetup = ServingSetup()) -> None:
         self.base_model_setting = base_model_setting  # LLM_BASE_MODEL, "" when unset
         self.models_dir = models_dir
         self.spec: BaseModelSpec | None = None  # once decided
@@ -74,7 +74,7 @@ class Engine:
         self.torch_threads = torch_threads
         self.prefix_cache = PrefixCache(prefix_cache_tokens) if prefix_cache_tokens > 0 else None
         self.prefill_chunk_tokens = max(0, prefill_chunk_tokens)
-        self.pack_weights = pack_weights
+        self.setup = setup
         PREFIX_CACHE_MAX_TOKENS.set(max(0, prefix_cache_tokens))
         self.base: BaseModel | None = None
         self.unavailable_reason = "the base model is still loading"
@@ -252,7 +252,7 @@ class Engine:
             self.spec = choose(self.base_model_setting, self.models_dir)
             if self.spec.note:
                 log.warning(self.spec.note)
-            self.base = load_base_model(self.spec, self.placement, self.pack_weights)
+            self.base = load_base_model(self.spec, self.placement, self.setup)
         except BaseModelUnavailable as error:
             self.unavailable_reason = str(error)
             log.error("base model unavailable", extra={"base_model": self.base_model_name, "reason": str(error)})

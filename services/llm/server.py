@@ -10,6 +10,7 @@ from services.common.server import Binding, GrpcServer
 from services.llm.catalog import AdapterCatalog
 from services.llm.config import LlmConfig
 from services.llm.engine import Engine
+from services.llm.loading import ServingSetup
 from services.llm.openai_servicer import OpenAiServicer
 from services.llm.planning import Planner
 from services.llm.scheduler import Scheduler
@@ -26,9 +27,12 @@ async def serve(config: LlmConfig) -> None:
                               config.batch_tokens_for(placement.on_gpu), config.max_queued)
     except ValueError as error:
         raise SystemExit(f"LLM_BATCHING: {error}") from None
+    try:
+        setup = ServingSetup(config.pack_weights, config.quantization)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
     engine = Engine(config.base_model, config.models_dir, placement, scheduler, config.batch_window_ms,
-                    config.torch_threads, config.prefix_cache_tokens, config.prefill_chunk_tokens,
-                    pack_weights=config.pack_weights)
+                    config.torch_threads, config.prefix_cache_tokens, config.prefill_chunk_tokens, setup=setup)
     catalog = AdapterCatalog(config.models_dir, engine)
     servicer, openai = LlmServicer(engine, catalog), OpenAiServicer(engine, catalog)
     openai_services = openai_pb2.DESCRIPTOR.services_by_name
