@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import torch
 
+from services.llm import lora_batch
 from services.llm.prefilling import Prefilling
 from services.llm.prefix_cache import PrefixCache
 from services.llm.request import PEFT_BASE, Request
@@ -115,10 +116,9 @@ class RunningBatch:
 
     def _adapters_for(self, rows: list[Request]) -> dict:
         """Sets the model up for these rows' adapters; returns the forward's extra arguments. Only a batch that mixes
-        adapters routes each row through peft's `adapter_names`, which costs about a third more per step on a model
-        with LoRA on every linear layer (bench/bench_llm.py): rows that share one adapter run it as the active one,
-        base rows run with the adapters switched off. Switching walks every module, so it happens only when the
-        batch's mix changes."""
+        adapters routes each row through peft's `adapter_names` (computed for all of its adapters at once:
+        services/llm/lora_batch.py); rows that share one adapter run it as the active one, base rows run with the
+        adapters switched off. Switching walks every module, so it happens only when the batch's mix changes."""
         if not self.use_adapter_names:
             return {}
         names = {row.peft_name for row in rows}
@@ -131,11 +131,16 @@ class RunningBatch:
                 if wanted != _MIXED:
                     self.model.set_adapter(wanted, inference_mode=True)
             self._adapter_setting = wanted
-        return {"adapter_names": [row.peft_name for row in rows]} if wanted == _MIXED else {}
+        if wanted != _MIXED:
+            return {}
+        lora_batch.install()
+        return {"adapter_names": [row.peft_name for row in rows]}
 
     def adapters_changed(self) -> None:
-        """The engine loaded or deleted an adapter: the model's adapter setting is no longer known."""
+        """The engine loaded or deleted an adapter: the model's adapter setting is no longer known, nor are the
+        stacked adapters of mixed batches."""
         self._adapter_setting = None
+        lora_batch.forget()
 
     def _forward(self, rows: list[Request], input_ids: torch.Tensor, attention: torch.Tensor, cache):
         """The cache with `input_ids` added, and the logits after each row's last token."""
