@@ -4,9 +4,13 @@ the llm service sets it up (services/llm/loading.py) or as transformers loads it
 
     python bench/bench_decode_step.py                      # every setting below at 1 and 8 rows
     python bench/bench_decode_step.py --rows 8 --threads 2 --dtypes bfloat16 --setups served,int8 --profile
+    python bench/bench_decode_step.py --rows 8 --threads 2 --dtypes bfloat16 --setups served,peft-mixing \
+        --mix base,sft,rl            # rows under the published sft and rl adapters and none, round-robin
 
 Settings: dtype (float32, bfloat16) x set-up (transformers: as from_pretrained loads it; served: the service's
-packed weights and single-token GQA attention; int8: that with LLM_QUANTIZATION=int8) x torch threads. Prints
+packed weights and single-token GQA attention; int8: that with LLM_QUANTIZATION=int8; peft-mixing: served, but a
+batch mixing adapters runs through peft's own per-adapter path instead of services/llm/lora_batch.py) x torch
+threads; with --mix, the rows' adapters (published under MODELS_DIR, loaded as the engine loads them). Prints
 milliseconds (median of --steps decode steps after 3 warm-up steps; one prefill), the ratio of each to the first
 setting listed with the same threads and rows, and with --profile the torch profiler's top operators of a few steps.
 """
@@ -18,11 +22,12 @@ import time
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from services.common import devices, embedded_model
+from services.common import adapters, devices, embedded_model
+from services.llm import lora_batch
 from services.common.config import ServiceConfig
 from services.llm.decoding import RunningBatch
 from services.llm.loading import ServingSetup, prepare_for_serving
-from services.llm.request import Request
+from services.llm.request import PEFT_BASE, Request
 from services.llm.stop_strings import stop_at
 from textgen.paths import SHIPPED_CORPUS
 
@@ -34,19 +39,43 @@ def prompts(tokenizer, rows: int) -> list[list[int]]:
     return [tokenizer(" ".join(words[i * 400:i * 400 + 300]))["input_ids"][:PROMPT_TOKENS] for i in range(rows)]
 
 
-SETUPS = {"transformers": None, "served": ServingSetup(), "int8": ServingSetup(quantization="int8")}
+SETUPS = {"transformers": None, "served": ServingSetup(), "int8": ServingSetup(quantization="int8"),
+          "peft-mixing": ServingSetup()}
 
 
-def measure(folder: pathlib.Path, dtype: str, setup: str, threads: int, rows: int, steps: int,
-            profile: bool) -> tuple[float, float]:
+def with_adapters(model, models_dir: pathlib.Path, names: list[str]):
+    """`model` with the published adapters among `names` loaded under their own names."""
+    from peft import PeftModel
+
+    for name in [name for name in dict.fromkeys(names) if name != "base"]:
+        path = adapters.current_path(models_dir, name)
+        if path is None:
+            raise SystemExit(f"--mix names {name!r}, which is not published under {models_dir}")
+        if isinstance(model, PeftModel):
+            model.load_adapter(str(path), adapter_name=name)
+        else:
+            model = PeftModel.from_pretrained(model, str(path), adapter_name=name)
+    return model.eval()
+
+
+def measure(folder: pathlib.Path, dtype: str, setup: str, threads: int, rows: int, steps: int, profile: bool,
+            mix: list[str] | None = None) -> tuple[float, float]:
     torch.set_num_threads(threads)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype)).eval()
     if SETUPS[setup] is not None:
         prepare_for_serving(model, devices.Placement(torch.device("cpu"), getattr(torch, dtype)), SETUPS[setup])
-    batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False)
-    batch.admit([Request(prompt_ids=ids, lead="", max_new_tokens=10_000, mode="text", ending=stop_at(()))
-                 for ids in prompts(tokenizer, rows)])
+    names = [PEFT_BASE] * rows
+    if mix:
+        model = with_adapters(model, ServiceConfig.from_env().models_dir, mix)
+        names = [PEFT_BASE if mix[i % len(mix)] == "base" else mix[i % len(mix)] for i in range(rows)]
+    if setup == "peft-mixing":
+        lora_batch.uninstall()
+    else:
+        lora_batch.install()  # as the engine does
+    batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=bool(mix))
+    batch.admit([Request(prompt_ids=ids, lead="", max_new_tokens=10_000, mode="text", ending=stop_at(()),
+                         peft_name=name) for ids, name in zip(prompts(tokenizer, rows), names)])
     started = time.perf_counter()
     batch.prefill()
     prefill = time.perf_counter() - started
@@ -75,6 +104,7 @@ def main() -> None:
     parser.add_argument("--dtypes", default="float32,bfloat16")
     parser.add_argument("--setups", default="transformers,served,int8")
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--mix", default="", help="the rows' adapters, round-robin, e.g. base,sft,rl")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     folder = embedded_model.ensure(ServiceConfig.from_env().models_dir)
@@ -85,7 +115,8 @@ def main() -> None:
             reference = None
             for dtype in args.dtypes.split(","):
                 for setup in args.setups.split(","):
-                    prefill, step = measure(folder, dtype, setup, threads, rows, args.steps, args.profile)
+                    prefill, step = measure(folder, dtype, setup, threads, rows, args.steps, args.profile,
+                                            [name for name in args.mix.split(",") if name])
                     reference = reference or (prefill, step)
                     print(f"{rows:4} {threads:7} {dtype:>9} {setup:>12} "
                           f"{prefill:11.0f} {step:8.1f} {prefill / reference[0]:9.2f} {step / reference[1]:7.2f}",

@@ -4,12 +4,13 @@ from services.common.base_model import SETTING_HELP
 from services.common.config import ServiceConfig, env_field
 from textgen.endpoints import ENDPOINTS
 
-# Measured on 2 CPU cores (bench/anchor.py --open-loop 200, the embedded model in bfloat16, fresh SQuAD passages
-# arriving at 80% of the capacity of 8 clients): 16 rows against 8 gave the same throughput and first tokens at p50
-# 0.45 s instead of 2.27 s, p99 3.97 s instead of 11.0 s, because an arrival rarely waits for a free row (in float32
-# on one thread 8 and 16 had measured the same). A GPU step costs about the same for 1 row as for dozens, so it
-# takes many more (bench/gpu_check.py: tokens/s at 1, 8, 32).
-CPU_BATCH_SIZE, GPU_BATCH_SIZE = 16, 32
+# Measured on 2 CPU cores: at 80% of capacity (bench/bench_llm_load.py, GPT-2 size in bfloat16, 442 requests) 16
+# rows against 8 gave the same throughput with first tokens at p99 3.36 s instead of 1.96 s and latency p99 9.64 s
+# instead of 4.66 s: every row pays for the others' share of a step. (SmolLM2 through bench/anchor.py's open loop
+# measured the other way, 3.97 s against 11.0 s, but at a rate taken from 16 requests' throughput, likely above 80%
+# of the real capacity, where waiting for a free row dominates; docs/benchmarks.md.) A GPU step costs about the
+# same for 1 row as for dozens, so it takes many more (bench/gpu_check.py: tokens/s at 1, 8, 32).
+CPU_BATCH_SIZE, GPU_BATCH_SIZE = 8, 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,7 +27,7 @@ class LlmConfig(ServiceConfig):
     dtype: str = env_field("LLM_DTYPE", "auto", "auto (bfloat16 on a GPU that supports it and on a CPU with AVX-512 "
                                                 "BF16 or AMX, else float32), float32, bfloat16 or float16")
     max_batch_size: int = env_field("LLM_MAX_BATCH_SIZE", 0,
-                                    "rows decoded together; 0: 16 on the CPU, 32 on a GPU; 1 turns batching off")
+                                    "rows decoded together; 0: 8 on the CPU, 32 on a GPU; 1 turns batching off")
     max_batch_tokens: int = env_field("LLM_MAX_BATCH_TOKENS", 0,
                                       "KV-cache tokens the batch may hold, each row counted at prompt + "
                                       "max_new_tokens; 0: 1024 per row of LLM_MAX_BATCH_SIZE")

@@ -116,9 +116,10 @@ class RunningBatch:
 
     def _adapters_for(self, rows: list[Request]) -> dict:
         """Sets the model up for these rows' adapters; returns the forward's extra arguments. Only a batch that mixes
-        adapters routes each row through peft's `adapter_names` (computed for all of its adapters at once:
-        services/llm/lora_batch.py); rows that share one adapter run it as the active one, base rows run with the
-        adapters switched off. Switching walks every module, so it happens only when the batch's mix changes."""
+        adapters routes each row through peft's `adapter_names` (which services/llm/lora_batch.py, once the engine
+        has installed it, computes for all of the batch's adapters at once); rows that share one adapter run it as
+        the active one, base rows run with the adapters switched off. Switching walks every module, so it happens
+        only when the batch's mix changes."""
         if not self.use_adapter_names:
             return {}
         names = {row.peft_name for row in rows}
@@ -131,10 +132,7 @@ class RunningBatch:
                 if wanted != _MIXED:
                     self.model.set_adapter(wanted, inference_mode=True)
             self._adapter_setting = wanted
-        if wanted != _MIXED:
-            return {}
-        lora_batch.install()
-        return {"adapter_names": [row.peft_name for row in rows]}
+        return {"adapter_names": [row.peft_name for row in rows]} if wanted == _MIXED else {}
 
     def adapters_changed(self) -> None:
         """The engine loaded or deleted an adapter: the model's adapter setting is no longer known, nor are the

@@ -18,6 +18,7 @@ import prometheus_client
 
 from services.common.base_model import BaseModelSpec, BaseModelUnavailable, choose
 from services.common.devices import Placement
+from services.llm import lora_batch
 from services.llm.decoding import RunningBatch
 from services.llm.loading import BaseModel, ServingSetup, load_base_model
 from services.llm.prefix_cache import PrefixCache
@@ -258,6 +259,7 @@ class Engine:
             log.error("base model unavailable", extra={"base_model": self.base_model_name, "reason": str(error)})
             return False
         self._model = self.base.model
+        lora_batch.install()
         self._batch = RunningBatch(self._model, self.base.eos_id, self._decode, use_adapter_names=False,
                                    prefix_cache=self.prefix_cache, chunk_tokens=self.prefill_chunk_tokens)
         self.unavailable_reason = ""

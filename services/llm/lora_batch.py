@@ -2,15 +2,18 @@
 
 peft runs a mixed batch (`adapter_names`) adapter by adapter in every LoRA layer: it gathers the adapter's rows,
 runs its A and B on them and scatters the result back, about ten operators per adapter per layer. On the embedded
-SmolLM2 (LoRA on all 210 linear layers) that took a decode step of 8 rows from 44 ms (base) to 111 ms with base, sft
-and rl mixed. Here each layer keeps its adapters' A matrices stacked ([adapters x rank, in]) and B matrices side by
+SmolLM2 in bfloat16 (LoRA on all 210 linear layers) a decode step of 8 rows mixing base, sft and rl took 99-104 ms
+that way, and 75-79 ms this way (bench/bench_decode_step.py --setups served,peft-mixing --mix base,sft,rl; 38-44 ms
+with no adapter). Here each layer keeps its adapters' A matrices stacked ([adapters x rank, in]) and B matrices side by
 side ([out, adapters x rank]): one product gives every adapter's A-projection of every row, a per-row mask keeps the
 row's own adapter's columns, one product with the B's and a per-row scale finish it: five operators per layer,
 whatever the mix (the idea of punica's and S-LoRA's batched kernels, in plain torch). For each row that is peft's
 own arithmetic, lora_B(lora_A(x)) * scaling, with zeros in the other adapters' columns.
 
-`install()` puts it in place of peft's `_mixed_batch_forward` for LoRA's Linear layers (peft has no hook for this);
-anything it does not cover (training, LoRA variants such as DoRA) goes to peft's own. The stacks are built on first
+`install()` (the engine calls it when it loads the base model) puts it in place of peft's `_mixed_batch_forward` for
+LoRA's Linear layers (peft has no hook for this), for decode steps: one token a row. Prefills go to peft's own, as
+does anything else it does not cover (training, LoRA variants such as DoRA): on a prefill of 8 rows of 250 tokens the
+full-width mask and scale cost more than peft's gathers save (2.2-2.6 s against 2.0 s, same command). The stacks are built on first
 use and kept until `forget()`, which the engine calls whenever it loads or deletes an adapter.
 """
 import torch
@@ -27,6 +30,16 @@ def install() -> None:
     if _peft_mixed_batch_forward is None:
         _peft_mixed_batch_forward = Linear._mixed_batch_forward
         Linear._mixed_batch_forward = _mixed_batch_forward
+
+
+def uninstall() -> None:
+    """peft's own mixed-batch path again (bench/bench_decode_step.py compares the two)."""
+    global _peft_mixed_batch_forward
+    from peft.tuners.lora.layer import Linear
+
+    if _peft_mixed_batch_forward is not None:
+        Linear._mixed_batch_forward = _peft_mixed_batch_forward
+        _peft_mixed_batch_forward = None
 
 
 def forget() -> None:
@@ -76,7 +89,8 @@ def _row_mask(layer, adapter_names: tuple[str, ...], names: tuple[str, ...], ran
 
 def _mixed_batch_forward(self, x: torch.Tensor, *args, adapter_names: list[str], **kwargs) -> torch.Tensor:
     names = tuple(sorted({name for name in adapter_names if name in self.lora_A}))
-    if self.training or not names or any(name in self.lora_variant for name in names) or x.dim() != 3:
+    if self.training or not names or any(name in self.lora_variant for name in names) or x.dim() != 3 \
+            or x.shape[1] != 1:
         return _peft_mixed_batch_forward(self, x, *args, adapter_names=adapter_names, **kwargs)
     kwargs.pop("alora_offsets", None)  # peft's variant argument, which the base layer must not get
     result = self.base_layer(x, *args, **kwargs)
