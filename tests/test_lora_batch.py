@@ -28,8 +28,8 @@ def model_and_tokenizer(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp("lora-batch") / request.param
     (build_tiny_llama if request.param == RANDOM_LLAMA else build_tiny_model)(folder)
     base = AutoModelForCausalLM.from_pretrained(folder)
-    model = get_peft_model(base, lora(request.param, 4, 1), adapter_name="a")
-    model.add_adapter("b", lora(request.param, 8, 2))
+    model = get_peft_model(base, lora(request.param, 4, 1), adapter_name="first")
+    model.add_adapter("second", lora(request.param, 8, 2))
     model.eval()
     return model, AutoTokenizer.from_pretrained(folder), request.param
 
@@ -48,7 +48,7 @@ def test_each_row_of_a_mixed_batch_gets_its_own_adapter(model_and_tokenizer):
     model, _, _ = model_and_tokenizer
     lora_batch.install()
     lora_batch.forget()
-    names = ["a", PEFT_BASE, "b", "b"]
+    names = ["first", PEFT_BASE, "second", "second"]
     for ids in (torch.tensor([[5], [250], [77], [5]]),
                 torch.tensor([[5, 17, 99, 4, 31], [8, 8, 250, 3, 9], [77, 1, 2, 3, 4], [5, 17, 99, 4, 31]])):
         expected = torch.cat([alone(model, ids[i:i + 1], name) for i, name in enumerate(names)])
@@ -56,7 +56,7 @@ def test_each_row_of_a_mixed_batch_gets_its_own_adapter(model_and_tokenizer):
         with torch.inference_mode():
             mixed = model(input_ids=ids, adapter_names=names).logits
         torch.testing.assert_close(mixed, expected, rtol=1e-5, atol=1e-5)
-        assert not torch.allclose(mixed[0], mixed[3], atol=1e-3)  # the same prompt: adapters a and b differ
+        assert not torch.allclose(mixed[0], mixed[3], atol=1e-3)  # the same prompt under the two adapters
     layers = [module for module in model.modules() if "_textgen_lora_stacks" in module.__dict__]
     assert layers and all(module.__dict__["_textgen_lora_stacks"][3] == 8 for module in layers)  # padded to 8
 
@@ -68,7 +68,7 @@ def test_greedy_rows_decoded_together_make_the_tokens_they_make_alone(model_and_
     def rows():
         prompts = [[5, 17, 99, 4, 31, 6], [8, 8, 250], [77, 1, 2, 3, 4, 9, 10, 11], [40, 41]]
         return [Request(prompt_ids=ids, lead="", max_new_tokens=10, mode="text", ending=stop_at(()), peft_name=name)
-                for ids, name in zip(prompts, ["a", PEFT_BASE, "b", "a"])]
+                for ids, name in zip(prompts, ["first", PEFT_BASE, "second", "first"])]
 
     def decode(groups):
         batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=True)
@@ -88,14 +88,14 @@ def test_an_adapter_loaded_again_under_its_name_is_computed_with_its_new_weights
     ids = torch.tensor([[5], [250]])
     model.base_model.enable_adapter_layers()
     with torch.inference_mode():
-        before = model(input_ids=ids, adapter_names=["b", PEFT_BASE]).logits
-    model.delete_adapter("b")
-    model.add_adapter("b", lora(name, 8, 3))
+        before = model(input_ids=ids, adapter_names=["second", PEFT_BASE]).logits
+    model.delete_adapter("second")
+    model.add_adapter("second", lora(name, 8, 3))
     model.eval()
     lora_batch.forget()  # what RunningBatch.adapters_changed does for the engine
-    expected = alone(model, ids[:1], "b")
+    expected = alone(model, ids[:1], "second")
     model.base_model.enable_adapter_layers()
     with torch.inference_mode():
-        after = model(input_ids=ids, adapter_names=["b", PEFT_BASE]).logits
+        after = model(input_ids=ids, adapter_names=["second", PEFT_BASE]).logits
     torch.testing.assert_close(after[:1], expected, rtol=1e-5, atol=1e-5)
     assert not torch.allclose(after[:1], before[:1], atol=1e-3)
