@@ -23,7 +23,7 @@ class LlmConfig(ServiceConfig):
                               "runs until its last row is done (kept for comparison)")
     device: str = env_field("LLM_DEVICE", "auto", "auto (CUDA when present), cpu, cuda or cuda:N")
     # bfloat16 reads half the bytes of float32 a token: on this project's AVX-512 BF16 CPU a decode step of 8 rows
-    # took about half as long and a prefill a third (docs/benchmarks.md); where torch only emulates it, float32.
+    # took 0.7 as long and a prefill of 8 prompts half (docs/benchmarks.md); where torch only emulates it, float32.
     dtype: str = env_field("LLM_DTYPE", "auto", "auto (bfloat16 on a GPU that supports it and on a CPU with AVX-512 "
                                                 "BF16 or AMX, else float32), float32, bfloat16 or float16")
     max_batch_size: int = env_field("LLM_MAX_BATCH_SIZE", 0,

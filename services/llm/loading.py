@@ -46,9 +46,9 @@ def load_base_model(spec: BaseModelSpec, placement: Placement, setup: ServingSet
     model = load_model(spec, dtype=placement.dtype).to(placement.device)
     model.eval()
     window = context_window(model.config)
+    serving = prepare_for_serving(model, placement, setup)
     log.info("base model loaded", extra={"base_model": spec.name, "window": window, "placement": placement.describe(),
-                                         "parameters": sum(p.numel() for p in model.parameters()),
-                                         "serving": prepare_for_serving(model, placement, setup)})
+                                         "parameters": sum(p.numel() for p in model.parameters()), "serving": serving})
     return BaseModel(model=model, tokenizer=tokenizer, window=window, placement=placement, spec=spec,
                      fingerprint=fingerprint(model.config))
 

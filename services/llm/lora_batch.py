@@ -13,8 +13,8 @@ own arithmetic, lora_B(lora_A(x)) * scaling, with zeros in the other adapters' c
 `install()` (the engine calls it when it loads the base model) puts it in place of peft's `_mixed_batch_forward` for
 LoRA's Linear layers (peft has no hook for this), for decode steps: one token a row. Prefills go to peft's own, as
 does anything else it does not cover (training, LoRA variants such as DoRA): on a prefill of 8 rows of 250 tokens the
-full-width mask and scale cost more than peft's gathers save (2.2-2.6 s against 2.0 s, same command). The stacks are built on first
-use and kept until `forget()`, which the engine calls whenever it loads or deletes an adapter.
+full-width mask and scale cost more than peft's gathers save (2.2-2.6 s against 2.0 s, same command). The stacks
+are built on first use and kept until `forget()`, which the engine calls whenever it loads or deletes an adapter.
 """
 import torch
 
