@@ -234,7 +234,7 @@ def test_the_llm_routes_and_the_training_calls_that_start_or_cancel_work_take_to
 
 def test_the_rendered_rate_limits_are_the_documented_defaults(rendered):
     documented = re.findall(r"^\| `GATEWAY_(\w+)_RATE`, `GATEWAY_\1_BURST` \| ([\d.]+), (\d+) \|",
-                            (ROOT / "README.md").read_text(), flags=re.MULTILINE)
+                            (ROOT / "docs" / "usage.md").read_text(), flags=re.MULTILINE)
     assert {name.lower(): (float(rate), int(burst)) for name, rate, burst in documented} == {
         name: (bucket.rate, bucket.burst) for name, bucket in DEFAULT_BUCKETS.items()}
     for target in ("local", "compose"):

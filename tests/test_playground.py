@@ -200,6 +200,6 @@ def test_a_phone_width_screen_needs_no_sideways_scrolling(page, shots):
 
 def test_the_readme_states_the_pages_size():
     files = render.playground_files()
-    stated = re.search(r"([\d,]+) bytes in (\d+) files", (ROOT / "README.md").read_text())
-    assert stated, "README.md's playground section states the page's size"
+    stated = re.search(r"([\d,]+) bytes in (\d+) files", (ROOT / "docs" / "usage.md").read_text())
+    assert stated, "docs/usage.md's playground section states the page's size"
     assert (int(stated[1].replace(",", "")), int(stated[2])) == (sum(f.stat().st_size for f in files), len(files))
