@@ -5,6 +5,10 @@ HTTP status and shows the message; `type` and `code` say more."""
 from google.rpc import code_pb2
 
 HEADER = "x-openai-error"
+# OpenAI's error codes that the service and the gateway answer with.
+RATE_LIMIT_EXCEEDED = "rate_limit_exceeded"
+MODEL_NOT_FOUND = "model_not_found"
+CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"  # a prompt the model's window cannot hold
 
 _TYPES = {
     code_pb2.INVALID_ARGUMENT: "invalid_request_error",
