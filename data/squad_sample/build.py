@@ -1,8 +1,8 @@
 """Generate data/squad_sample/{train,validation}.jsonl: a small SQuAD-format set about invented places and people.
 
-The facts, the templates and the split live in services/trainer/training/invented_facts.py (the stand-in's
-pretraining text uses them too). Contexts and questions are built from templates with varied wording; the seed is
-fixed, so running
+The facts and the templates are data beside this script (entities.jsonl, templates.json), read and rendered by
+services/trainer/training/invented_facts.py, which also fixes the split (the stand-in's pretraining text uses them
+too). Contexts and questions are built from templates with varied wording; the seed is fixed, so running
 
     .venv/bin/python data/squad_sample/build.py [--out DIR]
 

@@ -11,7 +11,7 @@ import functools
 import random
 
 from services.common.prompts import qa_prompt
-from services.trainer.training.invented_facts import CATEGORIES, entity_rows, sample_splits
+from services.trainer.training.invented_facts import categories, entity_rows, sample_splits
 
 PEOPLE = {"founder", "explorer", "captain", "collaborator", "leader", "engineer", "founders"}
 PLACES = {"region", "river", "source", "sea", "mouth", "birthplace", "shipyard", "destination", "hq", "place",
@@ -85,9 +85,8 @@ def _validation_values() -> set[str]:
 def _pools() -> dict[str, dict[str, list[dict]]]:
     """category -> its train entities' facts (the validation split's entities left out)."""
     held_out = {row["title"] for row in sample_splits()["validation"]}
-    return {name: [facts for facts in (dict(zip(c["fields"], row, strict=True)) for row in c["rows"])
-                   if facts[c["title"]] not in held_out]
-            for name, c in CATEGORIES.items()}
+    return {name: [facts for facts in category.entities if facts[category.title] not in held_out]
+            for name, category in categories().items()}
 
 
 def new_entity(rng: random.Random, category: str, forbidden: set[str]) -> dict:
@@ -119,10 +118,10 @@ def passages(count: int, seed: int) -> list[list[tuple[str, bool]]]:
     forbidden = _validation_values()
     made = []
     while len(made) < count:
-        category = rng.choice(list(CATEGORIES))
+        category = rng.choice(list(categories()))
         facts = new_entity(rng, category, forbidden)
         try:
-            rows = entity_rows(CATEGORIES[category], facts, rng, "train")
+            rows = entity_rows(categories()[category], facts, rng, "train")
         except (AssertionError, KeyError):  # a drawn value turned up inside a question: draw another entity
             continue
         rng.shuffle(rows)
