@@ -55,7 +55,7 @@ embedded-model: setup
 
 # The small stand-in the tests post-train: pretrained from scratch on shipped text (about 4 minutes on 2 cores).
 tiny-model: setup
-	$(PY) -m services.trainer.training pretrain
+	$(PY) -m devtools.post_training pretrain
 
 rnn-model: setup
 	$(PY) -m services.rnn.train --if-missing
@@ -74,7 +74,7 @@ eval: setup
 # shipped SQuAD slice, ~50 minutes on 2 cores): SFT, RL, base/sft/rl evaluated on the whole validation split,
 # MODELS_DIR/reports/post-train.*. The stand-in: LLM_BASE_MODEL=models/tiny-gpt2 SQUAD_DATASET=data/squad_sample.
 post-train: setup
-	$(PY) -m services.trainer.training post-train
+	$(PY) -m devtools.post_training post-train
 
 # Every image (one per service, and Envoy's) with no network inside the builds: a wheelhouse filled on the host
 # with pip download first, then docker build for each target (devtools/images.py). VARIANT=gpu: the llm and trainer

@@ -8,12 +8,12 @@ import sys
 
 import pytest
 
+from devtools.post_training.post_train import missing_stand_in, post_train, recipe_for
+from devtools.post_training.stand_in import RECIPE, PretrainSettings
 from devtools.processes import base_env
 from services.common.base_model import choose
 from services.common.devices import resolve
 from services.trainer.config import TrainerConfig
-from services.trainer.training.post_train import missing_stand_in, post_train, recipe_for
-from services.trainer.training.stand_in import RECIPE, PretrainSettings
 from textgen.paths import ROOT, SQUAD_SAMPLE, STAND_IN_FOLDER
 
 # The stand-in's own pretraining (about 5 minutes here: shorter ones left SFT under 50% compliance) and recipe,
@@ -23,7 +23,7 @@ CI_RECIPE = {"sft": RECIPE["sft"], "rl": {**RECIPE["rl"], "steps": 60}}
 
 
 def training(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "services.trainer.training", *args], cwd=ROOT, env=base_env(env),
+    return subprocess.run([sys.executable, "-m", "devtools.post_training", *args], cwd=ROOT, env=base_env(env),
                           capture_output=True, text=True, timeout=1200)
 
 

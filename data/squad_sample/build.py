@@ -1,8 +1,8 @@
 """Generate data/squad_sample/{train,validation}.jsonl: a small SQuAD-format set about invented places and people.
 
 The facts and the templates are data beside this script (entities.jsonl, templates.json), read and rendered by
-services/trainer/training/invented_facts.py, which also fixes the split (the stand-in's pretraining text uses them
-too). Contexts and questions are built from templates with varied wording; the seed is fixed, so running
+devtools/invented_facts.py, which also fixes the split (the stand-in's pretraining text uses them too). Contexts
+and questions are built from templates with varied wording; the seed is fixed, so running
 
     .venv/bin/python data/squad_sample/build.py [--out DIR]
 
@@ -13,7 +13,7 @@ import collections
 import json
 import pathlib
 
-from services.trainer.training.invented_facts import sample_splits
+from devtools.invented_facts import sample_splits
 
 HERE = pathlib.Path(__file__).resolve().parent
 

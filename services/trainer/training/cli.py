@@ -3,17 +3,18 @@
     python -m services.trainer.training sft [--max-examples 200] [--num-train-epochs 1] ...   (make train-sft)
     python -m services.trainer.training rl  [--steps 60] [--use-dataset-prompts] ...           (make train-rl)
     python -m services.trainer.training eval [--examples 50]                                   (make eval)
-    python -m services.trainer.training pretrain [--steps 1000]             (make tiny-model: the offline stand-in)
-    python -m services.trainer.training post-train            (make post-train: stand-in, SFT, RL, eval, report)
 
 Each subcommand's flags are its params dataclass (training/params.py), parsed by transformers' HfArgumentParser as
 `trl sft` parses its own; `--help` shows their defaults and allowed ranges. The environment (LLM_BASE_MODEL,
 SQUAD_DATASET, MODELS_DIR, ...) is read as the trainer service reads it, and decided once per command where unset.
+The offline stand-in and the one-command post-training run are development tools, with a command line built from
+this one: python -m devtools.post_training pretrain|post-train.
 """
 import argparse
 import json
 import pathlib
 import sys
+from collections.abc import Callable
 
 from services.common import adapters
 from services.common.devices import Placement
@@ -21,15 +22,16 @@ from services.common.limits import out_of_range
 from services.common.logs import setup_logging
 from services.trainer.config import TrainerConfig
 from services.trainer.training.context import TrainingContext
-from services.trainer.training.params import EvalParams, PostTrainParams, PretrainParams, RlParams, SftParams
-from textgen.paths import STAND_IN_FOLDER
+from services.trainer.training.params import EvalParams, RlParams, SftParams
+
+PROG = "python -m services.trainer.training"
 
 
 def _sft(params: SftParams, config: TrainerConfig, placement: Placement) -> None:
     from services.trainer.training import pipeline
     from services.trainer.training.sft import SftStep
 
-    context = TrainingContext.from_config(config, placement)
+    context = TrainingContext.from_config(config.decided(), placement)
     _print_published(context.models_dir, "sft", pipeline.train(SftStep(params), context, show_progress=True))
 
 
@@ -37,7 +39,7 @@ def _rl(params: RlParams, config: TrainerConfig, placement: Placement) -> None:
     from services.trainer.training import pipeline
     from services.trainer.training.rl import NoSftAdapter, RlStep
 
-    context = TrainingContext.from_config(config, placement)
+    context = TrainingContext.from_config(config.decided(), placement)
     try:
         version = pipeline.train(RlStep(params), context, show_progress=True)
     except NoSftAdapter as error:
@@ -48,33 +50,20 @@ def _rl(params: RlParams, config: TrainerConfig, placement: Placement) -> None:
 def _eval(params: EvalParams, config: TrainerConfig, placement: Placement) -> None:
     from services.trainer.training.evaluation import compare_published
 
-    context = TrainingContext.from_config(config, placement)
+    context = TrainingContext.from_config(config.decided(), placement)
     report = compare_published(context, params.examples or context.eval_examples,
                                params.max_new_tokens or context.eval_max_new_tokens)
     print(report.table)
     print(f"wrote {report.path}, eval.json, eval.png")
 
 
-def _pretrain(params: PretrainParams, config: TrainerConfig, placement: Placement) -> None:
-    from services.trainer.training.stand_in import PretrainSettings, pretrain
-
-    out = pretrain(pathlib.Path(config.models_dir) / STAND_IN_FOLDER,
-                   PretrainSettings(steps=params.steps, seed=params.seed), torch_threads=config.torch_threads)
-    print(f"wrote {out} (LLM_BASE_MODEL={out})")
-
-
-def _post_train(params: PostTrainParams, config: TrainerConfig, placement: Placement) -> None:
-    from services.trainer.training.post_train import post_train
-
-    post_train(config, placement, params.pretrain_steps)
-
-
-COMMANDS = {
+# name -> (its params dataclass, what runs it, a one-line summary). A command runs with the configuration as read
+# and the placement; one that trains decides the base model and data set itself (config.decided()), once.
+Commands = dict[str, tuple[type, Callable, str]]
+COMMANDS: Commands = {
     "sft": (SftParams, _sft, "supervised fine-tuning: a LoRA adapter that answers in the fixed format"),
     "rl": (RlParams, _rl, "GRPO from the current SFT adapter, rewarding the format and the answer"),
     "eval": (EvalParams, _eval, "base, sft and rl side by side on the validation split"),
-    "pretrain": (PretrainParams, _pretrain, f"pretrain the offline stand-in base model into MODELS_DIR/{STAND_IN_FOLDER}"),
-    "post-train": (PostTrainParams, _post_train, "the stand-in if missing, SFT, RL, evaluation and a report"),
 }
 
 
@@ -86,27 +75,29 @@ def _print_published(models_dir: pathlib.Path, name: str, version: str) -> None:
                                      for k, v in evaluation.items() if k != "samples"))
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(commands: Commands = COMMANDS, prog: str = PROG, description: str = __doc__) -> argparse.ArgumentParser:
     from transformers import HfArgumentParser
 
-    root = argparse.ArgumentParser(prog="python -m services.trainer.training", description=__doc__,
+    root = argparse.ArgumentParser(prog=prog, description=description,
                                    formatter_class=argparse.RawDescriptionHelpFormatter,
                                    epilog="Environment variables:\n" + TrainerConfig.describe())
-    commands = root.add_subparsers(dest="command", required=True, parser_class=HfArgumentParser)
-    for name, (params_type, _, summary) in COMMANDS.items():
-        commands.add_parser(name, dataclass_types=[params_type], help=summary, description=summary)
+    subcommands = root.add_subparsers(dest="command", required=True, parser_class=HfArgumentParser)
+    for name, (params_type, _, summary) in commands.items():
+        subcommands.add_parser(name, dataclass_types=[params_type], help=summary, description=summary)
     return root
 
 
-def main(argv: list[str] | None = None) -> None:
-    root = parser()
+def main(argv: list[str] | None = None, commands: Commands = COMMANDS, prog: str = PROG,
+         description: str = __doc__) -> None:
+    """Parses and runs one of `commands` (this module's own, or another command line's built the same way)."""
+    root = parser(commands, prog, description)
     arguments = vars(root.parse_args(argv))
-    params_type, run, _ = COMMANDS[arguments.pop("command")]
+    params_type, run, _ = commands[arguments.pop("command")]
     params = params_type(**arguments)
     problems = out_of_range(params)
     if problems:
-        root.error("; ".join(description for _, description in problems))
+        root.error("; ".join(explained for _, explained in problems))
     config = TrainerConfig.from_env()
     setup_logging(config.log_level)
     placement = config.prepare_torch()  # where every stage of this command trains and evaluates
-    run(params, config if params_type is PretrainParams else config.decided(), placement)
+    run(params, config, placement)

@@ -10,7 +10,7 @@ import typing
 from services.common.limits import Bound, bounds
 
 
-def _with_ranges_in_help(cls):
+def with_ranges_in_help(cls):
     """Appends each field's allowed range to its --help text, so the text never states a range of its own."""
     for field in dataclasses.fields(cls):
         bound = bounds(cls).get(field.name)
@@ -24,7 +24,7 @@ def _help(text: str) -> dict:
     return {"help": text}
 
 
-@_with_ranges_in_help
+@with_ranges_in_help
 @dataclasses.dataclass(frozen=True)
 class SftParams:
     max_examples: typing.Annotated[int, Bound(1, 100_000)] = dataclasses.field(
@@ -38,7 +38,7 @@ class SftParams:
     lora_r: typing.Annotated[int, Bound(1, 256)] = dataclasses.field(default=16, metadata=_help("LoRA rank"))
 
 
-@_with_ranges_in_help
+@with_ranges_in_help
 @dataclasses.dataclass(frozen=True)
 class RlParams:
     steps: typing.Annotated[int, Bound(1, 10_000)] = dataclasses.field(default=60, metadata=_help("GRPO steps"))
@@ -58,22 +58,7 @@ class RlParams:
         default=8, metadata=_help("answers sampled per prompt (GRPO's group)"))
 
 
-@_with_ranges_in_help
-@dataclasses.dataclass(frozen=True)
-class PretrainParams:
-    steps: typing.Annotated[int, Bound(1, 100_000)] = dataclasses.field(
-        default=1000, metadata=_help("optimizer steps of 8 x 256 tokens"))
-    seed: typing.Annotated[int, Bound(0, 2**31)] = dataclasses.field(default=0, metadata=_help("random seed"))
-
-
-@_with_ranges_in_help
-@dataclasses.dataclass(frozen=True)
-class PostTrainParams:
-    pretrain_steps: typing.Annotated[int | None, Bound(1, 100_000)] = dataclasses.field(
-        default=None, metadata=_help("steps when the stand-in has to be pretrained first (default: pretrain's)"))
-
-
-@_with_ranges_in_help
+@with_ranges_in_help
 @dataclasses.dataclass(frozen=True)
 class EvalParams:
     """Unset, each takes its TRAINER_EVAL_* setting, as the evaluation at the end of every job does."""

@@ -1,7 +1,7 @@
 """Question-answer passages about invented entities, for pretraining the offline stand-in model.
 
-They come from the shipped sample's own templates (invented_facts: its categories, sentence templates and
-question wordings) filled with new entities: fresh names of people and places, random numbers, and the
+They come from the shipped sample's own templates (devtools.invented_facts: its categories, sentence templates
+and question wordings) filled with new entities: fresh names of people and places, random numbers, and the
 descriptive phrases of the sample's train entities recombined. Nothing of the validation split is used: its
 entities are left out of every pool, and a generated value that happens to equal one of theirs is drawn again.
 The passages are in the plain form `Context: ...\\nQuestion: ...\\nAnswer: <answer>` with no fixed prefix or
@@ -11,7 +11,7 @@ import functools
 import random
 
 from services.common.prompts import qa_prompt
-from services.trainer.training.invented_facts import categories, entity_rows, sample_splits
+from devtools.invented_facts import categories, entity_rows, sample_splits
 
 PEOPLE = {"founder", "explorer", "captain", "collaborator", "leader", "engineer", "founders"}
 PLACES = {"region", "river", "source", "sea", "mouth", "birthplace", "shipyard", "destination", "hq", "place",

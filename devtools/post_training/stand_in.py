@@ -1,14 +1,15 @@
 """The offline stand-in for openai-community/gpt2: a small GPT-2-architecture model pretrained from scratch on text
 the project ships, so that post-training has something to work on where the Hub is out of reach.
 
-    python -m services.trainer.training pretrain [--steps 1000] [--seed 0]      (make tiny-model)
+    python -m devtools.post_training pretrain [--steps 1000] [--seed 0]      (make tiny-model)
 
 The text: the shipped corpus (data/corpus/harbour.txt) and question-answer passages about invented entities
 (synthetic_qa.py), in the plain `Context/Question/Answer` form, never the fixed answer format, so the pretrained
 model can answer from a passage but does not know the format. The answers' tokens weigh more in the loss: they are
 a few tokens after a long passage, and reading the passage is what they teach. A byte-level BPE tokenizer is
 trained on the same text. The result is an ordinary Hugging Face folder (config, weights, tokenizer, README.md
-saying what it is), written atomically to MODELS_DIR/tiny-gpt2. It is not GPT-2: serving and training code treat it as any Hub model.
+saying what it is), written atomically to MODELS_DIR/tiny-gpt2. It is not GPT-2: serving and training code treat it
+as any Hub model.
 """
 import dataclasses
 import json
@@ -17,13 +18,14 @@ import pathlib
 import random
 import time
 
+from devtools.post_training import synthetic_qa
 from services.common.atomic import replacing_directory
+from services.common.embedded_model import RECIPE_FILE
 from services.common.prompts import PREFIX, SUFFIX
-from services.trainer.training import synthetic_qa
 from textgen.paths import SHIPPED_CORPUS
 
 EOS = "<|endoftext|>"
-# The hyperparameters post-training uses on this model (post_training.json beside it, read by `post-train`), chosen
+# The hyperparameters post-training uses on this model (RECIPE_FILE beside it, read by `post-train`), chosen
 # on a held-out slice of the train split (7 of its 40 entities), never on validation. They differ from GPT-2's
 # documented defaults, which the REST endpoints keep: a model this small takes a far higher learning rate, and more
 # epochs, to learn the format with LoRA.
@@ -34,20 +36,20 @@ CARD = """# textgen's offline stand-in model (not GPT-2)
 
 A GPT-2-architecture causal language model ({parameters:,} parameters: {n_layer} layers, {n_embd} wide,
 {n_head} heads, {n_positions} positions, a {vocab_size}-token byte-level BPE vocabulary), pretrained from scratch by
-`python -m services.trainer.training pretrain` (`make tiny-model`) for {steps} steps of {batch_size} x {block}
+`python -m devtools.post_training pretrain` (`make tiny-model`) for {steps} steps of {batch_size} x {block}
 tokens (AdamW, learning rate {learning_rate}, answer tokens weighted {answer_weight} x in the loss; seed {seed},
 {minutes:.1f} minutes, final weighted loss {loss:.3f}).
 
 Its text: the project's shipped corpus (data/corpus/harbour.txt) and {passages:,} question-answer passages about
-invented entities made by the shipped SQuAD sample's generator (data/squad_sample/build.py) with new names, numbers
-and recombined phrases; none of the sample's validation text. The passages use the plain form
+invented entities: the shipped SQuAD sample's templates (data/squad_sample/templates.json) filled with new names,
+numbers and recombined phrases; none of the sample's validation text. The passages use the plain form
 `Context: ...` / `Question: ...` / `Answer: ...`, never the answer format that post-training teaches.
 
 It stands in for `openai-community/gpt2` where the Hugging Face Hub cannot be reached (tests, offline machines):
 `LLM_BASE_MODEL=models/tiny-gpt2`. It knows nothing beyond that text, and it does not copy an unseen name or
 phrase out of a passage: it answers with what its text made likely.
 
-`post_training.json` holds the hyperparameters `make post-train` uses on it (not the REST endpoints' defaults,
+`{recipe_file}` holds the hyperparameters `make post-train` uses on it (not the REST endpoints' defaults,
 which are GPT-2's): {recipe}
 """
 
@@ -176,8 +178,8 @@ def pretrain(out_dir: pathlib.Path, settings: PretrainSettings = PretrainSetting
                 bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        (staging / "post_training.json").write_text(json.dumps(RECIPE, indent=2) + "\n")
-        (staging / "README.md").write_text(CARD.format(recipe=json.dumps(RECIPE),
+        (staging / RECIPE_FILE).write_text(json.dumps(RECIPE, indent=2) + "\n")
+        (staging / "README.md").write_text(CARD.format(recipe=json.dumps(RECIPE), recipe_file=RECIPE_FILE,
             parameters=sum(p.numel() for p in model.parameters()), vocab_size=len(tokenizer),
             minutes=(time.monotonic() - started) / 60, loss=loss.item(), passages=settings.passages,
             **{k: v for k, v in dataclasses.asdict(settings).items() if k not in ("passages", "vocab_size")}))

@@ -1,7 +1,7 @@
 """The whole post-training story in one command: SFT, RL, then base, SFT and RL compared on the whole validation
 split (raw greedy output, no service-side completion of the format).
 
-    python -m services.trainer.training post-train          (make post-train: the embedded model, offline)
+    python -m devtools.post_training post-train          (make post-train: the embedded model, offline)
 
 LLM_BASE_MODEL and SQUAD_DATASET are decided as everywhere (unset and offline: the embedded SmolLM2-135M-Instruct
 and the shipped SQuAD v1.1 train slice). Pointed at the stand-in's folder (models/tiny-gpt2), it pretrains the
@@ -19,14 +19,13 @@ import time
 from services.common import adapters
 from services.common.base_model import BaseModelSpec, BaseModelUnavailable, load_tokenizer
 from services.common.devices import Placement
+from services.common.embedded_model import RECIPE_FILE
 from services.common.limits import out_of_range
 from services.trainer.config import TrainerConfig
 from services.trainer.training import reports
 from services.trainer.training.context import TrainingContext
 from services.trainer.training.params import RlParams, SftParams
 from textgen.paths import STAND_IN_FOLDER
-
-RECIPE_FILE = "post_training.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +89,7 @@ def post_train(config: TrainerConfig, placement: Placement, pretrain_steps: int 
     from services.trainer.training.evaluation import compare_published
     from services.trainer.training.rl import RlStep
     from services.trainer.training.sft import SftStep
-    from services.trainer.training.stand_in import PretrainSettings, pretrain
+    from devtools.post_training.stand_in import PretrainSettings, pretrain
 
     times = {}
     missing = missing_stand_in(config.base_model)

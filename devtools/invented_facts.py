@@ -8,7 +8,8 @@ the rows they render to.
 
 Every fact was made up for this project (towns, rivers, inventors, ships, scientists, companies, events and bridges
 that never existed), so the sample ships under the project's own licence. `data/squad_sample/build.py` writes the
-sample from `sample_splits()`; `synthetic_qa` fills the same templates with new entities to pretrain the stand-in.
+sample from `sample_splits()`; devtools.post_training.synthetic_qa fills the same templates with new entities to
+pretrain the stand-in.
 """
 import dataclasses
 import functools
