@@ -4,7 +4,7 @@ folders with a byte-level BPE tokenizer trained on the shipped corpus. `build_ti
 size and cost (124M); `build_tiny_llama` the embedded SmolLM2's architecture. `train_tiny_adapter` publishes a LoRA
 adapter trained for a few steps on a handful of facts; `greedy_continuation` is transformers' own greedy decoding, to
 hold the service's against, and `step_like_the_engine` drives the service's running batch in process.
-(The stand-in that post-training works on is pretrained, not random: services/trainer/training/stand_in.py, in
+(The stand-in that post-training works on is pretrained, not random: devtools/post_training/stand_in.py, in
 MODELS_DIR/tiny-gpt2.)
 """
 import pathlib
