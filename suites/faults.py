@@ -157,12 +157,12 @@ def broken_adapters(models: pathlib.Path) -> None:
         root = adapters.adapter_dir(models, "sft")
         half = root / ".staging-half-written"  # a publish that died before its rename: never pointed at
         half.mkdir()
-        (half / "adapter_model.safetensors").write_bytes(b"\0" * 10)
+        (half / adapters.WEIGHTS).write_bytes(b"\0" * 10)
         corrupt = root / "20990101T000000000000Z"
         corrupt.mkdir()
         for name in ("adapter_config.json", adapters.BASE_RECORD):  # all but the weights as a real version has them
             (corrupt / name).write_text((root / serving / name).read_text())
-        (corrupt / "adapter_model.safetensors").write_bytes(b"not a safetensors file")
+        (corrupt / adapters.WEIGHTS).write_bytes(b"not a safetensors file")
         pointer = (root / adapters.POINTER).read_text()
         (root / adapters.POINTER).write_text(corrupt.name + "\n")
         status = {a.name: a for a in stub.ReloadAdapters(llm_pb2.ReloadAdaptersRequest()).adapters}["sft"]

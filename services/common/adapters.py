@@ -17,6 +17,8 @@ import tempfile
 ADAPTER_NAMES = ("sft", "rl")  # in training order: RL continues the SFT adapter
 BASE = "base"  # what a request names to get no adapter
 POINTER = "CURRENT"
+# A version's weights, named as peft saves them: a version without them is neither published nor served.
+WEIGHTS = "adapter_model.safetensors"
 BASE_RECORD = "base_model.json"
 EVALUATION = "eval.json"  # in each published version: its evaluation on SQuAD's dev questions
 _VALID_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -59,7 +61,7 @@ def current_path(models_dir: pathlib.Path, name: str) -> pathlib.Path | None:
     if version is None:
         return None
     path = adapter_dir(models_dir, name) / version
-    return path if (path / "adapter_model.safetensors").is_file() else None
+    return path if (path / WEIGHTS).is_file() else None
 
 
 def write_base_record(folder: pathlib.Path, base_name: str, fingerprint: str) -> None:
@@ -104,8 +106,8 @@ def publish(models_dir: pathlib.Path, name: str, staged: pathlib.Path) -> str:
     """Moves a fully written `staged` folder into place as a new version, then points CURRENT at it.
 
     Both steps are renames, so a reader sees either the old version or the new one, never a half-written one."""
-    if not (staged / "adapter_model.safetensors").is_file():
-        raise FileNotFoundError(f"{staged} holds no adapter_model.safetensors; nothing published")
+    if not (staged / WEIGHTS).is_file():
+        raise FileNotFoundError(f"{staged} holds no {WEIGHTS}; nothing published")
     root = adapter_dir(models_dir, name)
     version = new_version()
     os.replace(staged, root / version)

@@ -19,6 +19,12 @@ import uuid
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 TERMINAL = (SUCCEEDED, FAILED, CANCELLED)
 
+
+def trainer_dir(models_dir: pathlib.Path) -> pathlib.Path:
+    """MODELS_DIR/trainer: the trainer's own files (the job store, each job's log), beside the adapters it publishes."""
+    return pathlib.Path(models_dir) / "trainer"
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -98,7 +104,7 @@ class JobStore:
 
     @classmethod
     def under(cls, models_dir: pathlib.Path) -> "JobStore":
-        return cls(pathlib.Path(models_dir) / "trainer" / "jobs.sqlite3")
+        return cls(trainer_dir(models_dir) / "jobs.sqlite3")
 
     @contextlib.contextmanager
     def _connect(self, immediate: bool = False):

@@ -9,11 +9,16 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from services.common import adapters
-from services.trainer.job_store import CANCELLED, FAILED, RUNNING, JobRecord, LoopJobStore
+from services.trainer.job_store import CANCELLED, FAILED, RUNNING, SUCCEEDED, JobRecord, LoopJobStore, trainer_dir
 
 log = logging.getLogger("textgen.trainer.runner")
 KILL_GRACE_SECONDS = 5
 LOG_TAIL_CHARS = 600
+
+
+def log_dir_under(models_dir: pathlib.Path) -> pathlib.Path:
+    """Where the runner writes each job's log (the worker process's output), one file a job."""
+    return trainer_dir(models_dir) / "logs"
 
 
 def _tail(path: pathlib.Path) -> str:
@@ -89,7 +94,7 @@ class JobRunner:
             self._current = None
         after = await self.store.finish(job.id, FAILED, only_if=(RUNNING,),
                                         error=f"the training process exited with code {code}: {_tail(log_path)}")
-        if after and after.status != "succeeded" and after.staging:
+        if after and after.status != SUCCEEDED and after.staging:
             adapters.discard(pathlib.Path(after.staging))
         log.info("job ended", extra={"job_id": job.id, "status": after and after.status, "exit_code": code})
 

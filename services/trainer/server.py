@@ -17,7 +17,7 @@ from services.common.limits import from_request, out_of_range
 from services.common.server import Binding, GrpcServer
 from services.trainer.config import TrainerConfig
 from services.trainer.job_store import JobRecord, JobStore, LoopJobStore
-from services.trainer.runner import JobRunner
+from services.trainer.runner import JobRunner, log_dir_under
 from services.trainer.training.params import RlParams, SftParams
 
 log = logging.getLogger("textgen.trainer")
@@ -170,7 +170,7 @@ async def serve(config: TrainerConfig) -> None:
         await server.set_serving(False, f"the job runner stopped ({type(error).__name__}: {error}); restart the "
                                         "trainer to run queued jobs")
 
-    runner = JobRunner(store, config.models_dir / "trainer" / "logs", on_death=runner_died,
+    runner = JobRunner(store, log_dir_under(config.models_dir), on_death=runner_died,
                        environment={"LLM_BASE_MODEL": config.base_model, "SQUAD_DATASET": config.squad_dataset})
     await runner.recover()
     server = GrpcServer(config, [Binding(trainer_pb2.DESCRIPTOR.services_by_name["TrainerService"],
