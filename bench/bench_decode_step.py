@@ -1,6 +1,6 @@
 """The engine's own steps in process, per setting: a prefill of ROWS fresh prompts and a decode step of ROWS rows,
 on the embedded SmolLM2-135M (MODELS_DIR/smollm2-135m-instruct, made first when missing), with the model set up as
-the llm service sets it up (services/llm/loading.py) or as transformers loads it.
+the llm service sets it up (services/llm/model/loading.py) or as transformers loads it.
 
     python bench/bench_decode_step.py                      # every setting below at 1 and 8 rows
     python bench/bench_decode_step.py --rows 8 --threads 2 --dtypes bfloat16 --setups served,int8 --profile
@@ -9,7 +9,7 @@ the llm service sets it up (services/llm/loading.py) or as transformers loads it
 
 Settings: dtype (float32, bfloat16) x set-up (transformers: as from_pretrained loads it; served: the service's
 packed weights and single-token GQA attention; int8: that with LLM_QUANTIZATION=int8; peft-mixing: served, but a
-batch mixing adapters runs through peft's own per-adapter path instead of services/llm/lora_batch.py) x torch
+batch mixing adapters runs through peft's own per-adapter path instead of services/llm/adapters/lora_batch.py) x torch
 threads; with --mix, the rows' adapters (published under MODELS_DIR, loaded as the engine loads them). Prints
 milliseconds (median of --steps decode steps after 3 warm-up steps; one prefill), the ratio of each to the first
 setting listed with the same threads and rows, and with --profile the torch profiler's top operators of a few steps.
@@ -23,12 +23,12 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from services.common import adapters, devices, embedded_model
-from services.llm import lora_batch
 from services.common.config import ServiceConfig
-from services.llm.decoding import RunningBatch
-from services.llm.loading import ServingSetup, prepare_for_serving
+from services.llm.adapters import lora_batch
+from services.llm.endings import stop_at
+from services.llm.engine.running_batch import RunningBatch
+from services.llm.model.loading import ServingSetup, prepare_for_serving
 from services.llm.request import PEFT_BASE, Request
-from services.llm.stop_strings import stop_at
 from textgen.paths import SHIPPED_CORPUS
 
 PROMPT_TOKENS = 250
@@ -80,18 +80,18 @@ def measure(folder: pathlib.Path, dtype: str, setup: str, threads: int, rows: in
     batch.prefill()
     prefill = time.perf_counter() - started
     for _ in range(3):
-        batch.step()
+        batch.decode()
     times = []
     for _ in range(steps):
         started = time.perf_counter()
-        batch.step()
+        batch.decode()
         times.append(time.perf_counter() - started)
     if profile:
         from torch.profiler import ProfilerActivity, profile as profiler
 
         with profiler(activities=[ProfilerActivity.CPU]) as run:
             for _ in range(5):
-                batch.step()
+                batch.decode()
         print(run.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
     return prefill * 1000, statistics.median(times) * 1000
 

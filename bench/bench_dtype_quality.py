@@ -1,5 +1,5 @@
 """Answer quality per serving dtype: a published adapter on the base model set up as the llm service sets it up
-(services/llm/loading.py: packed weights, its attention), in float32 and in each reduced precision (DTYPE+int8: with
+(services/llm/model/loading.py: packed weights, its attention), in float32 and in each reduced precision (DTYPE+int8: with
 LLM_QUANTIZATION=int8, here for every product, not only the 1- and 2-row steps the service gives it: the most int8
 can cost), evaluated on the validation split as the trainer evaluates (SQuAD EM/F1 of the raw greedy answer, format
 compliance).
@@ -16,8 +16,8 @@ import torch
 
 from services.common import adapters, devices
 from services.common.base_model import load_model, load_tokenizer
-from services.llm import packed_linear
-from services.llm.loading import ServingSetup, prepare_for_serving
+from services.llm.model import packed_linear
+from services.llm.model.loading import ServingSetup, prepare_for_serving
 from services.trainer.config import TrainerConfig
 from services.trainer.training.data import load_squad
 from services.trainer.training.evaluation import evaluate_model

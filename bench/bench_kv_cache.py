@@ -1,4 +1,4 @@
-"""The running batch's KV cache (services/llm/kv_cache.py) against transformers' DynamicCache: the time of one greedy
+"""The running batch's KV cache (services/llm/engine/kv_cache.py) against transformers' DynamicCache: the time of one greedy
 decode step of a batch of rows already prefilled, on a GPT-2-size model (GPT2Config() defaults, random weights).
 
     python bench/bench_kv_cache.py [--shapes 1x300,4x300,8x300,8x600] [--steps 32] [--reps 3] [--threads 1]
@@ -12,7 +12,7 @@ import time
 import torch
 from transformers import DynamicCache, GPT2Config, GPT2LMHeadModel
 
-from services.llm.kv_cache import RoomyCache
+from services.llm.engine.kv_cache import RoomyCache
 
 
 def decode(model, prompts: torch.Tensor, cache, steps: int) -> tuple[float, list[int]]:

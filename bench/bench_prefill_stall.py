@@ -1,6 +1,6 @@
 """A long prompt arriving while rows decode, in process (the service's running batch, GPT-2 size with random weights,
 one torch thread): the longest wait of the decoding rows between two of their tokens, and the newcomer's time to
-first token, with its prompt prefilled whole or in chunks (LLM_PREFILL_CHUNK_TOKENS, services/llm/prefilling.py).
+first token, with its prompt prefilled whole or in chunks (LLM_PREFILL_CHUNK_TOKENS, services/llm/engine/prefilling.py).
 
     python bench/bench_prefill_stall.py [--chunks 0,128,256] [--prompt-tokens 960] [--rows 4] [--reps 2]
 
@@ -17,8 +17,8 @@ import time
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from devtools.models import build_gpt2_size_model, step_like_the_engine
-from services.llm.decoding import RunningBatch
+from devtools.models import build_gpt2_size_model
+from services.llm.engine.running_batch import RunningBatch
 from services.llm.request import Request
 
 
@@ -38,12 +38,12 @@ def stall(model, tokenizer, chunk_tokens: int, rows: int, prompt_tokens: int) ->
             batch.admit([newcomer])
             arrived = time.perf_counter()
         made = len(watched.generated)
-        step_like_the_engine(batch)
+        batch.step()
         if len(watched.generated) > made:
             token_times.append(time.perf_counter())
         step += 1
     while batch:
-        step_like_the_engine(batch)
+        batch.step()
     gaps = [later - earlier for earlier, later in zip(token_times, token_times[1:])]
     return max(gaps), statistics.median(gaps), newcomer.first_token_at - arrived
 

@@ -1,4 +1,4 @@
-"""What finding a prompt's blocks in the prefix cache costs (services/llm/prefix_cache.py): the chained-hash keys it
+"""What finding a prompt's blocks in the prefix cache costs (services/llm/engine/prefix_cache.py): the chained-hash keys it
 makes and looks up now, against the keys it made before (the adapter and every token id from the prompt's start to the
 block's end, so a long prompt's keys cost the square of its length).
 
@@ -6,7 +6,7 @@ block's end, so a long prompt's keys cost the square of its length).
 """
 import time
 
-from services.llm.prefix_cache import BLOCK_TOKENS, PrefixCache
+from services.llm.engine.prefix_cache import BLOCK_TOKENS, PrefixCache
 
 
 def whole_prefix_keys(adapter: str, ids: list[int]) -> list[tuple]:

@@ -26,7 +26,7 @@ from devtools.models import build_gpt2_size_model, build_tiny_model
 from devtools.processes import start_service
 from services.common import devices
 from services.common.prompts import PREFIX
-from services.llm import answer_format
+from services.llm.endings import ANSWER_FORMAT
 
 
 def clients(stub, count: int, new_tokens: int) -> float:
@@ -44,7 +44,7 @@ def greedy_matches(stub, local: InProcess, new_tokens: int, prompts: int = 4) ->
     for index in range(prompts):
         ids = local.generate_ids([index], new_tokens)[0]
         body = local.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-        expected = PREFIX + answer_format.complete(body)[0]
+        expected = PREFIX + ANSWER_FORMAT.final(body)[0]
         matches += stub.Generate(request(index, new_tokens)).generated_text == expected
     return matches
 

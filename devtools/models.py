@@ -3,7 +3,7 @@ folders with a byte-level BPE tokenizer trained on the shipped corpus. `build_ti
 (the same classes, Conv1D layers and LoRA targets as openai-community/gpt2) and `build_gpt2_size_model` GPT-2's real
 size and cost (124M); `build_tiny_llama` the embedded SmolLM2's architecture. `train_tiny_adapter` publishes a LoRA
 adapter trained for a few steps on a handful of facts; `greedy_continuation` is transformers' own greedy decoding, to
-hold the service's against, and `step_like_the_engine` drives the service's running batch in process.
+hold the service's against.
 (The stand-in that post-training works on is pretrained, not random: devtools/post_training/stand_in.py, in
 MODELS_DIR/tiny-gpt2.)
 """
@@ -109,15 +109,6 @@ def greedy_continuation(model, tokenizer, prompt_ids: list[int], max_new_tokens:
                                 pad_token_id=tokenizer.eos_token_id)
     new = output[0, len(prompt_ids):].tolist()
     return new[:new.index(tokenizer.eos_token_id)] if tokenizer.eos_token_id in new else new
-
-
-def step_like_the_engine(batch) -> list:
-    """One engine step of a services.llm.decoding.RunningBatch, less the engine's metrics and error handling: this
-    step's prefill group, then a token for every decoding row; returns the rows that finished."""
-    batch.prefill()
-    finished = batch.release_finished()
-    batch.step()
-    return finished + batch.release_finished()
 
 
 # What train_tiny_adapter teaches (and the tests ask about).

@@ -21,7 +21,8 @@ from devtools.processes import start_service
 from services.common import embedded_model
 from services.common.base_model import context_window
 from services.common.prompts import until_suffix
-from services.llm import answer_format, planning
+from services.llm import planning
+from services.llm.endings import ANSWER_FORMAT
 from textgen.paths import EMBEDDED_MODEL_FOLDER
 
 
@@ -136,7 +137,7 @@ def generate_in_process(model, tokenizer, request: llm_pb2.LlmGenerateRequest) -
     planned = planning.plan(request, tokenizer, context_window(model.config))
     new = greedy_continuation(model, tokenizer, planned.prompt_ids, planned.max_new_tokens)
     body = until_suffix(tokenizer.decode(new, skip_special_tokens=True, clean_up_tokenization_spaces=False))
-    return planned.lead + answer_format.complete(body)[0]
+    return planned.lead + ANSWER_FORMAT.final(body)[0]
 
 
 def questions(tokens: int) -> list[llm_pb2.LlmGenerateRequest]:

@@ -1,10 +1,10 @@
-"""The running batch's KV cache layer (services/llm/kv_cache.py) holds what transformers' DynamicLayer holds through
+"""The running batch's KV cache layer (services/llm/engine/kv_cache.py) holds what transformers' DynamicLayer holds through
 every change the batch makes (steps past its room, row selection, trimmed columns), and writes a step in place while
 it has room. Whole decodes against `generate` are in test_llm_batching.py."""
 import torch
 from transformers.cache_utils import DynamicLayer
 
-from services.llm.kv_cache import ROOM, RoomyCache, RoomyLayer
+from services.llm.engine.kv_cache import ROOM, RoomyCache, RoomyLayer
 
 
 def states(rows: int, tokens: int, start: float) -> torch.Tensor:

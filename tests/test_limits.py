@@ -10,7 +10,7 @@ from gateway.http_rules import load_descriptor_set
 from gateway.proto_comments import collect_comments, stated_default, stated_range
 from services.baseline.server import BigramParams
 from services.common.limits import Bound, bounds, from_request, out_of_range
-from services.llm.openai_planning import ChatParams, CompletionParams
+from services.llm.openai.planning import ChatParams, CompletionParams
 from services.llm.planning import LlmParams
 from services.rnn.server import RnnParams
 from services.trainer.training.params import EvalParams, RlParams, SftParams

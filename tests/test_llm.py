@@ -87,7 +87,7 @@ def test_status_names_the_base_model_and_each_adapter(api, models_dir):
     assert adapters["sft"]["loaded"] is True and adapters["sft"]["path"].startswith(str(models_dir))
     assert adapters["rl"]["loaded"] is False and "no version published" in adapters["rl"]["error"]
     assert body["max_batch_size"] == 8 and body["in_flight"] == 0 and isinstance(body["batches"], int)
-    assert (body["batching"], body["queued"], body["max_queued"]) == ("continuous", 0, 64)
+    assert (body["queued"], body["max_queued"]) == (0, 64)
 
 
 def test_qa_mode_falls_back_from_rl_to_sft_with_a_warning(api):

@@ -10,14 +10,14 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from devtools.models import (FACTS, RANDOM_GPT2, RANDOM_LLAMA, build_tiny_llama, greedy_continuation, random_models_dir,
-                             step_like_the_engine)
+from devtools.models import FACTS, RANDOM_GPT2, RANDOM_LLAMA, build_tiny_llama, greedy_continuation, random_models_dir
 from services.common import devices
 from services.common.prompts import PREFIX, qa_prompt
-from services.llm.decoding import RunningBatch
-from services.llm.engine import Engine
+from services.llm.config import LlmConfig
+from services.llm.engine.core import Engine
+from services.llm.engine.running_batch import RunningBatch
+from services.llm.engine.scheduler import QueueFull, Scheduler
 from services.llm.request import Request
-from services.llm.scheduler import CONTINUOUS, STATIC, QueueFull, Scheduler
 
 
 @pytest.fixture(scope="module", params=[RANDOM_GPT2, RANDOM_LLAMA])
@@ -46,7 +46,7 @@ def decode_alone(model, tokenizer, row: Request, chunk_tokens: int = 0) -> list[
                          chunk_tokens=chunk_tokens)
     batch.admit([row])
     while batch:
-        step_like_the_engine(batch)
+        batch.step()
     return row.generated
 
 
@@ -69,7 +69,7 @@ def test_rows_joining_and_leaving_mid_batch_decode_what_they_decode_alone(model_
             joined_mid_prefill |= mid_prefill
             batch.admit(joins[step])
         decoded_beside_a_prefill |= mid_prefill and bool(batch.rows)
-        finished += step_like_the_engine(batch)
+        finished += batch.step().finished
         step += 1
     assert len(finished) == 5 and [row.generated for row in together] == alone
     assert all(len(g) >= 1 for g in alone)
@@ -94,10 +94,10 @@ def test_a_row_cancelled_mid_prefill_leaves_with_its_keys_and_values(model_and_t
     batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False, chunk_tokens=8)
     batch.admit([decoding])
     while not batch.rows:
-        step_like_the_engine(batch)
+        batch.step()
     batch.admit([long])
     for _ in range(2):
-        step_like_the_engine(batch)
+        batch.step()
     assert 0 < batch.prefilling.computed(long) < len(long.prompt_ids)
     long.cancelled = True
     batch.check_interrupts()
@@ -105,7 +105,7 @@ def test_a_row_cancelled_mid_prefill_leaves_with_its_keys_and_values(model_and_t
     assert long.stop_reason == "cancelled" and long.first_token_at is None and long.generated == []
     assert len(batch) == 1 and batch.prefilling.computed(long) == 0 and batch.tokens_held == decoding.tokens_held
     while batch:
-        step_like_the_engine(batch)
+        batch.step()
     assert decoding.generated == alone
 
 
@@ -115,14 +115,14 @@ def test_a_failed_prefill_ends_its_own_rows_and_the_decoding_rows_carry_on(model
     broken = Request(prompt_ids=[10 ** 6] * 3, lead="", max_new_tokens=4)  # no such token: the embedding fails
     batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False)
     batch.admit([decoding])
-    step_like_the_engine(batch)
+    batch.step()
     batch.admit([broken])
     with pytest.raises(IndexError):
         batch.prefill()
     assert broken.stop_reason == "error" and isinstance(broken.error, IndexError)
     assert batch.release_finished() == [broken] and batch.rows == [decoding]
     while batch:
-        step_like_the_engine(batch)
+        batch.step()
     assert decoding.generated == alone
 
 
@@ -134,8 +134,10 @@ def test_a_request_whose_caller_goes_away_mid_prefill_frees_its_row(tmp_path):
     request = rows(tokenizer, 5)[4]
 
     async def scenario() -> Engine:
-        engine = Engine(str(models / RANDOM_GPT2), models, devices.resolve("cpu", "float32", "LLM"),
-                        Scheduler(CONTINUOUS, 8, 8192, 8), torch_threads=1, prefill_chunk_tokens=1)
+        config = LlmConfig(base_model=str(models / RANDOM_GPT2), models_dir=models, max_batch_size=8,
+                           max_batch_tokens=8192, max_queued=8, batch_window_ms=0, prefix_cache_tokens=0,
+                           torch_threads=1, prefill_chunk_tokens=1)
+        engine = Engine(config, devices.resolve("cpu", "float32", "LLM"))
         assert await engine.load()
         decoding = asyncio.ensure_future(engine.submit(request))
         while not engine._batch.prefilling.computed(request):
@@ -151,7 +153,7 @@ def test_a_request_whose_caller_goes_away_mid_prefill_frees_its_row(tmp_path):
 
     engine = asyncio.run(scenario())
     assert request.stop_reason == "cancelled" and request.first_token_at is None
-    assert engine.stats.in_flight == 0 and engine.scheduler.running == 0 and len(engine._batch) == 0
+    assert engine.stats.in_flight == 0 and len(engine._batch) == 0
 
 
 def test_the_cache_is_trimmed_when_the_longest_row_leaves(model_and_tokenizer):
@@ -173,7 +175,7 @@ def waiting(tokens: int) -> Request:
 
 
 def test_admission_is_first_come_first_served_within_rows_and_tokens():
-    scheduler = Scheduler(CONTINUOUS, max_batch_size=3, max_batch_tokens=100, max_queued=10)
+    scheduler = Scheduler(max_batch_size=3, max_batch_tokens=100, max_queued=10)
     a, b, c, d = waiting(50), waiting(60), waiting(20), waiting(20)
     for row in (a, b, c, d):
         scheduler.submit(row)
@@ -185,27 +187,19 @@ def test_admission_is_first_come_first_served_within_rows_and_tokens():
     assert scheduler.take(1, 20).admitted == [] and scheduler.take(0, 0).admitted == [huge]  # alone, not never
 
 
-def test_static_batching_admits_only_into_an_empty_batch():
-    scheduler = Scheduler(STATIC, max_batch_size=8, max_batch_tokens=10_000, max_queued=2)
-    first, second = waiting(20), waiting(20)
-    scheduler.submit(first)
-    scheduler.submit(second)
-    assert scheduler.take(1, 20).admitted == []
-    assert scheduler.take(0, 0).admitted == [first, second]
-
-
 def test_the_waiting_line_is_bounded_once_the_batch_is_full():
-    scheduler = Scheduler(CONTINUOUS, max_batch_size=2, max_batch_tokens=10_000, max_queued=1)
+    running = 0
+    scheduler = Scheduler(max_batch_size=2, max_batch_tokens=10_000, max_queued=1, running_rows=lambda: running)
     for _ in range(3):  # two will take the free places, one waits
         scheduler.submit(waiting(20))
     with pytest.raises(QueueFull, match="LLM_MAX_QUEUED"):
         scheduler.submit(waiting(20))
-    scheduler.running = 2
+    running = 2
     assert len(scheduler.take(2, 40).admitted) == 0 and len(scheduler) == 3
 
 
 def test_cancelled_or_expired_waiting_requests_are_dropped_not_admitted():
-    scheduler = Scheduler(CONTINUOUS, max_batch_size=8, max_batch_tokens=10_000, max_queued=8)
+    scheduler = Scheduler(max_batch_size=8, max_batch_tokens=10_000, max_queued=8)
     cancelled, expired, live = waiting(20), waiting(20), waiting(20)
     cancelled.cancelled, expired.deadline = True, time.monotonic() - 1
     for row in (cancelled, expired, live):
@@ -213,5 +207,3 @@ def test_cancelled_or_expired_waiting_requests_are_dropped_not_admitted():
     taken = scheduler.take(0, 0)
     assert taken.admitted == [live] and taken.dropped == [cancelled, expired]
     assert (cancelled.stop_reason, expired.stop_reason) == ("cancelled", "deadline")
-    with pytest.raises(ValueError, match="continuous"):
-        Scheduler("sometimes", 8, 100, 8)

@@ -10,13 +10,14 @@ from textgen.v1 import llm_pb2, openai_pb2
 from services.common import adapters
 from services.common.errors import Violations
 from services.common.prompts import PREFIX, SUFFIX, fit_context, qa_prompt
-from services.llm import answer_format, openai_planning, planning
-from services.llm.catalog import published_version
-from services.llm.chat_prompt import PLAIN_STOPS, chat_prompt, plain_template, qa_form
-from services.llm.decoding import nucleus
-from services.llm.openai_errors import OpenAiError
+from services.llm import planning
+from services.llm.adapters.catalog import published_version
+from services.llm.endings import ANSWER_FORMAT, stop_at
+from services.llm.engine.sampling import nucleus
+from services.llm.openai import planning as openai_planning
+from services.llm.openai.chat_prompt import PLAIN_STOPS, chat_prompt, plain_template, qa_form
+from services.llm.openai.errors import OpenAiError
 from services.llm.request import Request
-from services.llm.stop_strings import stop_at
 
 
 @pytest.mark.parametrize(("body", "final", "completed"), [
@@ -27,20 +28,20 @@ from services.llm.stop_strings import stop_at
     ("", " " + SUFFIX, True),
 ])
 def test_the_body_is_cut_at_the_suffix_or_completed(body, final, completed):
-    assert answer_format.complete(body) == (final, completed)
+    assert ANSWER_FORMAT.final(body) == (final, completed)
 
 
 def test_text_that_may_become_the_suffix_is_held_back_and_what_was_sent_is_never_taken_back():
     body = " Paris. Let me know if you have any other questions."
     sent = 0
     for end in range(1, len(body)):  # until the suffix is complete (then decoding cuts there instead)
-        safe = answer_format.safe_length(body[:end])
+        safe = ANSWER_FORMAT.safe_length(body[:end])
         sent = max(sent, safe)
     assert body[:sent] == " Paris."
-    assert answer_format.safe_length(" caf\ufffd") == len(" caf")
+    assert ANSWER_FORMAT.safe_length(" caf\ufffd") == len(" caf")
     for end in range(1, len(body) + 1):
-        final, _ = answer_format.complete(body[:end])
-        assert final.startswith(body[:answer_format.safe_length(body[:end])])
+        final, _ = ANSWER_FORMAT.final(body[:end])
+        assert final.startswith(body[:ANSWER_FORMAT.safe_length(body[:end])])
 
 
 def test_a_stop_string_ends_the_text_before_it_and_no_part_of_it_is_ever_sent():
@@ -148,8 +149,9 @@ def test_the_adapter_choices_come_from_the_one_adapter_name_list():
 
 
 def test_the_request_the_planner_and_the_scheduler_need_no_torch():
-    code = ("import sys, services.llm.request, services.llm.planning, services.llm.scheduler, services.llm.catalog; "
-            "print(sorted(m for m in ('torch', 'transformers', 'services.llm.decoding') if m in sys.modules))")
+    code = ("import sys, services.llm.request, services.llm.planning, services.llm.engine.scheduler, "
+            "services.llm.adapters.catalog; "
+            "print(sorted(m for m in ('torch', 'transformers', 'services.llm.engine.running_batch') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 

@@ -1,4 +1,4 @@
-"""Mixed-adapter batches computed for all adapters at once (services/llm/lora_batch.py), on the tiny random Llama and
+"""Mixed-adapter batches computed for all adapters at once (services/llm/adapters/lora_batch.py), on the tiny random Llama and
 GPT-2 with two random LoRA adapters of different ranks: each row's logits are what it gets alone under its own
 adapter (or none), greedy rows decoded together make the tokens they make alone, and an adapter deleted and loaded
 again under its name with other weights is computed with the new weights."""
@@ -7,11 +7,11 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from devtools.models import RANDOM_GPT2, RANDOM_LLAMA, build_tiny_llama, build_tiny_model, step_like_the_engine
-from services.llm import lora_batch
-from services.llm.decoding import RunningBatch
+from devtools.models import RANDOM_GPT2, RANDOM_LLAMA, build_tiny_llama, build_tiny_model
+from services.llm.adapters import lora_batch
+from services.llm.endings import stop_at
+from services.llm.engine.running_batch import RunningBatch
 from services.llm.request import PEFT_BASE, Request
-from services.llm.stop_strings import stop_at
 
 TARGETS = {RANDOM_LLAMA: ["q_proj", "v_proj", "o_proj", "down_proj"], RANDOM_GPT2: ["c_attn", "c_proj", "c_fc"]}
 
@@ -75,7 +75,7 @@ def test_greedy_rows_decoded_together_make_the_tokens_they_make_alone(model_and_
         for group in groups:
             batch.admit(group)
             while batch:
-                step_like_the_engine(batch)
+                batch.step()
         return [row.generated for group in groups for row in group]
 
     separately = decode([[row] for row in rows()])

@@ -1,4 +1,4 @@
-"""Prefix caching (services/llm/prefix_cache.py): blocks matched from the prompt's start under the same adapter only,
+"""Prefix caching (services/llm/engine/prefix_cache.py): blocks matched from the prompt's start under the same adapter only,
 least recently used evicted under the bound with a prefix's tail before its head; and with the cache on, greedy
 decoding on tiny GPT-2 and Llama models (rotary positions) makes exactly the tokens it makes with the cache off,
 for rows that join a running batch with, without or beside cached prefixes, a prompt the cache covers whole, under
@@ -11,15 +11,15 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from devtools.models import (FACTS, RANDOM_GPT2, RANDOM_LLAMA, build_tiny_llama, build_tiny_model, greedy_continuation,
-                             random_models_dir, step_like_the_engine)
+                             random_models_dir)
 from services.common import devices
 from services.common.prompts import PREFIX, qa_prompt
-from services.llm.decoding import RunningBatch
-from services.llm.engine import Engine
-from services.llm.prefilling import Prefilling
-from services.llm.prefix_cache import BLOCK_TOKENS, PrefixCache
+from services.llm.config import LlmConfig
+from services.llm.engine.core import Engine
+from services.llm.engine.prefilling import Prefilling
+from services.llm.engine.prefix_cache import BLOCK_TOKENS, PrefixCache
+from services.llm.engine.running_batch import RunningBatch
 from services.llm.request import PEFT_BASE, Request
-from services.llm.scheduler import CONTINUOUS, Scheduler
 
 BLOCK = 4
 
@@ -116,7 +116,7 @@ def decode_joining(model, tokenizer, rows: list[Request], prefix_cache: PrefixCa
     while step <= max(joins) or batch:
         if step in joins:
             batch.admit(rows[joins[step]])
-        step_like_the_engine(batch)
+        batch.step()
         step += 1
     return [row.generated for row in rows]
 
@@ -163,13 +163,13 @@ def test_a_prompt_finds_the_blocks_of_one_still_being_prefilled(model_and_tokeni
                          prefix_cache=PrefixCache(4096), chunk_tokens=BLOCK_TOKENS)
     batch.admit([first])
     for _ in range(3):
-        step_like_the_engine(batch)
+        batch.step()
     assert batch.prefilling.computed(first) == 3 * BLOCK_TOKENS < len(first.prompt_ids)
     batch.admit([second])
     assert second.cached_tokens == 3 * BLOCK_TOKENS
     assert batch.prefilling.next_group().rows == [second]  # it starts from a cached prefix: it goes first
     while batch:
-        step_like_the_engine(batch)
+        batch.step()
     assert [first.generated, second.generated] == alone
 
 
@@ -226,7 +226,7 @@ def test_rows_under_different_adapters_never_share_cached_prefixes(model_and_tok
             for row in rows:
                 batch.admit([row])
                 while batch:
-                    step_like_the_engine(batch)
+                    batch.step()
             return rows
 
         cache = PrefixCache(4096)
@@ -258,8 +258,10 @@ def test_an_adapter_reloaded_under_the_same_name_is_never_answered_from_its_old_
         return greedy_continuation(model, tokenizer, prompt, 12)
 
     async def scenario() -> list[list[int]]:
-        engine = Engine(str(folder), models, devices.resolve("cpu", "float32", "LLM"),
-                        Scheduler(CONTINUOUS, 8, 8192, 8), torch_threads=1, prefix_cache_tokens=4096)
+        config = LlmConfig(base_model=str(folder), models_dir=models, max_batch_size=8, max_batch_tokens=8192,
+                           max_queued=8, batch_window_ms=0, prefill_chunk_tokens=0, torch_threads=1,
+                           prefix_cache_tokens=4096)
+        engine = Engine(config, devices.resolve("cpu", "float32", "LLM"))
         assert await engine.load()
         answers = []
         for version, other in ((versions[0], versions[2]), (versions[1], None)):

@@ -1,4 +1,4 @@
-"""The llm service's set-up of a model for serving (services/llm/loading.py), on the tiny random Llama (the embedded
+"""The llm service's set-up of a model for serving (services/llm/model/loading.py), on the tiny random Llama (the embedded
 model's architecture): packed linear layers give F.linear's results (the same bits in bfloat16), peft wraps them as it
 wraps any linear layer, and single-token attention with its query heads folded gives transformers' sdpa results;
 greedy decoding makes the same tokens set up or not."""
@@ -9,9 +9,9 @@ from transformers import AutoModelForCausalLM
 
 from devtools.models import RANDOM_GPT2, RANDOM_LLAMA, build_tiny_llama, build_tiny_model
 from services.common.devices import Placement
-from services.llm import attention
-from services.llm.loading import prepare_for_serving
-from services.llm.packed_linear import PackedConv1D, PackedLinear, available
+from services.llm.model import attention
+from services.llm.model.loading import prepare_for_serving
+from services.llm.model.packed_linear import PackedConv1D, PackedLinear, available
 from transformers.pytorch_utils import Conv1D
 
 pytestmark = pytest.mark.skipif(not available(torch.device("cpu")), reason="torch without oneDNN")

@@ -1,7 +1,7 @@
 """One generation request, from planning to its answer: the one object the planner, the servicer, the scheduler
 and the decoding all work on (as vLLM v1 keeps its `Request` apart from the engine).
 
-The planner (services/llm/planning.py; services/llm/openai_planning.py for the OpenAI-compatible API) decides the
+The planner (services/llm/planning.py; services/llm/openai/planning.py for the OpenAI-compatible API) decides the
 mode, the prompt, the forced lead, the token budget, the sampling settings and where the text ends; the servicer
 adds what only it knows (the adapter's peft name, the call's deadline, the stream callback); the engine adds
 `on_done`; the scheduler stamps `submitted_at`; decoding fills in the rest, token by token. Nothing here imports
@@ -11,8 +11,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from services.llm.answer_format import ANSWER_FORMAT
-from services.llm.ending import Ending
+from services.llm.endings import ANSWER_FORMAT, Ending
+from services.llm.states import Mode, StopReason
 
 if TYPE_CHECKING:
     import torch
@@ -26,7 +26,7 @@ class Request:
     prompt_ids: list[int]  # the prompt followed by the forced lead of the answer
     lead: str  # the text those forced tokens stand for ("That is a great question." ...)
     max_new_tokens: int
-    mode: str = "qa"  # "qa" or "text"; the OpenAI-compatible API's "chat" or "completion"
+    mode: Mode = Mode.QA
     temperature: float = 0.0
     top_p: float = 1.0  # sampling draws from the most likely tokens whose probabilities reach top_p
     seed: int | None = None
@@ -42,7 +42,7 @@ class Request:
     generated: list[int] = dataclasses.field(default_factory=list)
     body: str = ""
     sent: int = 0
-    stop_reason: str = ""  # the ending's reason ("suffix", "stop"), "eos", "length", "deadline", "cancelled", "error"
+    stop_reason: StopReason | None = None  # set once, when the request is done
     error: Exception | None = None
     generator: "torch.Generator | None" = None  # set by decoding when the request samples
     cached_tokens: int = 0  # prompt tokens whose keys and values came from the prefix cache, not the prefill
@@ -51,7 +51,7 @@ class Request:
 
     @property
     def done(self) -> bool:
-        return bool(self.stop_reason)
+        return self.stop_reason is not None
 
     @property
     def tokens_held(self) -> int:
@@ -64,6 +64,6 @@ class Request:
 
     def check_interrupts(self, now: float) -> None:
         if self.cancelled:
-            self.stop_reason = "cancelled"
+            self.stop_reason = StopReason.CANCELLED
         elif self.deadline is not None and now >= self.deadline:
-            self.stop_reason = "deadline"
+            self.stop_reason = StopReason.DEADLINE

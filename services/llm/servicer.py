@@ -10,9 +10,9 @@ from textgen.v1 import llm_pb2, llm_pb2_grpc
 from services.common.adapters import ADAPTER_NAMES, BASE
 from services.common.errors import Violations
 from services.llm import planning
-from services.llm.catalog import AdapterCatalog, Lease
-from services.llm.engine import Engine
-from services.llm.generation import Generation, GenerationFailed, generate
+from services.llm.adapters.catalog import AdapterCatalog, Lease
+from services.llm.engine.core import Engine
+from services.llm.generation import Generation, GenerationFailed, start
 from services.llm.request import Request
 
 log = logging.getLogger("textgen.llm")
@@ -22,14 +22,8 @@ FALLBACKS = {name: (*reversed(ADAPTER_NAMES[:i + 1]), BASE) for i, name in enume
 
 
 class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
-    def __init__(self, engine: Engine, catalog: AdapterCatalog) -> None:
-        self.engine = engine
-        self.catalog = catalog
-        self.planner: planning.Planner | None = None  # once the base model is loaded
-
-    @property
-    def ready(self) -> bool:
-        return self.planner is not None
+    def __init__(self, engine: Engine, catalog: AdapterCatalog, planner: planning.Planner) -> None:
+        self.engine, self.catalog, self.planner = engine, catalog, planner
 
     def _choose_adapter(self, message) -> tuple[Lease, str | None]:
         wanted = message.adapter or ("rl" if not message.HasField("use_rl_model") or message.use_rl_model
@@ -44,25 +38,31 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
         return lease, (f"adapter {wanted!r} is not available ({self.catalog.why_missing(wanted)}); "
                        f"used {lease.name!r}{version} instead")
 
-    async def _prepare(self, message, context) -> tuple[Request, Lease]:
-        """The planner's `Request` for this message, with what only the servicer knows set on it: the adapter
-        version it holds a lease on (and the warning when that is a fallback)."""
+    async def _start(self, message, context, streamed: bool = False) -> Generation:
+        """The generation of this message's request, with the adapter version it holds a lease on."""
         violations = Violations()
         planning.validate(message, violations)
         await violations.abort_if_any(context)
-        if not self.ready:
+        if not self.planner.ready:
             await context.abort(grpc.StatusCode.UNAVAILABLE, self.engine.unavailable_reason)
+        await self.catalog.refresh_if_changed()
+        lease, fallback = self._choose_adapter(message)
+        try:
+            return await start(self.engine, self.catalog, lease, self._plan(message, fallback, context), context,
+                               streamed)
+        except GenerationFailed as failure:  # the queue is full: refused before any answer (429)
+            await context.abort(failure.code, str(failure))
+
+    async def _plan(self, message, fallback: str | None, context) -> Request:
         request = await self.planner.plan(message)
         if isinstance(request, Violations):
             await request.abort_if_any(context)
-        await self.catalog.refresh_if_changed()
-        lease, fallback = self._choose_adapter(message)
-        request.peft_name = lease.peft_name
         if fallback:
             request.warnings.insert(0, fallback)
-        return request, lease
+        return request
 
-    def _response(self, request: Request, lease: Lease) -> llm_pb2.LlmGenerateResponse:
+    def _response(self, generation: Generation) -> llm_pb2.LlmGenerateResponse:
+        request, lease = generation.request, generation.lease
         text, completed = request.final_text()
         log.info("generated", extra={"mode": request.mode, "adapter": lease.name, "version": lease.version,
                                      "tokens": len(request.generated), "stop": request.stop_reason})
@@ -73,53 +73,43 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
             generated_tokens=len(request.generated))
 
     async def Generate(self, message, context):
-        request, lease = await self._prepare(message, context)
-        try:
-            await generate(self.engine, request, context)
-            return self._response(request, lease)
-        except GenerationFailed as failure:
-            await context.abort(failure.code, str(failure))
-        finally:
-            self.catalog.release(lease)
+        async with await self._start(message, context) as generation:
+            try:
+                await generation.result()
+            except GenerationFailed as failure:
+                await context.abort(failure.code, str(failure))
+            return self._response(generation)
 
     async def GenerateStream(self, message, context):
-        request, lease = await self._prepare(message, context)
-        try:
-            generation = Generation(self.engine, request, context, streamed=True)
-        except GenerationFailed as failure:  # the queue is full: refused before the stream begins (429)
-            self.catalog.release(lease)
-            await context.abort(failure.code, str(failure))
-        try:
-            sent = [request.lead]
-            yield llm_pb2.LlmGenerateChunk(text=request.lead)
-            async for piece in generation.pieces():
-                sent.append(piece)
-                yield llm_pb2.LlmGenerateChunk(text=piece)
-            await generation.result()
-            final = self._response(request, lease)
-            yield llm_pb2.LlmGenerateChunk(text=final.generated_text[len("".join(sent)):], final=final)
-        except GenerationFailed as failure:
-            await context.abort(failure.code, str(failure))
-        finally:
-            generation.close()
-            self.catalog.release(lease)
+        async with await self._start(message, context, streamed=True) as generation:
+            try:
+                sent = [generation.request.lead]
+                yield llm_pb2.LlmGenerateChunk(text=generation.request.lead)
+                async for piece in generation.pieces():
+                    sent.append(piece)
+                    yield llm_pb2.LlmGenerateChunk(text=piece)
+                await generation.result()
+                final = self._response(generation)
+                yield llm_pb2.LlmGenerateChunk(text=final.generated_text[len("".join(sent)):], final=final)
+            except GenerationFailed as failure:
+                await context.abort(failure.code, str(failure))
 
     async def GetStatus(self, request, context):
         return self._status()
 
     async def ReloadAdapters(self, request, context):
-        if self.ready:
+        if self.planner.ready:
             await self.catalog.refresh()
         return self._status()
 
     def _status(self) -> llm_pb2.LlmStatus:
         stats, scheduler, cache = self.engine.stats, self.engine.scheduler, self.engine.prefix_cache
         return llm_pb2.LlmStatus(
-            base_model=self.engine.base_model_name, loaded=self.ready, reason=self.engine.unavailable_reason,
+            base_model=self.engine.base_model_name, loaded=self.planner.ready, reason=self.engine.unavailable_reason,
             adapters=[llm_pb2.AdapterStatus(**a) for a in self.catalog.status()],
             in_flight=stats.in_flight, batches=stats.admissions, batched_requests=stats.admitted,
             largest_batch=stats.largest_batch, max_batch_size=scheduler.max_batch_size,
-            queued=len(scheduler), max_queued=scheduler.max_queued, batching=scheduler.policy,
+            queued=len(scheduler), max_queued=scheduler.max_queued,
             device=str(self.engine.placement.device), dtype=self.engine.placement.dtype_name,
             base_model_note=self.engine.spec.note if self.engine.spec else "",
             prefix_cache_tokens=cache.tokens if cache is not None else 0,

@@ -1,7 +1,7 @@
 """Loading the base model (LLM_BASE_MODEL, resolved by services.common.base_model) onto the service's device,
 failing with a message that says how to fix it instead of a stack trace, and setting it up for serving: single-token
-attention with query heads folded onto shared key/value heads (services/llm/attention.py), and on the CPU linear
-weights packed once (services/llm/packed_linear.py, unless LLM_PACK_WEIGHTS=0), with int8 copies for the smallest
+attention with query heads folded onto shared key/value heads (services/llm/model/attention.py), and on the CPU linear
+weights packed once (services/llm/model/packed_linear.py, unless LLM_PACK_WEIGHTS=0), with int8 copies for the smallest
 steps when LLM_QUANTIZATION=int8."""
 import dataclasses
 import logging
@@ -9,7 +9,7 @@ import logging
 from services.common.base_model import (BaseModelSpec, BaseModelUnavailable, context_window, fingerprint, load_model,
                                         load_tokenizer)
 from services.common.devices import Placement
-from services.llm import attention, packed_linear
+from services.llm.model import attention, packed_linear
 
 log = logging.getLogger("textgen.llm")
 

@@ -2,10 +2,10 @@
 SmolLM2 and Llama): transformers' "sdpa" with one change.
 
 With no attention mask (a batch of one row, whose mask transformers drops) and one query token, transformers asks
-torch's SDPA for `enable_gqa`, whose CPU kernel is slow for a single query: 175 µs a layer for one row of 260
-tokens of SmolLM2, against 35 µs for the same attention with the query heads folded onto their key/value heads
-(transformers' own `pack_gqa`, which it uses whenever a mask is present), so 4 ms of a 30-layer step. Here a
-single-token query is always folded; everything else is transformers' sdpa as it is.
+torch's SDPA for `enable_gqa`, whose CPU kernel is several times slower for a single query than the same attention
+with the query heads folded onto their key/value heads (transformers' own `pack_gqa`, which it uses whenever a mask
+is present; docs/benchmarks.md has the figures). Here a single-token query is always folded; everything else is
+transformers' sdpa as it is.
 """
 import torch
 from transformers import AttentionInterface, AttentionMaskInterface

@@ -1,11 +1,10 @@
 """Which waiting requests join the running batch, and when.
 
-Continuous batching (LLM_BATCHING=continuous, the default): at every decode step the waiting requests are admitted
-first come, first served while the batch has room: at most LLM_MAX_BATCH_SIZE rows and LLM_MAX_BATCH_TOKENS of KV
+Continuous batching: at every engine step the waiting requests are admitted first come, first served while the
+batch has room: at most LLM_MAX_BATCH_SIZE rows and LLM_MAX_BATCH_TOKENS of KV
 cache (each request counted at the most it can hold: prompt + max_new_tokens). Admission stops at the first request
 that does not fit, so a large request is never overtaken for ever by smaller ones behind it; one that could never
-fit is admitted alone into an empty batch. Static batching (LLM_BATCHING=static, kept for comparison) admits only
-into an empty batch. When the batch is full and LLM_MAX_QUEUED requests already wait, a new one is refused at once
+fit is admitted alone into an empty batch. When the batch is full and LLM_MAX_QUEUED requests already wait, a new one is refused at once
 (QueueFull); requests that will take a free place in the batch at the next step do not count as waiting.
 
 `submit` runs on the event loop, `take` on the engine thread: the waiting line is guarded by a lock.
@@ -14,10 +13,9 @@ import collections
 import dataclasses
 import threading
 import time
+from collections.abc import Callable
 
 from services.llm.request import Request
-
-CONTINUOUS, STATIC = "continuous", "static"
 
 
 class QueueFull(Exception):
@@ -31,23 +29,21 @@ class Taken:
 
 
 class Scheduler:
-    def __init__(self, policy: str, max_batch_size: int, max_batch_tokens: int, max_queued: int) -> None:
-        if policy not in (CONTINUOUS, STATIC):
-            raise ValueError(f"batching policy must be {CONTINUOUS!r} or {STATIC!r}, not {policy!r}")
-        self.policy = policy
+    def __init__(self, max_batch_size: int, max_batch_tokens: int, max_queued: int,
+                 running_rows: Callable[[], int] = lambda: 0) -> None:
         self.max_batch_size = max(1, max_batch_size)
         self.max_batch_tokens = max_batch_tokens
         self.max_queued = max_queued
         self._waiting: collections.deque[Request] = collections.deque()
         self._lock = threading.Lock()
-        self.running = 0  # rows in the running batch, kept up to date by the engine thread
+        self._running_rows = running_rows  # the running batch's rows now (the engine's)
 
     def __len__(self) -> int:
         return len(self._waiting)
 
     def submit(self, request: Request) -> None:
         with self._lock:
-            free_places = max(0, self.max_batch_size - self.running)
+            free_places = max(0, self.max_batch_size - self._running_rows())
             if len(self._waiting) >= self.max_queued + free_places:
                 raise QueueFull(f"the batch is full and {self.max_queued} requests are already waiting "
                                 "(LLM_MAX_QUEUED); retry shortly")
@@ -57,8 +53,6 @@ class Scheduler:
     def take(self, running_rows: int, running_tokens: int) -> Taken:
         """The requests to admit now into a batch of `running_rows` holding up to `running_tokens`."""
         taken = Taken([], [])
-        if self.policy == STATIC and running_rows:
-            return taken
         now = time.monotonic()
         with self._lock:
             for request in list(self._waiting):

@@ -1,10 +1,9 @@
 """A batch whose rows use different LoRA adapters, computed for all its adapters at once.
 
 peft runs a mixed batch (`adapter_names`) adapter by adapter in every LoRA layer: it gathers the adapter's rows,
-runs its A and B on them and scatters the result back, about ten operators per adapter per layer. On the embedded
-SmolLM2 in bfloat16 (LoRA on all 210 linear layers) a decode step of 8 rows mixing base, sft and rl took 99-104 ms
-that way, and 75-79 ms this way (bench/bench_decode_step.py --setups served,peft-mixing --mix base,sft,rl; 38-44 ms
-with no adapter). Here each layer keeps its adapters' A matrices stacked ([adapters x rank, in]) and B matrices side by
+runs its A and B on them and scatters the result back, about ten operators per adapter per layer; this way a mixed
+decode step takes about three quarters of the time (`bench/bench_decode_step.py --setups served,peft-mixing --mix
+base,sft,rl`; docs/benchmarks.md). Here each layer keeps its adapters' A matrices stacked ([adapters x rank, in]) and B matrices side by
 side ([out, adapters x rank]): one product gives every adapter's A-projection of every row, a per-row mask keeps the
 row's own adapter's columns, one product with the B's and a per-row scale finish it: five operators per layer,
 whatever the mix (the idea of punica's and S-LoRA's batched kernels, in plain torch). For each row that is peft's
@@ -12,8 +11,8 @@ own arithmetic, lora_B(lora_A(x)) * scaling, with zeros in the other adapters' c
 
 `install()` (the engine calls it when it loads the base model) puts it in place of peft's `_mixed_batch_forward` for
 LoRA's Linear layers (peft has no hook for this), for decode steps: one token a row. Prefills go to peft's own, as
-does anything else it does not cover (training, LoRA variants such as DoRA): on a prefill of 8 rows of 250 tokens the
-full-width mask and scale cost more than peft's gathers save (2.2-2.6 s against 2.0 s, same command). The stacks
+does anything else it does not cover (training, LoRA variants such as DoRA): on a prefill the full-width mask and
+scale cost more than peft's gathers save (docs/benchmarks.md). The stacks
 are built on first use and kept until `forget()`, which the engine calls whenever it loads or deletes an adapter.
 """
 import torch

@@ -1,5 +1,5 @@
 """OpenAiService and OpenAiStreamService: the OpenAI-compatible API on the llm service's own engine. A request becomes
-the same `Request` the native API decodes (services/llm/openai_planning.py), holds a lease on its model's adapter
+the same `Request` the native API decodes (services/llm/openai/planning.py), holds a lease on its model's adapter
 version as a native request does, and runs in the same continuous batch under the same limits: the queue bound
 (429), the call's deadline, and cancellation when the caller goes away (services/llm/generation.py)."""
 import contextlib
@@ -8,18 +8,17 @@ import logging
 import grpc
 from textgen.v1 import openai_pb2, openai_pb2_grpc
 
-from services.llm import openai_planning, openai_responses
-from services.llm.catalog import AdapterCatalog, Lease
-from services.llm.engine import Engine
-from services.llm.generation import Generation, GenerationFailed, generate
-from services.llm.openai_errors import OpenAiError
-from services.llm.openai_models import ServedModels
+from services.llm.adapters.catalog import AdapterCatalog
+from services.llm.engine.core import Engine
+from services.llm.generation import Generation, GenerationFailed, start
+from services.llm.openai import planning, responses
+from services.llm.openai.errors import OpenAiError
+from services.llm.openai.models import ServedModels
+from services.llm.planning import Planner
 from services.llm.request import Request
+from textgen.openai_error_body import MODEL_NOT_FOUND, RATE_LIMIT_EXCEEDED
 
 log = logging.getLogger("textgen.llm")
-
-MODEL_NOT_FOUND = "model_not_found"  # OpenAI's codes
-RATE_LIMIT_EXCEEDED = "rate_limit_exceeded"
 
 
 def _as_openai_error(failure: GenerationFailed) -> OpenAiError:
@@ -39,19 +38,18 @@ async def _errors_aborting(context):
 
 
 class OpenAiServicer(openai_pb2_grpc.OpenAiServiceServicer, openai_pb2_grpc.OpenAiStreamServiceServicer):
-    def __init__(self, engine: Engine, catalog: AdapterCatalog) -> None:
-        self.engine, self.catalog = engine, catalog
+    def __init__(self, engine: Engine, catalog: AdapterCatalog, planner: Planner) -> None:
+        self.engine, self.catalog, self.planner = engine, catalog, planner
         self.models = ServedModels(catalog, lambda: engine.base_model_name)
-        self.planner = None  # services/llm/planning.py's Planner, shared with LlmService once the base is loaded
 
-    async def _prepare(self, message, chat: bool, streamed: bool) -> tuple[Request, Lease, str]:
-        """The request planned for `message`, the lease on its model, and the model's name."""
+    async def _start(self, message, context, chat: bool, streamed: bool) -> tuple[Generation, str]:
+        """The generation of the request planned for `message`, holding a lease on its model; and the model's name."""
         if message.stream != streamed:  # Envoy routes on `stream`: the other method is what the caller wants
             wanted = "StreamChatCompletion or StreamCompletion" if message.stream else "the unary methods"
             raise OpenAiError(grpc.StatusCode.INVALID_ARGUMENT, f"stream={str(message.stream).lower()} is served "
                               f"by {wanted}", param="stream")
-        asked = openai_planning.check_chat(message) if chat else openai_planning.check_completion(message)
-        if self.planner is None:
+        asked = planning.check_chat(message) if chat else planning.check_completion(message)
+        if not self.planner.ready:
             raise OpenAiError(grpc.StatusCode.UNAVAILABLE, self.engine.unavailable_reason)
         await self.catalog.refresh_if_changed()
         model = self.models.named(message.model)
@@ -59,14 +57,9 @@ class OpenAiServicer(openai_pb2_grpc.OpenAiServiceServicer, openai_pb2_grpc.Open
         if lease is None:
             raise OpenAiError(grpc.StatusCode.NOT_FOUND, self.models.why_missing(message.model), param="model",
                               code=MODEL_NOT_FOUND)
-        try:
-            request = await (self.planner.run(openai_planning.plan_chat, asked, model.HasField("parent")) if chat
-                             else self.planner.run(openai_planning.plan_completion, asked))
-        except BaseException:
-            self.catalog.release(lease)
-            raise
-        request.peft_name = lease.peft_name
-        return request, lease, model.id
+        planned = (self.planner.run(planning.plan_chat, asked, model.HasField("parent")) if chat
+                   else self.planner.run(planning.plan_completion, asked))
+        return await start(self.engine, self.catalog, lease, planned, context, streamed), model.id
 
     def _log(self, request: Request, model: str) -> None:
         log.info("generated", extra={"mode": request.mode, "model": model, "tokens": len(request.generated),
@@ -74,36 +67,27 @@ class OpenAiServicer(openai_pb2_grpc.OpenAiServiceServicer, openai_pb2_grpc.Open
 
     async def _answer(self, message, context, chat: bool):
         async with _errors_aborting(context):
-            request, lease, model = await self._prepare(message, chat, streamed=False)
-            try:
-                await generate(self.engine, request, context)
-            finally:
-                self.catalog.release(lease)
+            generation, model = await self._start(message, context, chat, streamed=False)
+            async with generation:
+                request = await generation.result()
             self._log(request, model)
-            return (openai_responses.chat_completion if chat else openai_responses.completion)(model, request)
+            return (responses.chat_completion if chat else responses.completion)(model, request)
 
     async def _stream(self, message, context, chat: bool):
         async with _errors_aborting(context):  # before the first chunk, an error is the call's status (429 ...)
-            request, lease, model = await self._prepare(message, chat, streamed=True)
+            generation, model = await self._start(message, context, chat, streamed=True)
+        async with generation:
+            chunks = responses.Chunks(model, generation.request, chat)
             try:
-                generation = Generation(self.engine, request, context, streamed=True)
-            except GenerationFailed:
-                self.catalog.release(lease)
-                raise
-        chunks = openai_responses.Chunks(model, request, chat)
-        try:
-            yield chunks.first()
-            async for piece in generation.pieces():
-                yield chunks.text(piece)
-            await generation.result()
-            self._log(request, model)
-            for chunk in chunks.last(message.stream_options.include_usage):
-                yield chunk
-        except GenerationFailed as failure:  # after the first chunk, only the stream itself can say so
-            yield chunks.error(failure.code, str(failure))
-        finally:
-            generation.close()
-            self.catalog.release(lease)
+                yield chunks.first()
+                async for piece in generation.pieces():
+                    yield chunks.text(piece)
+                request = await generation.result()
+                self._log(request, model)
+                for chunk in chunks.last(message.stream_options.include_usage):
+                    yield chunk
+            except GenerationFailed as failure:  # after the first chunk, only the stream itself can say so
+                yield chunks.error(failure.code, str(failure))
 
     async def CreateChatCompletion(self, message, context):
         return await self._answer(message, context, chat=True)

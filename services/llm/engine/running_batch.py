@@ -2,7 +2,7 @@
 caller's stop strings); they join and leave between steps.
 
 A `RunningBatch` holds one left-padded KV cache; each of its rows is a `Request` (services/llm/request.py). New rows
-are prefilled first (services/llm/prefilling.py: a group a step, whole or in chunks, each row from its cached prefix
+are prefilled first (services/llm/engine/prefilling.py: a group a step, whole or in chunks, each row from its cached prefix
 if the prefix cache has one), then merged in once their prompt is in (the narrower cache padded on the left);
 finished rows leave at once, and columns that have become padding for every remaining row are trimmed. Each row
 keeps its own adapter (peft `adapter_names`), temperature, top_p, seed, token budget, ending, deadline and
@@ -12,61 +12,47 @@ prefix: the keys and values so far sit right-aligned in columns of their own bef
 left-padded), so a row whose piece is shorter than the group's longest has a gap of padding between the two parts,
 masked out like any padding, its positions still counting only its own tokens.
 """
-import os
+import dataclasses
+import logging
 import time
 from collections.abc import Callable
 
 import torch
 
-from services.llm import lora_batch
-from services.llm.prefilling import Prefilling
-from services.llm.prefix_cache import PrefixCache
+from services.llm.engine import sampling
+from services.llm.engine.kv_cache import RoomyCache, merged, select_rows
+from services.llm.engine.prefilling import Prefilling
+from services.llm.engine.prefix_cache import PrefixCache
 from services.llm.request import PEFT_BASE, Request
+from services.llm.states import StopReason
 
-GREEDY_BELOW = 1e-4  # temperatures this small would overflow logits / temperature: they mean greedy anyway
+log = logging.getLogger("textgen.llm")
+
 _MIXED = object()  # a batch of rows with different adapters
 
 
-def _generator(row: Request, device: torch.device) -> torch.Generator | None:
-    if row.temperature < GREEDY_BELOW:
-        return None
-    seed = row.seed if row.seed is not None else int.from_bytes(os.urandom(6), "little")
-    return torch.Generator(device).manual_seed(seed)
+@dataclasses.dataclass
+class StepOutcome:
+    """What one engine step did, for the engine's metrics."""
+    joined: list[Request] = dataclasses.field(default_factory=list)  # their prompt is in: first token out
+    decoded_rows: int = 0  # rows that made a token together (0: no decode step)
+    finished: list[Request] = dataclasses.field(default_factory=list)  # left the batch, done
 
 
-def nucleus(probabilities: torch.Tensor, top_p: float) -> torch.Tensor:
-    """The probabilities with all but the most likely tokens that reach `top_p` together set to 0 (the most likely
-    one always stays)."""
-    ordered, order = probabilities.sort(descending=True)
-    ordered[(ordered.cumsum(-1) - ordered) >= top_p] = 0
-    return torch.zeros_like(probabilities).scatter_(-1, order, ordered)
-
-
-def _next_tokens(logits: torch.Tensor, rows: list[Request]) -> list[int]:
-    chosen = logits.argmax(dim=-1).tolist()
-    for i, row in enumerate(rows):
-        if row.generator is not None:
-            probabilities = torch.softmax(logits[i].float() / row.temperature, dim=-1)
-            if row.top_p < 1:
-                probabilities = nucleus(probabilities, row.top_p)
-            chosen[i] = int(torch.multinomial(probabilities, 1, generator=row.generator))
-    return chosen
-
-
-def _accept(row: Request, token: int, eos_id: int, decode: Callable[[list[int]], str]) -> None:
+def _accept(row: Request, token: int, eos_id: int, detokenize: Callable[[list[int]], str]) -> None:
     if row.first_token_at is None:
         row.first_token_at = time.monotonic()
     if token == eos_id:
-        row.stop_reason = "eos"
+        row.stop_reason = StopReason.EOS
         return
     row.generated.append(token)
-    row.body = decode(row.generated)
+    row.body = detokenize(row.generated)
     cut = row.ending.end(row.body)
     if cut is not None:
         row.body = row.body[:cut]
         row.stop_reason = row.ending.reason
     elif len(row.generated) >= row.max_new_tokens:
-        row.stop_reason = "length"
+        row.stop_reason = StopReason.LENGTH
     if row.on_text is not None and not row.done:
         safe = row.ending.safe_length(row.body)
         if safe > row.sent:
@@ -74,30 +60,13 @@ def _accept(row: Request, token: int, eos_id: int, decode: Callable[[list[int]],
             row.sent = safe
 
 
-def _cat_padded_left(first: torch.Tensor, second: torch.Tensor, dim: int) -> torch.Tensor:
-    """`first` and `second` stacked along the batch (first) dimension, each right-aligned along `dim` in zeros:
-    one allocation and one copy of each (the running batch's cache can be hundreds of MB)."""
-    shape = list(first.shape)
-    shape[0] += second.shape[0]
-    shape[dim] = width = max(first.shape[dim], second.shape[dim])
-    out = first.new_empty(shape)
-    for rows, tensor in ((slice(0, first.shape[0]), first), (slice(first.shape[0], None), second)):
-        index = [rows] + [slice(None)] * (tensor.dim() - 1)
-        index[dim] = slice(width - tensor.shape[dim], None)
-        out[tuple(index)] = tensor
-        # Padding is masked out, but it must hold numbers: 0 x NaN would still poison the attention sum.
-        index[dim] = slice(0, width - tensor.shape[dim])
-        out[tuple(index)] = 0
-    return out
-
-
 class RunningBatch:
     """The rows being decoded, their KV cache (positions [rows, heads, width, dim]) and attention mask [rows, width];
     and the rows whose prompts are still being prefilled (`prefilling`)."""
 
-    def __init__(self, model, eos_id: int, decode: Callable[[list[int]], str], use_adapter_names: bool,
+    def __init__(self, model, eos_id: int, detokenize: Callable[[list[int]], str], use_adapter_names: bool,
                  prefix_cache: PrefixCache | None = None, chunk_tokens: int = 0) -> None:
-        self.model, self.eos_id, self.decode, self.use_adapter_names = model, eos_id, decode, use_adapter_names
+        self.model, self.eos_id, self.detokenize, self.use_adapter_names = model, eos_id, detokenize, use_adapter_names
         self.device = next(model.parameters()).device  # every tensor of the batch lives where the model does
         self.prefilling = Prefilling(chunk_tokens, prefix_cache)
         self.rows: list[Request] = []  # decoding
@@ -116,8 +85,8 @@ class RunningBatch:
 
     def _adapters_for(self, rows: list[Request]) -> dict:
         """Sets the model up for these rows' adapters; returns the forward's extra arguments. Only a batch that mixes
-        adapters routes each row through peft's `adapter_names` (which services/llm/lora_batch.py, once the engine
-        has installed it, computes for all of the batch's adapters at once); rows that share one adapter run it as
+        adapters routes each row through peft's `adapter_names` (which services/llm/adapters/lora_batch.py, once
+        installed, computes for all of the batch's adapters at once); rows that share one adapter run it as
         the active one, base rows run with the adapters switched off. Switching walks every module, so it happens
         only when the batch's mix changes."""
         if not self.use_adapter_names:
@@ -134,16 +103,17 @@ class RunningBatch:
             self._adapter_setting = wanted
         return {"adapter_names": [row.peft_name for row in rows]} if wanted == _MIXED else {}
 
+    def use_model(self, model, adapter_names: bool) -> None:
+        """Decodes with `model` from the next step on (a PeftModel once adapters are loaded: `adapter_names`)."""
+        self.model, self.use_adapter_names = model, adapter_names
+        self.adapters_changed()
+
     def adapters_changed(self) -> None:
-        """The engine loaded or deleted an adapter: the model's adapter setting is no longer known, nor are the
-        stacked adapters of mixed batches."""
+        """An adapter was loaded or deleted: the model's adapter setting is no longer known."""
         self._adapter_setting = None
-        lora_batch.forget()
 
     def _forward(self, rows: list[Request], input_ids: torch.Tensor, attention: torch.Tensor, cache):
         """The cache with `input_ids` added, and the logits after each row's last token."""
-        from services.llm.kv_cache import RoomyCache
-
         # A row's positions count only its own tokens: the same as when it runs alone.
         positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, -input_ids.shape[1]:]
         extra = self._adapters_for(rows)
@@ -157,8 +127,32 @@ class RunningBatch:
         """Takes `rows` in, to be prefilled from the next step on (each from its cached prefix, if any)."""
         for row in rows:
             if not row.done:
-                row.generator = _generator(row, self.device)
+                row.generator = sampling.generator_for(row, self.device)
                 self.prefilling.add(row)
+
+    def step(self) -> StepOutcome:
+        """One engine step: the rows cancelled or past their deadline leave; this step's prefill group is prefilled
+        (its rows whose prompt is in join, their first token out); then every decoding row makes a token. A failed
+        forward pass ends its rows with the error (after a failed prefill the rows decoding carry on)."""
+        outcome = StepOutcome()
+        self.check_interrupts()
+        outcome.finished += self.release_finished()
+        try:
+            outcome.joined = self.prefill()
+        except Exception:  # the group's rows carry the error
+            log.exception("prefill failed")
+        outcome.finished += self.release_finished()
+        if not self.rows:
+            return outcome
+        outcome.decoded_rows = len(self.rows)
+        try:
+            self.decode()
+        except Exception as error:
+            log.exception("decode step failed", extra={"rows": len(self.rows)})
+            for row in self.rows:
+                row.stop_reason, row.error = StopReason.ERROR, error
+        outcome.finished += self.release_finished()
+        return outcome
 
     def prefill(self) -> list[Request]:
         """Prefills this step's group (one forward pass); the rows whose prompt it finishes join the decoding rows,
@@ -173,31 +167,26 @@ class RunningBatch:
             finished = self.prefilling.record(group, cache, attention)
         except Exception as error:
             for row in group.rows:
-                row.stop_reason, row.error = "error", error
+                row.stop_reason, row.error = StopReason.ERROR, error
             raise
         if not finished:
             return []
         rows = [group.rows[i] for i in finished]
         # Only rows whose prompt is in choose a token: a sampling row's generator draws exactly as when unchunked.
-        tokens = _next_tokens(logits[finished], rows)
-        self._merge(rows, *_select(cache, attention, finished, self.device), tokens)
+        tokens = sampling.next_tokens(logits[finished], rows)
+        self._merge(rows, *select_rows(cache, attention, finished, self.device), tokens)
         self._accept_all(rows, tokens)
         return rows
 
     def _merge(self, rows: list[Request], cache, attention: torch.Tensor, tokens: list[int]) -> None:
-        from services.llm.kv_cache import RoomyCache
-
         if self.cache is None:
             self.cache, self.attention = cache, attention
         else:
-            layers = [(_cat_padded_left(old.keys, new.keys, dim=2), _cat_padded_left(old.values, new.values, dim=2))
-                      for old, new in zip(self.cache.layers, cache.layers)]
-            self.cache = RoomyCache(layers)
-            self.attention = _cat_padded_left(self.attention, attention, dim=1)
+            self.cache, self.attention = merged(self.cache, self.attention, cache, attention)
         self.rows += rows
         self.next_tokens += tokens
 
-    def step(self) -> None:
+    def decode(self) -> None:
         """One token for every decoding row."""
         if not self.rows:
             return
@@ -205,7 +194,7 @@ class RunningBatch:
         input_ids = torch.tensor(self.next_tokens, device=self.device).unsqueeze(-1)
         self.cache, logits = self._forward(self.rows, input_ids, attention, self.cache)
         self.attention = attention
-        self.next_tokens = _next_tokens(logits, self.rows)
+        self.next_tokens = sampling.next_tokens(logits, self.rows)
         self._accept_all(self.rows, self.next_tokens)
 
     def _accept_all(self, rows: list[Request], tokens: list[int]) -> None:
@@ -213,7 +202,7 @@ class RunningBatch:
         for row, token in zip(rows, tokens):
             if row.done:
                 continue
-            _accept(row, token, self.eos_id, self.decode)
+            _accept(row, token, self.eos_id, self.detokenize)
             if not row.done:
                 row.check_interrupts(now)
 
@@ -232,22 +221,8 @@ class RunningBatch:
         if not keep:
             self.rows, self.next_tokens, self.cache, self.attention = [], [], None, None
             return finished
-        self.cache, self.attention = _select(self.cache, self.attention, keep, self.device)
+        self.cache, self.attention = select_rows(self.cache, self.attention, keep, self.device)
         self.rows = [self.rows[i] for i in keep]
         self.next_tokens = [self.next_tokens[i] for i in keep]
         return finished
 
-
-def _select(cache, attention: torch.Tensor, keep: list[int], device: torch.device):
-    """Rows `keep` of a cache and its attention mask, less the columns that are padding for every one of them (they
-    hold nothing). The cache is changed in place."""
-    if len(keep) < attention.shape[0]:
-        index = torch.tensor(keep, device=device)
-        cache.batch_select_indices(index)
-        attention = attention[index]
-    first = int((attention.sum(0) > 0).nonzero()[0])
-    if first:
-        attention = attention[:, first:]
-        for layer in cache.layers:
-            layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
-    return cache, attention

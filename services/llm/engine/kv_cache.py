@@ -3,9 +3,8 @@
 DynamicLayer appends a step's keys and values with torch.cat, which copies the whole cache at every decode step: for
 8 rows of 300 tokens of a GPT-2-size model that is about 180 MB a step, and the copy grows with the batch's width. A
 `RoomyLayer` holds its keys and values at the front of a buffer with ROOM spare columns and writes a step's token
-into the next free column; it copies only when the room runs out. Measured on this machine (`python
-bench/bench_kv_cache.py`: one torch thread, GPT-2 size, 32 greedy steps, the same tokens either way): a step of 8 rows
-of 300 tokens 76.4 → 71.0 ms, of 8 rows of 600 tokens 105.8 → 83.4 ms; 1 row of 300, 30.0 → 29.2 ms.
+into the next free column; it copies only when the room runs out. `python bench/bench_kv_cache.py` measures the
+difference (docs/measured.md): the wider the batch, the more a step saves.
 
 Everything else reads and sets `layer.keys` and `layer.values` as with a DynamicLayer: reading gives the filled
 columns (a view of the buffer), setting (row selection, trimming) makes the new tensor the buffer, with no room until
@@ -74,3 +73,43 @@ class RoomyCache(DynamicCache):
             layer.lazy_initialization(keys, values)
             layer.keys, layer.values = keys, values
             self.layers.append(layer)
+
+
+def cat_padded_left(first: torch.Tensor, second: torch.Tensor, dim: int) -> torch.Tensor:
+    """`first` and `second` stacked along the batch (first) dimension, each right-aligned along `dim` in zeros:
+    one allocation and one copy of each (the running batch's cache can be hundreds of MB)."""
+    shape = list(first.shape)
+    shape[0] += second.shape[0]
+    shape[dim] = width = max(first.shape[dim], second.shape[dim])
+    out = first.new_empty(shape)
+    for rows, tensor in ((slice(0, first.shape[0]), first), (slice(first.shape[0], None), second)):
+        index = [rows] + [slice(None)] * (tensor.dim() - 1)
+        index[dim] = slice(width - tensor.shape[dim], None)
+        out[tuple(index)] = tensor
+        # Padding is masked out, but it must hold numbers: 0 x NaN would still poison the attention sum.
+        index[dim] = slice(0, width - tensor.shape[dim])
+        out[tuple(index)] = 0
+    return out
+
+
+def merged(cache: RoomyCache, attention: torch.Tensor, new_cache: RoomyCache, new_attention: torch.Tensor):
+    """Two batches' caches and attention masks as one: the rows of `new_cache` after those of `cache`, the narrower
+    padded on the left."""
+    layers = [(cat_padded_left(old.keys, new.keys, dim=2), cat_padded_left(old.values, new.values, dim=2))
+              for old, new in zip(cache.layers, new_cache.layers)]
+    return RoomyCache(layers), cat_padded_left(attention, new_attention, dim=1)
+
+
+def select_rows(cache: RoomyCache, attention: torch.Tensor, keep: list[int], device: torch.device):
+    """Rows `keep` of a cache and its attention mask, less the columns that are padding for every one of them (they
+    hold nothing). The cache is changed in place."""
+    if len(keep) < attention.shape[0]:
+        index = torch.tensor(keep, device=device)
+        cache.batch_select_indices(index)
+        attention = attention[index]
+    first = int((attention.sum(0) > 0).nonzero()[0])
+    if first:
+        attention = attention[:, first:]
+        for layer in cache.layers:
+            layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
+    return cache, attention

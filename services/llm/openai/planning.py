@@ -1,27 +1,27 @@
 """From an OpenAI-compatible request to the `Request` the engine decodes. `check_chat` and `check_completion` read
 and check the request's fields (the native API's ranges, LlmParams', for what both have); `plan_chat` and
 `plan_completion` run on the planner's thread (services/llm/planning.py's Planner.run) and tokenize: the messages
-through the model's chat template (services/llm/chat_prompt.py), or, for an adapter asked in the QA form, the native
+through the model's chat template (services/llm/openai/chat_prompt.py), or, for an adapter asked in the QA form, the native
 planner's QA request with its answer format. Every error is an OpenAiError."""
 import dataclasses
 from typing import Annotated
 
 import grpc
 from google.protobuf import struct_pb2
-from textgen.v1 import llm_pb2
 
 from services.common.errors import Violations, shown
 from services.common.limits import Bound, bounds, from_request, out_of_range
 from services.llm import planning
-from services.llm.chat_prompt import PLAIN_ROLES, TemplateRefused, chat_prompt, qa_form
-from services.llm.openai_errors import OpenAiError
+from services.llm.endings import stop_at
+from services.llm.openai.chat_prompt import PLAIN_ROLES, TemplateRefused, chat_prompt, qa_form
+from services.llm.openai.errors import OpenAiError
 from services.llm.request import Request
-from services.llm.stop_strings import stop_at
+from services.llm.states import Mode
+from textgen.openai_error_body import CONTEXT_LENGTH_EXCEEDED
 
 _NATIVE = bounds(planning.LlmParams)
 TOKENS, TEMPERATURE, TOP_P = _NATIVE["max_new_tokens"], _NATIVE["temperature"], Bound(0, 1, low_open=True)
 MAX_STOPS = 4
-CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"  # OpenAI's code for a prompt the window cannot hold
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,21 +162,19 @@ def _budget(prompt_ids: list[int], asked: Asked, prompt_field: str, window: int)
                       "tokens", param=asked.max_tokens_field if more else prompt_field, code=CONTEXT_LENGTH_EXCEEDED)
 
 
-def _sampling(asked: Asked) -> dict:
-    return {"temperature": asked.temperature, "top_p": asked.top_p, "seed": asked.seed}
+def _sampling(asked: Asked) -> planning.Sampling:
+    return planning.Sampling(temperature=asked.temperature, top_p=asked.top_p, seed=asked.seed)
 
 
 def _plan_qa(question: str, context: str, asked: Asked, tokenizer, window: int) -> Request:
     """The native planner's QA request, as /generate_with_llm answers this question from this context."""
-    native = llm_pb2.LlmGenerateRequest(question=question, context=context, temperature=asked.temperature,
-                                        seed=asked.seed, max_new_tokens=asked.max_tokens or
-                                        planning.LlmParams.max_new_tokens)
     violations = Violations()
-    planning.validate(native, violations)
-    planned = violations or planning.plan(native, tokenizer, window)
+    planning.check_question(question, violations)
+    planning.check_context(context, violations)
+    budget = asked.max_tokens or planning.LlmParams.max_new_tokens
+    planned = violations or planning.plan_qa(question, context, budget, _sampling(asked), tokenizer, window)
     if isinstance(planned, Violations):
         raise OpenAiError.invalid(planned)
-    planned.top_p = asked.top_p
     return planned
 
 
@@ -191,12 +189,12 @@ def plan_chat(asked: Asked, is_adapter: bool, tokenizer, window: int) -> Request
         prompt_ids, implied_stops = chat_prompt(tokenizer, asked.text)
     except TemplateRefused as error:
         raise OpenAiError(grpc.StatusCode.INVALID_ARGUMENT, str(error), param="messages") from None
-    return Request(mode="chat", prompt_ids=prompt_ids, lead="", max_new_tokens=_budget(prompt_ids, asked, "messages",
-                   window), ending=stop_at(asked.stops + implied_stops), **_sampling(asked))
+    return Request(mode=Mode.CHAT, prompt_ids=prompt_ids, lead="", max_new_tokens=_budget(prompt_ids, asked,
+                   "messages", window), ending=stop_at(asked.stops + implied_stops), **dataclasses.asdict(_sampling(asked)))
 
 
 def plan_completion(asked: Asked, tokenizer, window: int) -> Request:
     """The prompt continued; like the native text mode, the text starts at the end-of-text token."""
     prompt_ids = [tokenizer.eos_token_id, *tokenizer(asked.text, add_special_tokens=False)["input_ids"]]
-    return Request(mode="completion", prompt_ids=prompt_ids, lead="", max_new_tokens=_budget(prompt_ids, asked,
-                   "prompt", window), ending=stop_at(asked.stops), **_sampling(asked))
+    return Request(mode=Mode.COMPLETION, prompt_ids=prompt_ids, lead="", max_new_tokens=_budget(prompt_ids, asked,
+                   "prompt", window), ending=stop_at(asked.stops), **dataclasses.asdict(_sampling(asked)))

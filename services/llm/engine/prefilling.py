@@ -3,7 +3,7 @@ each holding those computed so far, [heads, tokens, dim] per layer like a cached
 prefix cache had one, to start with).
 
 Every engine step prefills one group of them, then the rows already decoding take their step
-(services/llm/decoding.py). The group: rows that start from a cached prefix first (their rests are short, and
+(services/llm/engine/running_batch.py). The group: rows that start from a cached prefix first (their rests are short, and
 answering them fast is the prefix cache's point), else the rows prefilling their whole prompt; first come, first
 served within each. One group a step, of one kind, because a group is as wide as its longest piece: a row that
 reuses a prefix padded to the width of a whole prompt would cost as much as the whole prompt.
@@ -22,7 +22,8 @@ import dataclasses
 
 import torch
 
-from services.llm.prefix_cache import Prefix, PrefixCache
+from services.llm.engine.kv_cache import RoomyCache
+from services.llm.engine.prefix_cache import Prefix, PrefixCache
 from services.llm.request import Request
 
 
@@ -127,8 +128,6 @@ class Prefilling:
 
 def _stacked(prefixes: list[Prefix | None], device: torch.device):
     """Keys and values of several rows as one cache, each right-aligned in zeros, and its attention mask."""
-    from services.llm.kv_cache import RoomyCache
-
     width = max(prefix.length for prefix in prefixes if prefix)
     sample = next(prefix for prefix in prefixes if prefix).layers
     layers = []

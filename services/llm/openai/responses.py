@@ -9,13 +9,14 @@ from google.protobuf import struct_pb2
 from textgen.v1 import openai_pb2
 
 from services.llm.request import Request
+from services.llm.states import StopReason
 from textgen.openai_error_body import error_body
 
 NULL = struct_pb2.Value(null_value=struct_pb2.NULL_VALUE)
 
 
 def finish_reason(request: Request) -> struct_pb2.Value:
-    return struct_pb2.Value(string_value="length" if request.stop_reason == "length" else "stop")
+    return struct_pb2.Value(string_value="length" if request.stop_reason == StopReason.LENGTH else "stop")
 
 
 def usage(request: Request) -> openai_pb2.Usage:

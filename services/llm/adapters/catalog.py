@@ -18,6 +18,7 @@ from services.llm.request import PEFT_BASE
 
 log = logging.getLogger("textgen.llm")
 
+
 class AdapterLoader(Protocol):
     """What the catalog asks of the engine; both run on the engine's thread, between batches."""
 
@@ -100,7 +101,12 @@ class AdapterCatalog:
         self._signatures: dict[str, object] = {}
         self._counter = 0
         self._refreshing = asyncio.Lock()
-        self.base_fingerprint: str | None = None  # the served base model's, set once it is loaded
+        self.base_fingerprint: str | None = None  # the served base model's, once it is loaded (`open`)
+
+    async def open(self, base_fingerprint: str) -> None:
+        """Starts serving once the base model is loaded: the versions trained on it are loaded."""
+        self.base_fingerprint = base_fingerprint
+        await self.refresh()
 
     def changed(self) -> bool:
         """A few stat calls: whether any CURRENT pointer moved since the last refresh."""
