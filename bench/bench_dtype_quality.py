@@ -1,8 +1,8 @@
 """Answer quality per serving dtype: a published adapter on the base model set up as the llm service sets it up
-(services/llm/model/loading.py: packed weights, its attention), in float32 and in each reduced precision (DTYPE+int8: with
-LLM_QUANTIZATION=int8, here for every product, not only the 1- and 2-row steps the service gives it: the most int8
-can cost), evaluated on the validation split as the trainer evaluates (SQuAD EM/F1 of the raw greedy answer, format
-compliance).
+(services/llm/model/loading.py: packed weights, its attention), in float32 and in each reduced precision (DTYPE+int8:
+with LLM_QUANTIZATION=int8, here for every product, not only the 1- and 2-row steps the service gives it: the most
+int8 can cost), evaluated on the validation split as the trainer evaluates (SQuAD EM/F1 of the raw greedy answer,
+format compliance).
 
     python bench/bench_dtype_quality.py                       # the sft adapter, every validation question
     python bench/bench_dtype_quality.py --adapter rl --examples 100 --dtypes float32,bfloat16,bfloat16+int8

@@ -1,5 +1,6 @@
-"""The running batch's KV cache (services/llm/engine/kv_cache.py) against transformers' DynamicCache: the time of one greedy
-decode step of a batch of rows already prefilled, on a GPT-2-size model (GPT2Config() defaults, random weights).
+"""The running batch's KV cache (services/llm/engine/kv_cache.py) against transformers' DynamicCache: the time of one
+greedy decode step of a batch of rows already prefilled, on a GPT-2-size model (GPT2Config() defaults, random
+weights).
 
     python bench/bench_kv_cache.py [--shapes 1x300,4x300,8x300,8x600] [--steps 32] [--reps 3] [--threads 1]
 

@@ -1,6 +1,6 @@
-"""What finding a prompt's blocks in the prefix cache costs (services/llm/engine/prefix_cache.py): the chained-hash keys it
-makes and looks up now, against the keys it made before (the adapter and every token id from the prompt's start to the
-block's end, so a long prompt's keys cost the square of its length).
+"""What finding a prompt's blocks in the prefix cache costs (services/llm/engine/prefix_cache.py): the chained-hash
+keys it makes and looks up now, against the keys it made before (the adapter and every token id from the prompt's
+start to the block's end, so a long prompt's keys cost the square of its length).
 
     python bench/bench_prefix_keys.py
 """

@@ -1,13 +1,13 @@
 """A batch whose rows use different LoRA adapters, computed for all its adapters at once.
 
-peft runs a mixed batch (`adapter_names`) adapter by adapter in every LoRA layer: it gathers the adapter's rows,
-runs its A and B on them and scatters the result back, about ten operators per adapter per layer; this way a mixed
-decode step takes about three quarters of the time (`bench/bench_decode_step.py --setups served,peft-mixing --mix
-base,sft,rl`; docs/benchmarks.md). Here each layer keeps its adapters' A matrices stacked ([adapters x rank, in]) and B matrices side by
-side ([out, adapters x rank]): one product gives every adapter's A-projection of every row, a per-row mask keeps the
-row's own adapter's columns, one product with the B's and a per-row scale finish it: five operators per layer,
-whatever the mix (the idea of punica's and S-LoRA's batched kernels, in plain torch). For each row that is peft's
-own arithmetic, lora_B(lora_A(x)) * scaling, with zeros in the other adapters' columns.
+peft runs a mixed batch (`adapter_names`) adapter by adapter in every LoRA layer: it gathers the adapter's rows, runs
+its A and B on them and scatters the result back, about ten operators per adapter per layer; this way a mixed decode
+step takes about three quarters of the time (`bench/bench_decode_step.py --setups served,peft-mixing --mix
+base,sft,rl`; docs/benchmarks.md). Here each layer keeps its adapters' A matrices stacked ([adapters x rank, in]) and
+B matrices side by side ([out, adapters x rank]): one product gives every adapter's A-projection of every row, a
+per-row mask keeps the row's own adapter's columns, one product with the B's and a per-row scale finish it: five
+operators per layer, whatever the mix (the idea of punica's and S-LoRA's batched kernels, in plain torch). For each
+row that is peft's own arithmetic, lora_B(lora_A(x)) * scaling, with zeros in the other adapters' columns.
 
 `install()` (the engine calls it when it loads the base model) puts it in place of peft's `_mixed_batch_forward` for
 LoRA's Linear layers (peft has no hook for this), for decode steps: one token a row. Prefills go to peft's own, as

@@ -3,10 +3,10 @@ each holding those computed so far, [heads, tokens, dim] per layer like a cached
 prefix cache had one, to start with).
 
 Every engine step prefills one group of them, then the rows already decoding take their step
-(services/llm/engine/running_batch.py). The group: rows that start from a cached prefix first (their rests are short, and
-answering them fast is the prefix cache's point), else the rows prefilling their whole prompt; first come, first
-served within each. One group a step, of one kind, because a group is as wide as its longest piece: a row that
-reuses a prefix padded to the width of a whole prompt would cost as much as the whole prompt.
+(services/llm/engine/running_batch.py). The group: rows that start from a cached prefix first (their rests are short,
+and answering them fast is the prefix cache's point), else the rows prefilling their whole prompt; first come, first
+served within each. One group a step, of one kind, because a group is as wide as its longest piece: a row that reuses
+a prefix padded to the width of a whole prompt would cost as much as the whole prompt.
 
 With LLM_PREFILL_CHUNK_TOKENS=0 a group takes every waiting row of its kind, whole. With a chunk of N tokens a step
 prefills at most N prompt tokens, padding included (rows x width): the first row takes up to N tokens of its rest,

@@ -2,15 +2,15 @@
 caller's stop strings); they join and leave between steps.
 
 A `RunningBatch` holds one left-padded KV cache; each of its rows is a `Request` (services/llm/request.py). New rows
-are prefilled first (services/llm/engine/prefilling.py: a group a step, whole or in chunks, each row from its cached prefix
-if the prefix cache has one), then merged in once their prompt is in (the narrower cache padded on the left);
-finished rows leave at once, and columns that have become padding for every remaining row are trimmed. Each row
-keeps its own adapter (peft `adapter_names`), temperature, top_p, seed, token budget, ending, deadline and
-cancellation. A row's position ids count only its own tokens, so under greedy decoding its tokens are the same
-whether it runs alone or beside others, and whether its prompt was prefilled whole, in chunks or from a cached
-prefix: the keys and values so far sit right-aligned in columns of their own before the next piece (itself
-left-padded), so a row whose piece is shorter than the group's longest has a gap of padding between the two parts,
-masked out like any padding, its positions still counting only its own tokens.
+are prefilled first (services/llm/engine/prefilling.py: a group a step, whole or in chunks, each row from its cached
+prefix if the prefix cache has one), then merged in once their prompt is in (the narrower cache padded on the left);
+finished rows leave at once, and columns that have become padding for every remaining row are trimmed. Each row keeps
+its own adapter (peft `adapter_names`), temperature, top_p, seed, token budget, ending, deadline and cancellation. A
+row's position ids count only its own tokens, so under greedy decoding its tokens are the same whether it runs alone
+or beside others, and whether its prompt was prefilled whole, in chunks or from a cached prefix: the keys and values
+so far sit right-aligned in columns of their own before the next piece (itself left-padded), so a row whose piece is
+shorter than the group's longest has a gap of padding between the two parts, masked out like any padding, its
+positions still counting only its own tokens.
 """
 import dataclasses
 import logging

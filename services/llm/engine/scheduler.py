@@ -1,11 +1,11 @@
 """Which waiting requests join the running batch, and when.
 
-Continuous batching: at every engine step the waiting requests are admitted first come, first served while the
-batch has room: at most LLM_MAX_BATCH_SIZE rows and LLM_MAX_BATCH_TOKENS of KV
-cache (each request counted at the most it can hold: prompt + max_new_tokens). Admission stops at the first request
-that does not fit, so a large request is never overtaken for ever by smaller ones behind it; one that could never
-fit is admitted alone into an empty batch. When the batch is full and LLM_MAX_QUEUED requests already wait, a new one is refused at once
-(QueueFull); requests that will take a free place in the batch at the next step do not count as waiting.
+Continuous batching: at every engine step the waiting requests are admitted first come, first served while the batch
+has room: at most LLM_MAX_BATCH_SIZE rows and LLM_MAX_BATCH_TOKENS of KV cache (each request counted at the most it
+can hold: prompt + max_new_tokens). Admission stops at the first request that does not fit, so a large request is
+never overtaken for ever by smaller ones behind it; one that could never fit is admitted alone into an empty batch.
+When the batch is full and LLM_MAX_QUEUED requests already wait, a new one is refused at once (QueueFull); requests
+that will take a free place in the batch at the next step do not count as waiting.
 
 `submit` runs on the event loop, `take` on the engine thread: the waiting line is guarded by a lock.
 """

@@ -33,7 +33,7 @@ class ServedModels:
         return next((model for model in self.listed() if model.id == name), None)
 
     def acquire(self, model: openai_pb2.Model) -> Lease | None:
-        """A lease on the model's current version (services/llm/adapters/catalog.py); None when it went out of service."""
+        """A lease on the model's current version (the catalog's); None when it went out of service."""
         return self.catalog.acquire(adapters.BASE if not model.HasField("parent") else model.id)
 
     def why_missing(self, name: str) -> str:

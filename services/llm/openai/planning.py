@@ -1,8 +1,8 @@
 """From an OpenAI-compatible request to the `Request` the engine decodes. `check_chat` and `check_completion` read
 and check the request's fields (the native API's ranges, LlmParams', for what both have); `plan_chat` and
 `plan_completion` run on the planner's thread (services/llm/planning.py's Planner.run) and tokenize: the messages
-through the model's chat template (services/llm/openai/chat_prompt.py), or, for an adapter asked in the QA form, the native
-planner's QA request with its answer format. Every error is an OpenAiError."""
+through the model's chat template (services/llm/openai/chat_prompt.py), or, for an adapter asked in the QA form, the
+native planner's QA request with its answer format. Every error is an OpenAiError."""
 import dataclasses
 from typing import Annotated
 
@@ -190,7 +190,8 @@ def plan_chat(asked: Asked, is_adapter: bool, tokenizer, window: int) -> Request
     except TemplateRefused as error:
         raise OpenAiError(grpc.StatusCode.INVALID_ARGUMENT, str(error), param="messages") from None
     return Request(mode=Mode.CHAT, prompt_ids=prompt_ids, lead="", max_new_tokens=_budget(prompt_ids, asked,
-                   "messages", window), ending=stop_at(asked.stops + implied_stops), **dataclasses.asdict(_sampling(asked)))
+                   "messages", window), ending=stop_at(asked.stops + implied_stops),
+                   **dataclasses.asdict(_sampling(asked)))
 
 
 def plan_completion(asked: Asked, tokenizer, window: int) -> Request:
