@@ -1,9 +1,8 @@
-"""The trainer service end to end, through Envoy: real jobs on the tiny model."""
+"""The trainer service end to end, through Envoy beside a running llm service: real jobs on the tiny models, what is
+refused, the queue and cancel, the token kept out of every log. (A killed trainer and a job that fails:
+test_trainer_failures.py.)"""
 import json
-import os
 import pathlib
-import shutil
-import signal
 import time
 
 import grpc
@@ -13,25 +12,16 @@ from textgen.v1 import trainer_pb2, trainer_pb2_grpc
 from transformers import AutoConfig
 
 from devtools.models import RANDOM_GPT2, RANDOM_LLAMA, TINY_SFT, build_tiny_llama, random_models_dir
-from devtools.processes import free_port, start_gateway, start_service
+from devtools.processes import start_gateway, start_service
 from services.common import adapters
 from services.common.base_model import fingerprint
 from services.trainer.job_store import JobStore
+from services.trainer.runner import log_dir_under
+from tests.trainer_service import JOB_TIMEOUT_SECONDS, LONG_SFT, TOKEN, trainer_env
 from textgen.paths import SQUAD_SAMPLE
 
-TOKEN = "test-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
 SMALL_RL = {"steps": 2, "max_new_tokens": 8, "learning_rate": 0.001}
-LONG_SFT = {"max_examples": 100000, "num_train_epochs": 20, "max_length": 96}
-JOB_TIMEOUT_SECONDS = 120
-
-
-def trainer_env(models_dir: pathlib.Path, dataset: pathlib.Path, llm_addr: str | None = None) -> dict[str, str]:
-    return {"MODELS_DIR": str(models_dir), "LLM_BASE_MODEL": str(models_dir / RANDOM_GPT2),
-            "SQUAD_DATASET": str(dataset), "TRAINER_TOKEN": TOKEN, "TRAINER_MAX_QUEUED": "1",
-            "TRAINER_EVAL_EXAMPLES": "4", "TRAINER_EVAL_MAX_NEW_TOKENS": "12", "TRAINER_TORCH_THREADS": "1",
-            # Without an llm service nothing listens there: telling it to reload is best effort, never fatal.
-            "LLM_ADDR": llm_addr or f"127.0.0.1:{free_port()}"}
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +130,7 @@ def _check_run(api, models_dir, kind: str, body: dict, metric: str, curve: str) 
     assert done["adapter_version"] == adapters.current_version(models_dir, kind)
     assert done["params"][kind] and done["started_at"] and done["finished_at"]
     published = adapters.current_path(models_dir, kind)
-    for name in ("adapter_model.safetensors", "adapter_config.json", "params.json", f"{curve}_curve.json",
+    for name in (adapters.WEIGHTS, "adapter_config.json", "params.json", f"{curve}_curve.json",
                  f"{curve}_curve.png", "eval.json"):
         assert (published / name).is_file(), name
     assert adapters.read_base_record(published)["name"] == done["base_model"]
@@ -195,69 +185,11 @@ def test_second_job_queues_the_limit_holds_and_cancel_publishes_nothing(api, mod
 
 def test_the_token_is_in_no_log_and_no_job_record(api, trainer, llm, models_dir):
     """Runs after the jobs above, which were started with the token and refused with wrong ones."""
-    job_logs = "".join(p.read_text() for p in (models_dir / "trainer" / "logs").glob("*.log"))
+    job_logs = "".join(p.read_text() for p in log_dir_under(models_dir).glob("*.log"))
     logs = trainer.logs() + llm.logs() + job_logs
     assert "job ended" in trainer.logs() and "job succeeded" in job_logs
     assert TOKEN not in logs and "Bearer wrong" not in logs
-    assert TOKEN.encode() not in (models_dir / "trainer" / "jobs.sqlite3").read_bytes()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def test_killed_trainer_fails_the_running_job_and_keeps_the_published_adapter(models_dir, dataset, tmp_path):
-    copy = tmp_path / "models"
-    shutil.copytree(models_dir, copy, ignore=shutil.ignore_patterns("trainer"))
-    published = adapters.current_path(copy, "sft")
-    assert published is not None, "runs after the end-to-end test, which publishes an sft adapter"
-    env = trainer_env(copy, dataset)
-    metadata = [("authorization", f"Bearer {TOKEN}")]
-    with start_service("services.trainer", env, "TRAINER_PORT") as trainer:
-        with grpc.insecure_channel(trainer.address) as channel:
-            stub = trainer_pb2_grpc.TrainerServiceStub(channel)
-            job = stub.TrainSft(trainer_pb2.TrainSftRequest(**LONG_SFT), metadata=metadata)
-            deadline = time.monotonic() + JOB_TIMEOUT_SECONDS
-            while stub.GetJob(trainer_pb2.GetJobRequest(job_id=job.job_id)).progress.total_steps == 0:
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
-        worker_pid = JobStore.under(copy).get(job.job_id).pid
-        trainer.proc.send_signal(signal.SIGKILL)
-        trainer.proc.wait()
-    deadline = time.monotonic() + 10
-    while _alive(worker_pid):
-        assert time.monotonic() < deadline, "the training process outlived the killed trainer"
-        time.sleep(0.2)
-    with start_service("services.trainer", env, "TRAINER_PORT") as restarted:
-        with grpc.insecure_channel(restarted.address) as channel:
-            stub = trainer_pb2_grpc.TrainerServiceStub(channel)
-            after = stub.GetJob(trainer_pb2.GetJobRequest(job_id=job.job_id))
-            assert after.status == "failed" and "stopped while this job was running" in after.error
-            assert after.adapter_version == ""
-            watched = list(stub.WatchJob(trainer_pb2.WatchJobRequest(job_id=job.job_id), timeout=10))
-            assert [e.status for e in watched] == ["failed"]
-            with pytest.raises(grpc.RpcError) as refused:
-                stub.TrainSft(trainer_pb2.TrainSftRequest(), metadata=[("authorization", "Bearer nope")])
-            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert adapters.current_path(copy, "sft") == published
-    assert (published / "adapter_model.safetensors").is_file()
-    assert not [p for p in adapters.adapter_dir(copy, "sft").iterdir() if p.name.startswith(".staging-")]
-
-
-def test_unloadable_dataset_fails_the_job_naming_squad_dataset(models_dir, tmp_path):
-    env = {**trainer_env(models_dir, tmp_path / "no-such-squad.jsonl"), "MODELS_DIR": str(tmp_path / "models")}
-    with start_service("services.trainer", env, "TRAINER_PORT") as trainer:
-        with grpc.insecure_channel(trainer.address) as channel:
-            stub = trainer_pb2_grpc.TrainerServiceStub(channel)
-            job = stub.TrainSft(trainer_pb2.TrainSftRequest(), metadata=[("authorization", f"Bearer {TOKEN}")])
-            final = list(stub.WatchJob(trainer_pb2.WatchJobRequest(job_id=job.job_id), timeout=JOB_TIMEOUT_SECONDS))
-    assert final[-1].status == "failed"
-    assert "SQUAD_DATASET" in final[-1].message and "squad_sample" in final[-1].message
-    assert adapters.current_version(tmp_path / "models", "sft") is None
+    assert TOKEN.encode() not in JobStore.under(models_dir).path.read_bytes()
 
 
 def test_a_llama_architecture_base_trains_and_the_records_name_it(tmp_path):
