@@ -4,7 +4,7 @@
      folder (a random tiny GPT-2 and a 2-epoch LSTM, devtools.processes.stand_in_models) and a fresh trainer token;
   2. hardened: every container runs as uid 10001 on a read-only root file system, and no image's history or
      configuration holds a token;
-  3. the REST suite (suites/fuzz_rest.py --quick) through the containerised Envoy on :8080 (GATEWAY_PORT);
+  3. the REST suite (suites/fuzz_rest.py --quick) through the containerised Envoy on GATEWAY_PORT;
   4. llm scaled to 2; a tiny SFT job through REST; the adapter it publishes served by both replicas, each asked
      directly inside its container;
   5. one llm container killed under load through Envoy: no request may fail;
@@ -31,7 +31,7 @@ from devtools.images import TARGETS, ImageError, docker, image_name, require_eng
 from devtools.load import requests_around
 from devtools.models import FACT_QUESTION, RANDOM_GPT2, TINY_SFT
 from devtools.processes import poll, stand_in_models
-from textgen.endpoints import ENDPOINTS
+from textgen.endpoints import ENDPOINTS, GATEWAY_PORT
 from textgen.paths import ROOT, SHIPPED_CORPUS
 
 PROJECT = "textgen-check"
@@ -248,7 +248,7 @@ def run(port: int) -> None:
 
 
 def main() -> int:
-    port = int(os.environ.get("GATEWAY_PORT", "8080"))
+    port = int(os.environ.get("GATEWAY_PORT", GATEWAY_PORT))
     try:
         require_engine()
         run(port)

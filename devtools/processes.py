@@ -25,6 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from devtools.models import RANDOM_GPT2
 from gateway import render
 from gateway.rate_limits import TokenBucket
+from gateway.targets import local_target
 from textgen.paths import ENVOY, ROOT, SQUAD_SAMPLE
 
 STARTUP_TIMEOUT_SECONDS = 60
@@ -161,7 +162,7 @@ def start_gateway(route_timeouts: dict[str, float] | None = None, max_body_bytes
     """Envoy, configured by gateway.render, on a free port in front of the backends given by cluster name
     (baseline=..., rnn=..., llm=[replica, replica], trainer=...); the others point at a closed port. `rate_limits`
     replaces the token buckets it names (gateway/rate_limits.py's defaults otherwise)."""
-    target = render.local_target({})
+    target = local_target({})
     port, admin_port = free_port(), free_port()
     files = pathlib.Path(tempfile.mkdtemp(prefix="textgen-gateway-"))
     target = dataclasses.replace(

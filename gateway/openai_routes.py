@@ -10,11 +10,11 @@ transcoder configuration serves neither; two routes on /v1 carry their own copie
   and turns json_to_metadata on.
 Both only choose the transcoder's configuration: once transcoded, a request is routed again on its gRPC path, to the
 method's generated route (cluster and timeout from gateway/backends.py). A request not transcoded gets 404.
-The OpenAI methods' routes turn on the Lua filter that makes the service's x-openai-error trailer the body, and
-Envoy's own replies on /v1 get OpenAI's error body too (`local_reply_mappers`), so every error the `openai` client
-sees there is {"error": {"message", "type", "param", "code"}}.
+The OpenAI methods' routes turn on the Lua filter that makes the service's error trailer (textgen.openai_error_body's
+HEADER) the body, and Envoy's own replies on /v1 get OpenAI's error body too (gateway/local_replies.py), so every
+error the `openai` client sees there is {"error": {"message", "type", "param", "code"}}.
 """
-from textgen.openai_error_body import error_body
+from textgen.openai_error_body import RATE_LIMIT_EXCEEDED, error_body
 
 UNARY, STREAM = "textgen.v1.OpenAiService", "textgen.v1.OpenAiStreamService"
 SERVICES = (UNARY, STREAM)
@@ -59,4 +59,4 @@ def method_route_filters(service: str) -> dict:
 
 def error_format(grpc_code: int, http_status: int) -> dict:
     """The body of Envoy's own reply with this status on /v1 (its message is the reply's)."""
-    return error_body("%LOCAL_REPLY_BODY%", grpc_code, "rate_limit_exceeded" if http_status == 429 else None)
+    return error_body("%LOCAL_REPLY_BODY%", grpc_code, RATE_LIMIT_EXCEEDED if http_status == 429 else None)

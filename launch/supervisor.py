@@ -20,7 +20,8 @@ import threading
 import time
 
 from gateway import render
-from textgen.endpoints import ENDPOINTS, bind_address, is_loopback
+from gateway.targets import local_target
+from textgen.endpoints import ENDPOINTS, GATEWAY_PORT, bind_address, is_loopback
 from textgen.paths import ENVOY, ROOT
 
 MAX_BACKOFF_SECONDS = 30.0
@@ -52,7 +53,7 @@ class Supervised:
 
 
 def processes(env: dict[str, str]) -> list[Supervised]:
-    target = render.local_target(env)
+    target = local_target(env)
     config = render.write(target, target.files_dir)
     say(f"REST gateway (Envoy) on http://localhost:{target.listen_port} (docs at /docs, admin on "
         f"127.0.0.1:{target.admin_port}); Ctrl-C stops all")
@@ -105,7 +106,7 @@ def warn_if_open(env: dict[str, str]) -> None:
         return
     ports = ", ".join(f"{e.name} {env.get(e.port_variable, e.port)}" for e in ENDPOINTS.values())
     say(f"WARNING: BIND_ADDRESS={address}: reachable from the network are the REST gateway (port "
-        f"{env.get('GATEWAY_PORT', 8080)}) and, past it, every service's gRPC port ({ports}) with server reflection "
+        f"{env.get('GATEWAY_PORT', GATEWAY_PORT)}) and, past it, every service's gRPC port ({ports}) with server reflection "
         "and the llm's internal ReloadAdapters, and any metrics port; "
         + ("training and cancelling need TRAINER_TOKEN" if env.get("TRAINER_TOKEN") else
            "training and cancelling are open to all of them: set TRAINER_TOKEN"))

@@ -3,6 +3,7 @@ import pathlib
 import pytest
 
 from devtools.processes import start_gateway, start_service
+from tests.rendered_envoy import render_targets
 
 # Every bigram transition here is known, so tests can check the model's choices exactly.
 SMALL_CORPUS = (
@@ -30,6 +31,12 @@ def baseline(corpus_file, tmp_path_factory):
 def gateway(baseline):
     with start_gateway(baseline=baseline.address) as process:
         yield process
+
+
+@pytest.fixture(scope="session")
+def rendered(tmp_path_factory) -> dict[str, dict]:
+    """The gateway's Envoy configuration for each target, rendered once for every test_envoy_config*.py module."""
+    return render_targets(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from textgen.v1 import baseline_pb2, baseline_pb2_grpc, llm_pb2, llm_pb2_grpc
 
 from devtools.processes import start_gateway, start_service
-from gateway.render import NOT_ROUTED_FOR_GRPC
+from gateway.local_replies import NOT_ROUTED_FOR_GRPC
 from textgen.paths import DESCRIPTOR_SET
 
 

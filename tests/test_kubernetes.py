@@ -15,6 +15,8 @@ import yaml
 
 from devtools.images import image_name
 from gateway import render
+from gateway.playground_routes import playground_files
+from gateway.targets import k8s_target
 from textgen.endpoints import ENDPOINTS
 from textgen.paths import DEPLOY_K8S
 
@@ -25,7 +27,7 @@ KUBERNETES_VERSION = "1.32.0"
 def k8s(tmp_path_factory) -> pathlib.Path:
     """A copy of deploy/k8s with Envoy's files rendered into it, as `make k8s` renders them into the checkout."""
     copy = shutil.copytree(DEPLOY_K8S, tmp_path_factory.mktemp("deploy") / "k8s")
-    render.write(render.k8s_target(), copy / "base" / "gateway")
+    render.write(k8s_target(), copy / "base" / "gateway")
     return copy
 
 
@@ -150,14 +152,14 @@ def test_envoy_serves_every_playground_file_from_its_config_map(built):
     objects = built["base"]
     config_map = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith(
         "envoy-playground"))
-    assert set(config_map["data"]) == {file.name for file in render.playground_files()}
-    for file in render.playground_files():
+    assert set(config_map["data"]) == {file.name for file in playground_files()}
+    for file in playground_files():
         assert config_map["data"][file.name] == file.read_text(), file.name
     envoy = find(objects, "Deployment", "envoy")["spec"]["template"]["spec"]
     volume = next(v["name"] for v in envoy["volumes"] if v.get("configMap", {}).get("name") == config_map["metadata"][
         "name"])
     mounts = {m["name"]: m["mountPath"] for m in envoy["containers"][0]["volumeMounts"]}
-    assert mounts[volume] == str(render.k8s_target().playground_dir)
+    assert mounts[volume] == str(k8s_target().playground_dir)
 
 
 def test_the_gpu_overlay_gives_the_llm_and_trainer_a_gpu_each_on_gpu_nodes(built):

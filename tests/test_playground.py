@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from devtools import browser
 from devtools.processes import start_gateway, start_system
-from gateway import render
+from gateway.playground_routes import playground_files
 from textgen.paths import ROOT
 
 TINY_SFT = {"max_examples": 40, "num_train_epochs": 1, "max_length": 96, "learning_rate": 0.005, "lora_r": 4}
@@ -199,7 +199,7 @@ def test_a_phone_width_screen_needs_no_sideways_scrolling(page, shots):
 
 
 def test_the_readme_states_the_pages_size():
-    files = render.playground_files()
+    files = playground_files()
     stated = re.search(r"([\d,]+) bytes in (\d+) files", (ROOT / "docs" / "usage.md").read_text())
     assert stated, "docs/usage.md's playground section states the page's size"
     assert (int(stated[1].replace(",", "")), int(stated[2])) == (sum(f.stat().st_size for f in files), len(files))

@@ -8,7 +8,7 @@ from textgen.v1 import trainer_pb2, trainer_pb2_grpc
 
 from devtools.processes import free_port, start_gateway, start_service
 from gateway.rate_limits import DEFAULT_BUCKETS, TokenBucket, buckets_from
-from gateway.render import RATE_LIMITED
+from gateway.local_replies import RATE_LIMITED
 
 TOKEN = "rate-limit-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}

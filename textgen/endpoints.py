@@ -1,5 +1,6 @@
 """Where each gRPC service listens: the one table behind the services' own port settings, the client's and make
-run's addresses, Envoy's clusters and compose's service names (a test ties docker-compose.yml to it).
+run's addresses, Envoy's clusters and compose's service names (a test ties docker-compose.yml to it); and where
+Envoy, the REST gateway in front of them, listens.
 
 `name` is the service's package (services.<name>), its compose service and its Envoy cluster.
 """
@@ -11,6 +12,12 @@ from collections.abc import Mapping
 # Where every service and Envoy listen under `make run` unless BIND_ADDRESS opens them: only this machine can call
 # them. The images set BIND_ADDRESS=0.0.0.0, since a container's network is private to its deployment.
 LOOPBACK = "127.0.0.1"
+
+
+# Envoy's REST port and its admin port, unless GATEWAY_PORT and GATEWAY_ADMIN_PORT say otherwise (the gateway's
+# renderer, make run's supervisor and the compose check all read them here).
+GATEWAY_PORT = 8080
+GATEWAY_ADMIN_PORT = 9901
 
 
 def bind_address(environ: Mapping[str, str] = os.environ) -> str:
