@@ -1,6 +1,6 @@
-"""The running batch's KV cache layer (services/llm/engine/kv_cache.py) holds what transformers' DynamicLayer holds through
-every change the batch makes (steps past its room, row selection, trimmed columns), and writes a step in place while
-it has room. Whole decodes against `generate` are in test_llm_batching.py."""
+"""The running batch's KV cache layer (services/llm/engine/kv_cache.py) holds what transformers' DynamicLayer holds
+through every change the batch makes (steps past its room, row selection, trimmed columns), and writes a step in place
+while it has room. Whole decodes against `generate` are in test_llm_batching.py."""
 import torch
 from transformers.cache_utils import DynamicLayer
 

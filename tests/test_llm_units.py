@@ -150,8 +150,8 @@ def test_the_adapter_choices_come_from_the_one_adapter_name_list():
 
 def test_the_request_the_planner_and_the_scheduler_need_no_torch():
     code = ("import sys, services.llm.request, services.llm.planning, services.llm.engine.scheduler, "
-            "services.llm.adapters.catalog; "
-            "print(sorted(m for m in ('torch', 'transformers', 'services.llm.engine.running_batch') if m in sys.modules))")
+            "services.llm.adapters.catalog; print(sorted(m for m in ('torch', 'transformers', "
+            "'services.llm.engine.running_batch') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 

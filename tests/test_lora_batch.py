@@ -1,6 +1,6 @@
-"""Mixed-adapter batches computed for all adapters at once (services/llm/adapters/lora_batch.py), on the tiny random Llama and
-GPT-2 with two random LoRA adapters of different ranks: each row's logits are what it gets alone under its own
-adapter (or none), greedy rows decoded together make the tokens they make alone, and an adapter deleted and loaded
+"""Mixed-adapter batches computed for all adapters at once (services/llm/adapters/lora_batch.py), on the tiny random
+Llama and GPT-2 with two random LoRA adapters of different ranks: each row's logits are what it gets alone under its
+own adapter (or none), greedy rows decoded together make the tokens they make alone, and an adapter deleted and loaded
 again under its name with other weights is computed with the new weights."""
 import pytest
 import torch

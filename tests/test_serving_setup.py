@@ -1,7 +1,7 @@
-"""The llm service's set-up of a model for serving (services/llm/model/loading.py), on the tiny random Llama (the embedded
-model's architecture): packed linear layers give F.linear's results (the same bits in bfloat16), peft wraps them as it
-wraps any linear layer, and single-token attention with its query heads folded gives transformers' sdpa results;
-greedy decoding makes the same tokens set up or not."""
+"""The llm service's set-up of a model for serving (services/llm/model/loading.py), on the tiny random Llama (the
+embedded model's architecture): packed linear layers give F.linear's results (the same bits in bfloat16), peft wraps
+them as it wraps any linear layer, and single-token attention with its query heads folded gives transformers' sdpa
+results; greedy decoding makes the same tokens set up or not."""
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
