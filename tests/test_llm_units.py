@@ -99,12 +99,12 @@ def test_only_safetensors_adapters_inside_models_dir_trained_on_this_base_are_ac
     assert published().path is None and "invalid adapter version" in published().error
     outside = tmp_path.parent / f"{tmp_path.name}-outside"
     outside.mkdir()
-    (outside / "adapter_model.safetensors").write_bytes(b"")
+    (outside / adapters.WEIGHTS).write_bytes(b"")
     (root / "v2").symlink_to(outside, target_is_directory=True)
     (root / adapters.POINTER).write_text("v2\n")
     assert published().path is None and "outside" in published().error
     (root / "v3").mkdir()
-    (root / "v3" / "adapter_model.safetensors").write_bytes(b"")
+    (root / "v3" / adapters.WEIGHTS).write_bytes(b"")
     (root / adapters.POINTER).write_text("v3\n")
     assert published().path is None and "does not record the base model" in published().error
     adapters.write_base_record(root / "v3", "some base", "abc")

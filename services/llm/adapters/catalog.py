@@ -74,7 +74,7 @@ def published_version(models_dir: pathlib.Path, name: str, base_fingerprint: str
         return Published(None, None, "no version published")
     path = adapters.current_path(models_dir, name)
     if path is None:
-        return Published(version, None, f"version {version} has no adapter_model.safetensors")
+        return Published(version, None, f"version {version} has no {adapters.WEIGHTS}")
     root = adapters.adapters_root(models_dir).resolve()
     if not path.resolve().is_relative_to(root):
         return Published(version, None, f"{path} resolves outside {root}; refused")
