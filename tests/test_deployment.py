@@ -10,7 +10,7 @@ import sys
 import pytest
 import yaml
 
-from devtools.compose_check import compose_command
+from devtools.compose_project import compose_command
 from devtools.images import TARGETS, TORCH, VARIANT_TARGETS, image_name, rate_limit_build_args
 from devtools.processes import base_env
 from gateway.rate_limits import DEFAULT_BUCKETS, burst_variable, rate_variable
