@@ -13,6 +13,16 @@ def env_field(variable: str, default, help: str = ""):
     return dataclasses.field(default=default, metadata={"env": variable, "help": help})
 
 
+def device_field(service: str):
+    """SERVICE_DEVICE: where a service's model runs (services.common.devices resolves it)."""
+    return env_field(f"{service}_DEVICE", "auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+
+
+def dtype_field(service: str, auto: str, purpose: str = ""):
+    """SERVICE_DTYPE: the model's dtype; `auto` says what auto picks for this service."""
+    return env_field(f"{service}_DTYPE", "auto", f"{purpose}auto ({auto}), float32, bfloat16 or float16")
+
+
 class ConfigError(SystemExit):
     """A malformed environment variable: the process exits with this message instead of a traceback."""
 

@@ -1,7 +1,7 @@
 import dataclasses
 
 from services.common.base_model import SETTING_HELP
-from services.common.config import ServiceConfig, env_field
+from services.common.config import ServiceConfig, device_field, dtype_field, env_field
 from textgen.endpoints import ENDPOINTS
 
 # On a CPU every row pays for the others' share of a step: 16 rows gave no more throughput than 8 and slower first
@@ -14,11 +14,11 @@ class LlmConfig(ServiceConfig):
     port: int = env_field(ENDPOINTS["llm"].port_variable, ENDPOINTS["llm"].port, "gRPC port (0 picks a free one)")
     metrics_port: int = env_field("LLM_METRICS_PORT", -1, "Prometheus port; 0 picks a free one, -1 disables")
     base_model: str = env_field("LLM_BASE_MODEL", "", SETTING_HELP)
-    device: str = env_field("LLM_DEVICE", "auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+    device: str = device_field("LLM")
     # bfloat16 reads half the bytes of float32 a token, and CPUs with AVX-512 BF16 compute it natively: decode steps
     # and prefills took less time (docs/benchmarks.md); where torch only emulates it, float32 is faster.
-    dtype: str = env_field("LLM_DTYPE", "auto", "auto (bfloat16 on a GPU that supports it and on a CPU with AVX-512 "
-                                                "BF16 or AMX, else float32), float32, bfloat16 or float16")
+    dtype: str = dtype_field("LLM", "bfloat16 on a GPU that supports it and on a CPU with AVX-512 BF16 or AMX, else "
+                                    "float32")
     max_batch_size: int = env_field("LLM_MAX_BATCH_SIZE", 0,
                                     "rows decoded together; 0: 8 on the CPU, 32 on a GPU; 1 turns batching off")
     max_batch_tokens: int = env_field("LLM_MAX_BATCH_TOKENS", 0,

@@ -3,7 +3,7 @@ import logging
 
 from services.common import devices
 from services.common.base_model import SETTING_HELP, BaseModelSpec, choose
-from services.common.config import ServiceConfig, env_field
+from services.common.config import ServiceConfig, device_field, dtype_field, env_field
 from textgen.endpoints import ENDPOINTS
 
 
@@ -27,9 +27,8 @@ class TrainerConfig(ServiceConfig):
                                    "torch intra-op threads for training; 0 keeps torch's default (all cores)")
     processes: int = env_field("TRAINER_PROCESSES", 1, "data-parallel training processes per job (DDP: gloo on "
                                                        "CPUs, NCCL on GPUs, one GPU each)")
-    device: str = env_field("TRAINER_DEVICE", "auto", "auto (CUDA when present), cpu, cuda or cuda:N")
-    dtype: str = env_field("TRAINER_DTYPE", "auto", "mixed precision: auto (bfloat16 on a GPU that supports it, "
-                                                    "else float32), float32, bfloat16 or float16")
+    device: str = device_field("TRAINER")
+    dtype: str = dtype_field("TRAINER", "bfloat16 on a GPU that supports it, else float32", "mixed precision: ")
 
     def base(self) -> BaseModelSpec:
         return choose(self.base_model, self.models_dir)
