@@ -72,39 +72,40 @@ def perplexity(model: LstmLanguageModel, ids: torch.Tensor) -> float:
     return math.exp(loss.item())
 
 
-def train(text: str, *, epochs: int = DEFAULT_EPOCHS, vocab_size: int = DEFAULT_VOCAB_SIZE, seq_len: int = SEQ_LEN,
-          batch_size: int = BATCH_SIZE, learning_rate: float = LEARNING_RATE,
-          validation_fraction: float = VALIDATION_FRACTION, patience: int = DEFAULT_PATIENCE, seed: int = 0,
-          progress: bool = True) -> artifacts.TrainedModel:
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    tokens = tokenize(text)
-    vocab = Vocabulary.build(tokens, vocab_size)
-    train_ids, validation_ids = split(torch.tensor(vocab.encode(tokens)), validation_fraction, seq_len)
-    model = LstmLanguageModel(len(vocab))
-    initial_perplexity = perplexity(model, validation_ids)
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+def _train_epoch(model: LstmLanguageModel, optimizer: torch.optim.Optimizer, epoch_batches, bar: tqdm,
+                 epoch_label: str) -> float:
+    """One pass over an epoch's (inputs, targets) batches; returns the mean loss per predicted word."""
     loss_fn = nn.CrossEntropyLoss()
+    total_loss, total_words = 0.0, 0
+    for inputs, targets in epoch_batches:
+        logits, _ = model(inputs)
+        loss = loss_fn(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total_loss += loss.item() * targets.numel()
+        total_words += targets.numel()
+        bar.set_postfix(epoch=epoch_label, loss=f"{loss.item():.3f}", refresh=False)
+        bar.update(targets.numel())
+    return total_loss / total_words
+
+
+def _train_until_no_gain(model: LstmLanguageModel, train_ids: torch.Tensor, validation_ids: torch.Tensor, *,
+                         epochs: int, patience: int, seq_len: int, batch_size: int, learning_rate: float,
+                         generator: torch.Generator, progress: bool) -> tuple[list[dict], dict]:
+    """Trains epoch by epoch until `patience` epochs bring no better validation perplexity (0: every epoch), then
+    loads the best epoch's weights into `model` (the last epoch's with patience 0). Returns each epoch's record and
+    the kept one's."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     history = []
     best = {"validation_perplexity": math.inf}
     best_weights = None
-    started = time.perf_counter()
     bar = tqdm(total=epochs * (len(train_ids) - 1), unit="word", unit_scale=True, disable=not progress,
                desc="training LSTM", file=sys.stderr, dynamic_ncols=True)
     model.train()
     for epoch in range(1, epochs + 1):
-        total_loss, total_words = 0.0, 0
-        for inputs, targets in batches(train_ids, seq_len, batch_size, generator):
-            logits, _ = model(inputs)
-            loss = loss_fn(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total_loss += loss.item() * targets.numel()
-            total_words += targets.numel()
-            bar.set_postfix(epoch=f"{epoch}/{epochs}", loss=f"{loss.item():.3f}", refresh=False)
-            bar.update(targets.numel())
-        epoch_loss = total_loss / total_words
+        epoch_batches = batches(train_ids, seq_len, batch_size, generator)
+        epoch_loss = _train_epoch(model, optimizer, epoch_batches, bar, f"{epoch}/{epochs}")
         validation_perplexity = perplexity(model, validation_ids)
         history.append({"epoch": epoch, "train_loss": round(epoch_loss, 4),
                         "validation_perplexity": round(validation_perplexity, 2)})
@@ -118,6 +119,24 @@ def train(text: str, *, epochs: int = DEFAULT_EPOCHS, vocab_size: int = DEFAULT_
             break
     bar.close()
     model.load_state_dict(best_weights)
+    return history, best
+
+
+def train(text: str, *, epochs: int = DEFAULT_EPOCHS, vocab_size: int = DEFAULT_VOCAB_SIZE, seq_len: int = SEQ_LEN,
+          batch_size: int = BATCH_SIZE, learning_rate: float = LEARNING_RATE,
+          validation_fraction: float = VALIDATION_FRACTION, patience: int = DEFAULT_PATIENCE, seed: int = 0,
+          progress: bool = True) -> artifacts.TrainedModel:
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    tokens = tokenize(text)
+    vocab = Vocabulary.build(tokens, vocab_size)
+    train_ids, validation_ids = split(torch.tensor(vocab.encode(tokens)), validation_fraction, seq_len)
+    model = LstmLanguageModel(len(vocab))
+    initial_perplexity = perplexity(model, validation_ids)
+    started = time.perf_counter()
+    history, best = _train_until_no_gain(model, train_ids, validation_ids, epochs=epochs, patience=patience,
+                                         seq_len=seq_len, batch_size=batch_size, learning_rate=learning_rate,
+                                         generator=generator, progress=progress)
     seconds = time.perf_counter() - started
     model.eval()
     metadata = {
