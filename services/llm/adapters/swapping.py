@@ -10,12 +10,13 @@ import pathlib
 
 from services.llm import metrics
 from services.llm.adapters import lora_batch
-from services.llm.engine.prefix_cache import PrefixCache
-from services.llm.engine.running_batch import RunningBatch
 
 
 class AdapterSwapper:
-    def __init__(self, base_model, batch: RunningBatch, prefix_cache: PrefixCache | None) -> None:
+    """Made by the engine once the base model is loaded, with its running batch and prefix cache (None when off):
+    the engine sits above this room and hands its parts in."""
+
+    def __init__(self, base_model, batch, prefix_cache) -> None:
         self.base_model, self.batch, self.prefix_cache = base_model, batch, prefix_cache
         self.model = base_model  # or the PeftModel around it, once an adapter is loaded
         self._unload_later: set[str] = set()
