@@ -32,7 +32,9 @@ import time
 import httpx
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from bench_serving import Plan, Target, run_levels, table  # noqa: E402
+from bench_serving import Plan, run_levels  # noqa: E402
+from serving_metrics import table  # noqa: E402
+from serving_requests import Target  # noqa: E402
 
 from devtools.processes import free_port, poll, start_gateway, start_service  # noqa: E402
 from services.common import adapters, embedded_model  # noqa: E402

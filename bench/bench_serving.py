@@ -25,213 +25,19 @@ Workloads (`--workload`; every level draws prompts of its own, so no server answ
                   ids (start it with --lora FILE ... --lora-init-without-apply) and the base without one.
 
 Output: one JSON line per level (to --out, else none) and a table on the terminal. `run_levels` is the same from
-Python (bench/anchor.py compares two servers with it).
+Python (bench/anchor.py compares two servers with it). The workloads are in bench/serving_workloads.py, the
+requests in bench/serving_requests.py, the figures in bench/serving_metrics.py.
 """
 import argparse
 import asyncio
 import dataclasses
 import json
-import math
 import pathlib
-import random
-import statistics
 import sys
-import time
 
-import httpx
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-SQUAD_TRAIN = ROOT / "data" / "squad_train_slice" / "train.json"
-CORPUS = ROOT / "data" / "corpus" / "harbour.txt"
-
-
-# --- workloads ----------------------------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class Prompt:
-    text: str
-    adapter: str = "base"
-
-
-def squad_pairs(rng: random.Random) -> list[tuple[str, str]]:
-    """(context, question) of every question in the shipped train slice, in an order of `rng`'s with one question
-    of every passage before any passage's second, so that no passage comes back until all have been asked."""
-    by_passage = [[(paragraph["context"], qa["question"]) for qa in paragraph["qas"]]
-                  for article in json.loads(SQUAD_TRAIN.read_text())["data"] for paragraph in article["paragraphs"]]
-    rng.shuffle(by_passage)
-    rounds = max(len(questions) for questions in by_passage)
-    return [questions[i] for i in range(rounds) for questions in by_passage if i < len(questions)]
-
-
-class Workload:
-    def __init__(self, kind: str, adapters: list[str], seed: int, random_words: tuple[int, int]) -> None:
-        if kind not in ("squad", "random", "mixed-adapters"):
-            raise SystemExit(f"--workload {kind!r}: use squad, random or mixed-adapters")
-        self.kind, self.adapters, self.random_words = kind, adapters, random_words
-        self.rng = random.Random(seed)
-        self._squad = squad_pairs(self.rng) if kind != "random" else []
-        self._words = CORPUS.read_text().split() if kind == "random" else []
-
-    def take(self, count: int) -> list[Prompt]:
-        """`count` prompts never given out before (fresh for each level)."""
-        if self.kind == "random":
-            prompts = []
-            for _ in range(count):
-                length = self.rng.randint(*self.random_words)
-                start = self.rng.randrange(len(self._words) - length)
-                prompts.append(Prompt(" ".join(self._words[start:start + length])))
-            return prompts
-        if len(self._squad) < count:
-            raise SystemExit(f"the SQuAD slice has no {count} more fresh prompts: ask for fewer requests or levels")
-        taken, self._squad = self._squad[:count], self._squad[count:]
-        adapters = self.adapters if self.kind == "mixed-adapters" else ["base"]
-        return [Prompt(f"{context}\n\nQuestion: {question}", adapters[i % len(adapters)])
-                for i, (context, question) in enumerate(taken)]
-
-
-# --- one request --------------------------------------------------------------------------------------------------
-@dataclasses.dataclass
-class Result:
-    ok: bool
-    ttft: float = math.nan
-    e2e: float = math.nan
-    itl: list[float] = dataclasses.field(default_factory=list)
-    output_tokens: int = 0
-    error: str = ""
-
-    @property
-    def tpot(self) -> float:
-        return (self.e2e - self.ttft) / (self.output_tokens - 1) if self.output_tokens > 1 else math.nan
-
-
-@dataclasses.dataclass(frozen=True)
-class Target:
-    url: str  # the server's root: .../v1/chat/completions is appended
-    model: str  # what `model` says for the base
-    max_tokens: int = 48
-    lora_ids: dict[str, int] = dataclasses.field(default_factory=dict)  # llama-server's per-request adapters
-    api_key: str = ""
-
-    def body(self, prompt: Prompt) -> dict:
-        body = {"messages": [{"role": "user", "content": prompt.text}], "max_tokens": self.max_tokens,
-                "temperature": 0, "stream": True, "stream_options": {"include_usage": True}, "model": self.model}
-        if prompt.adapter != "base":
-            if self.lora_ids:
-                body["lora"] = [{"id": self.lora_ids[prompt.adapter], "scale": 1.0}]
-            else:
-                body["model"] = prompt.adapter
-        return body
-
-
-async def send(client: httpx.AsyncClient, target: Target, prompt: Prompt) -> Result:
-    started = time.perf_counter()
-    result, last, pieces = Result(ok=False), None, 0
-    try:
-        async with client.stream("POST", f"{target.url}/v1/chat/completions", json=target.body(prompt)) as response:
-            if response.status_code != 200:
-                return Result(ok=False, error=f"HTTP {response.status_code}: {(await response.aread())[:200]!r}")
-            async for line in response.aiter_lines():
-                if not line.startswith("data:") or line.strip() == "data: [DONE]":
-                    continue
-                chunk = json.loads(line[5:])
-                if chunk.get("error"):
-                    return Result(ok=False, error=str(chunk["error"])[:200])
-                if chunk.get("usage"):
-                    result.output_tokens = chunk["usage"].get("completion_tokens", 0)
-                deltas = [choice.get("delta") or {} for choice in chunk.get("choices") or []]
-                text = "".join(delta.get("content") or "" for delta in deltas)
-                if not text:
-                    continue
-                now = time.perf_counter()
-                if last is None:
-                    result.ttft = now - started
-                else:
-                    result.itl.append(now - last)
-                last, pieces = now, pieces + 1
-    except httpx.HTTPError as error:
-        return Result(ok=False, error=f"{type(error).__name__}: {error}")
-    result.e2e = time.perf_counter() - started
-    result.output_tokens = result.output_tokens or pieces
-    result.ok = last is not None
-    result.error = "" if result.ok else "no text streamed"
-    return result
-
-
-# --- a level ------------------------------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class Slo:
-    ttft: float | None = None
-    tpot: float | None = None
-    e2e: float | None = None
-
-    def met(self, result: Result) -> bool:
-        return result.ok and all(limit is None or not value > limit for limit, value in (
-            (self.ttft, result.ttft), (self.tpot, result.tpot), (self.e2e, result.e2e)))
-
-
-def gaps(rate: float, count: int, burstiness: float, rng: random.Random) -> list[float]:
-    """Times between arrivals: exponential (Poisson arrivals) at burstiness 1, gamma with that shape otherwise (the
-    same mean rate; below 1 arrivals come in bursts), as vllm bench serve draws them."""
-    return [rng.gammavariate(burstiness, 1 / (rate * burstiness)) for _ in range(count)]
-
-
-async def run_level(target: Target, prompts: list[Prompt], concurrency: int | None = None, rate: float | None = None,
-                    burstiness: float = 1.0, seed: int = 0) -> tuple[list[Result], float]:
-    """Every prompt sent, closed loop at `concurrency` or open loop at `rate`; the results and the seconds taken."""
-    # A fresh connection per request: llama-server closes a kept-alive one after a few requests, and a request sent
-    # on one it is closing fails; loopback connections cost well under a millisecond.
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
-    headers = {"authorization": f"Bearer {target.api_key}"} if target.api_key else {}
-    async with httpx.AsyncClient(timeout=httpx.Timeout(600, connect=10), limits=limits, headers=headers) as client:
-        results: list[Result | None] = [None] * len(prompts)
-        started = time.perf_counter()
-        if concurrency:
-            queue = iter(range(len(prompts)))
-
-            async def client_loop() -> None:
-                for index in queue:
-                    results[index] = await send(client, target, prompts[index])
-
-            await asyncio.gather(*(client_loop() for _ in range(concurrency)))
-        else:
-            tasks, at = [], 0.0
-            for index, gap in enumerate(gaps(rate, len(prompts), burstiness, random.Random(seed))):
-                at += gap
-                await asyncio.sleep(max(0.0, started + at - time.perf_counter()))
-
-                async def one(index: int = index) -> None:
-                    results[index] = await send(client, target, prompts[index])
-
-                tasks.append(asyncio.create_task(one()))
-            await asyncio.gather(*tasks)
-        return results, time.perf_counter() - started
-
-
-def percentile(values: list[float], q: float) -> float:
-    values = sorted(v for v in values if not math.isnan(v))
-    if not values:
-        return math.nan
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
-
-
-def summarize(results: list[Result], seconds: float, slo: Slo) -> dict:
-    done = [r for r in results if r.ok]
-    summary = {"requests": len(results), "failed": len(results) - len(done), "seconds": round(seconds, 3),
-               "request_throughput": len(done) / seconds,
-               "output_throughput": sum(r.output_tokens for r in done) / seconds,
-               "mean_output_tokens": statistics.fmean(r.output_tokens for r in done) if done else math.nan,
-               "goodput": sum(slo.met(r) for r in done) / seconds}
-    for name, values in (("ttft", [r.ttft for r in done]), ("tpot", [r.tpot for r in done]),
-                         ("itl", [gap for r in done for gap in r.itl]), ("e2e", [r.e2e for r in done])):
-        clean = [v for v in values if not math.isnan(v)]
-        summary[f"mean_{name}"] = statistics.fmean(clean) if clean else math.nan
-        for q in (50, 90, 99):
-            summary[f"p{q}_{name}"] = percentile(values, q)
-    errors = sorted({r.error for r in results if not r.ok})
-    if errors:
-        summary["errors"] = errors[:5]
-    return summary
+from serving_metrics import Slo, level_name, summarize, table
+from serving_requests import Target, run_level
+from serving_workloads import Workload
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,24 +71,6 @@ def run_levels(target: Target, plan: Plan, slo: Slo = Slo(), label: str = "") ->
                      kind: value, **summarize(results, seconds, slo)})
     return rows
 
-
-def level_name(row: dict) -> str:
-    return f"c={row['concurrency']}" if "concurrency" in row else f"{row['rate']}/s"
-
-
-def table(rows: list[dict]) -> str:
-    header = (f"{'server':22}{'level':>8}{'ok':>6}{'req/s':>7}{'out tok/s':>10}{'TTFT p50':>9}{'p90':>7}{'p99':>7}"
-              f"{'TPOT p50':>9}{'ITL p50':>8}{'p99':>7}{'E2E p50':>8}{'p99':>7}{'goodput':>8}")
-    lines = [header]
-    for row in rows:
-        ms = lambda key: f"{row[key] * 1000:.0f}" if not math.isnan(row[key]) else "-"  # noqa: E731
-        s = lambda key: f"{row[key]:.2f}" if not math.isnan(row[key]) else "-"  # noqa: E731
-        lines.append(f"{row['label'][:21]:22}{level_name(row):>8}{row['requests'] - row['failed']:>6}"
-                     f"{row['request_throughput']:7.2f}{row['output_throughput']:10.1f}{s('p50_ttft'):>9}"
-                     f"{s('p90_ttft'):>7}{s('p99_ttft'):>7}{ms('p50_tpot'):>9}{ms('p50_itl'):>8}{ms('p99_itl'):>7}"
-                     f"{s('p50_e2e'):>8}{s('p99_e2e'):>7}{row['goodput']:8.2f}")
-    lines.append("TTFT and E2E in seconds, TPOT and ITL in milliseconds; goodput: requests/s within the SLOs")
-    return "\n".join(lines)
 
 
 def numbers(text: str, kind=float) -> tuple:

@@ -14,7 +14,8 @@ from devtools.processes import start_gateway, start_service
 from textgen.paths import ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))
-import bench_serving  # noqa: E402
+from serving_requests import Target, gaps  # noqa: E402
+from serving_workloads import Workload  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +61,10 @@ def test_mixed_adapters_name_each_adapter_as_the_model(gateway, tmp_path):
                        "--concurrency", "2", "--requests", "4")
     assert done.returncode == 0, done.stderr
     assert rows[0]["failed"] == 0
-    target = bench_serving.Target(gateway.url, "base")
-    prompts = bench_serving.Workload("mixed-adapters", ["base", "sft"], 0, (5, 10)).take(4)
+    target = Target(gateway.url, "base")
+    prompts = Workload("mixed-adapters", ["base", "sft"], 0, (5, 10)).take(4)
     assert [target.body(prompt)["model"] for prompt in prompts] == ["base", "sft", "base", "sft"]
-    lora = bench_serving.Target("http://llama", "smollm2", lora_ids={"sft": 0})  # llama-server's per-request LoRA
+    lora = Target("http://llama", "smollm2", lora_ids={"sft": 0})  # llama-server's per-request LoRA
     assert [lora.body(prompt).get("lora") for prompt in prompts[:2]] == [None, [{"id": 0, "scale": 1.0}]]
 
 
@@ -77,18 +78,18 @@ def test_a_model_the_server_does_not_serve_fails_its_requests_and_says_why(gatew
 
 def test_every_level_gets_prompts_of_its_own():
     for kind in ("squad", "random"):
-        workload = bench_serving.Workload(kind, ["base"], 0, (20, 40))
+        workload = Workload(kind, ["base"], 0, (20, 40))
         first, second = workload.take(30), workload.take(30)
         assert not {p.text for p in first} & {p.text for p in second}
         if kind == "squad":  # and no passage twice in a level: no prompt cache helps within one either
             assert len({p.text.split("\n")[0] for p in first}) == 30
-    assert bench_serving.Workload("squad", ["base"], 7, (1, 2)).take(3) == \
-        bench_serving.Workload("squad", ["base"], 7, (1, 2)).take(3)  # the same prompts for any server
+    assert Workload("squad", ["base"], 7, (1, 2)).take(3) == \
+        Workload("squad", ["base"], 7, (1, 2)).take(3)  # the same prompts for any server
 
 
 def test_arrival_gaps_keep_the_rate_and_bunch_up_below_burstiness_one():
     rng = random.Random(0)
-    poisson, bursty = bench_serving.gaps(4.0, 4000, 1.0, rng), bench_serving.gaps(4.0, 4000, 0.25, rng)
+    poisson, bursty = gaps(4.0, 4000, 1.0, rng), gaps(4.0, 4000, 0.25, rng)
     assert sum(poisson) / 4000 == pytest.approx(0.25, rel=0.1) and sum(bursty) / 4000 == pytest.approx(0.25, rel=0.1)
     short = lambda gaps: sum(gap < 0.025 for gap in gaps)  # noqa: E731
     assert short(bursty) > 2 * short(poisson)
