@@ -1,5 +1,6 @@
 """textgen side by side with llama.cpp's llama-server: the same model, machine and workload, one server after the
-other, and the ratios (make bench-anchor; never in CI: the build alone takes about 10 minutes on 2 cores).
+other, and the ratios (make bench-anchor; never in CI: building llama-server alone takes minutes, docs/benchmarks.md
+says how many).
 
     python bench/anchor.py                                  # everything below
     python bench/anchor.py --ours float32,bfloat16,bfloat16+int8 --theirs f32,bf16,q4_1 --requests 16

@@ -1,7 +1,7 @@
 """The llm service and the trainer on the machine's GPU (LLM_DEVICE / TRAINER_DEVICE = auto), against in-process
 transformers on the same device and dtype, on the GPT-2-size model with random weights (as bench_llm.py).
 
-    python bench/gpu_check.py            # where a GPU is: under 5 minutes
+    python bench/gpu_check.py            # where a GPU is (how long it takes: docs/operations.md)
     python bench/gpu_check.py --smoke    # anywhere (CI, on the CPU): the tiny model, a few tokens, seconds
 
 Checks and reports:

