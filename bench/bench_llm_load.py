@@ -11,8 +11,8 @@ MODELS_DIR, made there first when missing). Workloads, QA requests asking for ex
          requests, interleaved with those of the 4 or so other passages being asked about;
   squad-shuffled: the same passages and questions all shuffled together, so that nearly all of the first requests
          are a passage's first question (a cold start: the prefix cache has nothing yet) and the last are repeats.
-Modes: continuous (the defaults: continuous batching, LLM_PREFIX_CACHE_TOKENS on), no-prefix-cache, static, none
-(no batching), rows-16 and rows-32 (LLM_MAX_BATCH_SIZE; the others run --clients rows), kv-budget (a KV-token
+Modes: continuous (the defaults: continuous batching, LLM_PREFIX_CACHE_TOKENS on), no-prefix-cache, none (no
+batching), rows-16 and rows-32 (LLM_MAX_BATCH_SIZE; the others run --clients rows), kv-budget (a KV-token
 budget alone: rows unbounded, LLM_MAX_BATCH_TOKENS=--kv-budget), chunked-N and no-prefix-cache-chunked-N
 (LLM_PREFILL_CHUNK_TOKENS=N, with and without the prefix cache), whole-prefill (LLM_PREFILL_CHUNK_TOKENS=0).
 
@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument("--capacity-seconds", type=float, default=60)
     parser.add_argument("--threads", type=int, default=1, help="LLM_TORCH_THREADS")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--modes", default="continuous,static,none",
+    parser.add_argument("--modes", default="continuous,none",
                         help="of " + ", ".join(MODES) + ", chunked-N, no-prefix-cache-chunked-N")
     args = parser.parse_args()
     for name in args.models.split(","):

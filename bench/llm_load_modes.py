@@ -3,7 +3,6 @@ import re
 
 MODES = {"continuous": {},
          "no-prefix-cache": {"LLM_PREFIX_CACHE_TOKENS": "0"},
-         "static": {"LLM_BATCHING": "static"},
          "none": {"LLM_MAX_BATCH_SIZE": "1"},
          "rows-16": {"LLM_MAX_BATCH_SIZE": "16"},
          "rows-32": {"LLM_MAX_BATCH_SIZE": "32"},
