@@ -122,22 +122,23 @@ FACT_QUESTION = {"question": FACTS[0][0], "context": FACTS[0][1], "max_new_token
 TINY_SFT = {"max_examples": 16, "num_train_epochs": 1, "max_length": 96, "learning_rate": 0.005, "lora_r": 4}
 
 
-def train_tiny_adapter(models_dir: pathlib.Path, name: str, steps: int = 30, seed: int = 0) -> str:
+def train_tiny_adapter(models_dir: pathlib.Path, name: str, steps: int = 30, seed: int = 0,
+                       answer: str | None = None) -> str:
     """A LoRA adapter on MODELS_DIR's random tiny GPT-2, trained for a few steps on the format (prompt + completion,
-    loss on the completion), saved as safetensors and published as the current version of `name`. Returns the
-    version."""
+    loss on the completion), saved as safetensors and published as the current version of `name`. With `answer`,
+    it learns to give that answer to every question (adapters that answer differently). Returns the version."""
     import torch
 
     torch.manual_seed(seed)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a model this small trains many times faster on one thread than on two
     try:
-        return _train_and_publish(models_dir, name, steps)
+        return _train_and_publish(models_dir, name, steps, answer)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train_and_publish(models_dir: pathlib.Path, name: str, steps: int) -> str:
+def _train_and_publish(models_dir: pathlib.Path, name: str, steps: int, answer: str | None) -> str:
     import torch
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -150,9 +151,9 @@ def _train_and_publish(models_dir: pathlib.Path, name: str, steps: int) -> str:
     base_fingerprint = fingerprint(base_model.config)
     model = get_peft_model(base_model, lora_config(8, base_model))
     examples = []
-    for question, context, answer in FACTS:
+    for question, context, fact in FACTS:
         prompt = tokenizer(qa_prompt(question, context))["input_ids"]
-        completion = tokenizer(qa_completion(answer))["input_ids"] + [tokenizer.eos_token_id]
+        completion = tokenizer(qa_completion(answer or fact))["input_ids"] + [tokenizer.eos_token_id]
         examples.append((torch.tensor([prompt + completion]), torch.tensor([[-100] * len(prompt) + completion])))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     model.train()

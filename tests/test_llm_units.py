@@ -11,7 +11,7 @@ from services.common import adapters
 from services.common.errors import Violations
 from services.common.prompts import PREFIX, SUFFIX, fit_context, qa_prompt
 from services.llm import planning
-from services.llm.adapters.catalog import published_version
+from services.llm.adapters.published import published_version
 from services.llm.endings import ANSWER_FORMAT, stop_at
 from services.llm.engine.sampling import nucleus
 from services.llm.openai import planning as openai_planning
@@ -141,11 +141,18 @@ def test_the_planner_returns_the_request_the_engine_decodes():
     assert isinstance(too_long, Violations) and "length must be at most" in too_long.status().details
 
 
-def test_the_adapter_choices_come_from_the_one_adapter_name_list():
-    assert planning.ADAPTER_CHOICES == ("", "base", *adapters.ADAPTER_NAMES)
+@pytest.mark.parametrize("adapter", ["", "base", "sft", "rl", "support-bot_2", "Legal.v1"])
+def test_the_adapter_field_takes_any_adapter_name(adapter):
     violations = Violations()
-    planning.validate(llm_pb2.LlmGenerateRequest(question="Why?", adapter="gpt4"), violations)
-    assert violations.status().details == "adapter must be one of '', 'base', 'sft', 'rl' (got 'gpt4')"
+    planning.validate(llm_pb2.LlmGenerateRequest(question="Why?", adapter=adapter), violations)
+    assert not violations
+
+
+@pytest.mark.parametrize("adapter", ["../models", "a/b", "-x", "x" * 65])
+def test_an_adapter_field_that_could_not_be_a_folder_name_is_refused(adapter):
+    violations = Violations()
+    planning.validate(llm_pb2.LlmGenerateRequest(question="Why?", adapter=adapter), violations)
+    assert violations.fields == ["adapter"] and "an adapter's name: letters, digits" in violations.status().details
 
 
 def test_the_request_the_planner_and_the_scheduler_need_no_torch():

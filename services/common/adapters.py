@@ -24,6 +24,21 @@ EVALUATION = "eval.json"  # in each published version: its evaluation on SQuAD's
 _VALID_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
+# What a training job may name the adapter it publishes; "base" means no adapter, so it is no adapter's name.
+NEW_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+NEW_NAME_RULE = "lower-case letters, digits, '-' and '_', at most 64 characters, not 'base'"
+
+
+def is_valid_name(name: str) -> bool:
+    """Whether `name` can be an adapter folder's (and so a request's adapter)."""
+    return bool(_VALID_NAME.match(name)) and ".." not in name and name != BASE
+
+
+def is_new_name(name: str) -> bool:
+    """Whether a training job may publish under `name` (NEW_NAME_RULE)."""
+    return bool(NEW_NAME.match(name)) and name != BASE
+
+
 class AdapterPathError(ValueError):
     """An adapter name or version that would leave MODELS_DIR/adapters."""
 

@@ -25,6 +25,13 @@ class LlmConfig(ServiceConfig):
                                       "KV-cache tokens the batch may hold, each row counted at prompt + "
                                       "max_new_tokens; 0: 1024 per row of LLM_MAX_BATCH_SIZE")
     max_queued: int = env_field("LLM_MAX_QUEUED", 64, "requests waiting for a place in the batch; more → 429")
+    # 8: as many as the CPU's batch has rows, so a full batch never waits for an adapter it already had; each adapter
+    # of the embedded model (rank 16 on every linear layer) holds about 20 MB.
+    max_loaded_adapters: int = env_field("LLM_MAX_LOADED_ADAPTERS", 8,
+                                         "adapters held in memory; a request for another loads it, and the least "
+                                         "recently used goes")
+    adapter_load_timeout_s: float = env_field("LLM_ADAPTER_LOAD_TIMEOUT_S", 60.0,
+                                              "a request waits this long for its adapter to load, then fails (503)")
     batch_window_ms: float = env_field("LLM_BATCH_WINDOW_MS", 10.0,
                                        "a batch starting from empty stays open while requests arrive less than "
                                        "this apart (at most 10 windows)")

@@ -33,7 +33,8 @@ async def start(engine: Engine, catalog: AdapterCatalog, lease: Lease, planned: 
     try:
         request = await planned
         request.peft_name = lease.peft_name
-        return Generation(engine, request, lease, lambda: catalog.release(lease), context, streamed)
+        return Generation(engine, request, lease, lambda: catalog.release(lease, len(request.generated)), context,
+                          streamed)
     except BaseException:
         catalog.release(lease)
         raise

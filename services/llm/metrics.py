@@ -26,3 +26,15 @@ PREFIX_CACHE_TOKENS = prometheus_client.Gauge("textgen_llm_prefix_cache_tokens",
                                               "Tokens whose keys and values the prefix cache holds.")
 PREFIX_CACHE_MAX_TOKENS = prometheus_client.Gauge("textgen_llm_prefix_cache_max_tokens",
                                                   "LLM_PREFIX_CACHE_TOKENS: the prefix cache's bound (0: off).")
+# Per adapter (a name per published adapter: as many labels as adapters).
+ADAPTER_REQUESTS = prometheus_client.Counter("textgen_llm_adapter_requests_total", "Requests served, by adapter.",
+                                             ["adapter"])
+ADAPTER_GENERATED_TOKENS = prometheus_client.Counter("textgen_llm_adapter_generated_tokens_total",
+                                                     "Tokens generated, by adapter.", ["adapter"])
+ADAPTER_LOADS = prometheus_client.Counter("textgen_llm_adapter_loads_total", "Adapter versions loaded, by adapter "
+                                          "and outcome (loaded, failed).", ["adapter", "outcome"])
+ADAPTER_LOAD_SECONDS = prometheus_client.Histogram("textgen_llm_adapter_load_seconds", "Time to load an adapter "
+                                                   "version into the model.", buckets=(.01, .025, .05, .1, .25, .5,
+                                                                                       1, 2.5, 5, 10, 30, 60))
+ADAPTERS_LOADED = prometheus_client.Gauge("textgen_llm_adapters_loaded", "Adapters held in memory now (at most "
+                                          "LLM_MAX_LOADED_ADAPTERS, plus any still finishing requests).")

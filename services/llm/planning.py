@@ -6,7 +6,7 @@ import copy
 import dataclasses
 from typing import Annotated
 
-from services.common.adapters import ADAPTER_NAMES, BASE
+from services.common import adapters
 from services.common.errors import Violations, check_start_word, shown
 from services.common.limits import Bound, from_request, out_of_range
 from services.common.prompts import PREFIX, fit_context, qa_prompt
@@ -15,7 +15,6 @@ from services.llm.states import Mode
 
 MAX_QUESTION_CHARS = 2_000
 MAX_CONTEXT_CHARS = 100_000
-ADAPTER_CHOICES = ("", BASE, *ADAPTER_NAMES)  # "" lets the service choose (use_rl_model)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,8 +55,9 @@ def validate(message, violations: Violations) -> None:
         check_start_word(violations, message.start_word)
     check_context(message.context, violations)
     violations.add_all(out_of_range(from_request(LlmParams, message)))
-    if message.adapter not in ADAPTER_CHOICES:
-        violations.add("adapter", f"adapter must be one of {', '.join(map(repr, ADAPTER_CHOICES))} "
+    if message.adapter not in ("", adapters.BASE) and not adapters.is_valid_name(message.adapter):
+        violations.add("adapter", "adapter must be empty (the service chooses by use_rl_model), 'base', or an "
+                                  "adapter's name: letters, digits, '_', '-' and '.', at most 64 characters "
                                   f"(got {shown(message.adapter)})")
 
 

@@ -24,7 +24,8 @@ async def serve(config: LlmConfig) -> None:
         engine = Engine(config, placement)
     except ValueError as error:
         raise SystemExit(str(error)) from None
-    catalog, planner = AdapterCatalog(config.models_dir, engine), Planner()
+    catalog = AdapterCatalog(config.models_dir, engine, config.max_loaded_adapters, config.adapter_load_timeout_s)
+    planner = Planner()
     native, openai = LlmServicer(engine, catalog, planner), OpenAiServicer(engine, catalog, planner)
     openai_services = openai_pb2.DESCRIPTOR.services_by_name
     server = GrpcServer(config, [

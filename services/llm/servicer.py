@@ -17,7 +17,8 @@ from services.llm.request import Request
 
 log = logging.getLogger("textgen.llm")
 
-# An adapter asked for falls back to those trained before it, then to the base model: rl -> sft -> base.
+# The seed's adapters fall back to those trained before them, then to the base model: rl -> sft -> base. Any other
+# adapter is served as named or not at all.
 FALLBACKS = {name: (*reversed(ADAPTER_NAMES[:i + 1]), BASE) for i, name in enumerate(ADAPTER_NAMES)} | {BASE: (BASE,)}
 
 
@@ -25,13 +26,17 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
     def __init__(self, engine: Engine, catalog: AdapterCatalog, planner: planning.Planner) -> None:
         self.engine, self.catalog, self.planner = engine, catalog, planner
 
-    def _choose_adapter(self, message) -> tuple[Lease, str | None]:
+    async def _choose_adapter(self, message, context) -> tuple[Lease, str | None]:
         wanted = message.adapter or ("rl" if not message.HasField("use_rl_model") or message.use_rl_model
                                      else "sft")
-        for name in FALLBACKS[wanted]:
-            lease = self.catalog.acquire(name)
+        for name in FALLBACKS.get(wanted, (wanted,)):
+            lease = await self.catalog.acquire(name)
             if lease is not None:
                 break
+        if lease is None:
+            code = grpc.StatusCode.UNAVAILABLE if self.catalog.is_published(wanted) else grpc.StatusCode.NOT_FOUND
+            await context.abort(code, f"adapter {wanted!r} is not available ({self.catalog.why_missing(wanted)}); "
+                                      "GET /llm/status lists the adapters")
         if lease.name == wanted:
             return lease, None
         version = f" (version {lease.version})" if lease.version else ""
@@ -46,7 +51,7 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
         if not self.planner.ready:
             await context.abort(grpc.StatusCode.UNAVAILABLE, self.engine.unavailable_reason)
         await self.catalog.refresh_if_changed()
-        lease, fallback = self._choose_adapter(message)
+        lease, fallback = await self._choose_adapter(message, context)
         try:
             return await start(self.engine, self.catalog, lease, self._plan(message, fallback, context), context,
                                streamed)

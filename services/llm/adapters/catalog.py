@@ -1,26 +1,31 @@
 """Which LoRA adapter versions the service serves: the event loop's side of adapter management.
 
-The catalog reads the published versions (MODELS_DIR/adapters/<name>/CURRENT), decides what to load and when an
-old version can go, and hands out leases: a request keeps the version it started with while a newer one is loaded
-next to it, and a replaced version is unloaded once no request holds it. Only the engine changes the model; the
-catalog tells it what to do (`load_adapter`, `unload_adapter`), as vLLM's scheduler tells its worker-side LoRA
-manager. Everything here runs on the event loop, so its bookkeeping needs no lock.
+Every adapter published under MODELS_DIR/adapters is served, by the name of its folder: the catalog reads each one's
+current version (services/llm/adapters/published.py), decides what the engine holds and when an old version can go,
+and hands out leases. At most LLM_MAX_LOADED_ADAPTERS are held: a request for one that is not loads it first (other
+requests keep decoding; loads of one adapter are shared), and the least recently used goes to make room. A request
+keeps the version it started with while a newer one is loaded next to it, and a replaced or evicted version is
+unloaded once no request holds it. Only the engine changes the model; the catalog tells it what to do
+(`load_adapter`, `unload_adapter`), as vLLM's scheduler tells its worker-side LoRA manager. Everything here runs on
+the event loop, so its bookkeeping needs no lock.
 """
 import asyncio
 import dataclasses
 import logging
-import os
 import pathlib
+import time
 from typing import Protocol
 
 from services.common import adapters
+from services.llm import metrics
+from services.llm.adapters.published import Published, adapter_names, published_version, signature
 from services.llm.request import PEFT_BASE
 
 log = logging.getLogger("textgen.llm")
 
 
 class AdapterLoader(Protocol):
-    """What the catalog asks of the engine; both run on the engine's thread, between batches."""
+    """What the catalog asks of the engine; both run on the engine's thread, between steps."""
 
     async def load_adapter(self, path: pathlib.Path, peft_name: str) -> None: ...
 
@@ -36,6 +41,7 @@ class LoadedVersion:
     base_model: str
     leases: int = 0
     retired: bool = False
+    last_used: float = 0.0  # time.monotonic() of its latest lease: the least recently used goes first
 
 
 @dataclasses.dataclass
@@ -48,69 +54,44 @@ class Lease:
 
 
 @dataclasses.dataclass
-class Published:
-    version: str | None
-    path: pathlib.Path | None
-    error: str = ""
-    base_model: str = ""  # the base it was trained on, as its record says
-
-
-def _pointer_signature(models_dir: pathlib.Path, name: str):
-    try:
-        stat = os.stat(adapters.adapter_dir(models_dir, name) / adapters.POINTER)
-    except OSError:
-        return None
-    return stat.st_ino, stat.st_mtime_ns, stat.st_size
-
-
-def published_version(models_dir: pathlib.Path, name: str, base_fingerprint: str | None) -> Published:
-    """The current version of `name`, checked to be a safetensors adapter inside MODELS_DIR/adapters that was trained
-    on the base model with `base_fingerprint`."""
-    try:
-        version = adapters.current_version(models_dir, name)
-    except adapters.AdapterPathError as error:
-        return Published(None, None, str(error))
-    if version is None:
-        return Published(None, None, "no version published")
-    path = adapters.current_path(models_dir, name)
-    if path is None:
-        return Published(version, None, f"version {version} has no {adapters.WEIGHTS}")
-    root = adapters.adapters_root(models_dir).resolve()
-    if not path.resolve().is_relative_to(root):
-        return Published(version, None, f"{path} resolves outside {root}; refused")
-    record = adapters.read_base_record(path)
-    if record is None:
-        return Published(version, None, f"version {version} does not record the base model it was trained on "
-                                         f"({adapters.BASE_RECORD}); refused: train it again")
-    trained_on = str(record.get("name", "?"))
-    if record["fingerprint"] != base_fingerprint:
-        return Published(version, None, f"version {version} was trained on base model {trained_on} (config "
-                                         f"{record['fingerprint']}), not on the one served here (config "
-                                         f"{base_fingerprint}); refused", trained_on)
-    return Published(version, path, base_model=trained_on)
+class AdapterUse:
+    """One adapter's figures since start-up, for the status."""
+    requests: int = 0
+    generated_tokens: int = 0
+    loads: int = 0
+    last_load_seconds: float = 0.0
+    last_load_error: str = ""
 
 
 class AdapterCatalog:
-    def __init__(self, models_dir: pathlib.Path, loader: AdapterLoader, names=adapters.ADAPTER_NAMES) -> None:
+    def __init__(self, models_dir: pathlib.Path, loader: AdapterLoader, max_loaded: int = 8,
+                 load_timeout_s: float = 60.0, always_listed: tuple[str, ...] = adapters.ADAPTER_NAMES) -> None:
         self.models_dir = pathlib.Path(models_dir)
         self.loader = loader
-        self.names = tuple(names)
+        self.max_loaded = max(1, max_loaded)
+        self.load_timeout_s = load_timeout_s
+        self.always_listed = tuple(always_listed)
+        self.names = self.always_listed
+        self.use: dict[str, AdapterUse] = {}
         self._current: dict[str, LoadedVersion] = {}
         self._errors: dict[str, str] = {}
         self._published: dict[str, Published] = {}
-        self._signatures: dict[str, object] = {}
+        self._loading: dict[str, asyncio.Task] = {}
+        self._signature = None
+        self._arriving = 0  # adapters being loaded that are not loaded yet: they count against the bound
         self._counter = 0
         self._refreshing = asyncio.Lock()
         self.base_fingerprint: str | None = None  # the served base model's, once it is loaded (`open`)
 
     async def open(self, base_fingerprint: str) -> None:
-        """Starts serving once the base model is loaded: the versions trained on it are loaded."""
+        """Starts serving once the base model is loaded: the versions trained on it are loaded, as many as fit."""
         self.base_fingerprint = base_fingerprint
         await self.refresh()
 
     def changed(self) -> bool:
-        """A few stat calls: whether any CURRENT pointer moved since the last refresh."""
-        return any(_pointer_signature(self.models_dir, n) != self._signatures.get(n) for n in self.names)
+        """A few stat calls: whether an adapter folder came or went or a CURRENT pointer moved since the last
+        refresh."""
+        return signature(self.models_dir, adapter_names(self.models_dir, self.always_listed)) != self._signature
 
     async def refresh_if_changed(self) -> None:
         """What a request calls first: a newly published version is served from the next request on."""
@@ -118,12 +99,14 @@ class AdapterCatalog:
             await self.refresh()
 
     async def refresh(self) -> None:
-        """Loads every newly published version and retires the versions they replace. A version that cannot be
-        served (refused, or failing to load) leaves the previous one serving, with the reason in the status; only
-        a withdrawn one (no version published) takes the adapter out of service."""
+        """Reads what is published. A loaded adapter with a new version gets it (the old one retires); one not
+        loaded is loaded while there is room, else on demand. A version that cannot be served (refused, or failing
+        to load) leaves the previous one serving, with the reason in the status; only a withdrawn one (no version
+        published) takes the adapter out of service."""
         async with self._refreshing:
+            self.names = adapter_names(self.models_dir, self.always_listed)
+            self._signature = signature(self.models_dir, self.names)
             for name in self.names:
-                self._signatures[name] = _pointer_signature(self.models_dir, name)
                 published = await asyncio.to_thread(published_version, self.models_dir, name, self.base_fingerprint)
                 self._published[name] = published
                 current = self._current.get(name)
@@ -137,63 +120,116 @@ class AdapterCatalog:
                         self._retire(self._current.pop(name))
                     self._errors[name] = published.error
                     continue
-                await self._load(name, published, current)
+                if current is not None or len(self._current) < self.max_loaded:
+                    await self._load(name)
+            for name in set(self._current) - set(self.names):  # its folder is gone
+                self._retire(self._current.pop(name))
 
-    async def _load(self, name: str, published: Published, current: LoadedVersion | None) -> None:
+    async def acquire(self, name: str) -> Lease | None:
+        """A lease on `name`'s current version, loading it first when it is published but not loaded (within
+        LLM_ADAPTER_LOAD_TIMEOUT_S); None when it cannot be served (`why_missing` says why)."""
+        if name == adapters.BASE:
+            return Lease(adapters.BASE, "", PEFT_BASE)
+        if name not in self._current and self.is_published(name):
+            try:
+                await asyncio.wait_for(asyncio.shield(self._load(name)), self.load_timeout_s)
+            except TimeoutError:
+                self._errors[name] = (f"loading it took longer than LLM_ADAPTER_LOAD_TIMEOUT_S="
+                                      f"{self.load_timeout_s:g} s; retry shortly")
+        loaded = self._current.get(name)
+        if loaded is None:
+            return None
+        loaded.leases += 1
+        loaded.last_used = time.monotonic()
+        self._use(name).requests += 1
+        metrics.ADAPTER_REQUESTS.labels(name).inc()
+        return Lease(name, loaded.version, loaded.peft_name, loaded)
+
+    def release(self, lease: Lease, generated_tokens: int = 0) -> None:
+        version = lease.loaded
+        if version is None:
+            return
+        self._use(lease.name).generated_tokens += generated_tokens
+        metrics.ADAPTER_GENERATED_TOKENS.labels(lease.name).inc(generated_tokens)
+        version.leases -= 1
+        if version.retired and version.leases == 0:
+            asyncio.get_running_loop().create_task(self._unload(version))
+
+    def is_published(self, name: str) -> bool:
+        """Whether `name` has a current version that can be served here."""
+        published = self._published.get(name)
+        return published is not None and published.path is not None
+
+    def why_missing(self, name: str) -> str:
+        return self._errors.get(name) or self._published.get(name, Published(None, None, "not published")).error
+
+    def _use(self, name: str) -> AdapterUse:
+        return self.use.setdefault(name, AdapterUse())
+
+    def _load(self, name: str) -> asyncio.Task:
+        """The load of `name`'s published version: one task, however many requests wait for it."""
+        task = self._loading.get(name)
+        if task is None:
+            task = self._loading[name] = asyncio.get_running_loop().create_task(self._load_published(name))
+            task.add_done_callback(lambda _: self._loading.pop(name, None))
+        return task
+
+    async def _load_published(self, name: str) -> None:
+        published, current = self._published[name], self._current.get(name)
+        if current is None:
+            self._make_room()
         self._counter += 1
-        peft_name = f"{name}_{self._counter}"
+        peft_name, use, started = f"{name}_{self._counter}", self._use(name), time.monotonic()
+        self._arriving += current is None
         try:
             await self.loader.load_adapter(published.path, peft_name)
         except Exception as error:  # a broken or mismatched adapter must not take the service down
             log.warning("adapter not loaded", extra={"adapter": name, "version": published.version,
                                                      "error": str(error)[:300]})
             still = f"; still serving version {current.version}" if current is not None else ""
-            self._errors[name] = f"version {published.version} failed to load: {str(error)[:300]}{still}"
+            use.last_load_error = self._errors[name] = (f"version {published.version} failed to load: "
+                                                        f"{str(error)[:300]}{still}")
+            metrics.ADAPTER_LOADS.labels(name, "failed").inc()
             return
-        self._current[name] = LoadedVersion(name, published.version, published.path, peft_name, published.base_model)
+        finally:
+            self._arriving -= current is None
+        use.loads, use.last_load_seconds, use.last_load_error = use.loads + 1, time.monotonic() - started, ""
+        metrics.ADAPTER_LOADS.labels(name, "loaded").inc()
+        metrics.ADAPTER_LOAD_SECONDS.observe(use.last_load_seconds)
+        self._current[name] = LoadedVersion(name, published.version, published.path, peft_name, published.base_model,
+                                            last_used=time.monotonic())
+        metrics.ADAPTERS_LOADED.set(len(self._current))
         self._errors.pop(name, None)
-        log.info("adapter loaded", extra={"adapter": name, "version": published.version, "path": str(published.path)})
+        log.info("adapter loaded", extra={"adapter": name, "version": published.version, "path": str(published.path),
+                                          "seconds": round(use.last_load_seconds, 3)})
         if current is not None:
             self._retire(current)
 
+    def _make_room(self) -> None:
+        """At LLM_MAX_LOADED_ADAPTERS the least recently used adapter goes (once no request holds it)."""
+        while self._current and len(self._current) + self._arriving >= self.max_loaded:
+            coldest = min(self._current.values(), key=lambda loaded: loaded.last_used)
+            log.info("adapter evicted", extra={"adapter": coldest.name, "version": coldest.version})
+            self._retire(self._current.pop(coldest.name))
+
     def _retire(self, version: LoadedVersion) -> None:
         version.retired = True
+        metrics.ADAPTERS_LOADED.set(len(self._current))
         if version.leases == 0:
             asyncio.get_running_loop().create_task(self._unload(version))
 
     async def _unload(self, version: LoadedVersion) -> None:
         await self.loader.unload_adapter(version.peft_name)
-        log.info("old adapter version unloaded", extra={"adapter": version.name, "version": version.version})
-
-    def acquire(self, name: str) -> Lease | None:
-        if name == adapters.BASE:
-            return Lease(adapters.BASE, "", PEFT_BASE)
-        loaded = self._current.get(name)
-        if loaded is None:
-            return None
-        loaded.leases += 1
-        return Lease(name, loaded.version, loaded.peft_name, loaded)
-
-    def release(self, lease: Lease) -> None:
-        version = lease.loaded
-        if version is None:
-            return
-        version.leases -= 1
-        if version.retired and version.leases == 0:
-            asyncio.get_running_loop().create_task(self._unload(version))
-
-    def why_missing(self, name: str) -> str:
-        return self._errors.get(name) or self._published.get(name, Published(None, None, "not loaded")).error
+        log.info("adapter version unloaded", extra={"adapter": version.name, "version": version.version})
 
     def status(self) -> list[dict]:
         rows = []
         for name in self.names:
             published = self._published.get(name, Published(None, None, "not checked yet"))
-            loaded = self._current.get(name)
+            loaded, use = self._current.get(name), self._use(name)
+            error = self._errors.get(name, "") if loaded else (self._errors.get(name) or published.error)
             rows.append({"name": name, "version": loaded.version if loaded else (published.version or ""),
                          "path": str(loaded.path if loaded else (published.path or "")),
                          "base_model": loaded.base_model if loaded else published.base_model,
-                         "loaded": loaded is not None,
-                         "error": self._errors.get(name, "") if loaded else (self._errors.get(name)
-                                                                              or published.error)})
+                         "loaded": loaded is not None, "error": error, **dataclasses.asdict(use)})
         return rows

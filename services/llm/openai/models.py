@@ -21,7 +21,7 @@ class ServedModels:
         return openai_pb2.Model(id=self.base_name(), object="model", created=self.started, owned_by=OWNER)
 
     def listed(self) -> list[openai_pb2.Model]:
-        served = [row for row in self.catalog.status() if row["loaded"]]
+        served = [row for row in self.catalog.status() if self.catalog.is_published(row["name"])]
         return [self._base()] + [
             openai_pb2.Model(id=row["name"], object="model", owned_by=OWNER, parent=self.base_name(),
                              created=int(adapters.published_at(row["version"]).timestamp()), version=row["version"])
@@ -32,11 +32,12 @@ class ServedModels:
             return self._base()
         return next((model for model in self.listed() if model.id == name), None)
 
-    def acquire(self, model: openai_pb2.Model) -> Lease | None:
-        """A lease on the model's current version (the catalog's); None when it went out of service."""
-        return self.catalog.acquire(adapters.BASE if not model.HasField("parent") else model.id)
+    async def acquire(self, model: openai_pb2.Model) -> Lease | None:
+        """A lease on the model's current version (the catalog's; loaded first if it is not); None when it cannot
+        be served."""
+        return await self.catalog.acquire(adapters.BASE if not model.HasField("parent") else model.id)
 
     def why_missing(self, name: str) -> str:
         reason = f"adapter {name!r} is not served ({self.catalog.why_missing(name)})" \
-            if name in adapters.ADAPTER_NAMES else f"model {shown(name)} is not served here"
+            if name in self.catalog.names else f"model {shown(name)} is not served here"
         return f"{reason}; GET /v1/models lists the models served"

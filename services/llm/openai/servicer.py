@@ -53,10 +53,12 @@ class OpenAiServicer(openai_pb2_grpc.OpenAiServiceServicer, openai_pb2_grpc.Open
             raise OpenAiError(grpc.StatusCode.UNAVAILABLE, self.engine.unavailable_reason)
         await self.catalog.refresh_if_changed()
         model = self.models.named(message.model)
-        lease = model and self.models.acquire(model)
-        if lease is None:
+        if model is None:
             raise OpenAiError(grpc.StatusCode.NOT_FOUND, self.models.why_missing(message.model), param="model",
                               code=MODEL_NOT_FOUND)
+        lease = await self.models.acquire(model)
+        if lease is None:  # published, but it failed to load or went out of service meanwhile
+            raise OpenAiError(grpc.StatusCode.UNAVAILABLE, self.models.why_missing(message.model), param="model")
         planned = (self.planner.run(planning.plan_chat, asked, model.HasField("parent")) if chat
                    else self.planner.run(planning.plan_completion, asked))
         return await start(self.engine, self.catalog, lease, planned, context, streamed), model.id
