@@ -7,7 +7,7 @@ import pytest
 from textgen.v1 import rnn_pb2
 
 from gateway.http_rules import load_descriptor_set
-from gateway.proto_comments import collect_comments, stated_default, stated_range
+from gateway.proto_comments import collect_comments, stated_default_value, stated_range
 from services.baseline.server import BigramParams
 from services.common.limits import Bound, bounds, from_request, out_of_range
 from services.llm.openai.planning import ChatParams, CompletionParams
@@ -31,9 +31,7 @@ def test_the_proto_comments_state_the_enforced_ranges_and_defaults(params_type, 
     comments = collect_comments(load_descriptor_set(DESCRIPTOR_SET))
     for field in dataclasses.fields(params_type):
         comment = comments[f"textgen.v1.{message}.{field.name}"]
-        default = stated_default(comment)
-        assert (default in ("true", "false") and default == str(field.default).lower()) or \
-            float(default) == field.default, (field.name, comment)
+        assert stated_default_value(comment) == field.default, (field.name, comment)
         bound = bounds(params_type).get(field.name)
         if bound is not None:
             assert as_bound(stated_range(comment)) == bound, (field.name, comment)

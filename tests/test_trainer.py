@@ -79,7 +79,10 @@ def test_bad_parameters_are_rejected_naming_the_field(api):
              ("/llm/train_sft", {"lora_r": 0}, "lora_r", "256"),
              ("/llm/train_rl", {"steps": 0}, "steps", "10000"),
              ("/llm/train_rl", {"max_new_tokens": 300}, "max_new_tokens", "256"),
-             ("/llm/train_rl", {"max_prompt_examples": 0}, "max_prompt_examples", "100000")]
+             ("/llm/train_rl", {"max_prompt_examples": 0}, "max_prompt_examples", "100000"),
+             ("/llm/train_sft", {"adapter": "Support Bot"}, "adapter", "lower-case letters"),
+             ("/llm/train_sft", {"adapter": "base"}, "adapter", "not 'base'"),
+             ("/llm/train_rl", {"from_adapter": "../sft"}, "from_adapter", "'../sft'")]
     for path, body, field, bound in cases:
         response = api.post(path, json=body, headers=AUTH)
         assert response.status_code == 400, (body, response.text)
@@ -100,9 +103,11 @@ def test_training_and_cancel_need_the_token_reading_does_not(api):
 
 def test_rl_before_sft_is_refused(api, models_dir):
     assert adapters.current_path(models_dir, "sft") is None
-    response = api.post("/llm/train_rl", json={}, headers=AUTH)
-    assert response.status_code == 400
-    assert response.json()["code"] == 9 and "run SFT first" in response.json()["message"]
+    for body, named in (({}, "'sft'"), ({"from_adapter": "support-bot"}, "'support-bot'")):
+        response = api.post("/llm/train_rl", json=body, headers=AUTH)
+        assert response.status_code == 400
+        assert response.json()["code"] == 9 and "run SFT first" in response.json()["message"]
+        assert f"from_adapter {named} has no version published" in response.json()["message"]
 
 
 def test_unknown_job_is_not_found(api):
@@ -112,10 +117,12 @@ def test_unknown_job_is_not_found(api):
 
 
 def _check_run(api, models_dir, kind: str, body: dict, metric: str, curve: str) -> dict:
+    """Runs a job of `kind` and checks what it published as its adapter (`kind` unless the body names one)."""
+    name = body.get("adapter", kind)
     started = api.post(f"/llm/train_{kind}", json=body, headers=AUTH)
     assert started.status_code == 200, started.text
     job = started.json()
-    assert job["kind"] == kind and job["status"] == "queued" and job["adapter_version"] == ""
+    assert (job["kind"], job["adapter"]) == (kind, name) and job["status"] == "queued" and job["adapter_version"] == ""
     seen = events(api, job["job_id"])
     statuses = [e["status"] for e in seen]
     assert statuses[-1] == "succeeded", seen
@@ -127,12 +134,12 @@ def _check_run(api, models_dir, kind: str, body: dict, metric: str, curve: str) 
     done = api.get(f"/llm/jobs/{job['job_id']}").json()
     assert done["status"] == "succeeded" and done["error"] == ""
     assert done["base_model"] == str(models_dir / RANDOM_GPT2)
-    assert done["adapter_version"] == adapters.current_version(models_dir, kind)
-    assert done["params"][kind] and done["started_at"] and done["finished_at"]
-    published = adapters.current_path(models_dir, kind)
-    for name in (adapters.WEIGHTS, "adapter_config.json", "params.json", f"{curve}_curve.json",
+    assert done["adapter_version"] == adapters.current_version(models_dir, name)
+    assert done["params"][kind]["adapter"] == name and done["started_at"] and done["finished_at"]
+    published = adapters.current_path(models_dir, name)
+    for file in (adapters.WEIGHTS, "adapter_config.json", "params.json", f"{curve}_curve.json",
                  f"{curve}_curve.png", "eval.json"):
-        assert (published / name).is_file(), name
+        assert (published / file).is_file(), file
     assert adapters.read_base_record(published)["name"] == done["base_model"]
     evaluation = json.loads((published / "eval.json").read_text())
     assert evaluation["examples"] > 0 and 0 <= evaluation["f1"] <= 100
@@ -140,10 +147,10 @@ def _check_run(api, models_dir, kind: str, body: dict, metric: str, curve: str) 
                                   "f1": evaluation["f1"], "format_compliance": evaluation["both"]}
     # The trainer told the running llm service to reload: it serves the new version at once.
     serving = {a["name"]: a for a in api.get("/llm/status").json()["adapters"]}
-    assert serving[kind]["version"] == done["adapter_version"] and serving[kind]["loaded"], serving[kind]
-    answer = api.post("/generate_with_llm", json={"question": "What is the capital of France?", "adapter": kind,
+    assert serving[name]["version"] == done["adapter_version"] and serving[name]["loaded"], serving[name]
+    answer = api.post("/generate_with_llm", json={"question": "What is the capital of France?", "adapter": name,
                                                   "max_new_tokens": 8})
-    assert answer.status_code == 200 and answer.json()["adapter"] == kind, answer.text
+    assert answer.status_code == 200 and answer.json()["adapter"] == name, answer.text
     assert answer.json()["adapter_version"] == done["adapter_version"]
     return done
 
@@ -156,6 +163,16 @@ def test_sft_then_rl_end_to_end(api, models_dir):
     assert rl["params"]["rl"]["max_prompt_examples"] == 60 and rl["params"]["rl"]["use_dataset_prompts"] is False
     listed = [j["job_id"] for j in api.get("/llm/jobs").json()["jobs"]]
     assert listed[:2] == [rl["job_id"], sft["job_id"]]  # newest first
+
+
+def test_named_adapters_train_beside_the_seeds_and_are_served_by_name(api, models_dir):
+    sft_version = adapters.current_version(models_dir, "sft")
+    _check_run(api, models_dir, "sft", {**TINY_SFT, "adapter": "support-bot"}, "loss", "loss")
+    _check_run(api, models_dir, "rl", {**SMALL_RL, "adapter": "support-bot-rl", "from_adapter": "support-bot"},
+               "reward", "reward")
+    assert adapters.current_version(models_dir, "sft") == sft_version  # the seed's adapters are left alone
+    models = {model["id"] for model in api.get("/v1/models").json()["data"]}
+    assert {"sft", "rl", "support-bot", "support-bot-rl"} <= models
 
 
 def test_second_job_queues_the_limit_holds_and_cancel_publishes_nothing(api, models_dir):

@@ -18,7 +18,7 @@ from services.common.server import Binding, GrpcServer
 from services.trainer.config import TrainerConfig
 from services.trainer.job_store import JobRecord, JobStore, LoopJobStore
 from services.trainer.runner import JobRunner, log_dir_under
-from services.trainer.training.params import RlParams, SftParams
+from services.trainer.training.params import RlParams, SftParams, misnamed
 
 log = logging.getLogger("textgen.trainer")
 WATCH_POLL_SECONDS = 0.25
@@ -43,8 +43,8 @@ def published_evaluation(models_dir: pathlib.Path, job: JobRecord) -> trainer_pb
     if not job.adapter_version:
         return None
     try:
-        summary = json.loads((adapters.version_dir(models_dir, job.kind, job.adapter_version) / adapters.EVALUATION)
-                             .read_text())
+        summary = json.loads((adapters.version_dir(models_dir, job_adapter(job), job.adapter_version)
+                              / adapters.EVALUATION).read_text())
         return trainer_pb2.JobEvaluation(examples=summary["examples"], exact_match=summary["exact_match"],
                                          f1=summary["f1"], format_compliance=summary["both"])
     except (OSError, ValueError, KeyError, TypeError) as error:
@@ -53,10 +53,16 @@ def published_evaluation(models_dir: pathlib.Path, job: JobRecord) -> trainer_pb
         return None
 
 
+def job_adapter(job: JobRecord) -> str:
+    """The adapter a job publishes a version of (records from before named adapters: its kind's)."""
+    return job.params.get("adapter", job.kind)
+
+
 def job_message(job: JobRecord, models_dir: pathlib.Path) -> trainer_pb2.Job:
     params = (trainer_pb2.JobParams(sft=trainer_pb2.TrainSftRequest(**job.params)) if job.kind == "sft"
               else trainer_pb2.JobParams(rl=trainer_pb2.TrainRlRequest(**job.params)))
-    return trainer_pb2.Job(job_id=job.id, kind=job.kind, status=job.status, progress=_progress(job), params=params,
+    return trainer_pb2.Job(job_id=job.id, kind=job.kind, adapter=job_adapter(job), status=job.status,
+                           progress=_progress(job), params=params,
                            adapter_version=job.adapter_version, error=job.error, device=job.device,
                            base_model=job.base_model, evaluation=published_evaluation(models_dir, job),
                            created_at=_timestamp(job.created_at), started_at=_timestamp(job.started_at),
@@ -69,6 +75,7 @@ async def _params(request, params_type, context):
     params = from_request(params_type, request)
     violations = Violations()
     violations.add_all(out_of_range(params))
+    violations.add_all(misnamed(params))
     await violations.abort_if_any(context)
     return params
 
@@ -105,9 +112,10 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
     async def TrainRl(self, request: trainer_pb2.TrainRlRequest, context):
         await self._authorize(context)
         params = await _params(request, RlParams, context)
-        if adapters.current_path(self.config.models_dir, "sft") is None:
+        if adapters.current_path(self.config.models_dir, params.from_adapter) is None:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                                "no SFT adapter is published: run SFT first (POST /llm/train_sft), then RL")
+                                f"from_adapter {params.from_adapter!r} has no version published: run SFT first "
+                                f"(POST /llm/train_sft with \"adapter\": \"{params.from_adapter}\"), then RL")
         return await self._enqueue("rl", params, context)
 
     async def ListJobs(self, request, context):

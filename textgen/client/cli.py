@@ -147,7 +147,8 @@ def _table(rows: list[tuple]) -> list[str]:
 def _add_message_flags(parser: argparse.ArgumentParser, message) -> None:
     """One flag per field of a request message: the contract's own fields, validated by the service."""
     kinds = {FieldDescriptor.CPPTYPE_INT32: int, FieldDescriptor.CPPTYPE_INT64: int,
-             FieldDescriptor.CPPTYPE_DOUBLE: float, FieldDescriptor.CPPTYPE_FLOAT: float}
+             FieldDescriptor.CPPTYPE_DOUBLE: float, FieldDescriptor.CPPTYPE_FLOAT: float,
+             FieldDescriptor.CPPTYPE_STRING: str}
     for field in message.DESCRIPTOR.fields:
         flag = "--" + field.name.replace("_", "-")
         if field.cpp_type == FieldDescriptor.CPPTYPE_BOOL:

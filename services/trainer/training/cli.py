@@ -22,7 +22,7 @@ from services.common.limits import out_of_range
 from services.common.logs import setup_logging
 from services.trainer.config import TrainerConfig
 from services.trainer.training.context import TrainingContext
-from services.trainer.training.params import EvalParams, RlParams, SftParams
+from services.trainer.training.params import EvalParams, RlParams, SftParams, misnamed
 
 PROG = "python -m services.trainer.training"
 
@@ -32,7 +32,8 @@ def _sft(params: SftParams, config: TrainerConfig, placement: Placement) -> None
     from services.trainer.training.sft import SftStep
 
     context = TrainingContext.from_config(config.decided(), placement)
-    _print_published(context.models_dir, "sft", pipeline.train(SftStep(params), context, show_progress=True))
+    _print_published(context.models_dir, params.adapter, pipeline.train(SftStep(params), context,
+                                                                         show_progress=True))
 
 
 def _rl(params: RlParams, config: TrainerConfig, placement: Placement) -> None:
@@ -44,7 +45,7 @@ def _rl(params: RlParams, config: TrainerConfig, placement: Placement) -> None:
         version = pipeline.train(RlStep(params), context, show_progress=True)
     except NoSftAdapter as error:
         sys.exit(f"{error} (python -m services.trainer.training sft)")
-    _print_published(context.models_dir, "rl", version)
+    _print_published(context.models_dir, params.adapter, version)
 
 
 def _eval(params: EvalParams, config: TrainerConfig, placement: Placement) -> None:
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None, commands: Commands = COMMANDS, prog: str
     arguments = vars(root.parse_args(argv))
     params_type, run, _ = commands[arguments.pop("command")]
     params = params_type(**arguments)
-    problems = out_of_range(params)
+    problems = out_of_range(params) + misnamed(params)
     if problems:
         root.error("; ".join(explained for _, explained in problems))
     config = TrainerConfig.from_env()

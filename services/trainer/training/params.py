@@ -7,6 +7,7 @@ import dataclasses
 import types
 import typing
 
+from services.common import adapters
 from services.common.limits import Bound, bounds
 
 
@@ -36,6 +37,8 @@ class SftParams:
     learning_rate: typing.Annotated[float, Bound(0, 0.01, low_open=True)] = dataclasses.field(
         default=2e-4, metadata=_help("AdamW learning rate"))
     lora_r: typing.Annotated[int, Bound(1, 256)] = dataclasses.field(default=16, metadata=_help("LoRA rank"))
+    adapter: str = dataclasses.field(default="sft", metadata=_help(
+        f"the adapter it publishes a version of ({adapters.NEW_NAME_RULE})"))
 
 
 @with_ranges_in_help
@@ -56,6 +59,10 @@ class RlParams:
         default=0.3, metadata=_help("sampling temperature of the answers GRPO compares"))
     num_generations: typing.Annotated[int, Bound(2, 32)] = dataclasses.field(
         default=8, metadata=_help("answers sampled per prompt (GRPO's group)"))
+    adapter: str = dataclasses.field(default="rl", metadata=_help(
+        f"the adapter it publishes a version of ({adapters.NEW_NAME_RULE})"))
+    from_adapter: str = dataclasses.field(default="sft", metadata=_help(
+        "the adapter whose current version it starts from"))
 
 
 @with_ranges_in_help
@@ -66,3 +73,15 @@ class EvalParams:
         default=None, metadata=_help("validation questions (default TRAINER_EVAL_EXAMPLES)"))
     max_new_tokens: typing.Annotated[int | None, Bound(8, 256)] = dataclasses.field(
         default=None, metadata=_help("tokens generated per answer (default TRAINER_EVAL_MAX_NEW_TOKENS)"))
+
+
+def misnamed(params) -> list[tuple[str, str]]:
+    """(field, explanation) for each adapter name in `params` that a job may not use (none for params without)."""
+    problems = []
+    adapter = getattr(params, "adapter", None)
+    if adapter is not None and not adapters.is_new_name(adapter):
+        problems.append(("adapter", f"adapter must be {adapters.NEW_NAME_RULE} (got {adapter!r})"))
+    source = getattr(params, "from_adapter", None)
+    if source is not None and not adapters.is_valid_name(source):
+        problems.append(("from_adapter", f"from_adapter must be a published adapter's name (got {source!r})"))
+    return problems

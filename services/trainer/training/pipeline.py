@@ -30,7 +30,8 @@ class Loaded:
 
 
 class TrainingStep(Protocol):
-    name: str  # the adapter it publishes: "sft" or "rl"
+    kind: str  # "sft" or "rl"
+    name: str  # the adapter it publishes a version of (its params' adapter)
     metric: str  # the logged value kept as its curve: "loss" or "reward"
     params: object  # its params dataclass, written into params.json
 
@@ -56,7 +57,7 @@ def train(step: TrainingStep, context: TrainingContext, report: Report = no_repo
         trainer.save_model(str(staged or scratch))  # every process takes part; only the first writes
     if not main:
         return None
-    write_json(staged / "params.json", {"kind": step.name, **dataclasses.asdict(step.params),
+    write_json(staged / "params.json", {"kind": step.kind, **dataclasses.asdict(step.params),
                                         "base_model": context.base.name, **loaded.record})
     adapters.write_base_record(staged, context.base.name, loaded.base_fingerprint)
     write_curve(staged, progress.curve, step.metric, loaded.curve_title)

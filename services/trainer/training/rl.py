@@ -49,15 +49,21 @@ def grpo_config(output_dir: str, params: RlParams, placement: Placement, show_pr
 
 @dataclasses.dataclass(frozen=True)
 class RlStep:
-    """GRPO on prompts (the fixed set, or SQuAD's training questions), continuing the current SFT adapter."""
+    """GRPO on prompts (the fixed set, or SQuAD's training questions), continuing the current version of its
+    from_adapter (an SFT adapter)."""
     params: RlParams
-    name = "rl"
+    kind = "rl"
     metric = "reward"
 
+    @property
+    def name(self) -> str:
+        return self.params.adapter
+
     def load(self, context: TrainingContext, report: Report) -> pipeline.Loaded:
-        sft_path = adapters.current_path(context.models_dir, "sft")
+        sft_path = adapters.current_path(context.models_dir, self.params.from_adapter)
         if sft_path is None:
-            raise NoSftAdapter("no SFT adapter is published: run SFT first (POST /llm/train_sft)")
+            raise NoSftAdapter(f"from_adapter {self.params.from_adapter!r} has no version published: run SFT first "
+                               "(POST /llm/train_sft)")
         report(Progress(message="loading prompts and the SFT model"))
         tokenizer = load_tokenizer(context.base)
         if self.params.use_dataset_prompts:

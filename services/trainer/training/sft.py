@@ -41,8 +41,12 @@ class SftStep:
     """A fresh LoRA adapter on the base model, trained on SQuAD rows whose completion is the answer in the fixed
     format."""
     params: SftParams
-    name = "sft"
+    kind = "sft"
     metric = "loss"
+
+    @property
+    def name(self) -> str:
+        return self.params.adapter
 
     def load(self, context: TrainingContext, report: Report) -> pipeline.Loaded:
         report(Progress(message="loading data and model"))
