@@ -40,3 +40,5 @@ BACKENDS = {e.grpc_service: Backend(e, *_TIMEOUTS[e.name], **_RATE_LIMITS.get(e.
             for e in ENDPOINTS.values()}
 # The llm process serves the OpenAI-compatible services too (gateway/openai_routes.py): routed as LlmService is.
 BACKENDS |= dict.fromkeys(openai_routes.SERVICES, BACKENDS[ENDPOINTS["llm"].grpc_service])
+# The trainer process serves the adapters' management, since it publishes them.
+BACKENDS["textgen.v1.AdapterService"] = BACKENDS[ENDPOINTS["trainer"].grpc_service]

@@ -123,13 +123,56 @@ def publish(models_dir: pathlib.Path, name: str, staged: pathlib.Path) -> str:
     Both steps are renames, so a reader sees either the old version or the new one, never a half-written one."""
     if not (staged / WEIGHTS).is_file():
         raise FileNotFoundError(f"{staged} holds no {WEIGHTS}; nothing published")
-    root = adapter_dir(models_dir, name)
     version = new_version()
-    os.replace(staged, root / version)
-    pointer_tmp = root / f".{POINTER}.{version}.tmp"
+    os.replace(staged, adapter_dir(models_dir, name) / version)
+    point_current(models_dir, name, version)
+    return version
+
+
+def point_current(models_dir: pathlib.Path, name: str, version: str) -> None:
+    """Makes `version` the one that serves: CURRENT replaced by a rename, so readers see the old or the new one."""
+    root = adapter_dir(models_dir, name)
+    pointer_tmp = root / f".{POINTER}.{_checked(version, 'version')}.tmp"
     pointer_tmp.write_text(version + "\n")
     os.replace(pointer_tmp, root / POINTER)
-    return version
+
+
+def versions(models_dir: pathlib.Path, name: str) -> list[str]:
+    """The published versions of `name` whose weights are there, newest first."""
+    try:
+        entries = list(os.scandir(adapter_dir(models_dir, name)))
+    except FileNotFoundError:
+        return []
+    return sorted((entry.name for entry in entries if entry.is_dir() and _is_version(entry.name)
+                   and (pathlib.Path(entry.path) / WEIGHTS).is_file()), reverse=True)
+
+
+def _is_version(text: str) -> bool:
+    try:
+        published_at(text)
+    except ValueError:
+        return False
+    return True
+
+
+def remove_version(models_dir: pathlib.Path, name: str, version: str) -> None:
+    shutil.rmtree(version_dir(models_dir, name, version))
+
+
+def remove_adapter(models_dir: pathlib.Path, name: str) -> None:
+    """The whole adapter: its CURRENT pointer first (it stops serving at once), then its folder."""
+    folder = adapter_dir(models_dir, name)
+    (folder / POINTER).unlink(missing_ok=True)
+    shutil.rmtree(folder)
+
+
+def prune(models_dir: pathlib.Path, name: str, keep: int) -> list[str]:
+    """Removes all but the `keep` newest versions of `name` (never the one serving); returns those removed."""
+    serving = current_version(models_dir, name)
+    removed = [version for version in versions(models_dir, name)[keep:] if version != serving]
+    for version in removed:
+        remove_version(models_dir, name, version)
+    return removed
 
 
 def discard(staged: pathlib.Path) -> None:

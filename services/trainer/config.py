@@ -21,6 +21,8 @@ class TrainerConfig(ServiceConfig):
     require_auth: bool = env_field("TRAINER_REQUIRE_AUTH", False, "refuse to start without a TRAINER_TOKEN (the "
                                                                    "trainer image sets it: every deployment)")
     max_queued: int = env_field("TRAINER_MAX_QUEUED", 4, "queued jobs beyond the running one; more → 429")
+    keep_versions: int = env_field("TRAINER_KEEP_VERSIONS", 10, "versions kept of each adapter: publishing one more "
+                                                                "deletes the oldest (never the one serving)")
     eval_examples: int = env_field("TRAINER_EVAL_EXAMPLES", 50, "validation questions evaluated after each job")
     eval_max_new_tokens: int = env_field("TRAINER_EVAL_MAX_NEW_TOKENS", 64, "tokens generated per eval answer")
     torch_threads: int = env_field("TRAINER_TORCH_THREADS", 0,

@@ -79,6 +79,11 @@ class JobRecord:
     def finished(self) -> bool:
         return self.status in TERMINAL
 
+    @property
+    def adapter(self) -> str:
+        """The adapter it publishes a version of (records from before named adapters: its kind's)."""
+        return self.params.get("adapter", self.kind)
+
 
 def _record(row: sqlite3.Row) -> JobRecord:
     values = dict(row)

@@ -1,20 +1,20 @@
 """The trainer service: SFT and RL training as queued jobs, with records that survive restarts."""
 import asyncio
 import dataclasses
-import hmac
-import json
 import logging
 import pathlib
 
 import grpc
 from google.protobuf import timestamp_pb2
-from textgen.v1 import trainer_pb2, trainer_pb2_grpc
+from textgen.v1 import adapters_pb2, adapters_pb2_grpc, trainer_pb2, trainer_pb2_grpc
 
 from services.common import adapters
 from services.common.config import ConfigError
 from services.common.errors import Violations, shown
 from services.common.limits import from_request, out_of_range
 from services.common.server import Binding, GrpcServer
+from services.trainer.adapter_servicer import AdapterServicer, evaluation_of
+from services.trainer.auth import require_token
 from services.trainer.config import TrainerConfig
 from services.trainer.job_store import JobRecord, JobStore, LoopJobStore
 from services.trainer.runner import JobRunner, log_dir_under
@@ -37,34 +37,13 @@ def _progress(job: JobRecord) -> trainer_pb2.JobProgress:
                                    eta_seconds=job.eta_seconds)
 
 
-def published_evaluation(models_dir: pathlib.Path, job: JobRecord) -> trainer_pb2.JobEvaluation | None:
-    """The evaluation the job's published adapter carries (its eval.json); None before it publishes, or when the
-    version's folder is gone or unreadable."""
-    if not job.adapter_version:
-        return None
-    try:
-        summary = json.loads((adapters.version_dir(models_dir, job_adapter(job), job.adapter_version)
-                              / adapters.EVALUATION).read_text())
-        return trainer_pb2.JobEvaluation(examples=summary["examples"], exact_match=summary["exact_match"],
-                                         f1=summary["f1"], format_compliance=summary["both"])
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        log.warning("a published adapter's evaluation is unreadable",
-                    extra={"job_id": job.id, "version": job.adapter_version, "error": str(error)})
-        return None
-
-
-def job_adapter(job: JobRecord) -> str:
-    """The adapter a job publishes a version of (records from before named adapters: its kind's)."""
-    return job.params.get("adapter", job.kind)
-
-
 def job_message(job: JobRecord, models_dir: pathlib.Path) -> trainer_pb2.Job:
     params = (trainer_pb2.JobParams(sft=trainer_pb2.TrainSftRequest(**job.params)) if job.kind == "sft"
               else trainer_pb2.JobParams(rl=trainer_pb2.TrainRlRequest(**job.params)))
-    return trainer_pb2.Job(job_id=job.id, kind=job.kind, adapter=job_adapter(job), status=job.status,
+    return trainer_pb2.Job(job_id=job.id, kind=job.kind, adapter=job.adapter, status=job.status,
                            progress=_progress(job), params=params,
                            adapter_version=job.adapter_version, error=job.error, device=job.device,
-                           base_model=job.base_model, evaluation=published_evaluation(models_dir, job),
+                           base_model=job.base_model, evaluation=evaluation_of(models_dir, job.adapter, job.adapter_version),
                            created_at=_timestamp(job.created_at), started_at=_timestamp(job.started_at),
                            finished_at=_timestamp(job.finished_at))
 
@@ -87,13 +66,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         self.runner = runner
 
     async def _authorize(self, context: grpc.aio.ServicerContext) -> None:
-        if not self.config.token:
-            return
-        metadata = dict(context.invocation_metadata() or ())
-        expected = f"Bearer {self.config.token}"
-        if not hmac.compare_digest(metadata.get("authorization", "").encode(), expected.encode()):
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                                "training and cancelling need 'authorization: Bearer <TRAINER_TOKEN>'")
+        await require_token(context, self.config.token)
 
     async def _enqueue(self, kind: str, params, context) -> trainer_pb2.Job:
         job = await self.store.create_if_room(kind, dataclasses.asdict(params), self.config.max_queued)
@@ -181,9 +154,11 @@ async def serve(config: TrainerConfig) -> None:
     runner = JobRunner(store, log_dir_under(config.models_dir), on_death=runner_died,
                        environment={"LLM_BASE_MODEL": config.base_model, "SQUAD_DATASET": config.squad_dataset})
     await runner.recover()
-    server = GrpcServer(config, [Binding(trainer_pb2.DESCRIPTOR.services_by_name["TrainerService"],
-                                         trainer_pb2_grpc.add_TrainerServiceServicer_to_server,
-                                         TrainerServicer(config, store, runner))])
+    server = GrpcServer(config, [
+        Binding(trainer_pb2.DESCRIPTOR.services_by_name["TrainerService"],
+                trainer_pb2_grpc.add_TrainerServiceServicer_to_server, TrainerServicer(config, store, runner)),
+        Binding(adapters_pb2.DESCRIPTOR.services_by_name["AdapterService"],
+                adapters_pb2_grpc.add_AdapterServiceServicer_to_server, AdapterServicer(config, store))])
 
     async def startup() -> None:
         runner.start()

@@ -122,8 +122,11 @@ class AdapterCatalog:
                     continue
                 if current is not None or len(self._current) < self.max_loaded:
                     await self._load(name)
-            for name in set(self._current) - set(self.names):  # its folder is gone
-                self._retire(self._current.pop(name))
+            for name in set(self._published) - set(self.names):  # its folder is gone
+                self._published.pop(name)
+                self._errors.pop(name, None)
+                if name in self._current:
+                    self._retire(self._current.pop(name))
 
     async def acquire(self, name: str) -> Lease | None:
         """A lease on `name`'s current version, loading it first when it is published but not loaded (within

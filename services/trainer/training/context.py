@@ -19,6 +19,7 @@ class TrainingContext:
     eval_examples: int  # validation questions evaluated before publishing
     eval_max_new_tokens: int
     llm_addr: str  # told to reload its adapters after publishing
+    keep_versions: int = 10  # TRAINER_KEEP_VERSIONS: publishing prunes each adapter to its newest versions
 
     @classmethod
     def from_config(cls, config: TrainerConfig, placement: Placement) -> "TrainingContext":
@@ -26,4 +27,5 @@ class TrainingContext:
         TrainerConfig.prepare_torch in this process."""
         return cls(base=config.base(), models_dir=config.models_dir, squad_dataset=config.squad_dataset,
                    placement=placement, eval_examples=config.eval_examples,
-                   eval_max_new_tokens=config.eval_max_new_tokens, llm_addr=config.llm_addr)
+                   eval_max_new_tokens=config.eval_max_new_tokens, llm_addr=config.llm_addr,
+                   keep_versions=config.keep_versions)
