@@ -43,7 +43,8 @@ def job_message(job: JobRecord, models_dir: pathlib.Path) -> trainer_pb2.Job:
     return trainer_pb2.Job(job_id=job.id, kind=job.kind, adapter=job.adapter, status=job.status,
                            progress=_progress(job), params=params,
                            adapter_version=job.adapter_version, error=job.error, device=job.device,
-                           base_model=job.base_model, evaluation=evaluation_of(models_dir, job.adapter, job.adapter_version),
+                           base_model=job.base_model,
+                           evaluation=evaluation_of(models_dir, job.adapter, job.adapter_version),
                            created_at=_timestamp(job.created_at), started_at=_timestamp(job.started_at),
                            finished_at=_timestamp(job.finished_at))
 
