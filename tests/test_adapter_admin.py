@@ -2,16 +2,18 @@
 versions, switch the serving version back and forth with the llm service following, delete a version or a whole
 adapter; what would break something is a 409 that says what to do, changes need the token, and publishing keeps
 TRAINER_KEEP_VERSIONS versions."""
+import subprocess
+import sys
 import time
 
 import httpx
 import pytest
 
 from devtools.models import FACTS, RANDOM_GPT2, random_models_dir, train_tiny_adapter
-from devtools.processes import start_gateway, start_service
+from devtools.processes import base_env, start_gateway, start_service
 from services.common import adapters
 from tests.trainer_service import LONG_SFT, TOKEN, trainer_env
-from textgen.paths import SQUAD_SAMPLE
+from textgen.paths import ROOT, SQUAD_SAMPLE
 
 AUTH = {"authorization": f"Bearer {TOKEN}"}
 QUESTION, CONTEXT, _ = FACTS[0]
@@ -29,15 +31,21 @@ def published(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def api(published):
+def running(published):
+    """The llm service and the trainer on `published`'s folder, and Envoy in front."""
     directory = published[0]
     llm_env = {"MODELS_DIR": str(directory), "LLM_BASE_MODEL": str(directory / RANDOM_GPT2), "LLM_TORCH_THREADS": "1"}
     with start_service("services.llm", llm_env, "LLM_PORT") as llm, \
             start_service("services.trainer", trainer_env(directory, SQUAD_SAMPLE, llm.address),
                           "TRAINER_PORT") as trainer, \
             start_gateway(llm=llm.address, trainer=trainer.address) as gateway:
-        with httpx.Client(base_url=gateway.url, timeout=60) as client:
-            yield client
+        yield llm, trainer, gateway
+
+
+@pytest.fixture(scope="module")
+def api(running):
+    with httpx.Client(base_url=running[2].url, timeout=60) as client:
+        yield client
 
 
 def answer(api, adapter: str) -> httpx.Response:
@@ -87,6 +95,21 @@ def test_an_adapter_being_trained_into_cannot_be_deleted(api):
         assert refused.status_code == 409 and job["job_id"] in refused.json()["message"]
     finally:
         api.post(f"/llm/jobs/{job['job_id']}:cancel", json={}, headers=AUTH)
+
+
+def test_the_textgen_command_lists_shows_switches_and_deletes(api, running, published):
+    _, old, new = published
+    env = base_env({"TRAINER_ADDR": running[1].address, "LLM_ADDR": running[0].address, "TRAINER_TOKEN": TOKEN})
+
+    def textgen(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "textgen.client.cli", "adapters", *args], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+
+    assert "alpha" in textgen().stdout and "beta" in textgen("list").stdout
+    shown = textgen("show", "alpha")
+    assert shown.returncode == 0 and new in shown.stdout and "yes" in shown.stdout
+    refused = textgen("delete", "alpha", new)
+    assert refused.returncode == 1 and "serve another first" in refused.stderr
 
 
 def test_a_deleted_adapter_is_no_longer_served(api, published):

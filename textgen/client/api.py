@@ -25,8 +25,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from textgen.endpoints import ENDPOINTS
-from textgen.v1 import (baseline_pb2, baseline_pb2_grpc, common_pb2, llm_pb2, llm_pb2_grpc, rnn_pb2, rnn_pb2_grpc,
-                        trainer_pb2, trainer_pb2_grpc)
+from textgen.v1 import (adapters_pb2, adapters_pb2_grpc, baseline_pb2, baseline_pb2_grpc, common_pb2, llm_pb2,
+                        llm_pb2_grpc, rnn_pb2, rnn_pb2_grpc, trainer_pb2, trainer_pb2_grpc)
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
 # Only the calls the protos mark idempotent (`option idempotency_level`) are retried, as Envoy retries them: a
@@ -195,6 +195,30 @@ class Client:
     def cancel(self, job_id: str) -> trainer_pb2.Job:
         return _call("trainer", self._trainer().CancelJob, trainer_pb2.CancelJobRequest(job_id=job_id),
                      timeout=self.timeout, metadata=self._auth)
+
+    # --- adapters (served by the trainer, which publishes them) -----------------------------------------------
+    def _adapters(self) -> adapters_pb2_grpc.AdapterServiceStub:
+        return adapters_pb2_grpc.AdapterServiceStub(self.channel("trainer"))
+
+    def adapters(self) -> list[adapters_pb2.Adapter]:
+        """Every published adapter with its versions, newest first."""
+        return list(_call("trainer", self._adapters().ListAdapters, adapters_pb2.ListAdaptersRequest(),
+                          timeout=self.timeout).adapters)
+
+    def serve_adapter_version(self, name: str, version: str) -> adapters_pb2.Adapter:
+        """Makes `version` the one `name` serves (roll back or forward)."""
+        return _call("trainer", self._adapters().ServeAdapterVersion,
+                     adapters_pb2.ServeAdapterVersionRequest(name=name, version=version), timeout=self.timeout,
+                     metadata=self._auth)
+
+    def delete_adapter(self, name: str, version: str | None = None):
+        """Deletes one version of `name`, or with no `version` the whole adapter."""
+        if version is None:
+            return _call("trainer", self._adapters().DeleteAdapter, adapters_pb2.DeleteAdapterRequest(name=name),
+                         timeout=self.timeout, metadata=self._auth)
+        return _call("trainer", self._adapters().DeleteAdapterVersion,
+                     adapters_pb2.DeleteAdapterVersionRequest(name=name, version=version), timeout=self.timeout,
+                     metadata=self._auth)
 
     # --- status -----------------------------------------------------------------------------------------------
     def health(self) -> list[ServiceHealth]:

@@ -9,6 +9,7 @@ else the local defaults; TRAINER_TOKEN for training and cancelling).
     textgen train rl --steps 60
     textgen jobs | textgen watch JOB_ID | textgen cancel JOB_ID
     textgen status                                (each service's health, the base model, the adapters)
+    textgen adapters [show NAME | serve NAME VERSION | delete NAME [VERSION]]   (published adapters)
 
 A failure is one line on stderr and exit code 1 (2 for a mistyped command).
 """
@@ -17,7 +18,9 @@ import sys
 
 from google.protobuf.descriptor import FieldDescriptor
 
+from textgen.client import adapter_commands
 from textgen.client.api import Client, TextgenError
+from textgen.client.tables import table
 from textgen.v1 import trainer_pb2
 
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -110,7 +113,7 @@ def jobs(client: Client, args) -> int:
     for job in client.jobs():
         step = f"{job.progress.step}/{job.progress.total_steps}" if job.progress.total_steps else "-"
         rows.append((job.job_id, job.kind, job.status, step, job.adapter_version or "-", job.error[:60]))
-    _out(*_table(rows))
+    _out(*table(rows))
     return 0
 
 
@@ -126,22 +129,17 @@ def cancel(client: Client, args) -> int:
 
 def status(client: Client, args) -> int:
     health = client.health()
-    _out(*_table([("SERVICE", "ADDRESS", "HEALTH")] + [(h.name, h.address, h.status) for h in health]), "")
+    _out(*table([("SERVICE", "ADDRESS", "HEALTH")] + [(h.name, h.address, h.status) for h in health]), "")
     if next(h for h in health if h.name == "llm").status == "UNAVAILABLE":
         return 1
     llm = client.status()
     _out(f"base model: {llm.base_model} ({'loaded' if llm.loaded else 'not loaded: ' + llm.reason})")
     if llm.base_model_note:
         _out(f"  why: {llm.base_model_note}")
-    _out(*_table([("ADAPTER", "VERSION", "LOADED", "TRAINED ON", "NOTE")] +
+    _out(*table([("ADAPTER", "VERSION", "LOADED", "TRAINED ON", "NOTE")] +
                  [(a.name, a.version or "-", "yes" if a.loaded else "no", a.base_model or "-", a.error or "")
                   for a in llm.adapters]))
     return 0 if all(h.status == "SERVING" for h in health) else 1
-
-
-def _table(rows: list[tuple]) -> list[str]:
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
 
 
 def _add_message_flags(parser: argparse.ArgumentParser, message) -> None:
@@ -202,6 +200,7 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("job_id")
         command.set_defaults(run=run)
     commands.add_parser("status", help="health, base model and adapters").set_defaults(run=status)
+    adapter_commands.add_to(commands)
     return root
 
 
@@ -209,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command in ("ask", "stream") and (args.question is None) == (args.text is None):
         parser().error(f"{args.command} takes a question or --text, one of them")
+    if args.command == "adapters" and args.action != "list" and not args.name:
+        parser().error(f"adapters {args.action} takes an adapter's NAME")
+    if args.command == "adapters" and args.action == "serve" and not args.version:
+        parser().error("adapters serve takes NAME and VERSION")
     with Client(timeout=args.timeout) as client:
         try:
             return args.run(client, args)
