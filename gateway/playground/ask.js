@@ -65,10 +65,12 @@ export class AskPanel {
     for (const adapter of served) {
       let column = this.columns.querySelector(`[data-adapter="${adapter.name}"]`);
       if (!column) this.columns.append(column = newColumn(this.template, adapter.name));
-      const version = adapter.name === "base" ? "the base model alone" : adapter.loaded ? adapter.version
+      // Published and servable: held in memory or loaded when asked (LLM_MAX_LOADED_ADAPTERS).
+      const servable = adapter.loaded || (adapter.version && !adapter.error);
+      const version = adapter.name === "base" ? "the base model alone" : servable ? adapter.version
         : `none (${adapter.error || "not published"}): answers fall back`;
       column.querySelector(".served-version").textContent = version;
-      column.dataset.version = adapter.loaded ? adapter.version : "";
+      column.dataset.version = servable ? adapter.version : "";
     }
   }
 
