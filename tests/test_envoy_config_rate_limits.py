@@ -29,7 +29,8 @@ def test_the_llm_routes_and_the_training_calls_that_start_or_cancel_work_take_to
         path for path in buckets if path.startswith(served_by_llm)}  # the OpenAI paths too
     assert {path for path, bucket in limited.items() if bucket != "llm"} == {
         "/textgen.v1.TrainerService/TrainSft", "/textgen.v1.TrainerService/TrainRl",
-        "/textgen.v1.TrainerService/CancelJob"}
+        "/textgen.v1.TrainerService/CancelJob", "/textgen.v1.AdapterService/ServeAdapterVersion",
+        "/textgen.v1.AdapterService/DeleteAdapterVersion", "/textgen.v1.AdapterService/DeleteAdapter"}
     assert "/textgen.v1.OpenAiService/CreateChatCompletion" in limited
     assert "/textgen.v1.TrainerService/WatchJob" in buckets and "/textgen.v1.BigramService/Generate" in buckets
     for name, rate_limit in rate_limit_filters(rendered["local"]["dict"]).items():
