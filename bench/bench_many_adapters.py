@@ -57,8 +57,10 @@ def run_level(url: str, names: list[str], requests: int, out: pathlib.Path) -> d
     return json.loads(out.read_text().splitlines()[-1])
 
 
-def loads(api: httpx.Client) -> int:
-    return sum(row.get("loads", 0) for row in api.get("/llm/status").json()["adapters"])
+def loads(api: httpx.Client) -> tuple[int, list[float]]:
+    """Adapter loads so far, and each adapter's last load time."""
+    rows = api.get("/llm/status").json()["adapters"]
+    return sum(row.get("loads", 0) for row in rows), [row["last_load_seconds"] for row in rows if row.get("loads")]
 
 
 def main() -> None:
@@ -78,15 +80,17 @@ def main() -> None:
         with start_service("services.llm", env, "LLM_PORT") as llm, start_gateway(llm=llm.address) as gateway:
             with httpx.Client(base_url=gateway.url, timeout=60) as api:
                 for count in counts:
-                    before = loads(api)
+                    before, _ = loads(api)
                     summary = run_level(gateway.url, names[:count], args.requests, models_dir / f"level-{count}.jsonl")
-                    rows.append((count, summary, loads(api) - before))
+                    after, seconds = loads(api)
+                    rows.append((count, summary, after - before, max(seconds, default=0.0)))
     reference = rows[0][1]
-    print(f"\n{'adapters':>8} {'held':>4} {'tok/s':>7} {'ratio':>6} {'req/s':>6} {'p99 e2e s':>9} {'loads':>5}")
-    for count, summary, loaded in rows:
+    print(f"\n{'adapters':>8} {'held':>4} {'tok/s':>7} {'ratio':>6} {'req/s':>6} {'p99 e2e s':>9} {'loads':>5} "
+          f"{'slowest last load s':>19}")
+    for count, summary, loaded, slowest in rows:
         print(f"{count:>8} {args.held:>4} {summary['output_throughput']:>7.1f} "
               f"{summary['output_throughput'] / reference['output_throughput']:>6.2f} "
-              f"{summary['request_throughput']:>6.2f} {summary['p99_e2e']:>9.2f} {loaded:>5}")
+              f"{summary['request_throughput']:>6.2f} {summary['p99_e2e']:>9.2f} {loaded:>5} {slowest:>19.3f}")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ log = logging.getLogger("textgen.llm")
 class AdapterLoader(Protocol):
     """What the catalog asks of the engine; both run on the engine's thread, between steps."""
 
-    async def load_adapter(self, path: pathlib.Path, peft_name: str) -> None: ...
+    async def load_adapter(self, path: pathlib.Path, peft_name: str) -> str:
+        """Returns the peft name the adapter's rows use (`peft_name`, or the one whose layers it reused)."""
 
     async def unload_adapter(self, peft_name: str) -> None: ...
 
@@ -185,7 +186,7 @@ class AdapterCatalog:
         peft_name, use, started = f"{name}_{self._counter}", self._use(name), time.monotonic()
         self._arriving += current is None
         try:
-            await self.loader.load_adapter(published.path, peft_name)
+            peft_name = await self.loader.load_adapter(published.path, peft_name)
         except Exception as error:  # a broken or mismatched adapter must not take the service down
             log.warning("adapter not loaded", extra={"adapter": name, "version": published.version,
                                                      "error": str(error)[:300]})

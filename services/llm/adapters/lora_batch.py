@@ -87,10 +87,13 @@ def _row_mask(layer, adapter_names: tuple[str, ...], names: tuple[str, ...], ran
 
 
 def _mixed_batch_forward(self, x: torch.Tensor, *args, adapter_names: list[str], **kwargs) -> torch.Tensor:
-    names = tuple(sorted({name for name in adapter_names if name in self.lora_A}))
-    if self.training or not names or any(name in self.lora_variant for name in names) or x.dim() != 3 \
+    wanted = {name for name in adapter_names if name in self.lora_A}
+    if self.training or not wanted or any(name in self.lora_variant for name in wanted) or x.dim() != 3 \
             or x.shape[1] != 1:
         return _peft_mixed_batch_forward(self, x, *args, adapter_names=adapter_names, **kwargs)
+    # Every adapter the layer holds, not only the batch's: the stacks then change only when an adapter is loaded,
+    # not whenever rows of other adapters join or leave (with many adapters, nearly every step).
+    names = tuple(sorted(name for name in self.lora_A if name not in self.lora_variant))
     kwargs.pop("alora_offsets", None)  # peft's variant argument, which the base layer must not get
     result = self.base_layer(x, *args, **kwargs)
     stacked, side_by_side, rank = _stacks(self, names)

@@ -79,8 +79,9 @@ class Engine:
         """Loads LLM_BASE_MODEL; False (with `unavailable_reason` saying how to fix it) when it cannot be loaded."""
         return await self._on_engine_thread(self._load)
 
-    async def load_adapter(self, path: pathlib.Path, peft_name: str) -> None:
-        await self._on_engine_thread(lambda: self._adapters.load(path, peft_name))
+    async def load_adapter(self, path: pathlib.Path, peft_name: str) -> str:
+        """Loads the adapter at `path`; returns the peft name its rows use (services/llm/adapters/swapping.py)."""
+        return await self._on_engine_thread(lambda: self._adapters.load(path, peft_name))
 
     async def unload_adapter(self, peft_name: str) -> None:
         await self._on_engine_thread(lambda: self._adapters.unload(peft_name))
