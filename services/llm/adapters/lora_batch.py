@@ -3,7 +3,7 @@
 peft runs a mixed batch (`adapter_names`) adapter by adapter in every LoRA layer: it gathers the adapter's rows, runs
 its A and B on them and scatters the result back, about ten operators per adapter per layer; this way a mixed decode
 step takes about three quarters of the time (`bench/bench_decode_step.py --setups served,peft-mixing --mix
-base,sft,rl`; docs/benchmarks.md). Here each layer keeps its adapters' A matrices stacked ([adapters x rank, in]) and
+base,sft,rl`; docs/benchmarks.md). Here each layer keeps all its adapters' A matrices stacked ([adapters x rank, in]) and
 B matrices side by side ([out, adapters x rank]): one product gives every adapter's A-projection of every row, a
 per-row mask keeps the row's own adapter's columns, one product with the B's and a per-row scale finish it: five
 operators per layer, whatever the mix (the idea of punica's and S-LoRA's batched kernels, in plain torch). For each
@@ -12,8 +12,9 @@ row that is peft's own arithmetic, lora_B(lora_A(x)) * scaling, with zeros in th
 `install()` (the engine calls it when it loads the base model) puts it in place of peft's `_mixed_batch_forward` for
 LoRA's Linear layers (peft has no hook for this), for decode steps: one token a row. Prefills go to peft's own, as
 does anything else it does not cover (training, LoRA variants such as DoRA): on a prefill the full-width mask and
-scale cost more than peft's gathers save (docs/benchmarks.md). The stacks
-are built on first use and kept until `forget()`, which the engine calls whenever it loads or deletes an adapter.
+scale cost more than peft's gathers save (docs/benchmarks.md). The stacks hold every adapter the layer holds, not
+only the batch's, so they are built on first use and kept until `forget()`, which the adapter swapper calls whenever
+it loads, reuses or deletes an adapter.
 """
 import torch
 
