@@ -137,6 +137,15 @@ def point_current(models_dir: pathlib.Path, name: str, version: str) -> None:
     os.replace(pointer_tmp, root / POINTER)
 
 
+def folder_names(models_dir: pathlib.Path) -> list[str]:
+    """The names of the adapter folders under MODELS_DIR/adapters, sorted (published or not yet)."""
+    try:
+        entries = list(os.scandir(adapters_root(models_dir)))
+    except OSError:
+        return []
+    return sorted(entry.name for entry in entries if entry.is_dir() and is_valid_name(entry.name))
+
+
 def versions(models_dir: pathlib.Path, name: str) -> list[str]:
     """The published versions of `name` whose weights are there, newest first."""
     try:

@@ -71,6 +71,14 @@ class AdapterServicer(adapters_pb2_grpc.AdapterServiceServicer):
                                                            "GET /llm/adapters lists them")
         return adapter
 
+    async def _with_version(self, name: str, version: str, context) -> adapters_pb2.Adapter:
+        """The adapter, or the call ends as `_existing` ends it, or NOT_FOUND when it has no such version."""
+        adapter = await self._existing(name, context)
+        if version not in {held.version for held in adapter.versions}:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"adapter {name!r} has no version {shown(version)}; "
+                                                           f"GET /llm/adapters/{name} lists its versions")
+        return adapter
+
     async def ListAdapters(self, request, context):
         jobs = await self.store.all()
         names = await asyncio.to_thread(_published_names, self.models_dir)
@@ -82,11 +90,7 @@ class AdapterServicer(adapters_pb2_grpc.AdapterServiceServicer):
 
     async def ServeAdapterVersion(self, request, context):
         await require_token(context, self.config.token)
-        adapter = await self._existing(request.name, context)
-        if request.version not in {version.version for version in adapter.versions}:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"adapter {request.name!r} has no version "
-                                                           f"{shown(request.version)}; GET /llm/adapters/"
-                                                           f"{request.name} lists its versions")
+        await self._with_version(request.name, request.version, context)
         await asyncio.to_thread(adapters.point_current, self.models_dir, request.name, request.version)
         log.info("adapter version switched", extra={"adapter": request.name, "version": request.version})
         await asyncio.to_thread(notify_llm, self.config.llm_addr)
@@ -94,14 +98,11 @@ class AdapterServicer(adapters_pb2_grpc.AdapterServiceServicer):
 
     async def DeleteAdapterVersion(self, request, context):
         await require_token(context, self.config.token)
-        adapter = await self._existing(request.name, context)
+        adapter = await self._with_version(request.name, request.version, context)
         if request.version == adapter.serving_version:
             await context.abort(grpc.StatusCode.ABORTED, f"version {request.version} serves adapter "
                                                          f"{request.name!r}: serve another first (POST /llm/adapters/"
                                                          f"{request.name}:serve), or delete the whole adapter")
-        if request.version not in {version.version for version in adapter.versions}:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"adapter {request.name!r} has no version "
-                                                           f"{shown(request.version)}")
         await asyncio.to_thread(adapters.remove_version, self.models_dir, request.name, request.version)
         log.info("adapter version deleted", extra={"adapter": request.name, "version": request.version})
         return await self._describe(request.name)
@@ -121,9 +122,4 @@ class AdapterServicer(adapters_pb2_grpc.AdapterServiceServicer):
 
 
 def _published_names(models_dir: pathlib.Path) -> list[str]:
-    root = adapters.adapters_root(models_dir)
-    try:
-        return sorted(entry.name for entry in root.iterdir() if entry.is_dir() and adapters.is_valid_name(entry.name)
-                      and adapters.versions(models_dir, entry.name))
-    except FileNotFoundError:
-        return []
+    return [name for name in adapters.folder_names(models_dir) if adapters.versions(models_dir, name)]

@@ -90,9 +90,9 @@ class AdapterCatalog:
         await self.refresh()
 
     def changed(self) -> bool:
-        """A few stat calls: whether an adapter folder came or went or a CURRENT pointer moved since the last
-        refresh."""
-        return signature(self.models_dir, adapter_names(self.models_dir, self.always_listed)) != self._signature
+        """A few stat calls on every request (no listing of the folder): whether an adapter folder came or went or a
+        CURRENT pointer moved since the last refresh."""
+        return signature(self.models_dir, self.names) != self._signature
 
     async def refresh_if_changed(self) -> None:
         """What a request calls first: a newly published version is served from the next request on."""

@@ -10,16 +10,12 @@ from services.common import adapters
 
 def adapter_names(models_dir: pathlib.Path, always: tuple[str, ...]) -> tuple[str, ...]:
     """`always` (listed even before anything is published), then every other adapter folder, sorted."""
-    try:
-        folders = [entry.name for entry in os.scandir(adapters.adapters_root(models_dir)) if entry.is_dir()]
-    except OSError:
-        folders = []
-    found = sorted(name for name in folders if adapters.is_valid_name(name) and name not in always)
-    return (*always, *found)
+    return (*always, *(name for name in adapters.folder_names(models_dir) if name not in always))
 
 
 def signature(models_dir: pathlib.Path, names: tuple[str, ...]) -> tuple:
-    """A few stat calls that change whenever an adapter folder comes or goes or a CURRENT pointer moves."""
+    """A few stat calls that change whenever an adapter folder comes or goes (the adapters folder's own stat) or the
+    CURRENT pointer of one of `names` moves."""
     def stat(path: pathlib.Path):
         try:
             found = os.stat(path)
