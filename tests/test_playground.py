@@ -1,23 +1,30 @@
 """The /playground page in a real headless Chromium against the whole system behind real Envoy on loopback: three
-streamed answers, the bigram and LSTM panel, a tiny SFT job whose curve grows until it succeeds and whose adapter the
-ask panel then serves, bad fields rejected in place, a cut event stream shown as cut, cancel, a phone-width screen.
-Screenshots are checked for content; the page loads nothing from anywhere but the gateway and stores no token."""
+streamed answers, the bigram and LSTM panel, a tiny SFT job into a named adapter whose curve grows until it succeeds
+and which the ask panel then offers and serves, an RL job started from it, bad fields and adapter names rejected in
+place, two adapters compared side by side, the adapters panel switching and deleting versions (a 409 shown as the
+service says it), a cut event stream shown as cut, cancel, a phone-width screen. Screenshots are checked for content;
+the page loads nothing from anywhere but the gateway and stores no token."""
 import os
 import pathlib
 import re
 
+import httpx
 import numpy
 import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
 from devtools import browser
+from devtools.models import FACTS, train_tiny_adapter
 from devtools.processes import start_gateway, start_system
 from gateway.playground_routes import playground_files
+from services.trainer.training.llm_reload import notify_llm
 from textgen.paths import ROOT
 
 TINY_SFT = {"max_examples": 40, "num_train_epochs": 1, "max_length": 96, "learning_rate": 0.005, "lora_r": 4}
 LONG_SFT = {"max_examples": 100000, "num_train_epochs": 20, "max_length": 96}
+TINY_RL = {"steps": 2, "max_new_tokens": 8, "num_generations": 2}
+NAMED = "tiny-named"  # the adapter the page's SFT job publishes
 JOB_TIMEOUT_MS = 120_000
 ANSWER_TIMEOUT_MS = 60_000
 
@@ -80,6 +87,25 @@ def column(page, adapter: str):
     return page.locator(f'.column[data-adapter="{adapter}"]')
 
 
+def sent(context, path: str) -> int:
+    """How many requests the browser has sent to `path` so far."""
+    return sum(url.endswith(path) for url in context.requested)
+
+
+def start_job(page, kind: str, fields: dict) -> str:
+    """Starts a job from the train form with `fields` filled in; returns its id once the progress line follows it."""
+    progress = page.locator("#job-progress")
+    before = progress.get_attribute("data-job-id")
+    page.locator(f'#train-form input[name="kind"][value="{kind}"]').check()
+    for name, value in fields.items():
+        page.locator(f"#train-{kind}-{name}").fill(str(value))
+    page.locator("#train-form button[type=submit]").click()
+    page.wait_for_function("([node, before]) => node.dataset.jobId && node.dataset.jobId !== before",
+                           arg=[progress.element_handle(), before])
+    expect(page.locator("#train-form .form-error")).to_be_hidden()
+    return progress.get_attribute("data-job-id")
+
+
 def test_every_input_has_a_label_and_fields_come_from_openapi(page):
     unlabelled = page.locator("input, select, textarea").evaluate_all(
         "nodes => nodes.filter(node => !node.labels.length).map(node => node.id || node.name)")
@@ -88,6 +114,10 @@ def test_every_input_has_a_label_and_fields_come_from_openapi(page):
     expect(page.locator("#train-sft-max_examples")).to_have_value("200")
     expect(page.locator("#train-sft-max_examples-help")).to_have_text("1..100000, default 200")
     expect(page.locator("#train-rl-num_generations")).to_have_attribute("max", "32")
+    expect(page.locator("#train-sft-adapter")).to_have_value("sft")
+    # RL's from_adapter is a choice of the published adapters, and the default even before it is published.
+    expect(page.locator("select#train-rl-from_adapter option")).to_have_text(["sft (no version published)"])
+    expect(page.locator("#adapters .adapter-list")).to_have_text("No adapter is published yet.")
 
 
 def test_a_question_streams_three_answers_side_by_side(page, shots):
@@ -134,13 +164,38 @@ def test_bad_training_fields_and_a_wrong_token_are_shown_in_place(page, system):
         "INVALID_ARGUMENT: max_length must be between 32 and 1024 (got 8) (field: max_length)")
     expect(page.locator("#train-sft-max_length-error")).to_have_text("max_length must be between 32 and 1024 (got 8)")
     expect(page.locator("#train-sft-max_length")).to_have_attribute("aria-invalid", "true")
+    page.locator("#train-sft-max_length").fill("96")
 
 
-def test_a_tiny_sft_job_grows_its_curve_succeeds_and_the_ask_panel_serves_it(page, context, system, shots):
-    page.locator("#trainer-token").fill(system.token)
-    for name, value in TINY_SFT.items():
-        page.locator(f"#train-sft-{name}").fill(str(value))
+def test_an_adapter_name_the_trainer_would_refuse_is_not_sent_and_its_refusals_are_shown(page, context):
+    rule = "lower-case letters, digits, '-' and '_', at most 64 characters, not 'base'"
+    before = sent(context, "/llm/train_sft")
+    for bad in ("Bad name", "x" * 65, "base", "-dash-first"):
+        page.locator("#train-sft-adapter").fill(bad)
+        page.locator("#train-form button[type=submit]").click()
+        expect(page.locator("#train-form .form-error")).to_have_text(
+            f"Not sent: adapter must be {rule} (got '{bad}') (field: adapter)")
+        expect(page.locator("#train-sft-adapter")).to_have_attribute("aria-invalid", "true")
+    assert sent(context, "/llm/train_sft") == before
+    page.locator("#train-sft-adapter").fill("sft")
+    # RL's own adapter field is the one marked, not SFT's hidden one of the same name.
+    page.locator('#train-form input[name="kind"][value="rl"]').check()
+    page.locator("#train-rl-adapter").fill("RL!")
     page.locator("#train-form button[type=submit]").click()
+    expect(page.locator("#train-rl-adapter")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#train-sft-adapter")).not_to_have_attribute("aria-invalid", "true")
+    page.locator("#train-rl-adapter").fill("rl")
+    # What only the trainer knows, it says: nothing is published to start RL from.
+    page.locator("#train-form button[type=submit]").click()
+    expect(page.locator("#train-form .form-error")).to_have_text(re.compile(
+        r"^FAILED_PRECONDITION: from_adapter 'sft' has no version published: run SFT first"))
+    assert sent(context, "/llm/train_rl") == 1
+    page.locator('#train-form input[name="kind"][value="sft"]').check()
+
+
+def test_a_tiny_sft_job_into_a_named_adapter_grows_its_curve_and_the_ask_panel_serves_it(page, context, system, shots):
+    page.locator("#trainer-token").fill(system.token)
+    start_job(page, "sft", {**TINY_SFT, "adapter": NAMED})
     progress = page.locator("#job-progress")
     expect(progress).to_have_attribute("data-status", "running", timeout=JOB_TIMEOUT_MS)
     # The curve gets its first points while the job still runs (its evaluation comes after the last step).
@@ -152,18 +207,115 @@ def test_a_tiny_sft_job_grows_its_curve_succeeds_and_the_ask_panel_serves_it(pag
     job_id = progress.get_attribute("data-job-id")
     row = page.locator(f'#jobs tr[data-job-id="{job_id}"]')
     expect(row).to_have_attribute("data-status", "succeeded")
+    expect(row.locator(".adapter")).to_have_text(NAMED)
     expect(row.locator(".evaluation")).to_contain_text("F1 ")
-    version = row.locator("td").nth(4).inner_text()  # the version the job published
-    expect(column(page, "sft")).to_have_attribute("data-version", version)
+    version = row.locator(".version").inner_text()  # the version the job published
+    # Published while the page is open: chosen in the ask panel, listed in the adapters panel with its job.
+    expect(page.locator(f"#ask-choose-{NAMED}")).to_be_checked()
+    expect(column(page, NAMED)).to_have_attribute("data-version", version)
+    listed = page.locator(f'#adapters .adapter-card[data-adapter="{NAMED}"] tr[data-version="{version}"]')
+    expect(listed).to_have_attribute("data-serving", "true")
+    expect(listed).to_contain_text(job_id)
+    expect(listed.locator(".evaluation")).to_have_text(row.locator(".evaluation").inner_text())
     shoot(page, shots / "train.png")
 
     page.locator("#ask form button[type=submit]").click()
-    expect(column(page, "sft")).to_have_attribute("data-state", "complete", timeout=ANSWER_TIMEOUT_MS)
-    expect(column(page, "sft").locator('[data-field="adapter"]')).to_have_text("sft")
-    expect(column(page, "sft").locator('[data-field="version"]')).to_have_text(version)
+    expect(column(page, NAMED)).to_have_attribute("data-state", "complete", timeout=ANSWER_TIMEOUT_MS)
+    expect(column(page, NAMED).locator('[data-field="adapter"]')).to_have_text(NAMED)
+    expect(column(page, NAMED).locator('[data-field="version"]')).to_have_text(version)
     # The token lived in the page's memory only.
     assert context.cookies() == []
     assert page.evaluate("() => [localStorage.length, sessionStorage.length]") == [0, 0]
+
+
+def test_an_rl_job_starts_from_the_chosen_adapter(page):
+    page.locator('#train-form input[name="kind"][value="rl"]').check()
+    page.locator("#train-rl-from_adapter").select_option(NAMED)
+    job_id = start_job(page, "rl", {**TINY_RL, "adapter": "tiny-rl"})
+    row = page.locator(f'#jobs tr[data-job-id="{job_id}"]')
+    expect(row.locator(".adapter")).to_have_text(f"tiny-rl (from {NAMED})")
+    row.get_by_role("button", name="Cancel").click()  # its run is not the point; the next tests train nothing
+    expect(row).to_have_attribute("data-status", re.compile("cancelled|succeeded|failed"), timeout=JOB_TIMEOUT_MS)
+    page.locator('#train-form input[name="kind"][value="sft"]').check()
+
+
+@pytest.fixture(scope="module")
+def alpha_and_beta(system):
+    """Published beside the page as the trainer publishes (then the llm service is told to reload): alpha's old
+    version answers "Alpha", its current one "Bravo"; beta answers "Charlie". Returns alpha's (old, current)."""
+    old = train_tiny_adapter(system.models_dir, "alpha", steps=60, answer="Alpha")
+    new = train_tiny_adapter(system.models_dir, "alpha", steps=60, seed=1, answer="Bravo")
+    train_tiny_adapter(system.models_dir, "beta", steps=60, seed=2, answer="Charlie")
+    assert notify_llm(system.address("llm"))
+    return old, new
+
+
+def ask_only(page, *adapters: str) -> None:
+    """Asks the fact the hand-published adapters learnt of `adapters` and no other, and waits for their answers."""
+    question, context, _ = FACTS[0]
+    page.locator("#ask-question").fill(question)
+    page.locator("#ask-context").fill(context)
+    for choice in page.locator(".choices input").all():
+        choice.set_checked(choice.get_attribute("value") in adapters)
+    page.locator("#ask form button[type=submit]").click()
+    expect(page.locator(".column:not([hidden])")).to_have_count(len(adapters))
+    for adapter in adapters:
+        expect(column(page, adapter)).to_have_attribute("data-state", "complete", timeout=ANSWER_TIMEOUT_MS)
+
+
+def test_two_adapters_answer_side_by_side(page, alpha_and_beta, shots):
+    _, new = alpha_and_beta
+    page.locator("#adapters .refresh").click()  # published by hand: the page lists them when asked
+    expect(page.locator("#ask-choose-beta")).to_be_checked()
+    ask_only(page, "alpha", "beta")
+    expect(column(page, "alpha").locator('[data-field="version"]')).to_have_text(new)
+    expect(column(page, "alpha").locator(".answer")).to_contain_text("Bravo")
+    expect(column(page, "beta").locator('[data-field="adapter"]')).to_have_text("beta")
+    expect(column(page, "beta").locator(".answer")).to_contain_text("Charlie")
+    shoot(page, shots / "compare.png")
+    for choice in page.locator(".choices input").all():
+        choice.uncheck()
+    page.locator("#ask form button[type=submit]").click()
+    expect(page.locator("#ask .form-error")).to_have_text("Not sent: choose at least one model to ask")
+
+
+def test_the_adapters_panel_switches_and_deletes_and_shows_a_409_as_said(page, system, alpha_and_beta, shots):
+    old, new = alpha_and_beta
+    alpha = page.locator('#adapters .adapter-card[data-adapter="alpha"]')
+    expect(alpha.locator("tbody tr")).to_have_count(2)
+    expect(alpha.locator(f'tr[data-version="{new}"] .serving-mark')).to_have_text("serving")
+    accept = lambda dialog: dialog.accept()  # each deletion asks first
+    page.on("dialog", accept)
+    # Deleting the serving version: the service's 409, word for word.
+    said = httpx.delete(f"{system.gateway.url}/llm/adapters/alpha/versions/{new}",
+                        headers={"authorization": f"Bearer {system.token}"})
+    assert said.status_code == 409
+    alpha.get_by_role("button", name=f"Delete alpha version {new}").click()
+    expect(alpha.locator(".field-error")).to_have_text(f"ABORTED: {said.json()['message']}")
+    # Without the token nothing changes, and the token field says why.
+    page.locator("#trainer-token").fill("wrong-token")
+    alpha.get_by_role("button", name=f"Serve alpha version {old}").click()
+    expect(alpha.locator(".field-error")).to_contain_text("UNAUTHENTICATED")
+    expect(page.locator("#trainer-token")).to_have_attribute("aria-invalid", "true")
+    page.locator("#trainer-token").fill(system.token)
+    # Rolled back: the panel marks the old version and the ask panel's alpha answers with it.
+    alpha.get_by_role("button", name=f"Serve alpha version {old}").click()
+    expect(alpha.locator(".serving")).to_have_text(old)
+    expect(alpha.locator(f'tr[data-version="{old}"]')).to_have_attribute("data-serving", "true")
+    expect(column(page, "alpha")).to_have_attribute("data-version", old)
+    ask_only(page, "alpha")
+    expect(column(page, "alpha").locator('[data-field="version"]')).to_have_text(old)
+    expect(column(page, "alpha").locator(".answer")).to_contain_text("Alpha")
+    shoot(page, shots / "adapters.png")
+    # The version no longer serving can go; then the whole of beta.
+    alpha.get_by_role("button", name=f"Delete alpha version {new}").click()
+    expect(alpha.locator("tbody tr")).to_have_count(1)
+    page.locator('#adapters .adapter-card[data-adapter="beta"]').get_by_role("button", name="Delete adapter beta").click()
+    expect(page.locator('#adapters .adapter-card[data-adapter="beta"]')).to_have_count(0)
+    expect(page.locator("#ask-choose-beta")).to_have_count(0)
+    expect(column(page, "beta")).to_have_count(0)
+    assert not (system.models_dir / "adapters" / "beta").exists()
+    page.remove_listener("dialog", accept)
 
 
 def test_a_cut_event_stream_is_shown_as_cut_and_the_job_can_be_cancelled(context, system):

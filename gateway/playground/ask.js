@@ -1,5 +1,5 @@
-// Ask: one question and context sent to the base model and every adapter at once, each answer streamed into its
-// own column from POST /generate_with_llm/stream, with what the stream's final line says about it.
+// Ask: one question and context sent to the base model and each adapter chosen (any set of them), each answer
+// streamed into its own column from POST /generate_with_llm/stream, with what the stream's final line says about it.
 
 import {ApiError, callJson, streamLines} from "./api.js";
 import {EXAMPLES} from "./examples.js";
@@ -7,6 +7,9 @@ import {addField, clearErrors, formBody, requestFields, showError} from "./forms
 
 const STREAM = "/generate_with_llm/stream";
 const TUNABLE = ["max_new_tokens", "temperature"]; // the rest of the request is the question, context and adapter
+// Chosen when the page opens (what it has always compared); an adapter that appears later, published while the
+// page is open, is chosen when it appears.
+const FIRST_CHOSEN = new Set(["base", "sft", "rl"]);
 
 function fill(column, values) {
   for (const [name, value] of Object.entries(values)) column.querySelector(`[data-field="${name}"]`).textContent = value;
@@ -21,6 +24,36 @@ function newColumn(template, name) {
   return column;
 }
 
+function newChoice(name, onChange) {
+  const label = document.createElement("label");
+  const box = document.createElement("input");
+  box.type = "checkbox";
+  box.value = name;
+  box.id = `ask-choose-${name}`;
+  box.addEventListener("change", onChange);
+  label.append(box, ` ${name}`);
+  return label;
+}
+
+/**
+ * What can answer: the base model, every adapter the llm service's /llm/status names (sft and rl always, published
+ * or not: those two fall back) and every adapter GET /llm/adapters lists (`listed`, which the llm service may not
+ * have looked for yet), each with the version it serves or why none.
+ */
+function servable(status, listed) {
+  const all = new Map([["base", {version: "the base model alone", servable: status.loaded}]]);
+  for (const adapter of status.adapters || []) {
+    // Published and servable: held in memory or loaded when asked (LLM_MAX_LOADED_ADAPTERS).
+    const ok = adapter.loaded || Boolean(adapter.version && !adapter.error);
+    all.set(adapter.name, {servable: ok, version: ok ? adapter.version
+      : `none (${adapter.error || "not published"}): answers fall back`});
+  }
+  for (const adapter of listed) {
+    if (!all.has(adapter.name)) all.set(adapter.name, {servable: true, version: adapter.serving_version});
+  }
+  return all;
+}
+
 export class AskPanel {
   constructor(root) {
     this.form = root.querySelector("form");
@@ -28,13 +61,15 @@ export class AskPanel {
     this.columns = root.querySelector(".columns");
     this.template = root.querySelector("template");
     this.statusLine = root.querySelector(".served");
+    this.choices = root.querySelector(".choices");
+    this.refreshed = false;
     const picker = root.querySelector("#ask-example");
     EXAMPLES.forEach((example, index) => picker.add(new Option(example.title, String(index))));
     picker.addEventListener("change", () => this.pick(EXAMPLES[Number(picker.value)]));
     this.pick(EXAMPLES[0]);
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
-      this.askAll();
+      this.askChosen();
     });
   }
 
@@ -42,7 +77,6 @@ export class AskPanel {
     const fields = await requestFields("POST", STREAM);
     const tuning = this.form.querySelector(".tuning");
     for (const name of TUNABLE) addField(tuning, "ask", name, fields[name]);
-    await this.refreshAdapters();
   }
 
   pick(example) {
@@ -50,34 +84,58 @@ export class AskPanel {
     this.form.elements.context.value = example.context;
   }
 
-  /** The columns follow /llm/status: the base model and every adapter, each with the version served now. */
-  async refreshAdapters() {
+  /** The choices and columns follow /llm/status and `listed` (GET /llm/adapters' adapters): see servable. */
+  async refreshAdapters(listed = []) {
     let status;
     try {
       status = await callJson("GET", "/llm/status");
+      this.statusLine.textContent = `Base model: ${status.base_model}${status.loaded ? "" : ` (not loaded: ${status.reason})`}`;
     } catch (error) {
       this.statusLine.textContent = `${error.codeName || "Error"}: ${error.message}`;
-      return;
+      status = {loaded: false, adapters: []};
     }
-    this.statusLine.textContent = `Base model: ${status.base_model}${status.loaded ? "" : ` (not loaded: ${status.reason})`}`;
-    const served = [{name: "base", loaded: status.loaded, version: "", error: status.reason},
-      ...status.adapters];
-    for (const adapter of served) {
-      let column = this.columns.querySelector(`[data-adapter="${adapter.name}"]`);
-      if (!column) this.columns.append(column = newColumn(this.template, adapter.name));
-      // Published and servable: held in memory or loaded when asked (LLM_MAX_LOADED_ADAPTERS).
-      const servable = adapter.loaded || (adapter.version && !adapter.error);
-      const version = adapter.name === "base" ? "the base model alone" : servable ? adapter.version
-        : `none (${adapter.error || "not published"}): answers fall back`;
+    const offered = servable(status, listed);
+    for (const choice of [...this.choices.querySelectorAll("label")]) {
+      if (!offered.has(choice.firstChild.value)) this.remove(choice);
+    }
+    for (const [name, {servable: ok, version}] of offered) {
+      let column = this.column(name);
+      if (!column) {
+        this.columns.append(column = newColumn(this.template, name));
+        const choice = newChoice(name, () => this.show(name));
+        this.choices.append(choice);
+        choice.firstChild.checked = this.refreshed || FIRST_CHOSEN.has(name);
+        this.show(name);
+      }
       column.querySelector(".served-version").textContent = version;
-      column.dataset.version = servable ? adapter.version : "";
+      column.dataset.version = ok && name !== "base" ? version : "";
     }
+    this.refreshed = true;
   }
 
-  askAll() {
+  column(name) {
+    return this.columns.querySelector(`[data-adapter="${CSS.escape(name)}"]`);
+  }
+
+  /** A column shows while its adapter is chosen, keeping its last answer when it is not. */
+  show(name) {
+    this.column(name).hidden = !this.choices.querySelector(`#ask-choose-${CSS.escape(name)}`).checked;
+  }
+
+  remove(choice) {
+    this.column(choice.firstChild.value)?.remove();
+    choice.remove();
+  }
+
+  askChosen() {
     clearErrors(this.form, this.summary);
+    const chosen = [...this.columns.children].filter((column) => !column.hidden);
+    if (!chosen.length) {
+      showError(this.form, this.summary, {codeName: "Not sent", message: "choose at least one model to ask"});
+      return null;
+    }
     const body = formBody(this.form);
-    return Promise.all([...this.columns.children].map((column) => this.ask(column, body)));
+    return Promise.all(chosen.map((column) => this.ask(column, body)));
   }
 
   async ask(column, body) {

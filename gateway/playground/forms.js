@@ -35,15 +35,12 @@ function element(tag, attributes = {}, text = "") {
  * the service judges every value, and its answer is what the page shows.
  */
 export function addField(container, prefix, name, property) {
-  const id = `${prefix}-${name}`;
-  const row = element("div", {class: "field"});
   const range = property["x-range"];
   const fallback = property["x-default"];
-  const input = element("input", {id, name, "data-request": ""});
+  const input = element("input");
   if (property.type === "boolean") {
     input.type = "checkbox";
     input.checked = fallback === true;
-    row.classList.add("check");
   } else if (property.type === "integer" || property.type === "number") {
     input.type = "number";
     input.step = property.type === "integer" ? "1" : "any";
@@ -56,16 +53,40 @@ export function addField(container, prefix, name, property) {
     if (range?.maxLength) input.maxLength = range.maxLength;
     if (fallback) input.value = fallback;
   }
+  return labelled(container, prefix, name, property, input);
+}
+
+/** A labelled <select> for one request field, its options set later (choose); said under it as addField says. */
+export function addChoice(container, prefix, name, property) {
+  return labelled(container, prefix, name, property, element("select"));
+}
+
+/** Sets a select's options to `values` (value and label pairs), keeping its choice when it is still offered. */
+export function choose(select, values, preferred) {
+  const kept = select.value || preferred;
+  select.replaceChildren(...values.map(([value, label]) => new Option(label, value)));
+  if (values.some(([value]) => value === kept)) select.value = kept;
+}
+
+function labelled(container, prefix, name, property, input) {
+  const id = `${prefix}-${name}`;
+  const row = element("div", {class: input.type === "checkbox" ? "field check" : "field"});
+  const range = property["x-range"];
+  const fallback = property["x-default"];
   const said = [rangeText(range), fallback !== undefined ? `default ${JSON.stringify(fallback)}` : ""]
     .filter(Boolean).join(", ");
   const help = element("small", {id: `${id}-help`}, said || property.description || "");
   if (property.description) help.title = property.description;
   const problem = element("small", {id: `${id}-error`, class: "field-error", role: "alert"});
+  Object.assign(input, {id, name});
+  input.dataset.request = "";
   input.setAttribute("aria-describedby", `${id}-help ${id}-error`);
-  input.addEventListener("input", () => { // an edited value is no longer the one the service refused
+  const edited = () => { // an edited value is no longer the one the service refused
     input.removeAttribute("aria-invalid");
     problem.textContent = "";
-  });
+  };
+  input.addEventListener("input", edited);
+  input.addEventListener("change", edited);
   row.append(element("label", {for: id}, name), input, help, problem);
   container.append(row);
   return input;
@@ -108,7 +129,7 @@ export function showError(form, summary, error) {
   summary.textContent = `${error.codeName || "Error"}: ${error.message}` + (named.length ? ` (field: ${named.join(", ")})` : "");
   summary.hidden = false;
   for (const violation of error.fields || []) {
-    const input = form.querySelector(`[name="${CSS.escape(violation.field)}"]`);
+    const input = form.querySelector(`[name="${CSS.escape(violation.field)}"]:not(:disabled)`); // the shown kind's
     if (!input) continue;
     input.setAttribute("aria-invalid", "true");
     const problem = form.querySelector(`#${CSS.escape(input.id)}-error`);

@@ -1,36 +1,32 @@
-// Train: SFT and RL jobs started from a form built from /openapi.json, one job's progress watched live from
-// GET /llm/jobs/{id}/events, and the job list with cancel and each published adapter's evaluation.
+// Train: SFT and RL jobs started from a form built from /openapi.json (the adapter a job publishes named and checked
+// here first, RL's from_adapter chosen among the published ones), and one job's progress watched live from
+// GET /llm/jobs/{id}/events; the job list below it (jobs.js).
 
 import {ApiError, bearer, callJson, streamLines} from "./api.js";
 import {Curve} from "./curve.js";
-import {addField, clearErrors, formBody, requestFields, showError} from "./forms.js";
+import {addChoice, addField, choose, clearErrors, formBody, requestFields, showError} from "./forms.js";
+import {FINISHED, JobList} from "./jobs.js";
 
 const KINDS = {sft: {path: "/llm/train_sft", metric: "loss"}, rl: {path: "/llm/train_rl", metric: "reward"}};
-const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
-const POLL_MS = 3000;
+// The trainer's rule for the adapter a job publishes (NEW_NAME in services/common/adapters.py), in its words: a
+// name it would refuse is not sent. Whatever it refuses all the same is shown as it says it.
+const NEW_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+const NEW_NAME_RULE = "lower-case letters, digits, '-' and '_', at most 64 characters, not 'base'";
 
-function cell(row, text) {
-  const td = row.insertCell();
-  td.textContent = text;
-  return td;
-}
-
-function evaluationText(evaluation) {
-  if (!evaluation) return "—";
-  return `F1 ${evaluation.f1.toFixed(1)}, EM ${evaluation.exact_match.toFixed(1)}, ` +
-    `format ${evaluation.format_compliance.toFixed(0)}% on ${evaluation.examples} questions`;
+function nameProblem(name) {
+  if (name === undefined || (NEW_NAME.test(name) && name !== "base")) return null;
+  return `adapter must be ${NEW_NAME_RULE} (got '${name}')`;
 }
 
 export class TrainPanel {
   constructor(root, onPublished) {
-    this.onPublished = onPublished;
     this.form = root.querySelector("#train-form");
     this.summary = this.form.querySelector(".form-error");
     this.token = root.querySelector("#trainer-token"); // read when sending; never stored anywhere
+    this.names = root.querySelector("#adapter-names"); // the published ones, offered to the adapter fields
     this.progress = root.querySelector("#job-progress");
     this.curve = new Curve(root.querySelector("#curve"), root.querySelector("#curve-summary"));
-    this.jobsBody = root.querySelector("#jobs tbody");
-    this.jobsError = root.querySelector("#jobs-error");
+    this.jobs = new JobList(root, this.token, (job) => this.watch(job), onPublished);
     this.watching = null;
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
@@ -43,10 +39,30 @@ export class TrainPanel {
     for (const [kind, {path}] of Object.entries(KINDS)) {
       const fieldset = this.form.querySelector(`fieldset[data-kind="${kind}"]`);
       const fields = await requestFields("POST", path);
-      for (const [name, property] of Object.entries(fields)) addField(fieldset, `train-${kind}`, name, property);
+      for (const [name, property] of Object.entries(fields)) {
+        if (name === "from_adapter") {
+          this.fromAdapter = addChoice(fieldset, `train-${kind}`, name, property);
+          this.fromDefault = property["x-default"];
+        } else {
+          const input = addField(fieldset, `train-${kind}`, name, property);
+          if (name === "adapter") input.setAttribute("list", this.names.id);
+        }
+      }
     }
     this.showKind();
-    await this.refreshJobs();
+    await this.jobs.refresh();
+  }
+
+  /** Offers the adapters GET /llm/adapters lists: their names to the adapter fields, their published ones (and
+   * the default, always, so that the service can say why it has nothing to start from) to from_adapter. */
+  offerAdapters(adapters) {
+    this.names.replaceChildren(...adapters.map((adapter) => new Option(adapter.name)));
+    if (!this.fromAdapter) return;
+    const published = adapters.filter((adapter) => adapter.serving_version).map((adapter) => [adapter.name, adapter.name]);
+    if (this.fromDefault && !published.some(([name]) => name === this.fromDefault)) {
+      published.unshift([this.fromDefault, `${this.fromDefault} (no version published)`]);
+    }
+    choose(this.fromAdapter, published, this.fromDefault);
   }
 
   get kind() {
@@ -63,12 +79,17 @@ export class TrainPanel {
 
   async start() {
     clearErrors(this.form, this.summary);
+    const body = formBody(this.form);
+    const problem = nameProblem(body.adapter);
+    if (problem) {
+      showError(this.form, this.summary, {codeName: "Not sent", message: problem, fields: [{field: "adapter"}]});
+      return;
+    }
     const button = this.form.querySelector("button[type=submit]");
     button.disabled = true;
     try {
-      const job = await callJson("POST", KINDS[this.kind].path,
-        {body: formBody(this.form), headers: bearer(this.token.value)});
-      this.refreshJobs();
+      const job = await callJson("POST", KINDS[this.kind].path, {body, headers: bearer(this.token.value)});
+      this.jobs.refresh();
       this.watch(job);
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
@@ -105,7 +126,7 @@ export class TrainPanel {
       this.progress.dataset.status = "cut";
       this.progress.textContent += " — the event stream was cut before the job finished; press Watch to follow it again";
     }
-    await this.refreshJobs(); // which tells the ask panel when the job published
+    await this.jobs.refresh(); // which says when the job published
   }
 
   show(job, event, metric) {
@@ -120,63 +141,5 @@ export class TrainPanel {
     if (event.message) parts.push(event.message);
     this.progress.dataset.status = event.status;
     this.progress.textContent = parts.join(" · ");
-  }
-
-  async refreshJobs() {
-    clearTimeout(this.poll);
-    let jobs;
-    try {
-      jobs = (await callJson("GET", "/llm/jobs")).jobs;
-      this.jobsError.textContent = "";
-    } catch (error) {
-      this.jobsError.textContent = `${error.codeName || "Error"}: ${error.message}`;
-      return;
-    }
-    this.jobsBody.replaceChildren(...jobs.map((job) => this.row(job)));
-    // A job that succeeded since the last look (watched here or not) published an adapter the ask panel should show.
-    const published = jobs.some((job) => job.status === "succeeded" && this.seen?.get(job.job_id) !== "succeeded");
-    if (this.seen && published) this.onPublished();
-    this.seen = new Map(jobs.map((job) => [job.job_id, job.status]));
-    if (jobs.some((job) => !FINISHED.has(job.status))) this.poll = setTimeout(() => this.refreshJobs(), POLL_MS);
-  }
-
-  row(job) {
-    const row = document.createElement("tr");
-    row.dataset.jobId = job.job_id;
-    row.dataset.status = job.status;
-    cell(row, job.job_id);
-    cell(row, job.kind);
-    cell(row, job.status + (job.error ? `: ${job.error}` : ""));
-    cell(row, `${job.progress.step}/${job.progress.total_steps}`);
-    cell(row, job.adapter_version || "—");
-    cell(row, evaluationText(job.evaluation)).className = "evaluation";
-    const actions = cell(row, "");
-    const watch = document.createElement("button");
-    watch.type = "button";
-    watch.textContent = "Watch";
-    watch.setAttribute("aria-label", `Watch job ${job.job_id}`);
-    watch.addEventListener("click", () => this.watch(job));
-    const cancel = document.createElement("button");
-    cancel.type = "button";
-    cancel.textContent = "Cancel";
-    cancel.disabled = FINISHED.has(job.status);
-    cancel.setAttribute("aria-label", `Cancel job ${job.job_id}`);
-    const problem = document.createElement("span");
-    problem.className = "field-error";
-    problem.setAttribute("role", "alert");
-    cancel.addEventListener("click", () => this.cancel(job, problem));
-    actions.append(watch, " ", cancel, " ", problem);
-    return row;
-  }
-
-  async cancel(job, problem) {
-    try {
-      await callJson("POST", `/llm/jobs/${encodeURIComponent(job.job_id)}:cancel`,
-        {body: {}, headers: bearer(this.token.value)});
-      await this.refreshJobs();
-    } catch (error) {
-      if (!(error instanceof ApiError)) throw error;
-      problem.textContent = `${error.codeName}: ${error.message}`;
-    }
   }
 }
