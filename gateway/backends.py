@@ -39,6 +39,7 @@ _RATE_LIMITS = {"llm": {"rate_limit": "llm"}, "trainer": {"rate_limit": "train",
 BACKENDS = {e.grpc_service: Backend(e, *_TIMEOUTS[e.name], **_RATE_LIMITS.get(e.name, {}))
             for e in ENDPOINTS.values()}
 # The llm process serves the OpenAI-compatible services too (gateway/openai_routes.py): routed as LlmService is.
-BACKENDS |= dict.fromkeys(openai_routes.SERVICES, BACKENDS[ENDPOINTS["llm"].grpc_service])
+BACKENDS |= dict.fromkeys([*openai_routes.SERVICES, "textgen.v1.TokenizerService"],
+                          BACKENDS[ENDPOINTS["llm"].grpc_service])
 # The trainer process serves the adapters' management, since it publishes them.
 BACKENDS["textgen.v1.AdapterService"] = BACKENDS[ENDPOINTS["trainer"].grpc_service]

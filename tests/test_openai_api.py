@@ -60,7 +60,10 @@ def test_a_streamed_greedy_chat_is_the_unary_answer_chunk_by_chunk(client, base_
     assert chunks[0].choices[0].delta.role == "assistant" and len({c.id for c in chunks}) == 1
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == choice.finish_reason
     assert all(c.choices[0].finish_reason is None for c in chunks[:-2])
-    assert chunks[-1].choices == [] and chunks[-1].usage == usage  # stream_options.include_usage
+    assert chunks[-1].choices == []  # stream_options.include_usage: the counts, and what the prefix cache saved
+    assert chunks[-1].usage.model_dump(exclude={"prompt_tokens_details"}) == \
+        usage.model_dump(exclude={"prompt_tokens_details"})
+    assert chunks[-1].usage.prompt_tokens_details.cached_tokens > usage.prompt_tokens_details.cached_tokens
     again = client.chat.completions.create(model="base", messages=HELLO, max_completion_tokens=5, temperature=0)
     assert again.usage.completion_tokens <= 5 and choice.message.content.startswith(again.choices[0].message.content)
 

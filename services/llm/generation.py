@@ -40,6 +40,57 @@ async def start(engine: Engine, catalog: AdapterCatalog, lease: Lease, planned: 
         raise
 
 
+async def start_choices(engine: Engine, catalog: AdapterCatalog, leases: list[Lease], planned: Awaitable[Request],
+                        context: grpc.aio.ServicerContext, streamed: bool = False) -> list["Generation"]:
+    """One generation per lease of the request `planned` gives: choice i samples with seed + i (`Request.sibling`).
+    They are queued together, and their rows share the prompt's prefill (services/llm/engine/prefilling.py). If one
+    cannot be queued, none runs."""
+    try:
+        first = await planned
+    except BaseException:
+        for lease in leases:
+            catalog.release(lease)
+        raise
+    requests = [first] + [first.sibling(index) for index in range(1, len(leases))]
+    generations = []
+    try:
+        for lease, request in zip(leases, requests):
+            generations.append(await start(engine, catalog, lease, _planned(request), context, streamed))
+    except BaseException:
+        for generation in generations:
+            generation.close()
+        for lease in leases[len(generations) + 1:]:  # start() gave back the lease of the one that failed
+            catalog.release(lease)
+        raise
+    return generations
+
+
+async def _planned(request: Request) -> Request:
+    return request
+
+
+async def interleaved(generations: list["Generation"]) -> AsyncIterator[tuple[int, str, int]]:
+    """The pieces of several streamed generations as they come, each with its generation's index."""
+    merged: asyncio.Queue[tuple[int, str, int] | None] = asyncio.Queue()
+
+    async def forward(index: int, generation: Generation) -> None:
+        async for text, tokens in generation.pieces():
+            merged.put_nowait((index, text, tokens))
+        merged.put_nowait(None)
+
+    tasks = [asyncio.ensure_future(forward(i, generation)) for i, generation in enumerate(generations)]
+    try:
+        running = len(tasks)
+        while running:
+            if (piece := await merged.get()) is None:
+                running -= 1
+            else:
+                yield piece
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
 class Generation:
     """`streamed` makes `pieces()` yield the text as it is decoded; `result()` ends with the finished request. Use it
     as an async context manager (or call `close()`) so that it ends with the call."""
@@ -49,10 +100,12 @@ class Generation:
         self.request, self.lease, self._release = request, lease, release
         remaining = context.time_remaining()
         request.deadline = None if remaining is None else time.monotonic() + remaining
-        self._pieces: asyncio.Queue[str | None] = asyncio.Queue()
+        self._pieces: asyncio.Queue[tuple[str, int] | None] = asyncio.Queue()
         if streamed:
             loop = asyncio.get_running_loop()
-            request.on_text = lambda text: loop.call_soon_threadsafe(self._pieces.put_nowait, text)
+            # Called on the engine thread as each token is accepted: len(generated) counts the piece's tokens.
+            request.on_text = lambda text: loop.call_soon_threadsafe(self._pieces.put_nowait,
+                                                                     (text, len(request.generated)))
         try:
             decoding = engine.submit(request)
         except QueueFull as error:
@@ -66,8 +119,9 @@ class Generation:
     async def __aexit__(self, *exc_info) -> None:
         self.close()
 
-    async def pieces(self) -> AsyncIterator[str]:
-        """The text as it is decoded, until decoding ends (then `result()` says how)."""
+    async def pieces(self) -> AsyncIterator[tuple[str, int]]:
+        """The text as it is decoded, each piece with the count of tokens generated up to it, until decoding ends
+        (then `result()` says how)."""
         while (piece := await self._pieces.get()) is not None:
             yield piece
 

@@ -10,6 +10,8 @@ from services.common import adapters
 from services.common.errors import Violations, check_start_word, shown
 from services.common.limits import Bound, from_request, out_of_range
 from services.common.prompts import PREFIX, fit_context, qa_prompt
+from services.llm import constraints
+from services.llm.endings import stop_at
 from services.llm.request import Request
 from services.llm.states import Mode
 
@@ -29,6 +31,8 @@ class Sampling:
     temperature: float = LlmParams.temperature
     top_p: float = 1.0
     seed: int | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
 
 
 def check_question(question: str, violations: Violations) -> None:
@@ -53,6 +57,9 @@ def validate(message, violations: Violations) -> None:
         check_question(message.question, violations)
     if has_start:
         check_start_word(violations, message.start_word)
+    if has_question and message.HasField("json_schema"):
+        violations.add("json_schema", "json_schema is for text mode (start_word): QA mode's answers keep the answer "
+                                      "format")
     check_context(message.context, violations)
     violations.add_all(out_of_range(from_request(LlmParams, message)))
     if message.adapter not in ("", adapters.BASE) and not adapters.is_valid_name(message.adapter):
@@ -78,7 +85,22 @@ def plan(message, tokenizer, window: int) -> Request | Violations:
         return plan_qa(message.question, message.context, token_budget(message), sampling, tokenizer, window)
     budget_field = "length" if message.HasField("length") or not message.HasField("max_new_tokens") \
         else "max_new_tokens"
-    return plan_text(message.start_word, token_budget(message), budget_field, sampling, tokenizer, window)
+    planned = plan_text(message.start_word, token_budget(message), budget_field, sampling, tokenizer, window)
+    if message.HasField("json_schema") and isinstance(planned, Request):
+        return held_to_json(planned, constraints.from_struct(message.json_schema), tokenizer)
+    return planned
+
+
+def held_to_json(request: Request, schema: dict, tokenizer) -> Request | Violations:
+    """Text mode held to `schema`: the answer is the JSON alone, which ends where the JSON does."""
+    try:
+        request.constraint = constraints.grammars_for(tokenizer).matcher(schema)
+    except constraints.SchemaRefused as refused:
+        violations = Violations()
+        violations.add("json_schema", f"json_schema cannot be compiled into a grammar: {refused}")
+        return violations
+    request.lead, request.ending = "", stop_at(())
+    return request
 
 
 def _encoder(tokenizer):
@@ -135,6 +157,7 @@ class Planner:
     def use(self, tokenizer, window: int) -> None:
         """Plans for the loaded base model with this tokenizer and window from now on."""
         self.tokenizer, self.window = copy.deepcopy(tokenizer), window
+        self._executor.submit(constraints.grammars_for, self.tokenizer)  # its token table, before any plan needs it
 
     async def plan(self, message) -> Request | Violations:
         return await self.run(plan, message)

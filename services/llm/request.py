@@ -17,7 +17,17 @@ from services.llm.states import Mode, StopReason
 if TYPE_CHECKING:
     import torch
 
+    from services.llm.constraints import JsonMatcher
+
 PEFT_BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenLogprobs:
+    """A generated token's log probability, from the logits that chose it (after penalties, the JSON mask and the
+    temperature), and the most likely tokens there (`top`: (token id, log probability), most likely first)."""
+    logprob: float
+    top: list[tuple[int, float]]
 
 
 @dataclasses.dataclass(eq=False, kw_only=True)
@@ -30,6 +40,10 @@ class Request:
     temperature: float = 0.0
     top_p: float = 1.0  # sampling draws from the most likely tokens whose probabilities reach top_p
     seed: int | None = None
+    presence_penalty: float = 0.0  # subtracted once from the logit of every token generated so far
+    frequency_penalty: float = 0.0  # subtracted from it once per time it was generated
+    top_logprobs: int | None = None  # None: no log probabilities; else each token's and this many alternatives'
+    constraint: "JsonMatcher | None" = None  # the tokens it allows next, when the output is held to JSON
     ending: Ending = ANSWER_FORMAT
     warnings: list[str] = dataclasses.field(default_factory=list)  # said in the response's warning
     # Set by the servicer and the engine:
@@ -40,6 +54,7 @@ class Request:
     cancelled: bool = False
     # Filled in while decoding:
     generated: list[int] = dataclasses.field(default_factory=list)
+    logprobs: list[TokenLogprobs] = dataclasses.field(default_factory=list)  # one per generated token, when asked
     body: str = ""
     sent: int = 0
     stop_reason: StopReason | None = None  # set once, when the request is done
@@ -57,6 +72,13 @@ class Request:
     def tokens_held(self) -> int:
         """The most KV-cache positions this request can come to hold."""
         return len(self.prompt_ids) + self.max_new_tokens
+
+    def sibling(self, index: int) -> "Request":
+        """Choice `index` of the same planned request, before either decodes: its own seed (seed + index), grammar
+        state and results."""
+        return dataclasses.replace(self, seed=None if self.seed is None else self.seed + index,
+                                   constraint=self.constraint.copy() if self.constraint else None,
+                                   warnings=list(self.warnings), generated=[], logprobs=[])
 
     def final_text(self) -> tuple[str, bool]:
         body, completed = self.ending.final(self.body)

@@ -1,6 +1,7 @@
 """The llm service: loads LLM_BASE_MODEL and the current adapters after the port is open (health NOT_SERVING until
 then, and for good when the base model cannot be loaded: calls then answer UNAVAILABLE saying how to fix it). It
-serves LlmService and the OpenAI-compatible OpenAiService and OpenAiStreamService, all on one engine."""
+serves LlmService and the OpenAI-compatible OpenAiService and OpenAiStreamService, all on one engine, and vLLM's
+TokenizerService beside them."""
 import logging
 
 from textgen.v1 import llm_pb2, llm_pb2_grpc, openai_pb2, openai_pb2_grpc
@@ -11,6 +12,7 @@ from services.llm.adapters.catalog import AdapterCatalog
 from services.llm.config import LlmConfig
 from services.llm.engine.core import Engine
 from services.llm.openai.servicer import OpenAiServicer
+from services.llm.openai.tokenizer import TokenizerServicer
 from services.llm.planning import Planner
 from services.llm.servicer import LlmServicer
 
@@ -27,13 +29,16 @@ async def serve(config: LlmConfig) -> None:
     catalog = AdapterCatalog(config.models_dir, engine, config.max_loaded_adapters, config.adapter_load_timeout_s)
     planner = Planner()
     native, openai = LlmServicer(engine, catalog, planner), OpenAiServicer(engine, catalog, planner)
+    tokenizer = TokenizerServicer(planner, openai.models, lambda: engine.unavailable_reason)
     openai_services = openai_pb2.DESCRIPTOR.services_by_name
     server = GrpcServer(config, [
         Binding(llm_pb2.DESCRIPTOR.services_by_name["LlmService"], llm_pb2_grpc.add_LlmServiceServicer_to_server,
                 native),
         Binding(openai_services["OpenAiService"], openai_pb2_grpc.add_OpenAiServiceServicer_to_server, openai),
         Binding(openai_services["OpenAiStreamService"], openai_pb2_grpc.add_OpenAiStreamServiceServicer_to_server,
-                openai)])
+                openai),
+        Binding(openai_services["TokenizerService"], openai_pb2_grpc.add_TokenizerServiceServicer_to_server,
+                tokenizer)])
 
     async def load() -> None:
         if await engine.load():

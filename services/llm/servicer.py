@@ -90,7 +90,7 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
             try:
                 sent = [generation.request.lead]
                 yield llm_pb2.LlmGenerateChunk(text=generation.request.lead)
-                async for piece in generation.pieces():
+                async for piece, _ in generation.pieces():
                     sent.append(piece)
                     yield llm_pb2.LlmGenerateChunk(text=piece)
                 await generation.result()

@@ -16,6 +16,10 @@ Sarathi-Serve and vLLM; there the chunk rides in the decoding rows' forward pass
 rows; in transformers' padded batches every decoding row would pay for the chunk's width, so here the two alternate).
 A chunk's whole blocks go into the prefix cache as soon as they are computed.
 
+Rows that start with the same block as a row already in the group (the n choices of one OpenAI request, or clients
+sending the same prompt at once) wait one step instead of computing the same keys and values side by side; at the
+next step they start from the blocks the first one stored in the prefix cache and prefill only the rest.
+
 Used only from the engine thread.
 """
 import dataclasses
@@ -40,18 +44,22 @@ class Prefilling:
         self.prefix_cache = prefix_cache
         self.rows: list[Request] = []  # in the order they were admitted
         self._computed: dict[Request, Prefix] = {}  # the keys and values of each row's prompt so far, when any
+        self._deferred: list[Request] = []  # rows that wait for a group member's blocks (see the docstring)
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def add(self, row: Request) -> None:
         """Takes `row` in, from the longest prefix of its prompt that the prefix cache holds."""
+        self._start_from_cache(row)
+        self.rows.append(row)
+
+    def _start_from_cache(self, row: Request) -> None:
         cache = self.prefix_cache
         prefix = cache.longest_prefix(row.peft_name, row.prompt_ids) if cache is not None else None
         row.cached_tokens = prefix.length if prefix else 0
         if prefix:
             self._computed[row] = prefix
-        self.rows.append(row)
 
     def computed(self, row: Request) -> int:
         """Tokens of `row`'s prompt whose keys and values are computed."""
@@ -60,6 +68,10 @@ class Prefilling:
 
     def next_group(self) -> Group | None:
         """The rows to prefill at this step, and how much of each (see the module's docstring)."""
+        for row in self._deferred:
+            if row in self.rows:
+                self._start_from_cache(row)
+        self._deferred = []
         for hit in (True, False):
             waiting = [row for row in self.rows if bool(row.cached_tokens) == hit]
             if waiting:
@@ -67,8 +79,13 @@ class Prefilling:
         else:
             return None
         budget = self.chunk_tokens or None
-        group, width = Group([], []), 0
+        group, width, first_blocks = Group([], []), 0, set()
         for row in waiting:
+            if not hit and not self.computed(row) and (block := self._first_block(row)) is not None:
+                if block in first_blocks:
+                    self._deferred.append(row)
+                    continue
+                first_blocks.add(block)
             piece = row.prompt_ids[self.computed(row):][:budget]
             if group.rows and budget is not None and (len(group.rows) + 1) * max(width, len(piece)) > budget:
                 break
@@ -76,6 +93,9 @@ class Prefilling:
             group.pieces.append(piece)
             width = max(width, len(piece))
         return group
+
+    def _first_block(self, row: Request) -> tuple | None:
+        return self.prefix_cache.first_block(row.peft_name, row.prompt_ids) if self.prefix_cache else None
 
     def inputs(self, group: Group, pad_id: int, device: torch.device):
         """The group's input ids and attention mask (pieces left-padded, after the keys and values so far), and

@@ -75,6 +75,13 @@ class PrefixCache:
                   for layer in range(len(self._blocks[found[0]]))]
         return Prefix(length, layers)
 
+    def first_block(self, adapter: str, ids: list[int]) -> tuple | None:
+        """The key of the first block of `ids` (None when it is shorter than a block, or nothing is ever kept)."""
+        if self.max_tokens < self.block_tokens:
+            return None
+        keys = self._keys(adapter, ids[:self.block_tokens])
+        return keys[0] if keys else None
+
     def wants(self, adapter: str, ids: list[int]) -> bool:
         """Whether storing this prompt would add a block (else its keys and values need not be gathered)."""
         return self.max_tokens >= self.block_tokens and any(

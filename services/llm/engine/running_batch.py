@@ -23,7 +23,7 @@ from services.llm.engine import sampling
 from services.llm.engine.kv_cache import RoomyCache, merged, select_rows
 from services.llm.engine.prefilling import Prefilling
 from services.llm.engine.prefix_cache import PrefixCache
-from services.llm.request import PEFT_BASE, Request
+from services.llm.request import PEFT_BASE, Request, TokenLogprobs
 from services.llm.states import StopReason
 
 log = logging.getLogger("textgen.llm")
@@ -39,13 +39,18 @@ class StepOutcome:
     finished: list[Request] = dataclasses.field(default_factory=list)  # left the batch, done
 
 
-def _accept(row: Request, token: int, eos_id: int, detokenize: Callable[[list[int]], str]) -> None:
+def _accept(row: Request, token: int, logprobs: TokenLogprobs | None, eos_id: int,
+            detokenize: Callable[[list[int]], str]) -> None:
     if row.first_token_at is None:
         row.first_token_at = time.monotonic()
+    if row.constraint is not None:
+        row.constraint.accept(token)
     if token == eos_id:
         row.stop_reason = StopReason.EOS
         return
     row.generated.append(token)
+    if logprobs is not None:
+        row.logprobs.append(logprobs)
     row.body = detokenize(row.generated)
     cut = row.ending.end(row.body)
     if cut is not None:
@@ -173,9 +178,9 @@ class RunningBatch:
             return []
         rows = [group.rows[i] for i in finished]
         # Only rows whose prompt is in choose a token: a sampling row's generator draws exactly as when unchunked.
-        tokens = sampling.next_tokens(logits[finished], rows)
+        tokens, logprobs = sampling.next_tokens(logits[finished], rows)
         self._merge(rows, *select_rows(cache, attention, finished, self.device), tokens)
-        self._accept_all(rows, tokens)
+        self._accept_all(rows, tokens, logprobs)
         return rows
 
     def _merge(self, rows: list[Request], cache, attention: torch.Tensor, tokens: list[int]) -> None:
@@ -194,15 +199,19 @@ class RunningBatch:
         input_ids = torch.tensor(self.next_tokens, device=self.device).unsqueeze(-1)
         self.cache, logits = self._forward(self.rows, input_ids, attention, self.cache)
         self.attention = attention
-        self.next_tokens = sampling.next_tokens(logits, self.rows)
-        self._accept_all(self.rows, self.next_tokens)
+        self.next_tokens, logprobs = sampling.next_tokens(logits, self.rows)
+        self._accept_all(self.rows, self.next_tokens, logprobs)
 
-    def _accept_all(self, rows: list[Request], tokens: list[int]) -> None:
+    def _accept_all(self, rows: list[Request], tokens: list[int], logprobs: list[TokenLogprobs | None]) -> None:
         now = time.monotonic()
-        for row, token in zip(rows, tokens):
+        for row, token, token_logprobs in zip(rows, tokens, logprobs):
             if row.done:
                 continue
-            _accept(row, token, self.eos_id, self.detokenize)
+            try:
+                _accept(row, token, token_logprobs, self.eos_id, self.detokenize)
+            except Exception as error:  # this row's grammar failed: it alone ends with the error
+                log.exception("accepting a token failed")
+                row.stop_reason, row.error = StopReason.ERROR, error
             if not row.done:
                 row.check_interrupts(now)
 

@@ -1,10 +1,13 @@
-"""The next token of each row: greedy, or drawn at the row's temperature from its nucleus (top_p) with the row's own
-generator, seeded from the request's seed when it has one, so a seeded row draws the same tokens alone or batched."""
+"""The next token of each row, in OpenAI's order: the row's presence and frequency penalties lower the logits of the
+tokens it has generated, its JSON matcher (if any) masks out every token its grammar does not allow, then the token is
+chosen greedily, or drawn at the row's temperature from its nucleus (top_p) with the row's own generator (seeded from
+the request's seed when it has one, so a seeded row draws the same tokens alone or batched). A row that asks for log
+probabilities gets them from those same logits, divided by its temperature when it samples."""
 import os
 
 import torch
 
-from services.llm.request import Request
+from services.llm.request import Request, TokenLogprobs
 
 GREEDY_BELOW = 1e-4  # temperatures this small would overflow logits / temperature: they mean greedy anyway
 
@@ -25,13 +28,53 @@ def nucleus(probabilities: torch.Tensor, top_p: float) -> torch.Tensor:
     return torch.zeros_like(probabilities).scatter_(-1, order, ordered)
 
 
-def next_tokens(logits: torch.Tensor, rows: list[Request]) -> list[int]:
-    """A token for each row from its logits (the batch's last position, [rows, vocabulary])."""
-    chosen = logits.argmax(dim=-1).tolist()
+def _penalize(logits: torch.Tensor, row: Request) -> None:
+    """OpenAI's penalties: logit[j] -= count[j] * frequency_penalty + (count[j] > 0) * presence_penalty."""
+    tokens, counts = torch.tensor(row.generated, device=logits.device).unique(return_counts=True)
+    logits[tokens] -= counts.to(logits.dtype) * row.frequency_penalty + row.presence_penalty
+
+
+def _mask(logits: torch.Tensor, row: Request) -> None:
+    allowed = torch.from_numpy(row.constraint.allowed()).to(logits.device)
+    logits[:allowed.shape[0]][~allowed] = float("-inf")
+    logits[allowed.shape[0]:] = float("-inf")  # ids past the tokenizer's vocabulary: never text
+
+
+def _is_plain(row: Request) -> bool:
+    return row.generator is None and row.constraint is None and row.top_logprobs is None \
+        and not (row.generated and (row.presence_penalty or row.frequency_penalty))
+
+
+def next_tokens(logits: torch.Tensor, rows: list[Request]) -> tuple[list[int], list[TokenLogprobs | None]]:
+    """A token for each row from its logits (the batch's last position, [rows, vocabulary]), and its log
+    probabilities when the row asks for them."""
+    if all(_is_plain(row) for row in rows):
+        return logits.argmax(dim=-1).tolist(), [None] * len(rows)
+    with torch.inference_mode():  # the logits are the forward pass's: changed in place, in the same mode
+        return _processed(logits.float(), rows)
+
+
+def _processed(logits: torch.Tensor, rows: list[Request]) -> tuple[list[int], list[TokenLogprobs | None]]:
     for i, row in enumerate(rows):
+        if row.generated and (row.presence_penalty or row.frequency_penalty):
+            _penalize(logits[i], row)
+        if row.constraint is not None:
+            _mask(logits[i], row)
+    chosen, logprobs = logits.argmax(dim=-1).tolist(), [None] * len(rows)
+    for i, row in enumerate(rows):
+        if row.generator is None and row.top_logprobs is None:
+            continue
+        scaled = logits[i] / row.temperature if row.generator is not None else logits[i]
         if row.generator is not None:
-            probabilities = torch.softmax(logits[i].float() / row.temperature, dim=-1)
+            probabilities = torch.softmax(scaled, dim=-1)
             if row.top_p < 1:
                 probabilities = nucleus(probabilities, row.top_p)
             chosen[i] = int(torch.multinomial(probabilities, 1, generator=row.generator))
-    return chosen
+        if row.top_logprobs is not None:
+            logprobs[i] = _logprobs(torch.log_softmax(scaled, dim=-1), chosen[i], row.top_logprobs)
+    return chosen, logprobs
+
+
+def _logprobs(log_probabilities: torch.Tensor, token: int, top: int) -> TokenLogprobs:
+    values, ids = log_probabilities.topk(top) if top else (log_probabilities[:0], log_probabilities[:0])
+    return TokenLogprobs(float(log_probabilities[token]), list(zip(map(int, ids.tolist()), values.tolist())))

@@ -27,18 +27,21 @@ def qa_form(text: str) -> tuple[str, str] | None:
     return (found["question"].strip(), (found["context"] or "").strip()) if found else None
 
 
-def plain_template(messages: list[tuple[str, str]]) -> str:
-    return "".join(f"{PLAIN_ROLES[role]}: {text}\n" for role, text in messages) + f"{PLAIN_ROLES['assistant']}:"
+def plain_template(messages: list[tuple[str, str]], add_generation_prompt: bool = True) -> str:
+    turns = "".join(f"{PLAIN_ROLES[role]}: {text}\n" for role, text in messages)
+    return turns + f"{PLAIN_ROLES['assistant']}:" if add_generation_prompt else turns
 
 
-def chat_prompt(tokenizer, messages: list[tuple[str, str]]) -> tuple[list[int], tuple[str, ...]]:
-    """The prompt's token ids for (role, text) messages, and the stop strings the template implies."""
+def chat_prompt(tokenizer, messages: list[tuple[str, str]], add_generation_prompt: bool = True) \
+        -> tuple[list[int], tuple[str, ...]]:
+    """The prompt's token ids for (role, text) messages, and the stop strings the template implies;
+    `add_generation_prompt` opens the assistant's turn at the end."""
     if not tokenizer.chat_template:
-        ids = tokenizer(plain_template(messages), add_special_tokens=False)["input_ids"]
+        ids = tokenizer(plain_template(messages, add_generation_prompt), add_special_tokens=False)["input_ids"]
         return [tokenizer.eos_token_id, *ids], PLAIN_STOPS
     try:
         text = tokenizer.apply_chat_template([{"role": role, "content": content} for role, content in messages],
-                                             add_generation_prompt=True, tokenize=False)
+                                             add_generation_prompt=add_generation_prompt, tokenize=False)
     except jinja2.TemplateError as error:
         raise TemplateRefused(f"the model's chat template refuses these messages: {error}") from None
     # The template writes the special tokens itself (a begin-of-text token, turn markers).

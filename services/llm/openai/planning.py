@@ -4,6 +4,7 @@ and check the request's fields (the native API's ranges, LlmParams', for what bo
 through the model's chat template (services/llm/openai/chat_prompt.py), or, for an adapter asked in the QA form, the
 native planner's QA request with its answer format. Every error is an OpenAiError."""
 import dataclasses
+import re
 from typing import Annotated
 
 import grpc
@@ -12,6 +13,7 @@ from google.protobuf import struct_pb2
 from services.common.errors import Violations, shown
 from services.common.limits import Bound, bounds, from_request, out_of_range
 from services.llm import planning
+from services.llm.constraints import JSON_OBJECT, SchemaRefused, from_struct, grammars_for
 from services.llm.endings import stop_at
 from services.llm.openai.chat_prompt import PLAIN_ROLES, TemplateRefused, chat_prompt, qa_form
 from services.llm.openai.errors import OpenAiError
@@ -21,7 +23,9 @@ from textgen.openai_error_body import CONTEXT_LENGTH_EXCEEDED
 
 _NATIVE = bounds(planning.LlmParams)
 TOKENS, TEMPERATURE, TOP_P = _NATIVE["max_new_tokens"], _NATIVE["temperature"], Bound(0, 1, low_open=True)
+PENALTY, CHOICES = Bound(-2, 2), Bound(1, 8)
 MAX_STOPS = 4
+SCHEMA_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +34,10 @@ class ChatParams:
     max_completion_tokens: Annotated[int, TOKENS] = int(TOKENS.high)
     temperature: Annotated[float, TEMPERATURE] = 1.0
     top_p: Annotated[float, TOP_P] = 1.0
+    n: Annotated[int, CHOICES] = 1
+    presence_penalty: Annotated[float, PENALTY] = 0.0
+    frequency_penalty: Annotated[float, PENALTY] = 0.0
+    top_logprobs: Annotated[int, Bound(0, 20)] = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +45,10 @@ class CompletionParams:
     max_tokens: Annotated[int, TOKENS] = 16
     temperature: Annotated[float, TEMPERATURE] = 1.0
     top_p: Annotated[float, TOP_P] = 1.0
+    n: Annotated[int, CHOICES] = 1
+    presence_penalty: Annotated[float, PENALTY] = 0.0
+    frequency_penalty: Annotated[float, PENALTY] = 0.0
+    logprobs: Annotated[int | None, Bound(0, 5)] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +62,11 @@ class Asked:
     temperature: float
     top_p: float
     seed: int | None
+    n: int
+    presence_penalty: float
+    frequency_penalty: float
+    top_logprobs: int | None  # None: no log probabilities
+    schema: dict | None  # the JSON Schema the output is held to; None: free text
 
 
 def _kind(value: struct_pb2.Value) -> str | None:
@@ -73,7 +90,7 @@ def _text(value: struct_pb2.Value, field: str, violations: Violations) -> str:
     return "\n".join(texts)
 
 
-def _messages(message, violations: Violations) -> list[tuple[str, str]]:
+def read_messages(message, violations: Violations) -> list[tuple[str, str]]:
     if not message.messages:
         violations.add("messages", "messages must hold at least one message")
     read = []
@@ -86,7 +103,7 @@ def _messages(message, violations: Violations) -> list[tuple[str, str]]:
         # An assistant's turn may come without content (OpenAI's clients send null with tool calls).
         text = "" if entry.role == "assistant" and no_content else _text(entry.content, f"{field}.content", violations)
         read.append((entry.role, text))
-    _check_length("messages", sum(len(text) for _, text in read), violations)
+    check_length("messages", sum(len(text) for _, text in read), violations)
     return read
 
 
@@ -102,11 +119,11 @@ def _prompt(message, violations: Violations) -> str:
     if _kind(value) not in (None, "null_value", "string_value"):
         violations.add("prompt", "prompt must be a string")
         return ""
-    _check_length("prompt", len(value.string_value), violations)
+    check_length("prompt", len(value.string_value), violations)
     return value.string_value
 
 
-def _check_length(field: str, characters: int, violations: Violations) -> None:
+def check_length(field: str, characters: int, violations: Violations) -> None:
     if characters > planning.MAX_CONTEXT_CHARS:
         violations.add(field, f"{field} must hold at most {planning.MAX_CONTEXT_CHARS} characters (got {characters})")
 
@@ -122,12 +139,42 @@ def _stops(value: struct_pb2.Value, violations: Violations) -> tuple[str, ...]:
     return strings
 
 
+def _schema(message, violations: Violations) -> dict | None:
+    """The JSON Schema that response_format asks for, if any."""
+    asked = message.response_format
+    if asked.type in ("", "text"):
+        return None
+    if asked.type == "json_object":
+        return JSON_OBJECT
+    if asked.type != "json_schema":
+        violations.add("response_format.type", "response_format.type must be 'text', 'json_object' or "
+                                               f"'json_schema' (got {shown(asked.type)})")
+        return None
+    if not asked.HasField("json_schema"):
+        violations.add("response_format.json_schema", "response_format.json_schema is required with type "
+                                                      "'json_schema': {\"name\": ..., \"schema\": {...}}")
+        return None
+    if not SCHEMA_NAME.fullmatch(asked.json_schema.name):
+        violations.add("response_format.json_schema.name", "response_format.json_schema.name must be 1 to 64 "
+                       f"letters, digits, '_' or '-' (got {shown(asked.json_schema.name)})")
+    return from_struct(asked.json_schema.schema)
+
+
+def _top_logprobs(message, params, violations: Violations) -> int | None:
+    """How many alternatives to list at each token; None: no log probabilities."""
+    if isinstance(params, CompletionParams):
+        return params.logprobs
+    if message.HasField("top_logprobs") and not message.logprobs:
+        violations.add("top_logprobs", "top_logprobs needs logprobs: true")
+    return params.top_logprobs if message.logprobs else None
+
+
 def _asked(message, text, params_type, violations: Violations) -> Asked:
     params = from_request(params_type, message)
     violations.add_all(out_of_range(params))
-    if message.HasField("n") and message.n != 1:
-        violations.add("n", f"n must be 1: one choice per request is served (got {message.n})")
     stops = _stops(message.stop, violations)
+    schema = _schema(message, violations)
+    top_logprobs = _top_logprobs(message, params, violations)
     if violations:
         raise OpenAiError.invalid(violations)
     # A chat's max_completion_tokens, OpenAI's newer name for max_tokens, wins when both are set.
@@ -135,12 +182,14 @@ def _asked(message, text, params_type, violations: Violations) -> Asked:
     field = "max_completion_tokens" if newer else "max_tokens"
     return Asked(text=text, stops=stops, max_tokens=getattr(message, field) if message.HasField(field) else None,
                  max_tokens_field=field, default_tokens=params_type.max_tokens, temperature=params.temperature,
-                 top_p=params.top_p, seed=message.seed if message.HasField("seed") else None)
+                 top_p=params.top_p, seed=message.seed if message.HasField("seed") else None, n=params.n,
+                 presence_penalty=params.presence_penalty, frequency_penalty=params.frequency_penalty,
+                 top_logprobs=top_logprobs, schema=schema)
 
 
 def check_chat(message) -> Asked:
     violations = Violations()
-    return _asked(message, _messages(message, violations), ChatParams, violations)
+    return _asked(message, read_messages(message, violations), ChatParams, violations)
 
 
 def check_completion(message) -> Asked:
@@ -163,7 +212,21 @@ def _budget(prompt_ids: list[int], asked: Asked, prompt_field: str, window: int)
 
 
 def _sampling(asked: Asked) -> planning.Sampling:
-    return planning.Sampling(temperature=asked.temperature, top_p=asked.top_p, seed=asked.seed)
+    return planning.Sampling(temperature=asked.temperature, top_p=asked.top_p, seed=asked.seed,
+                             presence_penalty=asked.presence_penalty, frequency_penalty=asked.frequency_penalty)
+
+
+def _held(request: Request, asked: Asked, tokenizer) -> Request:
+    """The request with what only the OpenAI API asks for: log probabilities, and the JSON its output is held to."""
+    request.top_logprobs = asked.top_logprobs
+    if asked.schema is not None:
+        try:
+            request.constraint = grammars_for(tokenizer).matcher(asked.schema)
+        except SchemaRefused as refused:
+            field = "response_format.json_schema.schema" if asked.schema is not JSON_OBJECT else "response_format"
+            raise OpenAiError(grpc.StatusCode.INVALID_ARGUMENT, f"{field} cannot be compiled into a grammar: "
+                              f"{refused}", param=field) from None
+    return request
 
 
 def _plan_qa(question: str, context: str, asked: Asked, tokenizer, window: int) -> Request:
@@ -182,20 +245,21 @@ def plan_chat(asked: Asked, is_adapter: bool, tokenizer, window: int) -> Request
     """An adapter (trained on the QA prompt) asked in the QA form as the last, user message answers in the answer
     format; anything else is a chat in the model's template."""
     role, last = asked.text[-1]
-    qa = qa_form(last) if is_adapter and role == "user" else None
+    qa = qa_form(last) if is_adapter and role == "user" and asked.schema is None else None
     if qa is not None:
-        return _plan_qa(*qa, asked, tokenizer, window)
+        return _held(_plan_qa(*qa, asked, tokenizer, window), asked, tokenizer)
     try:
         prompt_ids, implied_stops = chat_prompt(tokenizer, asked.text)
     except TemplateRefused as error:
         raise OpenAiError(grpc.StatusCode.INVALID_ARGUMENT, str(error), param="messages") from None
-    return Request(mode=Mode.CHAT, prompt_ids=prompt_ids, lead="", max_new_tokens=_budget(prompt_ids, asked,
-                   "messages", window), ending=stop_at(asked.stops + implied_stops),
-                   **dataclasses.asdict(_sampling(asked)))
+    return _held(Request(mode=Mode.CHAT, prompt_ids=prompt_ids, lead="", max_new_tokens=_budget(
+        prompt_ids, asked, "messages", window), ending=stop_at(asked.stops + implied_stops),
+        **dataclasses.asdict(_sampling(asked))), asked, tokenizer)
 
 
 def plan_completion(asked: Asked, tokenizer, window: int) -> Request:
     """The prompt continued; like the native text mode, the text starts at the end-of-text token."""
     prompt_ids = [tokenizer.eos_token_id, *tokenizer(asked.text, add_special_tokens=False)["input_ids"]]
-    return Request(mode=Mode.COMPLETION, prompt_ids=prompt_ids, lead="", max_new_tokens=_budget(prompt_ids, asked,
-                   "prompt", window), ending=stop_at(asked.stops), **dataclasses.asdict(_sampling(asked)))
+    return _held(Request(mode=Mode.COMPLETION, prompt_ids=prompt_ids, lead="", max_new_tokens=_budget(
+        prompt_ids, asked, "prompt", window), ending=stop_at(asked.stops), **dataclasses.asdict(_sampling(asked))),
+        asked, tokenizer)

@@ -1,8 +1,11 @@
-"""The OpenAI-compatible answers made of a finished (or streaming) `Request`: chat.completion and text_completion
-objects, and their chunks in a stream: the first (the role, and the forced lead of a QA answer), one per text piece,
-the last with the finish reason, then the usage when asked for, or instead an error."""
+"""The OpenAI-compatible answers made of finished (or streaming) `Request`s, one per choice: chat.completion and
+text_completion objects, and their chunks in a stream: for each choice the first (the role, and the forced lead of a
+QA answer), one per text piece, the last with the finish reason; then the usage when asked for, or instead an error.
+Log probabilities come in OpenAI's two shapes: chat's list of tokens with their alternatives, and completions'
+parallel lists."""
 import time
 import uuid
+from collections.abc import Callable
 
 import grpc
 from google.protobuf import struct_pb2
@@ -13,43 +16,88 @@ from services.llm.states import StopReason
 from textgen.openai_error_body import error_body
 
 NULL = struct_pb2.Value(null_value=struct_pb2.NULL_VALUE)
+TokenBytes = Callable[[int], bytes]  # a token id's bytes (constraints.JsonGrammars.token_bytes)
 
 
 def finish_reason(request: Request) -> struct_pb2.Value:
     return struct_pb2.Value(string_value="length" if request.stop_reason == StopReason.LENGTH else "stop")
 
 
-def usage(request: Request) -> openai_pb2.Usage:
-    prompt, generated = len(request.prompt_ids), len(request.generated)
-    return openai_pb2.Usage(prompt_tokens=prompt, completion_tokens=generated, total_tokens=prompt + generated)
+def usage(requests: list[Request]) -> openai_pb2.Usage:
+    """The prompt once, every choice's tokens; cached_tokens: what the prefix cache saved the first choice."""
+    prompt, generated = len(requests[0].prompt_ids), sum(len(request.generated) for request in requests)
+    return openai_pb2.Usage(prompt_tokens=prompt, completion_tokens=generated, total_tokens=prompt + generated,
+                            prompt_tokens_details=openai_pb2.PromptTokensDetails(
+                                cached_tokens=requests[0].cached_tokens))
+
+
+class Logprobs:
+    """A request's log probabilities from token `start` to `end`, in either shape."""
+
+    def __init__(self, token_bytes: TokenBytes) -> None:
+        self.token_bytes = token_bytes
+
+    def _token(self, token: int) -> tuple[str, list[int]]:
+        raw = self.token_bytes(token)
+        return raw.decode("utf-8", errors="replace"), list(raw)
+
+    def chat(self, request: Request, start: int, end: int) -> openai_pb2.ChatLogprobs | None:
+        if request.top_logprobs is None:
+            return None
+        content = []
+        for token, chosen in zip(request.generated[start:end], request.logprobs[start:end]):
+            text, raw = self._token(token)
+            top = [openai_pb2.TopLogprob(token=t, logprob=logprob, bytes=b)
+                   for (t, b), logprob in ((self._token(other), logprob) for other, logprob in chosen.top)]
+            content.append(openai_pb2.TokenLogprob(token=text, logprob=chosen.logprob, bytes=raw, top_logprobs=top))
+        return openai_pb2.ChatLogprobs(content=content)
+
+    def completion(self, request: Request, start: int, end: int, offset: int) -> openai_pb2.CompletionLogprobs | None:
+        """`offset`: where token `start` begins in the choice's text."""
+        if request.top_logprobs is None:
+            return None
+        shaped = openai_pb2.CompletionLogprobs()
+        for token, chosen in zip(request.generated[start:end], request.logprobs[start:end]):
+            text = self._token(token)[0]
+            shaped.tokens.append(text)
+            shaped.token_logprobs.append(chosen.logprob)
+            shaped.top_logprobs.add().update({self._token(other)[0]: logprob for other, logprob in chosen.top})
+            shaped.text_offset.append(offset)
+            offset += len(text)
+        return shaped
 
 
 def _identity(prefix: str, model: str) -> dict:
     return {"id": f"{prefix}-{uuid.uuid4().hex}", "created": int(time.time()), "model": model}
 
 
-def chat_completion(model: str, request: Request) -> openai_pb2.ChatCompletion:
-    text, _ = request.final_text()
-    return openai_pb2.ChatCompletion(
-        **_identity("chatcmpl", model), object="chat.completion", usage=usage(request),
-        choices=[openai_pb2.ChatChoice(index=0, message=openai_pb2.AssistantMessage(role="assistant", content=text),
-                                       finish_reason=finish_reason(request))])
+def chat_completion(model: str, requests: list[Request], logprobs: Logprobs) -> openai_pb2.ChatCompletion:
+    choices = [openai_pb2.ChatChoice(
+        index=index, message=openai_pb2.AssistantMessage(role="assistant", content=request.final_text()[0]),
+        finish_reason=finish_reason(request), logprobs=logprobs.chat(request, 0, len(request.generated)))
+        for index, request in enumerate(requests)]
+    return openai_pb2.ChatCompletion(**_identity("chatcmpl", model), object="chat.completion", choices=choices,
+                                     usage=usage(requests))
 
 
-def completion(model: str, request: Request) -> openai_pb2.Completion:
-    text, _ = request.final_text()
-    return openai_pb2.Completion(
-        **_identity("cmpl", model), object="text_completion", usage=usage(request),
-        choices=[openai_pb2.CompletionChoice(index=0, text=text, finish_reason=finish_reason(request))])
+def completion(model: str, requests: list[Request], logprobs: Logprobs) -> openai_pb2.Completion:
+    choices = [openai_pb2.CompletionChoice(
+        index=index, text=request.final_text()[0], finish_reason=finish_reason(request),
+        logprobs=logprobs.completion(request, 0, len(request.generated), len(request.lead)))
+        for index, request in enumerate(requests)]
+    return openai_pb2.Completion(**_identity("cmpl", model), object="text_completion", choices=choices,
+                                 usage=usage(requests))
 
 
 class Chunks:
-    """One streamed answer's chunks, all with the same id; `chat` picks chat.completion.chunk over text_completion."""
+    """One streamed answer's chunks, all with the same id, for each of its choices; `chat` picks
+    chat.completion.chunk over text_completion."""
 
-    def __init__(self, model: str, request: Request, chat: bool) -> None:
-        self.request, self.chat = request, chat
+    def __init__(self, model: str, requests: list[Request], chat: bool, logprobs: Logprobs) -> None:
+        self.requests, self.chat, self.logprobs = requests, chat, logprobs
         self.identity = _identity("chatcmpl" if chat else "cmpl", model)
-        self.sent = ""
+        self.sent = [""] * len(requests)  # each choice's text so far
+        self.tokens_sent = [0] * len(requests)  # and the tokens whose log probabilities went with it
 
     def _chunk(self, choices=(), **fields):
         if self.chat:
@@ -57,28 +105,41 @@ class Chunks:
                                                   **fields)
         return openai_pb2.CompletionChunk(**self.identity, object="text_completion", choices=choices, **fields)
 
-    def _choice(self, text: str | None, finish: struct_pb2.Value = NULL, role: str | None = None):
+    def _choice(self, index: int, text: str | None, tokens: int, finish: struct_pb2.Value = NULL,
+                role: str | None = None):
+        request, start = self.requests[index], self.tokens_sent[index]
+        self.tokens_sent[index] = tokens
         if self.chat:
-            return openai_pb2.ChatChunkChoice(index=0, delta=openai_pb2.ChatDelta(role=role, content=text),
-                                              finish_reason=finish)
-        return openai_pb2.CompletionChoice(index=0, text=text or "", finish_reason=finish)
+            return openai_pb2.ChatChunkChoice(index=index, delta=openai_pb2.ChatDelta(role=role, content=text),
+                                              finish_reason=finish, logprobs=self.logprobs.chat(request, start, tokens))
+        return openai_pb2.CompletionChoice(index=index, text=text or "", finish_reason=finish, logprobs=(
+            self.logprobs.completion(request, start, tokens, len(self.sent[index]) - len(text or ""))))
 
-    def first(self):
-        self.sent = self.request.lead
-        return self._chunk([self._choice(self.request.lead, role="assistant")])
+    def first(self) -> list:
+        """Each choice's opening: the role, and the forced lead of a QA answer."""
+        chunks = []
+        for index, request in enumerate(self.requests):
+            self.sent[index] = request.lead
+            chunks.append(self._chunk([self._choice(index, request.lead, 0, role="assistant")]))
+        return chunks
 
-    def text(self, piece: str):
-        self.sent += piece
-        return self._chunk([self._choice(piece)])
+    def text(self, index: int, piece: str, tokens: int):
+        """Choice `index`'s next piece, made of its tokens up to `tokens`."""
+        self.sent[index] += piece
+        return self._chunk([self._choice(index, piece, tokens)])
 
     def last(self, include_usage: bool) -> list:
-        """What the finished request still has to say: the rest of its text (the service may have completed the
-        answer format), the finish reason, and the usage when asked for."""
-        rest = self.request.final_text()[0][len(self.sent):]
-        chunks = [self.text(rest)] if rest else []
-        chunks.append(self._chunk([self._choice(None, finish_reason(self.request))]))
+        """What the finished choices still have to say: the rest of each one's text (the service may have completed
+        the answer format) with the rest of its tokens, its finish reason, and the usage when asked for."""
+        chunks = []
+        for index, request in enumerate(self.requests):
+            rest = request.final_text()[0][len(self.sent[index]):]
+            if rest or self.tokens_sent[index] < len(request.logprobs):
+                chunks.append(self.text(index, rest, len(request.generated)))
+            chunks.append(self._chunk([self._choice(index, None, len(request.generated),
+                                                    finish_reason(request))]))
         if include_usage:
-            chunks.append(self._chunk(usage=usage(self.request)))
+            chunks.append(self._chunk(usage=usage(self.requests)))
         return chunks
 
     def error(self, code: grpc.StatusCode, message: str):

@@ -9,8 +9,9 @@ import grpc
 from textgen.v1 import openai_pb2, openai_pb2_grpc
 
 from services.llm.adapters.catalog import AdapterCatalog
+from services.llm.constraints import grammars_for
 from services.llm.engine.core import Engine
-from services.llm.generation import Generation, GenerationFailed, start
+from services.llm.generation import Generation, GenerationFailed, interleaved, start_choices
 from services.llm.openai import planning, responses
 from services.llm.openai.errors import OpenAiError
 from services.llm.openai.models import ServedModels
@@ -42,8 +43,9 @@ class OpenAiServicer(openai_pb2_grpc.OpenAiServiceServicer, openai_pb2_grpc.Open
         self.engine, self.catalog, self.planner = engine, catalog, planner
         self.models = ServedModels(catalog, lambda: engine.base_model_name)
 
-    async def _start(self, message, context, chat: bool, streamed: bool) -> tuple[Generation, str]:
-        """The generation of the request planned for `message`, holding a lease on its model; and the model's name."""
+    async def _start(self, message, context, chat: bool, streamed: bool) -> tuple[list[Generation], str]:
+        """The generations of the request planned for `message`, one per choice, each holding a lease on its model;
+        and the model's name."""
         if message.stream != streamed:  # Envoy routes on `stream`: the other method is what the caller wants
             wanted = "StreamChatCompletion or StreamCompletion" if message.stream else "the unary methods"
             raise OpenAiError(grpc.StatusCode.INVALID_ARGUMENT, f"stream={str(message.stream).lower()} is served "
@@ -56,36 +58,50 @@ class OpenAiServicer(openai_pb2_grpc.OpenAiServiceServicer, openai_pb2_grpc.Open
         if model is None:
             raise OpenAiError(grpc.StatusCode.NOT_FOUND, self.models.why_missing(message.model), param="model",
                               code=MODEL_NOT_FOUND)
-        lease = await self.models.acquire(model)
-        if lease is None:  # published, but it failed to load or went out of service meanwhile
-            raise OpenAiError(grpc.StatusCode.UNAVAILABLE, self.models.why_missing(message.model), param="model")
+        leases = []
+        for _ in range(asked.n):
+            if (lease := await self.models.acquire(model)) is None:  # it failed to load or went out of service
+                for held in leases:
+                    self.catalog.release(held)
+                raise OpenAiError(grpc.StatusCode.UNAVAILABLE, self.models.why_missing(message.model), param="model")
+            leases.append(lease)
         planned = (self.planner.run(planning.plan_chat, asked, model.HasField("parent")) if chat
                    else self.planner.run(planning.plan_completion, asked))
-        return await start(self.engine, self.catalog, lease, planned, context, streamed), model.id
+        return await start_choices(self.engine, self.catalog, leases, planned, context, streamed), model.id
 
-    def _log(self, request: Request, model: str) -> None:
-        log.info("generated", extra={"mode": request.mode, "model": model, "tokens": len(request.generated),
-                                     "stop": request.stop_reason})
+    def _logprobs(self) -> responses.Logprobs:
+        return responses.Logprobs(lambda token: grammars_for(self.planner.tokenizer).token_bytes(token))
+
+    def _log(self, requests: list[Request], model: str) -> None:
+        log.info("generated", extra={"mode": requests[0].mode, "model": model, "choices": len(requests),
+                                     "tokens": sum(len(request.generated) for request in requests),
+                                     "stop": requests[0].stop_reason})
 
     async def _answer(self, message, context, chat: bool):
         async with _errors_aborting(context):
-            generation, model = await self._start(message, context, chat, streamed=False)
-            async with generation:
-                request = await generation.result()
-            self._log(request, model)
-            return (responses.chat_completion if chat else responses.completion)(model, request)
+            generations, model = await self._start(message, context, chat, streamed=False)
+            async with contextlib.AsyncExitStack() as stack:
+                for generation in generations:
+                    await stack.enter_async_context(generation)
+                requests = [await generation.result() for generation in generations]
+            self._log(requests, model)
+            return (responses.chat_completion if chat else responses.completion)(model, requests, self._logprobs())
 
     async def _stream(self, message, context, chat: bool):
         async with _errors_aborting(context):  # before the first chunk, an error is the call's status (429 ...)
-            generation, model = await self._start(message, context, chat, streamed=True)
-        async with generation:
-            chunks = responses.Chunks(model, generation.request, chat)
+            generations, model = await self._start(message, context, chat, streamed=True)
+        async with contextlib.AsyncExitStack() as stack:
+            for generation in generations:
+                await stack.enter_async_context(generation)
+            chunks = responses.Chunks(model, [generation.request for generation in generations], chat,
+                                      self._logprobs())
             try:
-                yield chunks.first()
-                async for piece in generation.pieces():
-                    yield chunks.text(piece)
-                request = await generation.result()
-                self._log(request, model)
+                for chunk in chunks.first():
+                    yield chunk
+                async for index, piece, tokens in interleaved(generations):
+                    yield chunks.text(index, piece, tokens)
+                requests = [await generation.result() for generation in generations]
+                self._log(requests, model)
                 for chunk in chunks.last(message.stream_options.include_usage):
                     yield chunk
             except GenerationFailed as failure:  # after the first chunk, only the stream itself can say so
