@@ -58,7 +58,7 @@ def test_each_row_of_a_mixed_batch_gets_its_own_adapter(model_and_tokenizer):
         torch.testing.assert_close(mixed, expected, rtol=1e-5, atol=1e-5)
         assert not torch.allclose(mixed[0], mixed[3], atol=1e-3)  # the same prompt under the two adapters
     layers = [module for module in model.modules() if "_textgen_lora_stacks" in module.__dict__]
-    assert layers and all(module.__dict__["_textgen_lora_stacks"][3] == 8 for module in layers)  # padded to 8
+    assert layers and all(module.__dict__["_textgen_lora_stacks"].rank == 8 for module in layers)  # padded to 8
 
 
 def test_greedy_rows_decoded_together_make_the_tokens_they_make_alone(model_and_tokenizer):

@@ -13,6 +13,7 @@ from devtools.models import (FACTS, RANDOM_GPT2, RANDOM_LLAMA, build_tiny_llama,
                              random_models_dir)
 from services.common import devices
 from services.common.prompts import PREFIX, qa_prompt
+from services.llm.adapters import recycling
 from services.llm.config import LlmConfig
 from services.llm.engine.core import Engine
 from services.llm.engine.prefix_cache import BLOCK_TOKENS, PrefixCache
@@ -171,13 +172,13 @@ def test_an_adapter_reloaded_under_the_same_name_is_never_answered_from_its_old_
         assert await engine.load()
         answers = []
         for version, other in ((versions[0], versions[2]), (versions[1], None)):
-            await engine.load_adapter(version, "rl")
+            rl = await engine.load_adapter(recycling.read(version))
             for _ in range(2):  # the second finds the first's prefix
                 answers.append((await engine.submit(Request(prompt_ids=prompt, lead="", max_new_tokens=12,
-                                                            peft_name="rl"))).generated)
-            if other is not None:  # a PeftModel keeps one adapter: another goes in before "rl" can go
-                await engine.load_adapter(other, "other")
-                await engine.unload_adapter("rl")
+                                                            peft_name=rl))).generated)
+            if other is not None:  # another adapter in, then rl's slot free again: the next version may take it
+                await engine.load_adapter(recycling.read(other))
+                await engine.unload_adapter(rl)
         return answers
 
     first, first_again, second, second_again = asyncio.run(scenario())

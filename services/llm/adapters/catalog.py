@@ -3,11 +3,13 @@
 Every adapter published under MODELS_DIR/adapters is served, by the name of its folder: the catalog reads each one's
 current version (services/llm/adapters/published.py), decides what the engine holds and when an old version can go,
 and hands out leases. At most LLM_MAX_LOADED_ADAPTERS are held: a request for one that is not loads it first (other
-requests keep decoding; loads of one adapter are shared), and the least recently used goes to make room. A request
-keeps the version it started with while a newer one is loaded next to it, and a replaced or evicted version is
-unloaded once no request holds it. Only the engine changes the model; the catalog tells it what to do
-(`load_adapter`, `unload_adapter`), as vLLM's scheduler tells its worker-side LoRA manager. Everything here runs on
-the event loop, so its bookkeeping needs no lock.
+requests keep decoding; loads of one adapter are shared), and the least recently used goes to make room (one no
+request holds first). A request keeps the version it started with while a newer one is loaded next to it, and a
+replaced or evicted version is unloaded once no request holds it. A version's files are read here, off the engine
+thread, once; the engine copies them into one of its slots (services/llm/adapters/swapping.py) and, when every slot
+still holds a version in use, the load waits for one to be unloaded. Only the engine changes the model; the catalog
+tells it what to do (`load_adapter`, `unload_adapter`), as vLLM's scheduler tells its worker-side LoRA manager.
+Everything here runs on the event loop, so its bookkeeping needs no lock.
 """
 import asyncio
 import dataclasses
@@ -18,6 +20,7 @@ from typing import Protocol
 
 from services.common import adapters
 from services.llm import metrics
+from services.llm.adapters import recycling
 from services.llm.adapters.published import Published, adapter_names, published_version, signature
 from services.llm.request import PEFT_BASE
 
@@ -27,8 +30,8 @@ log = logging.getLogger("textgen.llm")
 class AdapterLoader(Protocol):
     """What the catalog asks of the engine; both run on the engine's thread, between steps."""
 
-    async def load_adapter(self, path: pathlib.Path, peft_name: str) -> str:
-        """Returns the peft name the adapter's rows use (`peft_name`, or the one whose layers it reused)."""
+    async def load_adapter(self, adapter: recycling.AdapterFiles) -> str:
+        """Returns the peft name the adapter's rows use; raises NoFreeSlot while every slot holds a version in use."""
 
     async def unload_adapter(self, peft_name: str) -> None: ...
 
@@ -78,9 +81,11 @@ class AdapterCatalog:
         self._errors: dict[str, str] = {}
         self._published: dict[str, Published] = {}
         self._loading: dict[str, asyncio.Task] = {}
+        self._waiting: dict[str, int] = {}  # requests waiting for each adapter's load
         self._signature = None
         self._arriving = 0  # adapters being loaded that are not loaded yet: they count against the bound
-        self._counter = 0
+        self._unloads = 0  # versions unloaded so far: a load waiting for a free slot waits for this to move
+        self._unloaded = asyncio.Condition()
         self._refreshing = asyncio.Lock()
         self.base_fingerprint: str | None = None  # the served base model's, once it is loaded (`open`)
 
@@ -135,11 +140,7 @@ class AdapterCatalog:
         if name == adapters.BASE:
             return Lease(adapters.BASE, "", PEFT_BASE)
         if name not in self._current and self.is_published(name):
-            try:
-                await asyncio.wait_for(asyncio.shield(self._load(name)), self.load_timeout_s)
-            except TimeoutError:
-                self._errors[name] = (f"loading it took longer than LLM_ADAPTER_LOAD_TIMEOUT_S="
-                                      f"{self.load_timeout_s:g} s; retry shortly")
+            await self._await_load(name)
         loaded = self._current.get(name)
         if loaded is None:
             return None
@@ -148,6 +149,22 @@ class AdapterCatalog:
         self._use(name).requests += 1
         metrics.ADAPTER_REQUESTS.labels(name).inc()
         return Lease(name, loaded.version, loaded.peft_name, loaded)
+
+    async def _await_load(self, name: str) -> None:
+        """Waits for `name` to be loaded, within LLM_ADAPTER_LOAD_TIMEOUT_S. Meanwhile it counts as in use, so that
+        another load makes room with it only when every adapter is in use; if that happens it is loaded again."""
+        deadline = asyncio.get_running_loop().time() + self.load_timeout_s
+        self._waiting[name] = self._waiting.get(name, 0) + 1
+        try:
+            while name not in self._current and self.is_published(name):
+                if not await asyncio.wait_for(asyncio.shield(self._load(name)),
+                                              deadline - asyncio.get_running_loop().time()):
+                    return  # failed: _errors says why
+        except TimeoutError:
+            self._errors[name] = (f"loading it took longer than LLM_ADAPTER_LOAD_TIMEOUT_S="
+                                  f"{self.load_timeout_s:g} s; retry shortly")
+        finally:
+            self._waiting[name] -= 1
 
     def release(self, lease: Lease, generated_tokens: int = 0) -> None:
         version = lease.loaded
@@ -178,15 +195,14 @@ class AdapterCatalog:
             task.add_done_callback(lambda _: self._loading.pop(name, None))
         return task
 
-    async def _load_published(self, name: str) -> None:
+    async def _load_published(self, name: str) -> bool:
         published, current = self._published[name], self._current.get(name)
         if current is None:
             self._make_room()
-        self._counter += 1
-        peft_name, use, started = f"{name}_{self._counter}", self._use(name), time.monotonic()
+        use, started = self._use(name), time.monotonic()
         self._arriving += current is None
         try:
-            peft_name = await self.loader.load_adapter(published.path, peft_name)
+            peft_name = await self._load_into_slot(await asyncio.to_thread(recycling.read, published.path))
         except Exception as error:  # a broken or mismatched adapter must not take the service down
             log.warning("adapter not loaded", extra={"adapter": name, "version": published.version,
                                                      "error": str(error)[:300]})
@@ -194,7 +210,7 @@ class AdapterCatalog:
             use.last_load_error = self._errors[name] = (f"version {published.version} failed to load: "
                                                         f"{str(error)[:300]}{still}")
             metrics.ADAPTER_LOADS.labels(name, "failed").inc()
-            return
+            return False
         finally:
             self._arriving -= current is None
         use.loads, use.last_load_seconds, use.last_load_error = use.loads + 1, time.monotonic() - started, ""
@@ -208,11 +224,24 @@ class AdapterCatalog:
                                           "seconds": round(use.last_load_seconds, 3)})
         if current is not None:
             self._retire(current)
+        return True
+
+    async def _load_into_slot(self, adapter: recycling.AdapterFiles) -> str:
+        """The engine's slot the adapter was copied into, once one is free."""
+        while True:
+            unloads = self._unloads
+            try:
+                return await self.loader.load_adapter(adapter)
+            except recycling.NoFreeSlot:
+                async with self._unloaded:
+                    await self._unloaded.wait_for(lambda: self._unloads != unloads)
 
     def _make_room(self) -> None:
-        """At LLM_MAX_LOADED_ADAPTERS the least recently used adapter goes (once no request holds it)."""
+        """At LLM_MAX_LOADED_ADAPTERS the least recently used adapter goes, one no request holds first (its slot is
+        free at once; another's once its requests end)."""
         while self._current and len(self._current) + self._arriving >= self.max_loaded:
-            coldest = min(self._current.values(), key=lambda loaded: loaded.last_used)
+            coldest = min(self._current.values(), key=lambda loaded: (
+                loaded.leases > 0 or self._waiting.get(loaded.name, 0) > 0, loaded.last_used))
             log.info("adapter evicted", extra={"adapter": coldest.name, "version": coldest.version})
             self._retire(self._current.pop(coldest.name))
 
@@ -224,6 +253,9 @@ class AdapterCatalog:
 
     async def _unload(self, version: LoadedVersion) -> None:
         await self.loader.unload_adapter(version.peft_name)
+        async with self._unloaded:
+            self._unloads += 1
+            self._unloaded.notify_all()
         log.info("adapter version unloaded", extra={"adapter": version.name, "version": version.version})
 
     def status(self) -> list[dict]:

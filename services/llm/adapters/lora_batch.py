@@ -13,13 +13,17 @@ row that is peft's own arithmetic, lora_B(lora_A(x)) * scaling, with zeros in th
 LoRA's Linear layers (peft has no hook for this), for decode steps: one token a row. Prefills go to peft's own, as
 does anything else it does not cover (training, LoRA variants such as DoRA): on a prefill the full-width mask and
 scale cost more than peft's gathers save (docs/benchmarks.md). The stacks hold every adapter the layer holds, not
-only the batch's, so they are built on first use and kept until `forget()`, which the adapter swapper calls whenever
-it loads, reuses or deletes an adapter.
+only the batch's, so they are built on first use and kept: `refresh(name)` (an adapter's weights were copied into its
+slot) has that adapter's part of each stack copied again on next use, `forget()` (adapters added or deleted) has the
+stacks built again.
 """
+import dataclasses
+
 import torch
 
 _peft_mixed_batch_forward = None
 _generation = 0  # bumped by forget(): every layer's stacks are rebuilt on next use
+_versions: dict[str, int] = {}  # bumped by refresh(name): that adapter's rows and columns are copied again
 _row_masks: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
 
@@ -43,27 +47,52 @@ def uninstall() -> None:
 
 
 def forget() -> None:
-    """Adapters were loaded or deleted: stacks and masks are rebuilt on next use."""
+    """Adapters were added or deleted: stacks and masks are rebuilt on next use."""
     global _generation
     _generation += 1
     _row_masks.clear()
 
 
-def _stacks(layer, names: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """`layer`'s A matrices of `names` stacked, its B matrices side by side, each zero-padded to the largest rank;
-    and that rank."""
-    key = (_generation, names)
-    cached = layer.__dict__.get("_textgen_lora_stacks")
-    if cached is None or cached[0] != key:
+def refresh(name: str) -> None:
+    """`name`'s weights (and scaling) changed in place: its part of every stack is copied again on next use."""
+    _versions[name] = _versions.get(name, 0) + 1
+
+
+@dataclasses.dataclass
+class _Stacks:
+    key: tuple  # (_generation, names) they were built for
+    versions: tuple[int, ...]  # each name's _versions entry when its part was copied
+    stacked: torch.Tensor  # [adapters x rank, in]
+    side_by_side: torch.Tensor  # [out, adapters x rank]
+    rank: int
+
+    def copy(self, layer, index: int, name: str) -> None:
+        a, b = layer.lora_A[name].weight, layer.lora_B[name].weight  # [r, in], [out, r]
+        rows = self.stacked[index * self.rank:(index + 1) * self.rank]
+        columns = self.side_by_side[:, index * self.rank:(index + 1) * self.rank]
+        rows.zero_()
+        columns.zero_()
+        rows[:a.shape[0]].copy_(a)
+        columns[:, :b.shape[1]].copy_(b)
+
+
+@torch.no_grad()
+def _stacks(layer, names: tuple[str, ...]) -> _Stacks:
+    """`layer`'s A matrices of `names` stacked, its B matrices side by side, each zero-padded to the largest rank."""
+    key, versions = (_generation, names), tuple(_versions.get(name, 0) for name in names)
+    stacks = layer.__dict__.get("_textgen_lora_stacks")
+    if stacks is None or stacks.key != key:
         rank = max(layer.r[name] for name in names)
-        stacked, side_by_side = [], []
-        for name in names:
-            a, b = layer.lora_A[name].weight, layer.lora_B[name].weight  # [r, in], [out, r]
-            stacked.append(torch.nn.functional.pad(a, (0, 0, 0, rank - a.shape[0])))
-            side_by_side.append(torch.nn.functional.pad(b, (0, rank - b.shape[1])))
-        cached = (key, torch.cat(stacked).detach(), torch.cat(side_by_side, dim=1).detach(), rank)
-        layer.__dict__["_textgen_lora_stacks"] = cached
-    return cached[1], cached[2], cached[3]
+        a, b = layer.lora_A[names[0]].weight, layer.lora_B[names[0]].weight
+        stacks = _Stacks(key, (-1,) * len(names), a.new_empty(len(names) * rank, a.shape[1]),
+                         b.new_empty(b.shape[0], len(names) * rank), rank)
+        layer.__dict__["_textgen_lora_stacks"] = stacks
+    if stacks.versions != versions:
+        for index, (name, copied, current) in enumerate(zip(names, stacks.versions, versions)):
+            if copied != current:
+                stacks.copy(layer, index, name)
+        stacks.versions = versions
+    return stacks
 
 
 def _row_mask(layer, adapter_names: tuple[str, ...], names: tuple[str, ...], rank: int,
@@ -97,8 +126,8 @@ def _mixed_batch_forward(self, x: torch.Tensor, *args, adapter_names: list[str],
     names = tuple(sorted(name for name in self.lora_A if name not in self.lora_variant))
     kwargs.pop("alora_offsets", None)  # peft's variant argument, which the base layer must not get
     result = self.base_layer(x, *args, **kwargs)
-    stacked, side_by_side, rank = _stacks(self, names)
-    mask, scale = _row_mask(self, tuple(adapter_names), names, rank, stacked)
-    projected = torch.nn.functional.linear(x.to(stacked.dtype), stacked) * mask
-    lora = torch.nn.functional.linear(projected, side_by_side) * scale
+    stacks = _stacks(self, names)
+    mask, scale = _row_mask(self, tuple(adapter_names), names, stacks.rank, stacks.stacked)
+    projected = torch.nn.functional.linear(x.to(stacks.stacked.dtype), stacks.stacked) * mask
+    lora = torch.nn.functional.linear(projected, stacks.side_by_side) * scale
     return result + lora.to(result.dtype)

@@ -1,20 +1,20 @@
-"""The engine thread's side of adapter management: LoRA adapter versions loaded into the served model and deleted
-from it, between engine steps, as the catalog (services/llm/adapters/catalog.py) decides. The model served is the
-base model until the first adapter comes, then a PeftModel around it holding every loaded version under its peft
-name; rows choose theirs per request (services/llm/engine/running_batch.py).
+"""The engine thread's side of adapter management: LoRA adapter versions copied into the served model's slots and
+let go of, between engine steps, as the catalog (services/llm/adapters/catalog.py) decides. The model served is the
+base model until the first adapter comes; then it becomes a PeftModel holding a fixed number of slots, LoRA layers
+made once (peft's module walk, about 0.3-0.4 s a slot for the embedded model) into which every adapter version is
+copied (services/llm/adapters/recycling.py: milliseconds). Rows choose theirs per request by the slot's peft name
+(services/llm/engine/running_batch.py).
 
-An unloaded adapter's layers are kept as a free slot that the next compatible adapter is copied into
-(services/llm/adapters/recycling.py). Whenever a name is loaded, reused or unloaded, the prefix cache forgets that
-name's blocks (a name reused for other weights can never be answered from the old ones), and the running batch and the
-mixed-batch stacks (services/llm/adapters/lora_batch.py) forget what they knew of the adapters."""
-import pathlib
-
+The slots bound what adapters the model holds: LLM_MAX_LOADED_ADAPTERS plus FREE_SLOTS for versions still finishing
+their requests after a newer one or another adapter took their place. With every slot in use a load raises NoFreeSlot
+and the catalog waits for one to be let go. Whenever a slot gets other weights, the prefix cache forgets its blocks (a
+name reused for other weights can never be answered from the old ones), and the mixed-batch stacks
+(services/llm/adapters/lora_batch.py) refresh that slot."""
 from services.llm import metrics
 from services.llm.adapters import lora_batch, recycling
 
-
-# Unloaded adapters whose layers are kept for the next load to reuse (services/llm/adapters/recycling.py): with the
-# least recently used leaving as each new one comes, one or two are enough. Each holds what an adapter does.
+# Slots beyond LLM_MAX_LOADED_ADAPTERS: an adapter evicted (or replaced by a new version) keeps its slot until its
+# last request ends, and the one taking its place needs a slot meanwhile. Each holds what an adapter does.
 FREE_SLOTS = 2
 
 
@@ -22,60 +22,86 @@ class AdapterSwapper:
     """Made by the engine once the base model is loaded, with its running batch and prefix cache (None when off):
     the engine sits above this room and hands its parts in."""
 
-    def __init__(self, base_model, batch, prefix_cache) -> None:
+    def __init__(self, base_model, batch, prefix_cache, max_loaded: int) -> None:
         self.base_model, self.batch, self.prefix_cache = base_model, batch, prefix_cache
         self.model = base_model  # or the PeftModel around it, once an adapter is loaded
-        self._free: list[str] = []  # unloaded adapters' peft names, oldest first: their layers can be reused
+        self.slots = max(1, max_loaded) + FREE_SLOTS
+        self._free: list[str] = []  # slots no version uses, the latest freed last (and taken first)
+        self._layers: dict[str, dict] = {}  # each slot's LoRA layers by module name
+        self._plain: set[str] = set()  # slots of plain LoRA, which adapters are copied into
         lora_batch.install()
 
-    def load(self, path: pathlib.Path, peft_name: str) -> str:
-        """Loads the adapter at `path`; returns the peft name its rows must use: `peft_name`, or the free slot its
-        weights were copied into."""
-        from peft import PeftModel
-
-        if isinstance(self.model, PeftModel) and self._free:
-            config, weights = recycling.read(path)
-            for slot in self._free:
-                layers = recycling.fits(self.model, slot, config, weights)
-                if layers is not None:
-                    self._free.remove(slot)
-                    self._forget(slot)
-                    recycling.copy_into(layers, slot, config, weights)
-                    self._changed()
-                    return slot
-        self._forget(peft_name)
-        if isinstance(self.model, PeftModel):
-            try:
-                self.model.load_adapter(str(path), adapter_name=peft_name)
-            except Exception:
-                if peft_name in self.model.peft_config:  # half-loaded: take it off again
-                    self.model.delete_adapter(peft_name)
-                raise
+    def load(self, adapter: recycling.AdapterFiles) -> str:
+        """Copies the adapter (read off the engine thread) into a free slot; returns the slot's peft name, which its
+        rows use. A first load makes the slots, shaped like this adapter; one that fits none of the free slots (a
+        larger rank, other layers, a LoRA variant) remakes one in its own shape."""
+        if not self._layers:
+            self._make_slots(recycling.slot_config(adapter.config))
+        if not self._free:
+            raise recycling.NoFreeSlot(f"all {self.slots} adapter slots are in use")
+        slot = next((slot for slot in reversed(self._free)
+                     if slot in self._plain and recycling.fits(self._layers[slot], slot, adapter)), None)
+        if slot is None:
+            slot = self._remake(self._free[0], adapter.config)
+        self._forget(slot)
+        if recycling.is_plain(adapter.config):
+            recycling.copy_into(self._layers[slot], slot, adapter)
         else:
-            self.model = PeftModel.from_pretrained(self.base_model, str(path), adapter_name=peft_name)
-            self.batch.use_model(self.model, adapter_names=True)
+            from peft import set_peft_model_state_dict
+
+            set_peft_model_state_dict(self.model, adapter.weights, adapter_name=slot)
+        lora_batch.refresh(slot)
+        self._free.remove(slot)  # only now: a slot whose copy failed stays free
+        return slot
+
+    def unload(self, slot: str) -> None:
+        """No request uses `slot`'s version any more: the slot is free for the next load."""
+        self._forget(slot)
+        self._free.append(slot)
+
+    def _make_slots(self, config) -> None:
+        from peft import get_peft_model
+
+        names = [f"slot-{index}" for index in range(self.slots)]
+        self.model = get_peft_model(self.base_model, config, adapter_name=names[0])
+        for name in names[1:]:
+            self.model.add_adapter(name, config)
         self.model.eval()  # peft refuses adapter_names in training mode
-        self._changed()
-        self._delete_extra_free()
-        return peft_name
-
-    def unload(self, peft_name: str) -> None:
-        """No request uses `peft_name` any more: its layers become a free slot (the oldest beyond FREE_SLOTS go)."""
-        self._forget(peft_name)
-        self._free.append(peft_name)
-        self._delete_extra_free()
-
-    def _delete_extra_free(self) -> None:
-        # A PeftModel needs one adapter left to stay valid: a free slot stays while it is the only one.
-        while len(self._free) > FREE_SLOTS and len(self.model.peft_config) > 1:
-            self.model.delete_adapter(self._free.pop(0))
-            self._changed()
-
-    def _changed(self) -> None:
-        self.batch.adapters_changed()
+        self._layers = {name: recycling.layers_of(self.model, name) for name in names}
+        self._free, self._plain = names, set(names)
+        self.batch.use_model(self.model, adapter_names=True)
         lora_batch.forget()
 
-    def _forget(self, peft_name: str) -> None:
+    def _remake(self, slot: str, config: dict) -> str:
+        """`slot` made again in the shape of the adapter with `config`; one the model cannot take (peft says why)
+        leaves the slot as it was."""
+        pool_config, plain = self.model.peft_config[slot], recycling.is_plain(config)
+        self.model.delete_adapter(slot)
+        try:
+            self.model.add_adapter(slot, recycling.slot_config(config) if plain else self._own_config(config))
+            if plain:
+                self._plain.add(slot)
+            else:
+                self._plain.discard(slot)
+        except Exception:
+            if slot in self.model.peft_config:
+                self.model.delete_adapter(slot)
+            self.model.add_adapter(slot, pool_config)
+            raise
+        finally:
+            self.model.eval()
+            self._layers[slot] = recycling.layers_of(self.model, slot)
+            self.batch.adapters_changed()
+            lora_batch.forget()
+        return slot
+
+    @staticmethod
+    def _own_config(config: dict):
+        from peft import PeftConfig
+
+        return PeftConfig.from_peft_type(**{**config, "inference_mode": True})
+
+    def _forget(self, slot: str) -> None:
         if self.prefix_cache is not None:
-            self.prefix_cache.forget(peft_name)
+            self.prefix_cache.forget(slot)
             metrics.PREFIX_CACHE_TOKENS.set(self.prefix_cache.tokens)

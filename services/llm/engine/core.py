@@ -8,7 +8,6 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import logging
-import pathlib
 import queue
 import threading
 import time
@@ -25,6 +24,7 @@ from services.llm.model.loading import BaseModel, ServingSetup, load_base_model
 from services.llm.request import Request
 
 if TYPE_CHECKING:
+    from services.llm.adapters.recycling import AdapterFiles
     from services.llm.adapters.swapping import AdapterSwapper
     from services.llm.engine.running_batch import RunningBatch
 
@@ -79,9 +79,10 @@ class Engine:
         """Loads LLM_BASE_MODEL; False (with `unavailable_reason` saying how to fix it) when it cannot be loaded."""
         return await self._on_engine_thread(self._load)
 
-    async def load_adapter(self, path: pathlib.Path, peft_name: str) -> str:
-        """Loads the adapter at `path`; returns the peft name its rows use (services/llm/adapters/swapping.py)."""
-        return await self._on_engine_thread(lambda: self._adapters.load(path, peft_name))
+    async def load_adapter(self, adapter: "AdapterFiles") -> str:
+        """Copies the adapter (its files already read) into a free slot; returns the peft name its rows use
+        (services/llm/adapters/swapping.py)."""
+        return await self._on_engine_thread(lambda: self._adapters.load(adapter))
 
     async def unload_adapter(self, peft_name: str) -> None:
         await self._on_engine_thread(lambda: self._adapters.unload(peft_name))
@@ -218,7 +219,8 @@ class Engine:
             return False
         self._batch = RunningBatch(self.base.model, self.base.eos_id, self._detokenize, use_adapter_names=False,
                                    prefix_cache=self.prefix_cache, chunk_tokens=self.config.prefill_chunk_tokens)
-        self._adapters = AdapterSwapper(self.base.model, self._batch, self.prefix_cache)
+        self._adapters = AdapterSwapper(self.base.model, self._batch, self.prefix_cache,
+                                        self.config.max_loaded_adapters)
         self.unavailable_reason = ""
         return True
 
