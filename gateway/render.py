@@ -7,7 +7,8 @@
 Writes OUT/envoy.yaml, OUT/openapi.json, OUT/docs.html and the playground's files (OUT/playground/), and for
 compose and k8s the descriptor set beside them. The targets (gateway/targets.py) differ only in addresses and file
 locations; one route per REST-annotated method comes from the descriptor set (gateway/method_routes.py), the
-replies Envoy makes itself from gateway/local_replies.py, the playground's routes from gateway/playground_routes.py.
+replies Envoy makes itself from gateway/local_replies.py, the playground's routes from gateway/playground_routes.py,
+the llm replicas' balancing by adapter from gateway/adapter_affinity.py.
 """
 import argparse
 import json
@@ -17,7 +18,7 @@ import string
 
 import yaml
 
-from gateway import openai_routes
+from gateway import adapter_affinity, openai_routes
 from gateway.backends import BACKENDS
 from gateway.http_rules import HttpBinding, http_bindings, load_descriptor_set
 from gateway.local_replies import local_reply_mappers
@@ -61,6 +62,8 @@ def render(target: Target, bindings: list[HttpBinding]) -> dict:
     routes = manager["route_config"]["virtual_hosts"][0]["routes"]
     routes[:0] = method_routes(target, bindings) + openai_routes.rest_routes(manager["http_filters"])
     routes += playground_routes(target)
+    if target.adapter_affinity:
+        adapter_affinity.apply(config, bindings)
     manager["http_filters"][-1:-1] = [rate_limit_filter(name, bucket) for name, bucket in target.rate_limits.items()]
     return config
 

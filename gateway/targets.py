@@ -1,12 +1,14 @@
 """What Envoy is rendered for: make run and the tests (local), the Envoy image (compose) or Kubernetes. The targets
 differ only in where Envoy listens, where each backend is and where its files are; each sizes the rate limits'
-token buckets from the environment it is rendered in (GATEWAY_LLM_RATE, ...: gateway/rate_limits.py)."""
+token buckets from the environment it is rendered in (GATEWAY_LLM_RATE, ...: gateway/rate_limits.py) and reads
+LLM_ADAPTER_AFFINITY there (gateway/adapter_affinity.py)."""
 import dataclasses
 import os
 import pathlib
 
 import swagger_ui_bundle
 
+from gateway import adapter_affinity
 from gateway.rate_limits import DEFAULT_BUCKETS, TokenBucket, buckets_from
 from textgen.endpoints import ENDPOINTS, GATEWAY_ADMIN_PORT, GATEWAY_PORT, bind_address
 from textgen.paths import DESCRIPTOR_SET, GENERATED
@@ -32,6 +34,7 @@ class Target:
     max_connections: int = 10_000
     route_timeouts: dict[str, float] = dataclasses.field(default_factory=dict)  # cluster -> seconds (tests)
     rate_limits: dict[str, TokenBucket] = dataclasses.field(default_factory=lambda: dict(DEFAULT_BUCKETS))
+    adapter_affinity: bool = True  # LLM_ADAPTER_AFFINITY: gateway/adapter_affinity.py
 
     @property
     def playground_dir(self) -> pathlib.Path:
@@ -56,6 +59,7 @@ def local_target(environ=os.environ, files_dir: pathlib.Path = RENDERED) -> Targ
         admin_port=_int_variable(environ, "GATEWAY_ADMIN_PORT", GATEWAY_ADMIN_PORT),
         max_body_bytes=_int_variable(environ, "GATEWAY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
         rate_limits=buckets_from(environ),
+        adapter_affinity=adapter_affinity.enabled(environ),
     )
 
 
@@ -67,6 +71,7 @@ def compose_target(environ=os.environ) -> Target:
         files_dir=pathlib.Path("/etc/envoy"),
         swagger_ui_dir=pathlib.Path("/etc/envoy/swagger-ui"),
         rate_limits=buckets_from(environ),
+        adapter_affinity=adapter_affinity.enabled(environ),
     )
 
 

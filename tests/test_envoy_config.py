@@ -113,7 +113,9 @@ def test_one_route_per_rest_method_with_its_backend_and_timeout(rendered):
 
 def test_docs_and_the_playground_are_direct_responses_that_skip_the_transcoder(rendered):
     routes = manager(rendered["local"]["dict"]).route_config.virtual_hosts[0].routes
-    direct = {r.match.path: r for r in routes if r.HasField("direct_response") and r.match.path}
+    # (The routes that only read a body before transcoding, for the adapter affinity, answer from no file.)
+    direct = {r.match.path: r for r in routes if r.HasField("direct_response") and r.match.path
+              and "envoy.filters.http.json_to_metadata" not in r.typed_per_filter_config}
     playground = {playground_path(file) for file in playground_files()}
     assert {"/playground", "/playground/main.js", "/playground/style.css"} <= playground
     assert set(direct) == {"/openapi.json", "/docs", "/docs/static/swagger-ui-bundle.js",
