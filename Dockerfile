@@ -43,11 +43,13 @@ COPY protos protos
 COPY textgen textgen
 RUN PYTHONPATH=/src python protos/build.py
 COPY gateway gateway
-# The rate limits' token buckets (gateway/rate_limits.py): compose passes the host's settings on; unset, the defaults.
+# The rate limits' token buckets (gateway/rate_limits.py) and the llm replicas' adapter affinity
+# (gateway/adapter_affinity.py): make images passes the host's settings on; unset, the defaults.
 ARG GATEWAY_LLM_RATE
 ARG GATEWAY_LLM_BURST
 ARG GATEWAY_TRAIN_RATE
 ARG GATEWAY_TRAIN_BURST
+ARG LLM_ADAPTER_AFFINITY
 RUN python -m gateway.render compose --out /envoy \
     && mkdir /envoy/swagger-ui \
     && cp "$(python -c 'import swagger_ui_bundle; print(swagger_ui_bundle.swagger_ui_path)')"/swagger-ui* /envoy/swagger-ui/

@@ -6,7 +6,8 @@
      configuration holds a token;
   3. the REST suite (suites/fuzz_rest.py --quick) through the containerised Envoy on GATEWAY_PORT;
   4. llm scaled to 2; a tiny SFT job through REST; the adapter it publishes served by both replicas, each asked
-     directly inside its container;
+     directly inside its container; then a newer version published with no replica told, and a switch back through
+     REST: each replica's next request serves the new current version;
   5. one llm container killed under load through Envoy: no request may fail;
   6. down, volumes and all.
 
@@ -26,8 +27,8 @@ import httpx
 import yaml
 
 from devtools.compose_project import SERVICE_UID, CheckFailed, Compose, compose_command, stand_in_override
-from devtools.compose_steps import (cancel_open_jobs, check_hardening, check_pages, kill_one_under_load, rest_suite,
-                                    train_and_check_replicas, wait_ready)
+from devtools.compose_steps import (cancel_open_jobs, check_hardening, check_pages, kill_one_under_load,
+                                    publish_and_switch, rest_suite, train_and_check_replicas, wait_ready)
 from devtools.images import TARGETS, ImageError, docker, image_name, require_engine
 from devtools.processes import stand_in_models
 from textgen.endpoints import GATEWAY_PORT
@@ -69,6 +70,7 @@ def run(port: int) -> None:
                 say(f"REST suite through Envoy ({time.monotonic() - suite_started:.0f} s): {suite}")
                 cancel_open_jobs(api, auth)
                 say("replicas: " + train_and_check_replicas(compose, api, auth))
+                say("publish and switch: " + publish_and_switch(compose, api, auth, models))
                 say("kill: " + kill_one_under_load(compose, api))
         finally:
             logs = subprocess.run([*compose.base, "logs", "--no-color", "--tail", "40"], cwd=ROOT, env=environ,

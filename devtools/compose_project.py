@@ -43,8 +43,8 @@ def stand_in_override(models: pathlib.Path) -> dict:
 
 
 class Compose:
-    def __init__(self, command: list[str], override: pathlib.Path, environ: dict[str, str]):
-        self.base = [*command, "--project-name", PROJECT, "--file", str(ROOT / "docker-compose.yml"),
+    def __init__(self, command: list[str], override: pathlib.Path, environ: dict[str, str], project: str = PROJECT):
+        self.base = [*command, "--project-name", project, "--file", str(ROOT / "docker-compose.yml"),
                      "--file", str(override)]
         self.environ = environ
 

@@ -1,5 +1,7 @@
 """What `make compose-check` checks in the running system, one function a step (devtools/compose_check.py runs
 them in order); each returns the figures it prints, or raises CheckFailed saying what failed."""
+import pathlib
+import shutil
 import subprocess
 import sys
 import time
@@ -11,6 +13,7 @@ from devtools.images import TARGETS, docker, image_name
 from devtools.load import requests_around
 from devtools.models import FACT_QUESTION, TINY_SFT
 from devtools.processes import poll
+from services.common import adapters
 from textgen.endpoints import ENDPOINTS
 from textgen.paths import ROOT
 
@@ -111,6 +114,25 @@ def train_and_check_replicas(compose: Compose, api: httpx.Client, auth: dict) ->
     expect(poll(lambda: all(replica_adapter_version(c) == version for c in replicas), 60, interval=2),
            f"not every replica serves sft {version}: {[replica_adapter_version(c) for c in replicas]}")
     return f"SFT job {job_id} succeeded in {trained:.0f} s; both llm replicas serve sft version {version}"
+
+
+def publish_and_switch(compose: Compose, api: httpx.Client, auth: dict, models: pathlib.Path) -> str:
+    """A newer sft version published into the models volume with no replica told (as a publish whose ReloadAdapters
+    got lost), then the job's version served again through REST (the trainer tells one replica): each replica's
+    very next request serves the new current version, so the bound is one request, not a wait."""
+    replicas, first = compose.containers("llm"), adapters.current_version(models, "sft")
+    staged = adapters.staging_dir(models, "sft")
+    shutil.copytree(adapters.current_path(models, "sft"), staged, dirs_exist_ok=True)
+    subprocess.run(["chown", "-R", f"{SERVICE_UID}:{SERVICE_UID}", str(staged)], check=True)
+    second = adapters.publish(models, "sft", staged)
+    served = [replica_adapter_version(c) for c in replicas]
+    expect(served == [second] * len(replicas), f"sft {second} published; the replicas' next requests got {served}")
+    switched = api.post("/llm/adapters/sft:serve", json={"version": first}, headers=auth)
+    expect(switched.status_code == 200, f"serve sft {first}: {switched.status_code} {switched.text}")
+    served = [replica_adapter_version(c) for c in replicas]
+    expect(served == [first] * len(replicas), f"sft {first} served again; the replicas' next requests got {served}")
+    return f"sft {second} published with no replica told, then {first} served again through REST: the next " \
+           f"request of each of {len(replicas)} llm replicas served the new current version both times"
 
 
 def kill_one_under_load(compose: Compose, api: httpx.Client) -> str:

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 
+from gateway import adapter_affinity
 from gateway.rate_limits import DEFAULT_BUCKETS, burst_variable, rate_variable
 from textgen.endpoints import ENDPOINTS
 from textgen.paths import ROOT
@@ -138,9 +139,11 @@ def base_image(requested: str | None) -> str:
     return local
 
 
-def rate_limit_build_args(environ) -> dict[str, str]:
-    """The gateway's rate limits are rendered into the Envoy image: the host's settings of them, where set."""
+def gateway_build_args(environ) -> dict[str, str]:
+    """The gateway's rate limits and adapter affinity are rendered into the Envoy image: the host's settings of them,
+    where set."""
     variables = [variable(name) for name in DEFAULT_BUCKETS for variable in (rate_variable, burst_variable)]
+    variables.append(adapter_affinity.VARIABLE)
     return {name: environ[name] for name in variables if name in environ}
 
 
@@ -172,7 +175,7 @@ def build_all(variant: str = "cpu", targets: tuple[str, ...] | None = None, envi
     base = base_image(environ.get("BASE_IMAGE"))
     built = []
     for target in targets or VARIANT_TARGETS[variant]:
-        built.append(build(target, variant, base, rate_limit_build_args(environ)))
+        built.append(build(target, variant, base, gateway_build_args(environ)))
         print(f"{built[-1].image}: built in {built[-1].seconds:.0f} s, {built[-1].megabytes:.0f} MB", flush=True)
     return built
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from devtools.compose_project import compose_command
-from devtools.images import TARGETS, TORCH, VARIANT_TARGETS, image_name, rate_limit_build_args
+from devtools.images import TARGETS, TORCH, VARIANT_TARGETS, image_name, gateway_build_args
 from devtools.processes import base_env
 from gateway.rate_limits import DEFAULT_BUCKETS, burst_variable, rate_variable
 from textgen.endpoints import ENDPOINTS
@@ -95,11 +95,12 @@ def test_no_package_index_is_written_into_the_repository():
         assert not re.search(r"(index-url|TORCH_INDEX[=:]\s*\"?)\s*https?://", text), name
 
 
-def test_make_images_renders_envoy_with_the_hosts_rate_limits():
+def test_make_images_renders_envoy_with_the_hosts_rate_limits_and_adapter_affinity():
     variables = [f(name) for name in DEFAULT_BUCKETS for f in (rate_variable, burst_variable)]
-    host = {variables[0]: "7", "GATEWAY_PORT": "9000", "PATH": "/bin"}
-    assert rate_limit_build_args(host) == {variables[0]: "7"}  # only what the host set, only the rate limits
-    assert all(f"\nARG {variable}\n" in stages()["contracts"] for variable in variables)
+    host = {variables[0]: "7", "GATEWAY_PORT": "9000", "PATH": "/bin", "LLM_ADAPTER_AFFINITY": "off"}
+    # only what the host set, only what the rendering reads
+    assert gateway_build_args(host) == {variables[0]: "7", "LLM_ADAPTER_AFFINITY": "off"}
+    assert all(f"\nARG {variable}\n" in stages()["contracts"] for variable in [*variables, "LLM_ADAPTER_AFFINITY"])
 
 
 def test_services_run_unprivileged_on_a_read_only_root_file_system():
