@@ -9,8 +9,10 @@ LLM_ADAPTER_AFFINITY=on (the default) renders it; off balances the llm replicas 
   metadata, on a route matched by the REST path before transcoding (as the /v1 stream routing does), and a Lua
   script makes the header of them: the adapter named, or the one the llm picks when none is (`rl`, or `sft` with
   use_rl_model false). It replaces whatever header such a client sent.
-- The base model, and requests naming nothing, get no header: the ring hash then picks a replica at random, so
-  base-model traffic still spreads over every replica.
+- The base model (`base`), requests naming nothing and names no adapter can have (services.common.adapters'
+  rule; it keeps the header's value valid) get no header: the ring hash then picks a replica at random, so
+  base-model traffic still spreads over every replica. The base model named by its own name on /v1 is hashed as an
+  adapter would be (Envoy does not know that name): its traffic goes to one replica.
 - An unhealthy or ejected replica leaves the ring (health checks, outlier detection): its adapters go to the others
   until it is back. The price: one adapter's traffic is one replica's, however hot it is.
 """
@@ -33,7 +35,7 @@ function envoy_on_request(handle)
   if (adapter == nil or adapter == "") and body.use_rl_model ~= nil then
     adapter = body.use_rl_model and "rl" or "sft"
   end
-  if adapter == nil or adapter == "" or adapter == "{BASE}" then
+  if type(adapter) ~= "string" or #adapter > 64 or not adapter:match("^[%w][%w_.-]*$") or adapter == "{BASE}" then
     handle:headers():remove("{HEADER}")
   else
     handle:headers():replace("{HEADER}", adapter)

@@ -3,6 +3,7 @@ random GPT-2 with published adapters: the requests for one adapter land on one r
 (the native body's `adapter` or `use_rl_model`, OpenAI's `model`, a gRPC client's x-textgen-adapter header);
 different adapters spread over both replicas, and so does the base model; when a replica dies, its adapters go to
 the other. Which replica served what is each replica's own count (its GetStatus)."""
+import json
 import shutil
 import signal
 import sys
@@ -119,6 +120,15 @@ def test_the_base_model_spreads_over_both_replicas(system):
     spread = [late - early for late, early in zip(after, before)]
     assert sum(spread) == 24 and min(spread) >= 3, spread  # at random: 3 or fewer on one side is 1 in 2e5
     assert len(replicas) == 2
+
+
+@pytest.mark.parametrize("name", ["\f*\u0091\udb71\udf7b^", "a" * 65, "x y", "..", "é"])
+def test_a_name_no_adapter_can_have_is_answered_by_the_service_not_refused_by_envoy(system, name):
+    """Found by the REST suite: a control character made the header's value invalid, and Envoy answered 503."""
+    for path, body in (("/generate_with_llm", {**ASK, "adapter": name}),
+                       ("/v1/completions", {"model": name, "prompt": "Hi", "max_tokens": 2})):
+        answer = system["client"].post(path, content=json.dumps(body).encode())  # a lone surrogate, as sent
+        assert answer.status_code in (200, 400, 404) and "x-textgen-adapter" not in answer.text, answer.text
 
 
 def test_a_dead_replicas_adapters_go_to_the_other(system):
