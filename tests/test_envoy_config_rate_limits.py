@@ -24,7 +24,8 @@ def test_the_llm_routes_and_the_training_calls_that_start_or_cancel_work_take_to
     metadata = {r.match.path: r.metadata.filter_metadata for r in routes if r.HasField("route")}
     buckets = {path: m["textgen"]["rate_limit"] if "textgen" in m else None for path, m in metadata.items()}
     limited = {path: bucket for path, bucket in buckets.items() if bucket}
-    served_by_llm = ("/textgen.v1.LlmService/", *(f"/{service}/" for service in openai_routes.SERVICES))
+    served_by_llm = ("/textgen.v1.LlmService/", "/textgen.v1.TokenizerService/",
+                     *(f"/{service}/" for service in openai_routes.SERVICES))
     assert {path for path, bucket in limited.items() if bucket == "llm"} == {
         path for path in buckets if path.startswith(served_by_llm)}  # the OpenAI paths too
     assert {path for path, bucket in limited.items() if bucket != "llm"} == {
