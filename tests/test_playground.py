@@ -2,8 +2,11 @@
 streamed answers, the bigram and LSTM panel, a tiny SFT job into a named adapter whose curve grows until it succeeds
 and which the ask panel then offers and serves, an RL job started from it, bad fields and adapter names rejected in
 place, two adapters compared side by side, the adapters panel switching and deleting versions (a 409 shown as the
-service says it), a cut event stream shown as cut, cancel, a phone-width screen. Screenshots are checked for content;
+service says it), an answer's token probabilities on hover and keyboard focus (the chat API's logprobs for the same
+greedy request), a cut event stream shown as cut, cancel, a phone-width screen. Screenshots are checked for content;
 the page loads nothing from anywhere but the gateway and stores no token."""
+import json
+import math
 import os
 import pathlib
 import re
@@ -316,6 +319,105 @@ def test_the_adapters_panel_switches_and_deletes_and_shows_a_409_as_said(page, s
     expect(column(page, "beta")).to_have_count(0)
     assert not (system.models_dir / "adapters" / "beta").exists()
     page.remove_listener("dialog", accept)
+
+
+SHOWN_TOKEN = re.compile(r'^(".*") ([-+.\de]+)%(?: \(logprob (-?[.\d]+)\))?$')
+
+
+def shown_token(text: str) -> tuple[str, float, float | None, float]:
+    """A token's line in the details, `"token" 12.3% (logprob -2.095)`: the token, the percentage, the logprob, and
+    half a unit of the percentage's last digit (how far its rounding may be from the exact value)."""
+    found = SHOWN_TOKEN.fullmatch(text.strip())
+    assert found, text
+    digits = found[2].split("e")[0].split(".")
+    exponent = int(found[2].split("e")[1]) if "e" in found[2] else 0
+    half_unit = 0.5 * 10 ** (exponent - (len(digits[1]) if len(digits) > 1 else 0))
+    return json.loads(found[1]), float(found[2]), found[3] and float(found[3]), half_unit
+
+
+def assert_shown_as(shown: str, token: str, logprob: float) -> None:
+    """The details show this token with exp(logprob) as a percentage (to the digits shown) and its logprob."""
+    text, percentage, shown_logprob, half_unit = shown_token(shown)
+    assert text == token, (shown, token)
+    exact = math.exp(logprob) * 100
+    # The page's stream and this request ran in different batches: allow float noise beyond the rounding.
+    assert abs(percentage - exact) <= half_unit + 1e-4 * exact + 1e-9, (shown, exact)
+    if shown_logprob is not None:
+        assert abs(shown_logprob - logprob) <= 0.0005 + 1e-4, (shown, logprob)
+
+
+def test_token_probabilities_show_on_hover_and_focus_and_match_the_api(page, system, alpha_and_beta, shots):
+    """Alpha answers through the chat API in the QA form, each token a span whose details show its probability and
+    the alternatives: the same numbers as the API's logprobs for the same greedy request."""
+    page.locator("#ask-token-probabilities").check()
+    ask_only(page, "alpha")
+    alpha = column(page, "alpha")
+    expect(alpha.locator('[data-field="path"]')).to_have_text("/v1/chat/completions")
+    expect(alpha.locator('[data-field="adapter"]')).to_have_text("alpha")
+    question, context, _ = FACTS[0]
+    said = httpx.post(f"{system.gateway.url}/v1/chat/completions", timeout=60, json={
+        "model": "alpha", "messages": [{"role": "user", "content": f"Context: {context}\nQuestion: {question}"}],
+        "max_tokens": int(page.locator("#ask-max_new_tokens").input_value()), "temperature": 0,
+        "logprobs": True, "top_logprobs": 5}).json()["choices"][0]
+    assert said["message"]["content"].startswith("That is a great question.")
+    assert alpha.locator(".answer").inner_text() == said["message"]["content"]
+    expect(alpha.locator(".answer .forced")).to_have_text("That is a great question.")
+    expected = said["logprobs"]["content"]
+    spans = alpha.locator(".answer .token")
+    details = alpha.locator(".token-details")
+    hovered = []  # what each span's details said
+    position = 0  # the API's next token
+    for span in spans.all():
+        span.hover()
+        expect(details).to_be_visible()
+        hovered.append(details.inner_text())
+        for chosen, alternatives in zip(details.locator(".chosen").all(), details.locator("ol").all(), strict=True):
+            entry = expected[position]
+            position += 1
+            assert_shown_as(chosen.inner_text(), entry["token"], entry["logprob"])
+            listed = alternatives.locator("li").all_inner_texts()
+            assert len(listed) == len(entry["top_logprobs"]) == 5
+            for shown, top in zip(listed, entry["top_logprobs"]):
+                assert_shown_as(shown, top["token"], top["logprob"])
+    # Every token was shown, but those whose text the service replaced when it completed the answer format.
+    assert len(hovered) >= 2
+    if not alpha.locator(".answer .added").count():
+        assert position == len(expected)
+    page.mouse.move(0, 0)
+    expect(details).to_be_hidden()
+    # The keyboard reaches the same details: the answer is one tab stop, the arrow keys move between tokens.
+    page.locator("#ask form button[type=submit]").focus()
+    page.keyboard.press("Tab")
+    expect(spans.first).to_be_focused()
+    expect(details).to_be_visible()
+    expect(spans.first).to_have_attribute("aria-describedby", "token-details-alpha")
+    assert details.inner_text() == hovered[0]
+    page.keyboard.press("ArrowRight")
+    expect(spans.nth(1)).to_be_focused()
+    assert details.inner_text() == hovered[1]
+    page.keyboard.press("Escape")
+    expect(details).to_be_hidden()
+    page.keyboard.press("End")
+    expect(spans.last).to_be_focused()
+    expect(spans.last).to_have_attribute("tabindex", "0")
+    expect(details).to_be_visible()
+    shoot(page, shots / "tokens.png")
+    # An adapter with no version published is not served by the chat API (no fallback): its error, as it says it.
+    refused = httpx.post(f"{system.gateway.url}/v1/chat/completions", json={
+        "model": "sft", "messages": [{"role": "user", "content": "Question: Who?"}]})
+    assert refused.status_code == 404
+    for choice in page.locator(".choices input").all():
+        choice.set_checked(choice.get_attribute("value") == "sft")
+    page.locator("#ask form button[type=submit]").click()
+    expect(column(page, "sft")).to_have_attribute("data-state", "error", timeout=ANSWER_TIMEOUT_MS)
+    expect(column(page, "sft").locator(".state")).to_have_text(
+        f"model_not_found: {refused.json()['error']['message']}")
+    # Unchecked, the ask goes the native way again, as plain text.
+    page.locator("#ask-token-probabilities").uncheck()
+    ask_only(page, "alpha")
+    expect(alpha.locator('[data-field="path"]')).to_have_text("/generate_with_llm/stream")
+    expect(alpha.locator(".answer .token")).to_have_count(0)
+    expect(alpha.locator(".answer")).to_contain_text("That is a great question.")
 
 
 def test_a_cut_event_stream_is_shown_as_cut_and_the_job_can_be_cancelled(context, system):

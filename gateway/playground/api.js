@@ -4,11 +4,20 @@ const CODE_NAMES = ["OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_
   "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
   "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"];
 
-/** An error answer: a google.rpc.Status body, with the fields its BadRequest details name. */
+/**
+ * An error answer: a google.rpc.Status body, with the fields its BadRequest details name; or, from the /v1 paths,
+ * OpenAI's {"error": {message, type, param, code}}, its code (else its type) as the code's name.
+ */
 export class ApiError extends Error {
   constructor(httpStatus, status) {
-    super(status.message || `HTTP ${httpStatus}`);
+    const openai = status.error && typeof status.error === "object" ? status.error : null;
+    super((openai || status).message || `HTTP ${httpStatus}`);
     this.httpStatus = httpStatus;
+    if (openai) {
+      this.codeName = openai.code || openai.type || `HTTP ${httpStatus}`;
+      this.fields = openai.param ? [{field: openai.param, description: openai.message}] : [];
+      return;
+    }
     this.codeName = CODE_NAMES[status.code] || `HTTP ${httpStatus}`;
     this.fields = (status.details || []).flatMap((detail) => detail.field_violations || [])
       .map((violation) => ({field: violation.field, description: violation.description}));
@@ -50,11 +59,12 @@ export async function callJson(method, path, options) {
 }
 
 /**
- * A newline-delimited JSON stream: onLine(object) as each line arrives. Resolves to "complete" when the last line
- * says it is the last (isLast), otherwise to "cut": the stream ended or broke before its last line, which is how
- * Envoy reports an error after the first line (docs/api.md, Streams). An error before the first line throws.
+ * A newline-delimited JSON stream, or with `events` server-sent events (`data: {json}` lines, as the /v1 paths
+ * stream): onLine(object) as each arrives. Resolves to "complete" when the last one says it is the last (isLast),
+ * otherwise to "cut": the stream ended or broke before its last line, which is how Envoy reports an error after
+ * the first line (docs/api.md, Streams). An error before the first line throws.
  */
-export async function streamLines(method, path, {isLast, onLine, ...options}) {
+export async function streamLines(method, path, {isLast, onLine, events = false, ...options}) {
   const response = await send(method, path, options);
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let pending = "";
@@ -69,7 +79,7 @@ export async function streamLines(method, path, {isLast, onLine, ...options}) {
         const line = pending.slice(0, end).trim();
         pending = pending.slice(end + 1);
         if (!line) continue;
-        const object = JSON.parse(line);
+        const object = JSON.parse(events ? line.replace(/^data:/, "") : line);
         last = isLast(object);
         onLine(object);
       }

@@ -1,11 +1,16 @@
 // Ask: one question and context sent to the base model and each adapter chosen (any set of them), each answer
-// streamed into its own column from POST /generate_with_llm/stream, with what the stream's final line says about it.
+// streamed into its own column from POST /generate_with_llm/stream, with what the stream's final line says about it;
+// or, with "show token probabilities", from POST /v1/chat/completions with each token's log probabilities.
 
 import {ApiError, callJson, streamLines} from "./api.js";
 import {EXAMPLES} from "./examples.js";
 import {addField, clearErrors, formBody, requestFields, showError} from "./forms.js";
+import {TokenAnswer} from "./tokens.js";
 
 const STREAM = "/generate_with_llm/stream";
+const CHAT = "/v1/chat/completions";
+const ALTERNATIVES = 5; // top_logprobs: the most likely tokens listed at each place
+const CHAT_NAMES = {max_tokens: "max_new_tokens"}; // the chat API's name for a field of this form, when it differs
 const TUNABLE = ["max_new_tokens", "temperature"]; // the rest of the request is the question, context and adapter
 // Chosen when the page opens (what it has always compared); an adapter that appears later, published while the
 // page is open, is chosen when it appears.
@@ -18,6 +23,7 @@ function fill(column, values) {
 function newColumn(template, name) {
   const column = template.content.firstElementChild.cloneNode(true);
   column.dataset.adapter = name;
+  column.querySelector(".token-details").id = `token-details-${name}`;
   column.querySelector("h3").textContent = name;
   column.querySelector("h3").id = `column-${name}`;
   column.setAttribute("aria-labelledby", `column-${name}`);
@@ -77,6 +83,19 @@ export class AskPanel {
     const fields = await requestFields("POST", STREAM);
     const tuning = this.form.querySelector(".tuning");
     for (const name of TUNABLE) addField(tuning, "ask", name, fields[name]);
+    // The native defaults, which the chat API's differ from (its temperature is 1), for a field left empty.
+    this.defaults = Object.fromEntries(TUNABLE.map((name) => [name, fields[name]["x-default"]]));
+  }
+
+  /**
+   * The question as the chat API takes it, in the QA form ("Context: …" then "Question: …"), which an adapter answers
+   * as /generate_with_llm does (the base model answers it as a chat); streamed, with each token's log probability.
+   */
+  chatBody(body, model) {
+    const asked = `${body.context ? `Context: ${body.context}\n` : ""}Question: ${body.question ?? ""}`;
+    return {model, messages: [{role: "user", content: asked}], stream: true, stream_options: {include_usage: true},
+      logprobs: true, top_logprobs: ALTERNATIVES, max_tokens: body.max_new_tokens ?? this.defaults.max_new_tokens,
+      temperature: body.temperature ?? this.defaults.temperature};
   }
 
   pick(example) {
@@ -89,6 +108,7 @@ export class AskPanel {
     let status;
     try {
       status = await callJson("GET", "/llm/status");
+      this.baseModel = status.base_model;
       this.statusLine.textContent = `Base model: ${status.base_model}${status.loaded ? "" : ` (not loaded: ${status.reason})`}`;
     } catch (error) {
       this.statusLine.textContent = `${error.codeName || "Error"}: ${error.message}`;
@@ -141,25 +161,25 @@ export class AskPanel {
   async ask(column, body) {
     const answer = column.querySelector(".answer");
     const state = column.querySelector(".state");
+    const probabilities = this.form.querySelector("#ask-token-probabilities").checked;
     answer.textContent = "";
+    answer.classList.remove("tokens");
+    column.querySelector(".token-details").hidden = true;
+    column.querySelector(".token-help").hidden = !probabilities;
     column.dataset.state = "streaming";
     state.textContent = "streaming…";
-    fill(column, {adapter: "…", version: "…", base_model: "…", tokens: "…", first_token: "…", format: "…", warning: ""});
+    fill(column, {path: probabilities ? CHAT : STREAM, adapter: "…", version: "…", base_model: "…", tokens: "…",
+      first_token: "…", format: "…", warning: ""});
     const started = performance.now();
     let firstAt = null;
+    const arrived = (text) => {
+      if (firstAt !== null || !text) return;
+      firstAt = performance.now();
+      fill(column, {first_token: `${Math.round(firstAt - started)} ms`});
+    };
     try {
-      const ending = await streamLines("POST", STREAM, {
-        body: {...body, adapter: column.dataset.adapter},
-        isLast: (chunk) => Boolean(chunk.final),
-        onLine: (chunk) => {
-          if (firstAt === null && chunk.text) {
-            firstAt = performance.now();
-            fill(column, {first_token: `${Math.round(firstAt - started)} ms`});
-          }
-          answer.textContent += chunk.text || "";
-          if (chunk.final) this.finish(column, chunk.final);
-        },
-      });
+      const ending = await (probabilities ? this.streamTokens(column, body, arrived)
+        : this.streamNative(column, body, arrived));
       column.dataset.state = ending;
       state.textContent = ending === "complete" ? "finished"
         : "cut: the stream ended without its final line, so this answer is incomplete";
@@ -167,8 +187,53 @@ export class AskPanel {
       if (!(error instanceof ApiError)) throw error;
       column.dataset.state = "error";
       state.textContent = `${error.codeName}: ${error.message}`;
+      error.fields = error.fields.map((violation) => ({...violation, field: CHAT_NAMES[violation.field] || violation.field}));
       showError(this.form, this.summary, error);
     }
+  }
+
+  streamNative(column, body, arrived) {
+    const answer = column.querySelector(".answer");
+    return streamLines("POST", STREAM, {
+      body: {...body, adapter: column.dataset.adapter},
+      isLast: (chunk) => Boolean(chunk.final),
+      onLine: (chunk) => {
+        arrived(chunk.text);
+        answer.textContent += chunk.text || "";
+        if (chunk.final) this.finish(column, chunk.final);
+      },
+    });
+  }
+
+  /**
+   * The chat API's events into a TokenAnswer: the first one's text is the service's own (a QA answer's forced lead),
+   * then each text piece with the tokens it came from; the last event holds the usage, or the error that ended it.
+   */
+  async streamTokens(column, body, arrived) {
+    const tokens = new TokenAnswer(column.querySelector(".answer"), column.querySelector(".token-details"));
+    let failed = null;
+    const ending = await streamLines("POST", CHAT, {
+      body: this.chatBody(body, column.dataset.adapter),
+      events: true,
+      isLast: (chunk) => Boolean(chunk.usage || chunk.error),
+      onLine: (chunk) => {
+        const choice = chunk.choices?.[0];
+        if (choice) {
+          arrived(choice.logprobs?.content?.length ? "token" : "");
+          if (choice.delta.role) tokens.forced(choice.delta.content);
+          tokens.addTokens(choice.logprobs?.content);
+          if (!choice.delta.role) tokens.addText(choice.delta.content);
+        }
+        if (chunk.usage) {
+          fill(column, {adapter: chunk.model, version: "—", base_model: this.baseModel || "—",
+            tokens: String(chunk.usage.completion_tokens), format: "—"});
+        }
+        failed = chunk.error || null;
+      },
+    });
+    tokens.finish();
+    if (failed) throw new ApiError(200, {error: failed}); // the stream had begun: its status was 200
+    return ending;
   }
 
   finish(column, final) {
