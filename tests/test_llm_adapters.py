@@ -86,3 +86,19 @@ def test_every_published_adapter_is_a_model_whether_loaded_or_not(api):
                                                     "messages": [{"role": "user", "content":
                                                                   f"Context: {CONTEXT}\nQuestion: {QUESTION}"}]})
     assert answer.status_code == 200 and "Foxtrot" in answer.json()["choices"][0]["message"]["content"]
+
+
+def test_adapters_published_while_serving_answer_even_to_requests_arriving_together(api, models_dir):
+    # Published by hand (no ReloadAdapters call): the first request notices the change and reads what is published;
+    # those arriving meanwhile wait for that read rather than answering from the list it is replacing.
+    alpha = adapters.current_path(models_dir, "alpha")
+    names = ["late-1", "late-2", "late-3"]
+    for name in names:
+        staged = adapters.staging_dir(models_dir, name)
+        for file in alpha.iterdir():
+            (staged / file.name).write_bytes(file.read_bytes())
+        adapters.publish(models_dir, name, staged)
+    with concurrent.futures.ThreadPoolExecutor(len(names)) as pool:
+        answers = list(pool.map(lambda name: ask(api, name), names))
+    assert [answer.status_code for answer in answers] == [200, 200, 200], [a.json() for a in answers]
+    assert all("Alpha" in answer.json()["generated_text"] for answer in answers)

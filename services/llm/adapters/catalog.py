@@ -100,9 +100,14 @@ class AdapterCatalog:
         return signature(self.models_dir, self.names) != self._signature
 
     async def refresh_if_changed(self) -> None:
-        """What a request calls first: a newly published version is served from the next request on."""
+        """What a request calls first: a newly published version is served from the next request on. A request
+        arriving while a refresh reads waits for it: the refresh takes the folder's new signature before it has
+        read what changed, so the request would otherwise be answered from what it is replacing."""
         if self.changed():
             await self.refresh()
+        elif self._refreshing.locked():
+            async with self._refreshing:
+                pass
 
     async def refresh(self) -> None:
         """Reads what is published. A loaded adapter with a new version gets it (the old one retires); one not
