@@ -7,6 +7,7 @@ import os
 
 import torch
 
+from services.llm.constraints import JsonMatcher
 from services.llm.request import Request, TokenLogprobs
 
 GREEDY_BELOW = 1e-4  # temperatures this small would overflow logits / temperature: they mean greedy anyway
@@ -34,10 +35,12 @@ def _penalize(logits: torch.Tensor, row: Request) -> None:
     logits[tokens] -= counts.to(logits.dtype) * row.frequency_penalty + row.presence_penalty
 
 
-def _mask(logits: torch.Tensor, row: Request) -> None:
-    allowed = torch.from_numpy(row.constraint.allowed()).to(logits.device)
-    logits[:allowed.shape[0]][~allowed] = float("-inf")
-    logits[allowed.shape[0]:] = float("-inf")  # ids past the tokenizer's vocabulary: never text
+def mask_refused(logits: torch.Tensor, matcher: JsonMatcher) -> None:
+    """Sets the logit of every token `matcher` does not allow next to -inf (ids past the tokenizer's vocabulary are
+    never text)."""
+    refused = torch.from_numpy(~matcher.allowed()).to(logits.device)
+    logits[:refused.shape[0]].masked_fill_(refused, float("-inf"))
+    logits[refused.shape[0]:] = float("-inf")
 
 
 def _is_plain(row: Request) -> bool:
@@ -59,7 +62,7 @@ def _processed(logits: torch.Tensor, rows: list[Request]) -> tuple[list[int], li
         if row.generated and (row.presence_penalty or row.frequency_penalty):
             _penalize(logits[i], row)
         if row.constraint is not None:
-            _mask(logits[i], row)
+            mask_refused(logits[i], row.constraint)
     chosen, logprobs = logits.argmax(dim=-1).tolist(), [None] * len(rows)
     for i, row in enumerate(rows):
         if row.generator is None and row.top_logprobs is None:
