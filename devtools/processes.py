@@ -83,6 +83,7 @@ class Process:
     proc: subprocess.Popen
     port: int
     log_path: pathlib.Path
+    scheme: str = "http"
 
     @property
     def address(self) -> str:
@@ -90,7 +91,7 @@ class Process:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -157,11 +158,13 @@ def _as_list(addresses: str | list[str]) -> list[str]:
 
 @contextlib.contextmanager
 def start_gateway(route_timeouts: dict[str, float] | None = None, max_body_bytes: int | None = None,
-                  rate_limits: dict[str, TokenBucket] | None = None,
-                  **addresses: str | list[str]):
+                  rate_limits: dict[str, TokenBucket] | None = None, api_keys: list[dict] | None = None,
+                  tls: tuple[str, str] | None = None, **addresses: str | list[str]):
     """Envoy, configured by gateway.render, on a free port in front of the backends given by cluster name
     (baseline=..., rnn=..., llm=[replica, replica], trainer=...); the others point at a closed port. `rate_limits`
-    replaces the token buckets it names (gateway/rate_limits.py's defaults otherwise)."""
+    replaces the token buckets it names (gateway/rate_limits.py's defaults otherwise). `api_keys` (gateway/edge.py's
+    entries) turns the keys' check on, `tls` (certificate and key files) HTTPS; without them it is open, plain HTTP,
+    as make run is on loopback."""
     target = local_target({})
     port, admin_port = free_port(), free_port()
     files = pathlib.Path(tempfile.mkdtemp(prefix="textgen-gateway-"))
@@ -169,11 +172,12 @@ def start_gateway(route_timeouts: dict[str, float] | None = None, max_body_bytes
         target, listen_address="127.0.0.1", listen_port=port, admin_port=admin_port, files_dir=files,
         endpoints={name: _as_list(addresses.get(name) or f"127.0.0.1:{free_port()}") for name in target.endpoints},
         route_timeouts=route_timeouts or {}, max_body_bytes=max_body_bytes or target.max_body_bytes,
-        rate_limits={**target.rate_limits, **(rate_limits or {})})
+        rate_limits={**target.rate_limits, **(rate_limits or {})}, api_keys=api_keys, tls=tls)
     config = render.write(target, files)
     # One worker is plenty on loopback; hot restart off so that several Envoys can run side by side.
     process = _spawn([str(ENVOY), "-c", str(config), "--concurrency", "1", "--disable-hot-restart",
                       "--log-level", "warn"], {}, port)
+    process.scheme = "https" if tls else "http"
     try:
         _wait(process, lambda: httpx.get(f"http://127.0.0.1:{admin_port}/ready", timeout=1).status_code == 200,
               "envoy")

@@ -5,7 +5,8 @@ table):
 - which token bucket of gateway/rate_limits.py they take from, if any: `rate_limit`. Every LLM route does (each one
   lands on the LLM replicas). The trainer's calls that start or cancel work do, its reads (what the protos mark
   NO_SIDE_EFFECTS: job listing, a job's status, its event stream) do not (`rate_limit_reads`): they are database
-  lookups, and a client follows the jobs it started through them for as long as those run.
+  lookups, and a client follows the jobs it started through them for as long as those run;
+- which API key scopes may call them (gateway/edge.py checks the keys): `scopes_of`.
 """
 import dataclasses
 
@@ -23,6 +24,7 @@ class Backend:
     stream_timeout_seconds: float
     rate_limit: str | None = None
     rate_limit_reads: bool = True
+    scope: str = "generate"  # the API key scope its calls need (gateway/edge.py): generate or train
 
     @property
     def name(self) -> str:
@@ -34,8 +36,16 @@ class Backend:
         return None if reads and not self.rate_limit_reads else self.rate_limit
 
 
+    def scopes_of(self, http_methods: set[str]) -> list[str]:
+        """The API key scopes any one of which lets a key call a method of this service bound to `http_methods`:
+        what is only read (bound to GET: /llm/status, /llm/jobs, /v1/models...) takes `read` or the service's own
+        scope (so a `generate` key lists the models it generates with and a `train` key follows its jobs)."""
+        return sorted({"read", self.scope} if http_methods == {"GET"} else {self.scope})
+
+
 _TIMEOUTS = {"baseline": (30, 60), "rnn": (60, 60), "llm": (300, 600), "trainer": (60, 86400)}
-_RATE_LIMITS = {"llm": {"rate_limit": "llm"}, "trainer": {"rate_limit": "train", "rate_limit_reads": False}}
+_RATE_LIMITS = {"llm": {"rate_limit": "llm"},
+                "trainer": {"rate_limit": "train", "rate_limit_reads": False, "scope": "train"}}
 BACKENDS = {e.grpc_service: Backend(e, *_TIMEOUTS[e.name], **_RATE_LIMITS.get(e.name, {}))
             for e in ENDPOINTS.values()}
 # The llm process serves the OpenAI-compatible services too (gateway/openai_routes.py): routed as LlmService is.

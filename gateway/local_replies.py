@@ -26,6 +26,12 @@ LOCAL_REPLY_CODES = {
 # Only the rate limits make Envoy answer 429 itself; its own words for it are "local_rate_limited".
 RATE_LIMITED = ("rate limited: this gateway takes no more of these requests for now; retry after the seconds in "
                 "the retry-after header")
+# Only the API key check (gateway/edge.py) answers 401 and 403 itself; its own words are "Client authentication
+# failed." and "Client is forbidden.". The route's metadata names the scopes it takes.
+NO_KEY = ("this call needs an API key this gateway knows: send 'Authorization: Bearer <key>' (none was sent, or "
+          "the key is unknown)")
+NOT_IN_SCOPE = "this API key may not make this call: that takes a key with one of the scopes %METADATA(ROUTE:textgen:scopes)%"
+MESSAGES = {401: NO_KEY, 403: NOT_IN_SCOPE, 429: RATE_LIMITED}
 NOT_ROUTED_FOR_GRPC = ("not served through the REST gateway: it routes only the methods with a REST binding; "
                        "call the service's own port for the others (reflection, health, ReloadAdapters)")
 
@@ -50,13 +56,13 @@ def local_reply_mappers() -> list[dict]:
 
     grpc_text = [
         grpc_text_when(404, NOT_ROUTED_FOR_GRPC),
-        grpc_text_when(429, RATE_LIMITED),
+        *(grpc_text_when(status, text) for status, text in MESSAGES.items()),
         {"filter": is_grpc, "body_format_override": {"text_format_source": {"inline_string": "%LOCAL_REPLY_BODY%"}}},
     ]
     openai = [{"filter": {"and_filter": {"filters": [openai_routes.IS_OPENAI_REQUEST, _status_is(http)]}},
-               "body_format_override": {"json_format": openai_routes.error_format(code, http)}}
+               "body_format_override": {"json_format": openai_routes.error_format(code, http, MESSAGES.get(http))}}
               for http, code in LOCAL_REPLY_CODES.items()]
     return grpc_text + openai + [
         {"filter": _status_is(http), "body_format_override": {"json_format": {
-            "code": code, "message": RATE_LIMITED if http == 429 else "%LOCAL_REPLY_BODY%"}}}
+            "code": code, "message": MESSAGES.get(http, "%LOCAL_REPLY_BODY%")}}}
         for http, code in LOCAL_REPLY_CODES.items()]

@@ -1,8 +1,9 @@
-"""One Envoy route per REST-annotated gRPC method: its service's cluster, gateway/backends.py's timeout and rate
-limit, a retry policy where the proto marks the method idempotent, and the OpenAI methods' own filters."""
+"""One Envoy route per REST-annotated gRPC method: its service's cluster, gateway/backends.py's timeout, rate
+limit and API key scopes, a retry policy where the proto marks the method idempotent, and the OpenAI methods' own filters."""
 from google.protobuf import descriptor_pb2
 
 from gateway import openai_routes
+from gateway import edge
 from gateway.backends import BACKENDS, Backend
 from gateway.http_rules import HttpBinding
 from gateway.rate_limits import route_metadata
@@ -18,6 +19,9 @@ RETRY_POLICY = {"retry_on": "connect-failure,refused-stream,reset,unavailable", 
 
 def method_routes(target: Target, bindings: list[HttpBinding]) -> list[dict]:
     routes = []
+    http_methods = {}  # by gRPC path: every REST binding of the method
+    for binding in bindings:
+        http_methods.setdefault(binding.grpc_path, set()).add(binding.http_method)
     for binding in bindings:
         backend: Backend = BACKENDS[binding.method.containing_service.full_name]
         timeout = target.route_timeouts.get(backend.name) or (
@@ -25,8 +29,9 @@ def method_routes(target: Target, bindings: list[HttpBinding]) -> list[dict]:
         route = {"match": {"path": binding.grpc_path}, "route": {"cluster": backend.name, "timeout": f"{timeout}s"}}
         if binding.method.GetOptions().idempotency_level != descriptor_pb2.MethodOptions.IDEMPOTENCY_UNKNOWN:
             route["route"]["retry_policy"] = RETRY_POLICY
-        if bucket := backend.rate_limit_of(binding.method):
-            route["metadata"] = route_metadata(bucket)
+        route["metadata"] = route_metadata(backend.rate_limit_of(binding.method))
+        route["metadata"]["filter_metadata"][edge.METADATA_NAMESPACE][edge.SCOPES_KEY] = backend.scopes_of(
+            http_methods[binding.grpc_path])
         if filters := openai_routes.method_route_filters(binding.method.containing_service.full_name):
             route["typed_per_filter_config"] = filters
         if route not in routes:  # additional bindings map to the same method

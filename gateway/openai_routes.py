@@ -57,6 +57,7 @@ def method_route_filters(service: str) -> dict:
                   "name": "openai_error_body"}}
 
 
-def error_format(grpc_code: int, http_status: int) -> dict:
-    """The body of Envoy's own reply with this status on /v1 (its message is the reply's)."""
-    return error_body("%LOCAL_REPLY_BODY%", grpc_code, RATE_LIMIT_EXCEEDED if http_status == 429 else None)
+def error_format(grpc_code: int, http_status: int, message: str | None = None) -> dict:
+    """The body of Envoy's own reply with this status on /v1 (its message: `message`, else the reply's)."""
+    code = {429: RATE_LIMIT_EXCEEDED, 401: "invalid_api_key"}.get(http_status)
+    return error_body(message or "%LOCAL_REPLY_BODY%", grpc_code, code)

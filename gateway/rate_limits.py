@@ -81,9 +81,9 @@ def _check_refill(name: str, bucket: TokenBucket) -> None:
                          f"burst must be at least rate/{1000 // MIN_FILL_INTERVAL_MS}")
 
 
-def route_metadata(name: str) -> dict:
-    """What marks a route as taking its tokens from bucket `name`."""
-    return {"filter_metadata": {METADATA_NAMESPACE: {METADATA_KEY: name}}}
+def route_metadata(name: str | None) -> dict:
+    """What marks a route as taking its tokens from bucket `name` (None: from none)."""
+    return {"filter_metadata": {METADATA_NAMESPACE: {METADATA_KEY: name} if name else {}}}
 
 
 def rate_limit_filter(name: str, bucket: TokenBucket) -> dict:

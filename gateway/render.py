@@ -8,7 +8,9 @@ Writes OUT/envoy.yaml, OUT/openapi.json, OUT/docs.html and the playground's file
 compose and k8s the descriptor set beside them. The targets (gateway/targets.py) differ only in addresses and file
 locations; one route per REST-annotated method comes from the descriptor set (gateway/method_routes.py), the
 replies Envoy makes itself from gateway/local_replies.py, the playground's routes from gateway/playground_routes.py,
-the llm replicas' balancing by adapter from gateway/adapter_affinity.py.
+the llm replicas' balancing by adapter from gateway/adapter_affinity.py. The API keys and TLS (gateway/edge.py) are
+applied here for make run; compose and Kubernetes apply them where Envoy starts (the config is written as JSON,
+edge.py beside it), so that no key is ever in an image or a ConfigMap.
 """
 import argparse
 import json
@@ -18,7 +20,7 @@ import string
 
 import yaml
 
-from gateway import adapter_affinity, openai_routes
+from gateway import adapter_affinity, edge, openai_routes
 from gateway.backends import BACKENDS
 from gateway.http_rules import HttpBinding, http_bindings, load_descriptor_set
 from gateway.local_replies import local_reply_mappers
@@ -53,6 +55,7 @@ def render(target: Target, bindings: list[HttpBinding]) -> dict:
         "swagger_ui_dir": str(target.swagger_ui_dir),
         "services": json.dumps([s for s in BACKENDS if s not in openai_routes.SERVICES]),
         "local_reply_mappers": json.dumps(local_reply_mappers()),
+        "client_header": edge.CLIENT_HEADER,
         "openai_error_header": openai_error_body.HEADER,  # the trailer the llm service writes, which the Lua reads
         **{f"{name}_endpoints": json.dumps([_endpoint(a) for a in addresses])
            for name, addresses in target.endpoints.items()},
@@ -81,8 +84,15 @@ def write(target: Target, out: pathlib.Path, descriptor: pathlib.Path = DESCRIPT
         shutil.copyfile(file, out / "playground" / file.name)
     if target.descriptor == target.files_dir / "descriptor.pb":  # shipped beside the config
         (out / "descriptor.pb").write_bytes(descriptor.read_bytes())
-    config = out / "envoy.yaml"
-    config.write_text(yaml.safe_dump(render(target, bindings), sort_keys=False))
+    config, rendered = out / "envoy.yaml", render(target, bindings)
+    if target.edge_at_start:  # compose, Kubernetes: JSON (which YAML includes) that edge.py reads with its stdlib
+        shutil.copyfile(HERE / "edge.py", out / "edge.py")
+        config.write_text(json.dumps(rendered, indent=1))
+        return config
+    rendered = edge.apply_keys(rendered, target.api_keys)
+    if target.tls:
+        rendered = edge.apply_tls(rendered, *target.tls)
+    config.write_text(yaml.safe_dump(rendered, sort_keys=False))
     return config
 
 

@@ -1,14 +1,15 @@
 """What Envoy is rendered for: make run and the tests (local), the Envoy image (compose) or Kubernetes. The targets
 differ only in where Envoy listens, where each backend is and where its files are; each sizes the rate limits'
 token buckets from the environment it is rendered in (GATEWAY_LLM_RATE, ...: gateway/rate_limits.py) and reads
-LLM_ADAPTER_AFFINITY there (gateway/adapter_affinity.py)."""
+LLM_ADAPTER_AFFINITY there (gateway/adapter_affinity.py). make run's also takes its API keys and TLS files from there
+(API_KEYS_FILE, GATEWAY_TLS_CERT/KEY: gateway/edge.py); compose's and Kubernetes' take them where Envoy starts."""
 import dataclasses
 import os
 import pathlib
 
 import swagger_ui_bundle
 
-from gateway import adapter_affinity
+from gateway import adapter_affinity, edge
 from gateway.rate_limits import DEFAULT_BUCKETS, TokenBucket, buckets_from
 from textgen.endpoints import ENDPOINTS, GATEWAY_ADMIN_PORT, GATEWAY_PORT, bind_address
 from textgen.paths import DESCRIPTOR_SET, GENERATED
@@ -35,6 +36,9 @@ class Target:
     route_timeouts: dict[str, float] = dataclasses.field(default_factory=dict)  # cluster -> seconds (tests)
     rate_limits: dict[str, TokenBucket] = dataclasses.field(default_factory=lambda: dict(DEFAULT_BUCKETS))
     adapter_affinity: bool = True  # LLM_ADAPTER_AFFINITY: gateway/adapter_affinity.py
+    api_keys: list[dict] | None = None  # gateway/edge.py's keys; None: open
+    tls: tuple[str, str] | None = None  # certificate chain and private key files; None: plain HTTP
+    edge_at_start: bool = False  # the keys and TLS applied where Envoy starts (edge.py), not when rendered
 
     @property
     def playground_dir(self) -> pathlib.Path:
@@ -60,6 +64,8 @@ def local_target(environ=os.environ, files_dir: pathlib.Path = RENDERED) -> Targ
         max_body_bytes=_int_variable(environ, "GATEWAY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
         rate_limits=buckets_from(environ),
         adapter_affinity=adapter_affinity.enabled(environ),
+        api_keys=edge.keys_from(environ),
+        tls=edge.tls_from(environ),
     )
 
 
@@ -72,6 +78,7 @@ def compose_target(environ=os.environ) -> Target:
         swagger_ui_dir=pathlib.Path("/etc/envoy/swagger-ui"),
         rate_limits=buckets_from(environ),
         adapter_affinity=adapter_affinity.enabled(environ),
+        edge_at_start=True,
     )
 
 

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 
-from gateway import render
+from gateway import edge, render
 from gateway.targets import local_target
 from textgen.endpoints import ENDPOINTS, GATEWAY_PORT, bind_address, is_loopback
 from textgen.paths import ENVOY, ROOT
@@ -55,8 +55,9 @@ class Supervised:
 def processes(env: dict[str, str]) -> list[Supervised]:
     target = local_target(env)
     config = render.write(target, target.files_dir)
-    say(f"REST gateway (Envoy) on http://localhost:{target.listen_port} (docs at /docs, admin on "
-        f"127.0.0.1:{target.admin_port}); Ctrl-C stops all")
+    say(f"REST gateway (Envoy) on {'https' if target.tls else 'http'}://localhost:{target.listen_port} (docs at /docs, "
+        f"admin on 127.0.0.1:{target.admin_port}); Ctrl-C stops all")
+    say(edge.describe(env))
     services = [Supervised(e.name, [sys.executable, "-m", f"services.{e.name}"]) for e in ENDPOINTS.values()]
     # Hot restart off: it is for replacing a running Envoy in place, and it claims shared memory by a fixed id.
     envoy = Supervised("envoy", [str(ENVOY), "-c", str(config), "--disable-hot-restart", "--log-level", "warn"])

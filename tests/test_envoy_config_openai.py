@@ -7,7 +7,7 @@ from envoy.extensions.filters.http.grpc_json_transcoder.v3 import transcoder_pb2
 from envoy.extensions.filters.http.json_to_metadata.v3 import json_to_metadata_pb2
 from envoy.extensions.filters.http.lua.v3 import lua_pb2
 from gateway import openai_routes
-from gateway.local_replies import LOCAL_REPLY_CODES
+from gateway.local_replies import LOCAL_REPLY_CODES, MESSAGES
 from tests.rendered_envoy import manager
 from textgen.openai_error_body import HEADER
 
@@ -59,7 +59,10 @@ def test_the_openai_methods_routes_turn_on_the_error_body_and_envoy_replies_ther
                       for m in config.local_reply_config.mappers if m.filter.HasField("and_filter")
                       and m.body_format_override.HasField("json_format")]
     assert len(openai_mappers) == len(LOCAL_REPLY_CODES)
-    assert all(set(body) == {"error"} and body["error"]["message"] == "%LOCAL_REPLY_BODY%" for body in openai_mappers)
+    # Envoy's own words, but for those replies that have words of ours (no key, a key out of scope, a rate limit).
+    assert all(set(body) == {"error"} for body in openai_mappers)
+    assert sorted(body["error"]["message"] for body in openai_mappers) == sorted(
+        MESSAGES.get(status, "%LOCAL_REPLY_BODY%") for status in LOCAL_REPLY_CODES)
 
 
 def test_the_lua_filter_reads_the_trailer_the_llm_service_writes(rendered):

@@ -22,7 +22,7 @@ def rate_limit_filters(config: dict) -> dict[str, local_rate_limit_pb2.LocalRate
 def test_the_llm_routes_and_the_training_calls_that_start_or_cancel_work_take_tokens(rendered):
     routes = manager(rendered["local"]["dict"]).route_config.virtual_hosts[0].routes
     metadata = {r.match.path: r.metadata.filter_metadata for r in routes if r.HasField("route")}
-    buckets = {path: m["textgen"]["rate_limit"] if "textgen" in m else None for path, m in metadata.items()}
+    buckets = {path: m["textgen"]["rate_limit"] if "rate_limit" in m["textgen"] else None for path, m in metadata.items()}
     limited = {path: bucket for path, bucket in buckets.items() if bucket}
     served_by_llm = ("/textgen.v1.LlmService/", "/textgen.v1.TokenizerService/",
                      *(f"/{service}/" for service in openai_routes.SERVICES))

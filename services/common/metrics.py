@@ -1,4 +1,7 @@
-"""Prometheus request count and latency per gRPC method and status."""
+"""Prometheus request count and latency per gRPC method and status; per API client too where the gateway names the
+caller (CLIENT_HEADER, which Envoy writes after checking the caller's API key: gateway/edge.py), with one log line
+per such call. The key itself never reaches a service."""
+import logging
 import time
 
 import grpc
@@ -7,6 +10,12 @@ import prometheus_client
 REQUESTS = prometheus_client.Counter(
     "grpc_server_handled_total", "RPCs completed, by method and status code.", ["grpc_method", "grpc_code"]
 )
+CLIENT_REQUESTS = prometheus_client.Counter(
+    "textgen_client_requests_total", "RPCs completed for a named API client, by client, method and status code.",
+    ["client", "grpc_method", "grpc_code"]
+)
+CLIENT_HEADER = "x-textgen-client"  # gateway/edge.py's
+log = logging.getLogger("textgen.calls")
 LATENCY = prometheus_client.Histogram(
     "grpc_server_handling_seconds",
     "Time from receiving an RPC to its last response message, by method.",
@@ -15,14 +24,22 @@ LATENCY = prometheus_client.Histogram(
 )
 
 
-def _observe(method: str, context: grpc.aio.ServicerContext, started: float, failed: bool) -> None:
+def _client(handler_call_details) -> str:
+    return next((value for key, value in handler_call_details.invocation_metadata or () if key == CLIENT_HEADER), "")
+
+
+def _observe(method: str, context: grpc.aio.ServicerContext, started: float, failed: bool, client: str) -> None:
     code = context.code()
     if code is None:
         code = grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK
     elif isinstance(code, int):  # aio contexts may hand back the raw integer
         code = next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN)
+    seconds = time.perf_counter() - started
     REQUESTS.labels(method, code.name).inc()
-    LATENCY.labels(method).observe(time.perf_counter() - started)
+    LATENCY.labels(method).observe(seconds)
+    if client:
+        CLIENT_REQUESTS.labels(client, method, code.name).inc()
+        log.info("call", extra={"client": client, "method": method, "code": code.name, "seconds": round(seconds, 4)})
 
 
 class MetricsInterceptor(grpc.aio.ServerInterceptor):
@@ -30,7 +47,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        method = handler_call_details.method
+        method, client = handler_call_details.method, _client(handler_call_details)
         if handler.unary_unary:
             inner_unary = handler.unary_unary
 
@@ -41,7 +58,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
                     failed = False
                     return response
                 finally:
-                    _observe(method, context, started, failed)
+                    _observe(method, context, started, failed, client)
 
             return handler._replace(unary_unary=unary_unary)
         if handler.unary_stream:
@@ -54,7 +71,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
                         yield message
                     failed = False
                 finally:
-                    _observe(method, context, started, failed)
+                    _observe(method, context, started, failed, client)
 
             return handler._replace(unary_stream=unary_stream)
         return handler
