@@ -78,6 +78,9 @@ class AdapterCatalog:
         self.names = self.always_listed
         self.use: dict[str, AdapterUse] = {}
         self._current: dict[str, LoadedVersion] = {}
+        # Retired versions still in their slots, finishing requests: asked for again, one goes back into service
+        # without a load (so a busy adapter evicted for another does not take a second slot).
+        self._lingering: dict[tuple[str, str], LoadedVersion] = {}
         self._errors: dict[str, str] = {}
         self._published: dict[str, Published] = {}
         self._loading: dict[str, asyncio.Task] = {}
@@ -179,6 +182,7 @@ class AdapterCatalog:
         metrics.ADAPTER_GENERATED_TOKENS.labels(lease.name).inc(generated_tokens)
         version.leases -= 1
         if version.retired and version.leases == 0:
+            self._lingering.pop((version.name, version.version), None)
             asyncio.get_running_loop().create_task(self._unload(version))
 
     def is_published(self, name: str) -> bool:
@@ -202,6 +206,12 @@ class AdapterCatalog:
 
     async def _load_published(self, name: str) -> bool:
         published, current = self._published[name], self._current.get(name)
+        if current is None and (lingering := self._lingering.pop((name, published.version), None)) is not None:
+            self._make_room()
+            lingering.retired, lingering.last_used = False, time.monotonic()
+            self._current[name] = lingering
+            metrics.ADAPTERS_LOADED.set(len(self._current))
+            return True
         if current is None:
             self._make_room()
         use, started = self._use(name), time.monotonic()
@@ -238,8 +248,19 @@ class AdapterCatalog:
             try:
                 return await self.loader.load_adapter(adapter)
             except recycling.NoFreeSlot:
+                self._let_idle_go()
                 async with self._unloaded:
                     await self._unloaded.wait_for(lambda: self._unloads != unloads)
+
+    def _let_idle_go(self) -> None:
+        """Every slot holds a version: the least recently used adapter that no request holds or waits for gives its
+        slot up (unloaded at once). With none idle, the load waits for a request to end."""
+        idle = [loaded for loaded in self._current.values()
+                if loaded.leases == 0 and not self._waiting.get(loaded.name)]
+        if idle:
+            coldest = min(idle, key=lambda loaded: loaded.last_used)
+            log.info("adapter evicted", extra={"adapter": coldest.name, "version": coldest.version})
+            self._retire(self._current.pop(coldest.name))
 
     def _make_room(self) -> None:
         """At LLM_MAX_LOADED_ADAPTERS the least recently used adapter goes, one no request holds first (its slot is
@@ -255,6 +276,8 @@ class AdapterCatalog:
         metrics.ADAPTERS_LOADED.set(len(self._current))
         if version.leases == 0:
             asyncio.get_running_loop().create_task(self._unload(version))
+        else:
+            self._lingering[(version.name, version.version)] = version
 
     async def _unload(self, version: LoadedVersion) -> None:
         await self.loader.unload_adapter(version.peft_name)

@@ -12,10 +12,11 @@ row that is peft's own arithmetic, lora_B(lora_A(x)) * scaling, with zeros in th
 `install()` (the engine calls it when it loads the base model) puts it in place of peft's `_mixed_batch_forward` for
 LoRA's Linear layers (peft has no hook for this), for decode steps: one token a row. Prefills go to peft's own, as
 does anything else it does not cover (training, LoRA variants such as DoRA): on a prefill the full-width mask and
-scale cost more than peft's gathers save (docs/benchmarks.md). The stacks hold every adapter the layer holds, not
-only the batch's, so they are built on first use and kept: `refresh(name)` (an adapter's weights were copied into its
-slot) has that adapter's part of each stack copied again on next use, `forget()` (adapters added or deleted) has the
-stacks built again.
+scale cost more than peft's gathers save (docs/benchmarks.md). The stacks hold every adapter in use (`in_use`: the
+slots holding a version, not the free ones, whose products would be wasted), not only the batch's, so they are built
+on first use and kept while that set stays: `refresh(name)` (an adapter's weights were copied into its slot) has that
+adapter's part of each stack copied again on next use, `forget()` (adapters added or deleted) has the stacks built
+again.
 """
 import dataclasses
 
@@ -25,6 +26,7 @@ _peft_mixed_batch_forward = None
 _generation = 0  # bumped by forget(): every layer's stacks are rebuilt on next use
 _versions: dict[str, int] = {}  # bumped by refresh(name): that adapter's rows and columns are copied again
 _row_masks: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+_in_use: frozenset[str] | None = None  # the adapters the stacks hold; None: every one a layer has
 
 
 def install() -> None:
@@ -51,6 +53,12 @@ def forget() -> None:
     global _generation
     _generation += 1
     _row_masks.clear()
+
+
+def in_use(names) -> None:
+    """Only these adapters are asked for (the others are free slots): the stacks hold them alone."""
+    global _in_use
+    _in_use = frozenset(names)
 
 
 def refresh(name: str) -> None:
@@ -121,9 +129,10 @@ def _mixed_batch_forward(self, x: torch.Tensor, *args, adapter_names: list[str],
     if self.training or not wanted or any(name in self.lora_variant for name in wanted) or x.dim() != 3 \
             or x.shape[1] != 1:
         return _peft_mixed_batch_forward(self, x, *args, adapter_names=adapter_names, **kwargs)
-    # Every adapter the layer holds, not only the batch's: the stacks then change only when an adapter is loaded,
+    # Every adapter in use, not only the batch's: the stacks then change only when an adapter is loaded or let go,
     # not whenever rows of other adapters join or leave (with many adapters, nearly every step).
-    names = tuple(sorted(name for name in self.lora_A if name not in self.lora_variant))
+    names = tuple(sorted(name for name in self.lora_A if name not in self.lora_variant
+                         and (_in_use is None or name in _in_use or name in wanted)))
     kwargs.pop("alora_offsets", None)  # peft's variant argument, which the base layer must not get
     result = self.base_layer(x, *args, **kwargs)
     stacks = _stacks(self, names)

@@ -52,12 +52,17 @@ class AdapterSwapper:
             set_peft_model_state_dict(self.model, adapter.weights, adapter_name=slot)
         lora_batch.refresh(slot)
         self._free.remove(slot)  # only now: a slot whose copy failed stays free
+        self._tell_in_use()
         return slot
 
     def unload(self, slot: str) -> None:
         """No request uses `slot`'s version any more: the slot is free for the next load."""
         self._forget(slot)
         self._free.append(slot)
+        self._tell_in_use()
+
+    def _tell_in_use(self) -> None:
+        lora_batch.in_use(slot for slot in self._layers if slot not in self._free)
 
     def _make_slots(self, config) -> None:
         from peft import get_peft_model
