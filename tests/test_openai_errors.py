@@ -32,6 +32,9 @@ BAD_CHATS = [
     ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "nope"}}}},
      "response_format.json_schema.schema",
      "response_format.json_schema.schema cannot be compiled into a grammar: Invalid type: nope"),
+    ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {
+        "type": "object", "properties": {"a": {"$ref": "#"}}, "required": ["a"]}}}}, "response_format.json_schema.schema",
+     "it forces 512 tokens or more before any choice"),
     ({"temperature": 2.5}, "temperature", "temperature must be between 0 and 2.0 (got 2.5)"),
     ({"top_p": 0}, "top_p", "top_p must be greater than 0 and at most 1 (got 0.0)"),
     ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "stop must be a string or a list of 1 to 4 strings"),

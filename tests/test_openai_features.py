@@ -115,6 +115,12 @@ def test_sampled_chat_logprobs_are_taken_after_the_temperature(client, reference
         assert bytes(entry.bytes).decode(errors="replace") == entry.token
 
 
+def test_a_top_p_that_rounds_to_zero_keeps_the_most_likely_token(client):
+    greedy = client.completions.create(model="base", prompt=PROMPT, max_tokens=6, temperature=0)
+    narrowest = client.completions.create(model="base", prompt=PROMPT, max_tokens=6, temperature=1, top_p=5e-324)
+    assert narrowest.choices[0].text == greedy.choices[0].text
+
+
 def test_without_logprobs_there_are_none(client):
     answer = client.chat.completions.create(model="base", messages=HELLO, max_tokens=4, temperature=0)
     assert answer.choices[0].logprobs is None
@@ -175,6 +181,9 @@ def test_a_frequency_penalty_cuts_repetition(client):
         return len(words) - len(set(words))
 
     assert repeats(penalized.choices[0].text) < repeats(plain.choices[0].text)
+    streamed = client.completions.create(model="base", prompt=PROMPT, max_tokens=40, temperature=0,
+                                         frequency_penalty=2, stream=True)
+    assert "".join(chunk.choices[0].text for chunk in streamed if chunk.choices) == penalized.choices[0].text
 
 
 def test_usage_reports_the_prompt_tokens_the_prefix_cache_saved(client):

@@ -178,7 +178,13 @@ class RunningBatch:
             return []
         rows = [group.rows[i] for i in finished]
         # Only rows whose prompt is in choose a token: a sampling row's generator draws exactly as when unchunked.
-        tokens, logprobs = sampling.next_tokens(logits[finished], rows)
+        try:
+            tokens, logprobs = sampling.next_tokens(logits[finished], rows)
+        except Exception as error:  # they join done, carrying the error, and leave with the finished rows
+            log.exception("choosing the first tokens failed")
+            for row in rows:
+                row.stop_reason, row.error = StopReason.ERROR, error
+            tokens, logprobs = [self.eos_id] * len(rows), [None] * len(rows)
         self._merge(rows, *select_rows(cache, attention, finished, self.device), tokens)
         self._accept_all(rows, tokens, logprobs)
         return rows

@@ -25,7 +25,9 @@ def nucleus(probabilities: torch.Tensor, top_p: float) -> torch.Tensor:
     """The probabilities with all but the most likely tokens that reach `top_p` together set to 0 (the most likely
     one always stays)."""
     ordered, order = probabilities.sort(descending=True)
-    ordered[(ordered.cumsum(-1) - ordered) >= top_p] = 0
+    outside = (ordered.cumsum(-1) - ordered) >= top_p
+    outside[..., 0] = False  # a top_p that rounds to 0 in float32 (5e-324) would otherwise leave nothing
+    ordered[outside] = 0
     return torch.zeros_like(probabilities).scatter_(-1, order, ordered)
 
 
