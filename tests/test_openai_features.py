@@ -13,7 +13,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from devtools.models import RANDOM_GPT2
 from devtools.processes import start_gateway, start_service
-from tests.openai_service import HELLO, models_dir  # noqa: F401
+# `client` is the shared one, on this module's `gateway` (eight rows: `n` up to 4 in one batch).
+from tests.openai_service import HELLO, client, models_dir  # noqa: F401
 
 PROMPT = "The sea was calm and"
 
@@ -24,12 +25,6 @@ def gateway(models_dir):
            "LLM_MAX_BATCH_SIZE": "8"}
     with start_service("services.llm", env, "LLM_PORT") as llm, start_gateway(llm=llm.address) as process:
         yield process
-
-
-@pytest.fixture(scope="module")
-def client(gateway):
-    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0, timeout=60) as made:
-        yield made
 
 
 @pytest.fixture(scope="module")
