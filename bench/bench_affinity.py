@@ -10,6 +10,7 @@ served. Needs `make images` (the Envoy configuration of each run is rendered her
 """
 import argparse
 import concurrent.futures
+import json
 import os
 import pathlib
 import random
@@ -35,6 +36,7 @@ from gateway.targets import compose_target  # noqa: E402
 from textgen.endpoints import ENDPOINTS  # noqa: E402
 
 PROJECT = "textgen-affinity-bench"
+BENCH_KEY = "bench-key-0123456789abcdef"
 STATUS = ("import grpc; from textgen.v1 import llm_pb2, llm_pb2_grpc; "
           f"s = llm_pb2_grpc.LlmServiceStub(grpc.insecure_channel('localhost:{ENDPOINTS['llm'].port}')).GetStatus("
           "llm_pb2.GetLlmStatusRequest(), timeout=30); "
@@ -67,7 +69,8 @@ def send(url: str, names: list[str], requests: int, clients: int, seed: int) -> 
             raise SystemExit(f"{name}: {answer.status_code} {answer.text[:300]}")
         return time.perf_counter() - started
 
-    with httpx.Client(base_url=url, timeout=120, limits=httpx.Limits(max_connections=clients)) as client, \
+    with httpx.Client(base_url=url, timeout=120, limits=httpx.Limits(max_connections=clients),
+                      headers={"authorization": f"Bearer {BENCH_KEY}"}) as client, \
             concurrent.futures.ThreadPoolExecutor(clients) as pool:
         return list(pool.map(lambda name: ask(client, name), chosen))
 
@@ -82,7 +85,10 @@ def run(mode: str, models: pathlib.Path, names: list[str], args, scratch: pathli
         "envoy": {"volumes": [f"{config}:/etc/envoy/envoy.yaml:ro",
                               f"{rendered / 'descriptor.pb'}:/etc/envoy/descriptor.pb:ro"]}}}))
     port = free_port()
-    environ = {**os.environ, "TRAINER_TOKEN": "unused", "MODELS_VOLUME": str(models), "GATEWAY_PORT": str(port),
+    keys = scratch / "api-keys.json"  # compose needs keys; the bench sends this one with every request
+    keys.write_text(json.dumps([{"name": "bench", "key": BENCH_KEY, "scopes": ["generate"]}]))
+    keys.chmod(0o644)
+    environ = {**os.environ, "API_KEYS_FILE": str(keys), "MODELS_VOLUME": str(models), "GATEWAY_PORT": str(port),
                "COMPOSE_PROFILES": "cpu"}
     compose = Compose(compose_command(), override, environ, project=PROJECT)
     url = f"http://127.0.0.1:{port}"

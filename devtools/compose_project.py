@@ -43,9 +43,11 @@ def stand_in_override(models: pathlib.Path) -> dict:
 
 
 class Compose:
-    def __init__(self, command: list[str], override: pathlib.Path, environ: dict[str, str], project: str = PROJECT):
+    def __init__(self, command: list[str], override: pathlib.Path, environ: dict[str, str], project: str = PROJECT,
+                 also: tuple[str, ...] = ()):
+        """`also`: more of the repository's compose files, after docker-compose.yml (docker-compose.tls.yml)."""
         self.base = [*command, "--project-name", project, "--file", str(ROOT / "docker-compose.yml"),
-                     "--file", str(override)]
+                     *(arg for name in also for arg in ("--file", str(ROOT / name))), "--file", str(override)]
         self.environ = environ
 
     def __call__(self, *args: str, timeout: float = 600) -> str:

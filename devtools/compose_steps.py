@@ -1,12 +1,15 @@
 """What `make compose-check` checks in the running system, one function a step (devtools/compose_check.py runs
 them in order); each returns the figures it prints, or raises CheckFailed saying what failed."""
+import os
 import pathlib
 import shutil
+import ssl
 import subprocess
 import sys
 import time
 
 import httpx
+import openai
 
 from devtools.compose_project import SERVICE_UID, Compose, expect, healthy, inspect
 from devtools.images import TARGETS, docker, image_name
@@ -32,16 +35,20 @@ def wait_ready(api: httpx.Client, seconds: float) -> None:
     expect(poll(answered, seconds, interval=2), f"the system did not answer through Envoy within {seconds:.0f} s")
 
 
-def check_pages(api: httpx.Client) -> str:
-    """What the Envoy image serves by itself: the OpenAPI document, Swagger UI and the playground."""
-    served = []
+def check_pages(anonymous: httpx.Client) -> str:
+    """What the Envoy image serves by itself, to anyone: the OpenAPI document, Swagger UI and the playground; all
+    else needs the key."""
+    api, served = anonymous, []
     for path, content_type in (("/openapi.json", "application/json"), ("/docs", "text/html"),
                                ("/playground", "text/html")):
         response = api.get(path)
         expect(response.status_code == 200 and response.headers["content-type"].startswith(content_type),
                f"GET {path}: {response.status_code} {response.headers.get('content-type')}")
         served.append(f"{path} ({len(response.content)} bytes)")
-    return ", ".join(served)
+    refused = api.post("/generate", json={"start_word": "the"})
+    expect(refused.status_code == 401 and refused.json()["code"] == 16, f"POST /generate without a key: "
+                                                                        f"{refused.status_code} {refused.text[:200]}")
+    return ", ".join(served) + " without a key; POST /generate without one: 401"
 
 
 def check_hardening(compose: Compose, token: str) -> str:
@@ -62,18 +69,31 @@ def check_hardening(compose: Compose, token: str) -> str:
                          capture_output=True, check=True).stdout
         environment = inspect(image_name(target))["Config"]["Env"] or []
         for text in [history, *environment]:
-            expect(token not in text, f"{image_name(target)} holds the trainer token")
-            expect("TRAINER_TOKEN=" not in text, f"{image_name(target)} sets TRAINER_TOKEN in a layer")
-    return f"{len(checked)} containers as uid {SERVICE_UID} on read-only root file systems; no token in " \
+            expect(token not in text, f"{image_name(target)} holds the API key")
+    return f"{len(checked)} containers as uid {SERVICE_UID} on read-only root file systems; no key in " \
            f"{len(TARGETS)} images' history or configuration"
 
 
-def rest_suite(url: str, token: str) -> str:
+def rest_suite(url: str, token: str, ca: pathlib.Path) -> str:
+    """suites/fuzz_rest.py with the API key, over HTTPS trusting `ca` (requests and Python's ssl read it from the
+    environment)."""
+    environ = {**os.environ, "REQUESTS_CA_BUNDLE": str(ca), "SSL_CERT_FILE": str(ca)}
     result = subprocess.run([sys.executable, str(ROOT / "suites" / "fuzz_rest.py"), "--quick", "--url", url,
-                             "--token", token], cwd=ROOT, capture_output=True, text=True, timeout=1800)
+                             "--token", token], cwd=ROOT, capture_output=True, text=True, timeout=1800, env=environ)
     summary = [line for line in result.stdout.splitlines() if line.startswith(("cases:", "4xx/5xx", "too few"))]
     expect(result.returncode == 0, "the REST suite failed:\n" + result.stdout[-3000:] + result.stderr[-2000:])
     return "; ".join(summary)
+
+
+def check_openai(url: str, token: str, trusted: ssl.SSLContext) -> str:
+    """The `openai` client with the key as its api_key, over HTTPS trusting only the run's CA."""
+    with httpx.Client(verify=trusted) as http, openai.OpenAI(base_url=f"{url}/v1", api_key=token, http_client=http,
+                                                             max_retries=0, timeout=120) as client:
+        models = [m.id for m in client.models.list()]
+        answer = client.chat.completions.create(model="base", max_tokens=4, temperature=0,
+                                                messages=[{"role": "user", "content": "Where is the ship?"}])
+    expect(bool(models) and answer.choices[0].message.content is not None, f"openai client: {models} {answer}")
+    return f"{len(models)} models listed and a chat completion answered over https with api_key"
 
 
 def cancel_open_jobs(api: httpx.Client, auth: dict) -> None:

@@ -194,7 +194,7 @@ class System:
     services: dict[str, Process]  # by endpoint name: baseline, rnn, llm, trainer
     gateway: Process
     models_dir: pathlib.Path
-    token: str
+    token: str  # the gateway's one API key, with every scope
 
     def address(self, name: str) -> str:
         return self.services[name].address
@@ -216,15 +216,15 @@ def stand_in_models(models_dir: pathlib.Path) -> pathlib.Path:
 
 
 @contextlib.contextmanager
-def start_system(models_dir: pathlib.Path, token: str = "suite-token", **extra_env: str):
-    """The whole system on loopback with the small stand-ins (stand_in_models) and the shipped SQuAD sample.
-    `extra_env` goes to every service."""
+def start_system(models_dir: pathlib.Path, token: str = "suite-key-0123456789abcdef", **extra_env: str):
+    """The whole system on loopback with the small stand-ins (stand_in_models) and the shipped SQuAD sample, behind
+    a gateway that checks API keys: `token` is its one key, with every scope. `extra_env` goes to every service."""
     from textgen.paths import SHIPPED_CORPUS
 
     models_dir = stand_in_models(pathlib.Path(models_dir))
     env = {"MODELS_DIR": str(models_dir), "CORPUS": str(SHIPPED_CORPUS), "CORPUS_CHAPTERS": "",
            "LLM_BASE_MODEL": str(models_dir / RANDOM_GPT2), "SQUAD_DATASET": str(SQUAD_SAMPLE),
-           "LLM_TORCH_THREADS": "1", "TRAINER_TORCH_THREADS": "1", "TRAINER_TOKEN": token,
+           "LLM_TORCH_THREADS": "1", "TRAINER_TORCH_THREADS": "1",
            "TRAINER_EVAL_EXAMPLES": "4", "TRAINER_EVAL_MAX_NEW_TOKENS": "12", **extra_env}
     with contextlib.ExitStack() as stack:
         services = {}
@@ -232,5 +232,6 @@ def start_system(models_dir: pathlib.Path, token: str = "suite-token", **extra_e
             services[name] = stack.enter_context(start_service(f"services.{name}", env, f"{name.upper()}_PORT"))
         services["trainer"] = stack.enter_context(start_service(
             "services.trainer", {**env, "LLM_ADDR": services["llm"].address}, "TRAINER_PORT"))
-        gateway = stack.enter_context(start_gateway(**{name: p.address for name, p in services.items()}))
+        key = {"name": "suite", "key": token, "scopes": ["generate", "train", "read"]}
+        gateway = stack.enter_context(start_gateway(api_keys=[key], **{name: p.address for name, p in services.items()}))
         yield System(services, gateway, models_dir, token)

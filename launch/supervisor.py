@@ -7,7 +7,7 @@ dying right after each start means the system cannot be kept up: everything stop
 
 Everything listens on loopback unless BIND_ADDRESS opens it (BIND_ADDRESS=0.0.0.0 make run: every interface, with a
 warning naming what becomes reachable). Ports and everything else come from the environment (BASELINE_PORT, ...,
-GATEWAY_PORT, GATEWAY_ADMIN_PORT, MODELS_DIR, CORPUS, LLM_BASE_MODEL, SQUAD_DATASET, TRAINER_TOKEN, ...);
+GATEWAY_PORT, GATEWAY_ADMIN_PORT, MODELS_DIR, CORPUS, LLM_BASE_MODEL, SQUAD_DATASET, API_KEYS_FILE, ...);
 RESTART_BACKOFF_SECONDS (1) is the first wait before a restart, doubled after each quick death up to 30 s.
 """
 import dataclasses
@@ -108,9 +108,9 @@ def warn_if_open(env: dict[str, str]) -> None:
     ports = ", ".join(f"{e.name} {env.get(e.port_variable, e.port)}" for e in ENDPOINTS.values())
     say(f"WARNING: BIND_ADDRESS={address}: reachable from the network are the REST gateway (port "
         f"{env.get('GATEWAY_PORT', GATEWAY_PORT)}) and, past it, every service's gRPC port ({ports}) with server reflection "
-        "and the llm's internal ReloadAdapters, and any metrics port; "
-        + ("training and cancelling need TRAINER_TOKEN" if env.get("TRAINER_TOKEN") else
-           "training and cancelling are open to all of them: set TRAINER_TOKEN"))
+        "and the llm's internal ReloadAdapters, and any metrics port; the services' own ports check no key, "
+        + ("the gateway checks the API keys of API_KEYS_FILE" if env.get("API_KEYS_FILE") else
+           "and the gateway is open to all of them too: set API_KEYS_FILE"))
 
 
 def make_embedded_model_if_needed(env: dict[str, str]) -> None:

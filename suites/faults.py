@@ -35,8 +35,6 @@ from devtools.processes import base_env, free_port, poll, start_gateway, start_s
 from services.common import adapters
 from textgen.paths import ROOT, SHIPPED_CORPUS, SQUAD_SAMPLE
 
-TOKEN = "faults-token"
-AUTH = [("authorization", f"Bearer {TOKEN}")]
 SMALL_SFT = trainer_pb2.TrainSftRequest(max_examples=8, num_train_epochs=1, max_length=96, lora_r=4)
 LONG_SFT = trainer_pb2.TrainSftRequest(max_examples=100000, num_train_epochs=20, max_length=96)
 results: list[tuple[str, bool, str]] = []
@@ -117,7 +115,7 @@ def llm_killed_under_load(models: pathlib.Path, tmp: pathlib.Path) -> None:
 
 
 def trainer_killed(models: pathlib.Path, moments: list[float]) -> None:
-    env = {"MODELS_DIR": str(models), "LLM_BASE_MODEL": str(models / RANDOM_GPT2), "TRAINER_TOKEN": TOKEN,
+    env = {"MODELS_DIR": str(models), "LLM_BASE_MODEL": str(models / RANDOM_GPT2),
            "SQUAD_DATASET": str(SQUAD_SAMPLE), "TRAINER_TORCH_THREADS": "1",
            "TRAINER_EVAL_EXAMPLES": "2", "TRAINER_EVAL_MAX_NEW_TOKENS": "8", "LLM_ADDR": f"127.0.0.1:{free_port()}"}
     before = published(models)
@@ -125,7 +123,7 @@ def trainer_killed(models: pathlib.Path, moments: list[float]) -> None:
         with start_service("services.trainer", env, "TRAINER_PORT") as trainer, \
                 grpc.insecure_channel(trainer.address) as channel:
             stub = trainer_pb2_grpc.TrainerServiceStub(channel)
-            job = stub.TrainSft(LONG_SFT, metadata=AUTH)
+            job = stub.TrainSft(LONG_SFT)
             if moment < 0:  # mid-training: once progress shows steps
                 poll(lambda: stub.GetJob(trainer_pb2.GetJobRequest(job_id=job.job_id)).progress.total_steps, 120)
             else:
@@ -144,7 +142,7 @@ def trainer_killed(models: pathlib.Path, moments: list[float]) -> None:
     with start_service("services.trainer", env, "TRAINER_PORT") as trainer, \
             grpc.insecure_channel(trainer.address) as channel:
         stub = trainer_pb2_grpc.TrainerServiceStub(channel)
-        job = stub.TrainSft(SMALL_SFT, metadata=AUTH)
+        job = stub.TrainSft(SMALL_SFT)
         final = list(stub.WatchJob(trainer_pb2.WatchJobRequest(job_id=job.job_id), timeout=300))[-1]
     expect("a new job after the kills", final.status == "succeeded", f"{final.status}: {final.message[:80]!r}")
 
@@ -177,7 +175,7 @@ def broken_adapters(models: pathlib.Path) -> None:
 
 
 def unwritable_adapters(models: pathlib.Path) -> None:
-    env = {"MODELS_DIR": str(models), "LLM_BASE_MODEL": str(models / RANDOM_GPT2), "TRAINER_TOKEN": TOKEN,
+    env = {"MODELS_DIR": str(models), "LLM_BASE_MODEL": str(models / RANDOM_GPT2),
            "SQUAD_DATASET": str(SQUAD_SAMPLE), "TRAINER_TORCH_THREADS": "1",
            "LLM_ADDR": f"127.0.0.1:{free_port()}"}
     before = published(models)
@@ -188,7 +186,7 @@ def unwritable_adapters(models: pathlib.Path) -> None:
         with start_service("services.trainer", env, "TRAINER_PORT") as trainer, \
                 grpc.insecure_channel(trainer.address) as channel:
             stub = trainer_pb2_grpc.TrainerServiceStub(channel)
-            job = stub.TrainRl(trainer_pb2.TrainRlRequest(steps=1, max_new_tokens=8), metadata=AUTH)
+            job = stub.TrainRl(trainer_pb2.TrainRlRequest(steps=1, max_new_tokens=8))
             final = list(stub.WatchJob(trainer_pb2.WatchJobRequest(job_id=job.job_id), timeout=300))[-1]
     finally:
         blocker.unlink()

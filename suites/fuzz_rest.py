@@ -4,7 +4,7 @@ tokenizer's, with bodies held to the values that reach the engine (suites/openai
 
     python suites/fuzz_rest.py            # full: at least 1000 cases
     python suites/fuzz_rest.py --quick    # CI: at least 200 cases
-    python suites/fuzz_rest.py --quick --url http://127.0.0.1:8080 --token "$TRAINER_TOKEN"
+    python suites/fuzz_rest.py --quick --url http://127.0.0.1:8080 --token "$API_KEY"
                                           # a system already running (compose: make compose-check)
 
 Fails (exit code 1) on any 5xx, any response that breaks the documented schema or content type, and any 4xx
@@ -92,7 +92,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="the CI size: at least 200 cases")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--url", help="the gateway of a system already running (default: start one on loopback)")
-    parser.add_argument("--token", default="", help="its trainer token (with --url)")
+    parser.add_argument("--token", default="", help="an API key with every scope (with --url)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="fuzz-rest-") as tmp:
         if args.url:

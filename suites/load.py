@@ -43,13 +43,13 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def run_load(url: str, clients: int, seconds: float) -> tuple[dict, list[str]]:
+def run_load(url: str, clients: int, seconds: float, key: str) -> tuple[dict, list[str]]:
     latencies, errors, lock = collections.defaultdict(list), [], threading.Lock()
     stop = time.monotonic() + seconds
     routes = itertools.cycle(ROUTES)
 
     def client(offset: int) -> None:
-        with httpx.Client(base_url=url, timeout=60) as http:
+        with httpx.Client(base_url=url, timeout=60, headers={"authorization": f"Bearer {key}"}) as http:
             for _ in range(offset):
                 next(routes)
             while time.monotonic() < stop:
@@ -85,7 +85,7 @@ def main() -> int:
     memory, failures = [], []
     with tempfile.TemporaryDirectory(prefix="load-") as tmp, start_system(pathlib.Path(tmp) / "models") as system:
         for run in (1, 2):
-            latencies, errors = run_load(system.gateway.url, clients, seconds)
+            latencies, errors = run_load(system.gateway.url, clients, seconds, system.token)
             failures += errors
             memory.append({name: rss_mb(p.proc.pid) for name, p in system.services.items()})
             print(f"run {run}: {clients} clients for {seconds} s, "

@@ -1,5 +1,6 @@
 """The `textgen` command (the venv's console script) against live services: generation, QA and streaming, a
-training job followed to its end with --watch, jobs, cancel, status, and one-line errors with exit code 1."""
+training job followed to its end with --watch through a gateway that checks API keys (TEXTGEN_API_KEY), jobs,
+cancel, status, and one-line errors with exit code 1."""
 import pathlib
 import subprocess
 import sys
@@ -7,11 +8,12 @@ import sys
 import pytest
 
 from devtools.models import RANDOM_GPT2, random_models_dir, train_tiny_adapter
-from devtools.processes import base_env, free_port, start_service
+from devtools.processes import base_env, free_port, start_gateway, start_service
 from textgen.paths import SQUAD_SAMPLE
 
 TEXTGEN = pathlib.Path(sys.executable).parent / "textgen"
-TOKEN = "cli-token"
+KEYS = [{"name": "coach", "key": "coach-key-0123456789", "scopes": ["train"]},
+        {"name": "watcher", "key": "watcher-key-0123456789", "scopes": ["read"]}]
 SMALL_SFT = ["--max-examples", "8", "--num-train-epochs", "1", "--max-length", "96", "--lora-r", "4"]
 
 
@@ -23,16 +25,20 @@ def system(corpus_file, tmp_path_factory):
     with start_service("services.baseline", {**common, "CORPUS": str(corpus_file)}, "BASELINE_PORT") as baseline, \
             start_service("services.llm", {**common, "LLM_TORCH_THREADS": "1"}, "LLM_PORT") as llm, \
             start_service("services.trainer", {**common, "SQUAD_DATASET": str(SQUAD_SAMPLE), "LLM_ADDR": llm.address,
-                                               "TRAINER_TOKEN": TOKEN, "TRAINER_EVAL_EXAMPLES": "2",
+                                               "TRAINER_EVAL_EXAMPLES": "2",
                                                "TRAINER_EVAL_MAX_NEW_TOKENS": "8", "TRAINER_TORCH_THREADS": "1"},
-                          "TRAINER_PORT") as trainer:
+                          "TRAINER_PORT") as trainer, \
+            start_gateway(api_keys=KEYS, trainer=trainer.address) as gateway:
         # Nothing listens at the rnn address: the status table and an rnn call must say so.
         yield {"BASELINE_ADDR": baseline.address, "LLM_ADDR": llm.address, "TRAINER_ADDR": trainer.address,
-               "RNN_ADDR": f"127.0.0.1:{free_port()}", "TRAINER_TOKEN": TOKEN}
+               "RNN_ADDR": f"127.0.0.1:{free_port()}", "GATEWAY": gateway.address}
 
 
-def textgen(system, *args: str, token: str | None = TOKEN) -> subprocess.CompletedProcess:
-    env = base_env({**system, "TRAINER_TOKEN": token or ""})
+def textgen(system, *args: str, api_key: str = "", through_gateway: bool = False) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in system.items() if k != "GATEWAY"}
+    if through_gateway:  # the trainer's calls go through Envoy, as raw gRPC
+        env["TRAINER_ADDR"] = system["GATEWAY"]
+    env = base_env({**env, "TEXTGEN_API_KEY": api_key})
     return subprocess.run([str(TEXTGEN), *args], env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -62,14 +68,16 @@ def test_ask_and_stream_give_the_same_greedy_answer(system):
 
 
 def test_train_with_watch_follows_the_job_to_its_end_then_jobs_lists_it(system):
-    refused = textgen(system, "train", "sft", *SMALL_SFT, token=None)
+    refused = textgen(system, "train", "sft", *SMALL_SFT, through_gateway=True)
     assert refused.returncode == 1 and "UNAUTHENTICATED" in refused.stderr
-    trained = textgen(system, "train", "sft", *SMALL_SFT, "--watch")
+    forbidden = textgen(system, "train", "sft", *SMALL_SFT, through_gateway=True, api_key=KEYS[1]["key"])
+    assert forbidden.returncode == 1 and "PERMISSION_DENIED" in forbidden.stderr
+    trained = textgen(system, "train", "sft", *SMALL_SFT, "--watch", through_gateway=True, api_key=KEYS[0]["key"])
     assert trained.returncode == 0, trained.stderr
     job_id = trained.stdout.split()[1]
     assert f"job {job_id} succeeded: published sft adapter version" in trained.stdout
     assert "step" in trained.stderr  # tqdm draws the bar on stderr
-    listed = textgen(system, "jobs")
+    listed = textgen(system, "jobs", through_gateway=True, api_key=KEYS[1]["key"])
     assert listed.returncode == 0
     row = next(line for line in listed.stdout.splitlines() if line.startswith(job_id))
     assert "sft" in row and "succeeded" in row

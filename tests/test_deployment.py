@@ -1,7 +1,7 @@
 """The deployment files agree with the code: every compose image is a stage of the one Dockerfile that make images
 builds, each service image holds its own venv and service folder and no other service's, no build reaches a network,
-and make images hands the host's rate-limit settings to the Envoy image's build. Compose is secure by default: it refuses to start without a trainer token, and only
-Envoy publishes a port; the trainer image will not start without one either."""
+and make images hands the host's rate-limit settings to the Envoy image's build. Compose is secure by default: it refuses to start without API keys, and only
+Envoy publishes a port; the Envoy image will not start without keys either."""
 import os
 import re
 import subprocess
@@ -111,27 +111,35 @@ def test_services_run_unprivileged_on_a_read_only_root_file_system():
     assert "\nUSER envoy\n" in stages()["envoy"] and compose["envoy"]["read_only"] is True
     assert "useradd --uid 10001" in stages()["service"]
     assert not any("TOKEN" in line for line in (ROOT / "Dockerfile").read_text().splitlines()), \
-        "no secret in an image: TRAINER_TOKEN comes from the environment"
+        "no secret in an image: the API keys come from a mounted file"
 
 
-def test_compose_refuses_to_start_without_a_trainer_token():
+def test_compose_refuses_to_start_without_api_keys():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
-    token = re.fullmatch(r"\$\{TRAINER_TOKEN:\?(.+)\}", compose["trainer"]["environment"]["TRAINER_TOKEN"])
-    assert token and "export TRAINER_TOKEN=" in token[1]  # `:?` also refuses an empty value
-    assert compose["trainer-gpu"]["environment"] == compose["trainer"]["environment"]  # token and all
-    # A default in .env would satisfy `:?` for everyone who never chose a token.
-    assert not any(line.strip().startswith("TRAINER_TOKEN") for line in (ROOT / ".env").read_text().splitlines())
+    envoy = compose["envoy"]
+    keys = re.fullmatch(r"\$\{API_KEYS_FILE:\?(.+)\}:(/\S+):ro", envoy["volumes"][0])
+    assert keys and "set API_KEYS_FILE before docker compose up" in keys[1]  # `:?` also refuses an empty value
+    assert envoy["environment"]["API_KEYS_FILE"] == keys[2] and envoy["tmpfs"] == ["/tmp"]
+    assert "edge.py --require-keys" in stages()["envoy"]  # and the image itself will not start without them
+    # A default in .env would satisfy `:?` for everyone who never chose keys.
+    assert not any(line.strip().startswith("API_KEYS_FILE") for line in (ROOT / ".env").read_text().splitlines())
+    # The trainer checks no token of its own: Envoy is the one door (services/trainer has no auth).
+    assert not any("TOKEN" in name for name in compose["trainer"]["environment"])
+    tls = yaml.safe_load((ROOT / "docker-compose.tls.yml").read_text())["services"]["envoy"]
+    assert set(tls["environment"]) == {"GATEWAY_TLS_CERT", "GATEWAY_TLS_KEY"}
+    assert [v.split(":")[-2] for v in tls["volumes"]] == [tls["environment"]["GATEWAY_TLS_CERT"],
+                                                        tls["environment"]["GATEWAY_TLS_KEY"]]
 
 
-def test_compose_itself_stops_on_the_missing_token_with_the_message():
+def test_compose_itself_stops_on_missing_keys_with_the_message():
     command = compose_command()
     if command is None:
         pytest.skip("no docker compose here (CI has none): the test above checks the file")
-    environ = {k: v for k, v in os.environ.items() if k != "TRAINER_TOKEN"}
+    environ = {k: v for k, v in os.environ.items() if k != "API_KEYS_FILE"}
     # Run where .env lies, so that a default there would show up here.
     result = subprocess.run([*command, "config"], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
-    assert "set TRAINER_TOKEN before docker compose up" in result.stderr
+    assert "set API_KEYS_FILE before docker compose up" in result.stderr
 
 
 def test_only_envoy_publishes_a_port():
@@ -139,16 +147,5 @@ def test_only_envoy_publishes_a_port():
     assert {name for name, service in compose.items() if "ports" in service} == {"envoy"}
 
 
-def test_the_images_listen_on_every_interface_and_the_trainer_image_requires_a_token():
+def test_the_images_listen_on_every_interface():
     assert "BIND_ADDRESS=0.0.0.0" in stages()["service"]  # make run's default is loopback
-    assert "TRAINER_REQUIRE_AUTH=1" in stages()["trainer"]
-
-
-@pytest.mark.parametrize("token", ["", "  "])
-def test_a_trainer_that_requires_a_token_will_not_start_without_one(token, tmp_path):
-    env = base_env({"TRAINER_REQUIRE_AUTH": "1", "TRAINER_TOKEN": token, "MODELS_DIR": str(tmp_path),
-                    "TRAINER_PORT": "0"})
-    started = subprocess.run([sys.executable, "-m", "services.trainer"], cwd=ROOT, env=env, capture_output=True,
-                             text=True, timeout=60)
-    assert started.returncode != 0
-    assert "TRAINER_TOKEN is empty, and this trainer requires one" in started.stderr, started.stderr[-2000:]

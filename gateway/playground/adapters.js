@@ -1,6 +1,6 @@
 // Adapters: every published adapter (GET /llm/adapters) with its versions, each version's job and evaluation and
 // the serving one marked; the serving version switched (POST /llm/adapters/{name}:serve), a version or a whole
-// adapter deleted (DELETE), with the trainer token the train form holds. A refusal is shown as the service says it.
+// adapter deleted (DELETE), with the page's API key. A refusal is shown as the service says it.
 
 import {ApiError, bearer, callJson} from "./api.js";
 
@@ -28,7 +28,7 @@ function button(text, label, onClick) {
 }
 
 export class AdaptersPanel {
-  /** `token`: the trainer token's input; `onChanged`: called after a change, and by Refresh, to list them again. */
+  /** `token`: the API key's input; `onChanged`: called after a change, and by Refresh, to list them again. */
   constructor(root, token, onChanged) {
     this.list = root.querySelector(".adapter-list");
     this.template = root.querySelector("template");

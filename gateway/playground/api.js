@@ -36,8 +36,15 @@ async function errorOf(response) {
   return new ApiError(response.status, status);
 }
 
+// The API key the page's key field holds: in this module's memory only, sent with every call.
+let apiKey = "";
+
+export function useApiKey(key) {
+  apiKey = key.trim();
+}
+
 async function send(method, path, {body, headers = {}, signal} = {}) {
-  const init = {method, headers: {...headers}, signal};
+  const init = {method, headers: {...bearer(apiKey), ...headers}, signal};
   if (body !== undefined) {
     init.body = JSON.stringify(body);
     init.headers["content-type"] = "application/json";

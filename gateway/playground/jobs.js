@@ -8,7 +8,7 @@ export const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
 const POLL_MS = 3000;
 
 export class JobList {
-  /** `token`: the trainer token's input; `onWatch(job)`: follow it; `onPublished()`: a job succeeded since the
+  /** `token`: the API key's input; `onWatch(job)`: follow it; `onPublished()`: a job succeeded since the
    * last look (watched here or not), so an adapter has a new version. */
   constructor(root, token, onWatch, onPublished) {
     this.body = root.querySelector("#jobs tbody");

@@ -2,6 +2,7 @@
 // ready. A change to the adapters (a job published one, one was switched or deleted) lists them again everywhere.
 
 import {AdaptersPanel} from "./adapters.js";
+import {useApiKey} from "./api.js";
 import {AskPanel} from "./ask.js";
 import {TrainPanel} from "./train.js";
 import {initWordGenerators} from "./words.js";
@@ -9,13 +10,22 @@ import {initWordGenerators} from "./words.js";
 async function start() {
   const ask = new AskPanel(document.querySelector("#ask"));
   const train = new TrainPanel(document.querySelector("#train"), () => adaptersChanged());
-  const adapters = new AdaptersPanel(document.querySelector("#adapters"), document.querySelector("#trainer-token"),
-    () => adaptersChanged());
+  const key = document.querySelector("#api-key");
+  const adapters = new AdaptersPanel(document.querySelector("#adapters"), key, () => adaptersChanged());
   async function adaptersChanged() {
     const listed = await adapters.refresh();
     train.offerAdapters(listed);
     await ask.refreshAdapters(listed);
   }
+  // A new key: what it may read is listed again (a gateway that checks keys answers 401 without one).
+  key.addEventListener("input", () => {
+    useApiKey(key.value);
+    key.removeAttribute("aria-invalid");
+  });
+  key.addEventListener("change", () => {
+    adaptersChanged();
+    train.jobs.refresh();
+  });
   await Promise.all([ask.init(), train.init(), initWordGenerators(document.querySelector("#words"))]);
   await adaptersChanged();
   document.body.dataset.ready = "true";

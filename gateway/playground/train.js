@@ -22,7 +22,7 @@ export class TrainPanel {
   constructor(root, onPublished) {
     this.form = root.querySelector("#train-form");
     this.summary = this.form.querySelector(".form-error");
-    this.token = root.querySelector("#trainer-token"); // read when sending; never stored anywhere
+    this.token = document.querySelector("#api-key"); // read when sending; never stored anywhere
     this.names = root.querySelector("#adapter-names"); // the published ones, offered to the adapter fields
     this.progress = root.querySelector("#job-progress");
     this.curve = new Curve(root.querySelector("#curve"), root.querySelector("#curve-summary"));

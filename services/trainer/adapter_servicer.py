@@ -14,7 +14,6 @@ from textgen.v1 import adapters_pb2, adapters_pb2_grpc, trainer_pb2
 
 from services.common import adapters
 from services.common.errors import shown
-from services.trainer.auth import require_token
 from services.trainer.config import TrainerConfig
 from services.trainer.job_store import JobRecord, LoopJobStore
 from services.trainer.training.llm_reload import notify_llm
@@ -89,7 +88,6 @@ class AdapterServicer(adapters_pb2_grpc.AdapterServiceServicer):
         return await self._existing(request.name, context)
 
     async def ServeAdapterVersion(self, request, context):
-        await require_token(context, self.config.token)
         await self._with_version(request.name, request.version, context)
         await asyncio.to_thread(adapters.point_current, self.models_dir, request.name, request.version)
         log.info("adapter version switched", extra={"adapter": request.name, "version": request.version})
@@ -97,7 +95,6 @@ class AdapterServicer(adapters_pb2_grpc.AdapterServiceServicer):
         return await self._describe(request.name)
 
     async def DeleteAdapterVersion(self, request, context):
-        await require_token(context, self.config.token)
         adapter = await self._with_version(request.name, request.version, context)
         if request.version == adapter.serving_version:
             await context.abort(grpc.StatusCode.ABORTED, f"version {request.version} serves adapter "
@@ -108,7 +105,6 @@ class AdapterServicer(adapters_pb2_grpc.AdapterServiceServicer):
         return await self._describe(request.name)
 
     async def DeleteAdapter(self, request, context):
-        await require_token(context, self.config.token)
         adapter = await self._existing(request.name, context)
         training = [job.id for job in await self.store.all() if job.adapter == request.name and not job.finished]
         if training:

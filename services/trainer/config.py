@@ -17,9 +17,6 @@ class TrainerConfig(ServiceConfig):
                                    "train slice data/squad_train_slice; or a Hub id, a .json/.jsonl file or a folder")
     llm_addr: str = env_field(ENDPOINTS["llm"].address_variable, ENDPOINTS["llm"].address({}),
                               "llm service told to reload adapters after publishing")
-    token: str = env_field("TRAINER_TOKEN", "", "when set, train/cancel calls need 'authorization: Bearer <token>'")
-    require_auth: bool = env_field("TRAINER_REQUIRE_AUTH", False, "refuse to start without a TRAINER_TOKEN (the "
-                                                                   "trainer image sets it: every deployment)")
     max_queued: int = env_field("TRAINER_MAX_QUEUED", 4, "queued jobs beyond the running one; more → 429")
     keep_versions: int = env_field("TRAINER_KEEP_VERSIONS", 10, "versions kept of each adapter: publishing one more "
                                                                 "deletes the oldest (never the one serving)")

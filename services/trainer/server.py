@@ -9,12 +9,10 @@ from google.protobuf import timestamp_pb2
 from textgen.v1 import adapters_pb2, adapters_pb2_grpc, trainer_pb2, trainer_pb2_grpc
 
 from services.common import adapters
-from services.common.config import ConfigError
 from services.common.errors import Violations, shown
 from services.common.limits import from_request, out_of_range
 from services.common.server import Binding, GrpcServer
 from services.trainer.adapter_servicer import AdapterServicer, evaluation_of
-from services.trainer.auth import require_token
 from services.trainer.config import TrainerConfig
 from services.trainer.job_store import JobRecord, JobStore, LoopJobStore
 from services.trainer.runner import JobRunner, log_dir_under
@@ -66,9 +64,6 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         self.store = store
         self.runner = runner
 
-    async def _authorize(self, context: grpc.aio.ServicerContext) -> None:
-        await require_token(context, self.config.token)
-
     async def _enqueue(self, kind: str, params, context) -> trainer_pb2.Job:
         job = await self.store.create_if_room(kind, dataclasses.asdict(params), self.config.max_queued)
         if job is None:
@@ -80,11 +75,9 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         return job_message(job, self.config.models_dir)
 
     async def TrainSft(self, request: trainer_pb2.TrainSftRequest, context):
-        await self._authorize(context)
         return await self._enqueue("sft", await _params(request, SftParams, context), context)
 
     async def TrainRl(self, request: trainer_pb2.TrainRlRequest, context):
-        await self._authorize(context)
         params = await _params(request, RlParams, context)
         if adapters.current_path(self.config.models_dir, params.from_adapter) is None:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
@@ -108,7 +101,6 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         return job_message(await self._job_or_404(request.job_id, context), self.config.models_dir)
 
     async def CancelJob(self, request, context):
-        await self._authorize(context)
         await self._job_or_404(request.job_id, context)
         job = await self.runner.cancel(request.job_id)
         return job_message(job, self.config.models_dir)
@@ -136,11 +128,6 @@ def _now() -> timestamp_pb2.Timestamp:
 
 
 async def serve(config: TrainerConfig) -> None:
-    if config.require_auth and not config.token.strip():
-        raise ConfigError("TRAINER_TOKEN is empty, and this trainer requires one (TRAINER_REQUIRE_AUTH=1, as its "
-                          "image sets): without it anyone who reaches the gateway could train or cancel. Set it, e.g. "
-                          "`kubectl -n textgen create secret generic trainer-token --from-literal=token=$(openssl "
-                          "rand -hex 32)` or `export TRAINER_TOKEN=...` before `docker compose up`")
     placement = await asyncio.to_thread(config.placement)  # an unusable TRAINER_DEVICE/_DTYPE exits here
     config = await asyncio.to_thread(config.decided)  # every job trains on what is decided here
     log.info("jobs will train on", extra={"placement": placement.describe(), "base_model": config.base_model,

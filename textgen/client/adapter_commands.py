@@ -1,5 +1,5 @@
 """`textgen adapters`: the published adapters and their versions, switched and deleted (the trainer's
-AdapterService; switching and deleting need TRAINER_TOKEN).
+AdapterService; through a gateway that checks keys, switching and deleting take a `train` key).
 
     textgen adapters                          every adapter, its serving version and how many it keeps
     textgen adapters show NAME                its versions, newest first, with each one's job and evaluation

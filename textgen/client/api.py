@@ -13,6 +13,7 @@ Every call has a deadline (`timeout`, default 60 s; streams have none unless giv
 are retried on UNAVAILABLE by gRPC itself, through the channel's service config. Any failure is a TextgenError
 carrying the gRPC code, the message and the field violations of a google.rpc.BadRequest.
 """
+import collections
 import dataclasses
 import json
 import os
@@ -40,6 +41,31 @@ SERVICE_CONFIG = json.dumps({"methodConfig": [{
     "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.2s", "maxBackoff": "2s", "backoffMultiplier": 2,
                     "retryableStatusCodes": ["UNAVAILABLE"]},
 }]})
+
+
+API_KEY_VARIABLE = "TEXTGEN_API_KEY"
+
+
+class _CallDetails(collections.namedtuple("_CallDetails", ("method", "timeout", "metadata", "credentials",
+                                                           "wait_for_ready", "compression")), grpc.ClientCallDetails):
+    pass
+
+
+class _WithApiKey(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Adds `authorization: Bearer <key>` to every call (gRPC's call credentials need a TLS channel)."""
+
+    def __init__(self, api_key: str) -> None:
+        self._metadata = ("authorization", f"Bearer {api_key}")
+
+    def _details(self, details: grpc.ClientCallDetails) -> _CallDetails:
+        return _CallDetails(details.method, details.timeout, [*(details.metadata or ()), self._metadata],
+                            details.credentials, details.wait_for_ready, details.compression)
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation, client_call_details, request):
+        return continuation(self._details(client_call_details), request)
 
 
 class TextgenError(Exception):
@@ -95,20 +121,22 @@ class ServiceHealth:
 
 class Client:
     def __init__(self, addresses: Mapping[str, str] | None = None, *, timeout: float = DEFAULT_TIMEOUT_SECONDS,
-                 token: str | None = None, environ: Mapping[str, str] = os.environ) -> None:
-        """`addresses` by service name (baseline, rnn, llm, trainer) override <NAME>_ADDR; `token` (default
-        TRAINER_TOKEN) is sent to the trainer for training and cancelling."""
+                 api_key: str | None = None, environ: Mapping[str, str] = os.environ) -> None:
+        """`addresses` by service name (baseline, rnn, llm, trainer) override <NAME>_ADDR; `api_key` (default
+        TEXTGEN_API_KEY) goes with every call as `authorization: Bearer <key>`, which the gateway checks where the
+        addresses are the gateway's (a service's own port on loopback takes none)."""
         self.addresses = {name: (addresses or {}).get(name) or endpoint.address(environ)
                           for name, endpoint in ENDPOINTS.items()}
         self.timeout = timeout
-        token = environ.get("TRAINER_TOKEN", "") if token is None else token
-        self._auth = [("authorization", f"Bearer {token}")] if token else []
+        api_key = environ.get(API_KEY_VARIABLE, "") if api_key is None else api_key
+        self._interceptors = [_WithApiKey(api_key)] if api_key else []
         self._channels: dict[str, grpc.Channel] = {}
 
     def channel(self, name: str) -> grpc.Channel:
         if name not in self._channels:
-            self._channels[name] = grpc.insecure_channel(
-                self.addresses[name], options=[("grpc.service_config", SERVICE_CONFIG), ("grpc.enable_retries", 1)])
+            self._channels[name] = grpc.intercept_channel(grpc.insecure_channel(
+                self.addresses[name], options=[("grpc.service_config", SERVICE_CONFIG), ("grpc.enable_retries", 1)]),
+                *self._interceptors)
         return self._channels[name]
 
     def close(self) -> None:
@@ -171,12 +199,12 @@ class Client:
     def train_sft(self, **params) -> trainer_pb2.Job:
         """Queues an SFT job (fields of TrainSftRequest: max_examples, num_train_epochs, ...); returns at once."""
         return _call("trainer", self._trainer().TrainSft, trainer_pb2.TrainSftRequest(**_set(**params)),
-                     timeout=self.timeout, metadata=self._auth)
+                     timeout=self.timeout)
 
     def train_rl(self, **params) -> trainer_pb2.Job:
         """Queues an RL job (fields of TrainRlRequest); refused until an SFT adapter is published."""
         return _call("trainer", self._trainer().TrainRl, trainer_pb2.TrainRlRequest(**_set(**params)),
-                     timeout=self.timeout, metadata=self._auth)
+                     timeout=self.timeout)
 
     def jobs(self) -> list[trainer_pb2.Job]:
         """Every job, newest first."""
@@ -194,7 +222,7 @@ class Client:
 
     def cancel(self, job_id: str) -> trainer_pb2.Job:
         return _call("trainer", self._trainer().CancelJob, trainer_pb2.CancelJobRequest(job_id=job_id),
-                     timeout=self.timeout, metadata=self._auth)
+                     timeout=self.timeout)
 
     # --- adapters (served by the trainer, which publishes them) -----------------------------------------------
     def _adapters(self) -> adapters_pb2_grpc.AdapterServiceStub:
@@ -208,17 +236,15 @@ class Client:
     def serve_adapter_version(self, name: str, version: str) -> adapters_pb2.Adapter:
         """Makes `version` the one `name` serves (roll back or forward)."""
         return _call("trainer", self._adapters().ServeAdapterVersion,
-                     adapters_pb2.ServeAdapterVersionRequest(name=name, version=version), timeout=self.timeout,
-                     metadata=self._auth)
+                     adapters_pb2.ServeAdapterVersionRequest(name=name, version=version), timeout=self.timeout)
 
     def delete_adapter(self, name: str, version: str | None = None):
         """Deletes one version of `name`, or with no `version` the whole adapter."""
         if version is None:
             return _call("trainer", self._adapters().DeleteAdapter, adapters_pb2.DeleteAdapterRequest(name=name),
-                         timeout=self.timeout, metadata=self._auth)
+                         timeout=self.timeout)
         return _call("trainer", self._adapters().DeleteAdapterVersion,
-                     adapters_pb2.DeleteAdapterVersionRequest(name=name, version=version), timeout=self.timeout,
-                     metadata=self._auth)
+                     adapters_pb2.DeleteAdapterVersionRequest(name=name, version=version), timeout=self.timeout)
 
     # --- status -----------------------------------------------------------------------------------------------
     def health(self) -> list[ServiceHealth]:

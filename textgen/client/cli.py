@@ -1,5 +1,5 @@
 """textgen — the system from a terminal, over gRPC (addresses from BASELINE_ADDR, RNN_ADDR, LLM_ADDR, TRAINER_ADDR,
-else the local defaults; TRAINER_TOKEN for training and cancelling).
+else the local defaults; TEXTGEN_API_KEY, sent with every call, for a gateway that checks keys).
 
     textgen generate bigram "the" -n 15          textgen generate rnn "the captain" -n 15 --temperature 0.8
     textgen ask "Who wrote it?" --context "It was written by Ada." --adapter rl
