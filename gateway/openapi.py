@@ -12,6 +12,7 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from gateway import openai_routes
+from gateway.backends import BACKENDS
 from gateway.http_rules import HttpBinding, http_bindings, load_descriptor_set
 from gateway.proto_comments import collect_comments, stated_bounds, stated_default_value
 from textgen.paths import DESCRIPTOR_SET
@@ -124,9 +125,18 @@ class _Schemas:
         return {"$ref": f"#/components/schemas/{name}"}
 
 
+# Swagger UI's Authorize button; the scheme the gateway checks where API keys are on (gateway/edge.py).
+API_KEY_SCHEME = {"type": "http", "scheme": "bearer", "description": (
+    "An API key, where the gateway checks them (API_KEYS_FILE; always in compose and Kubernetes), with one of the "
+    "scopes the operation's x-scopes lists; make run without keys takes any or none.")}
+
+
 def openapi_document(bindings: list[HttpBinding], files: descriptor_pb2.FileDescriptorSet) -> dict:
     schemas = _Schemas(collect_comments(files))
     paths: dict[str, dict] = {}
+    http_methods: dict[str, set[str]] = {}  # by gRPC path: every REST binding of the method
+    for binding in bindings:
+        http_methods.setdefault(binding.grpc_path, set()).add(binding.http_method)
     for binding in bindings:
         method, path_fields = binding.method, binding.path_fields
         if method.containing_service.full_name == openai_routes.STREAM:
@@ -140,6 +150,7 @@ def openapi_document(bindings: list[HttpBinding], files: descriptor_pb2.FileDesc
                            + ("" if binding.path not in paths else "_alt"),
             "tags": [method.containing_service.name],
             "summary": schemas.comments.get(method.full_name, method.name),
+            "x-scopes": BACKENDS[method.containing_service.full_name].scopes_of(http_methods[binding.grpc_path]),
             "parameters": [{"name": f, "in": "path", "required": True, "schema": {"type": "string"}}
                            for f in path_fields],
             "responses": {
@@ -164,7 +175,8 @@ def openapi_document(bindings: list[HttpBinding], files: descriptor_pb2.FileDesc
         "info": {"title": "textgen", "version": "v1",
                  "description": "Text generation and LLM post-training, generated from protos/textgen/v1."},
         "paths": paths,
-        "components": {"schemas": schemas.components},
+        "components": {"schemas": schemas.components, "securitySchemes": {"apiKey": API_KEY_SCHEME}},
+        "security": [{"apiKey": []}],
     }
 
 

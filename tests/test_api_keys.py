@@ -130,6 +130,18 @@ def test_the_openai_client_sends_its_api_key_as_a_bearer_token(gateway):
             client.models.list()
 
 
+def test_the_openapi_document_names_the_scheme_and_each_operation_s_scopes(gateway):
+    """Swagger UI at /docs offers Authorize with it; x-scopes are the scopes the operation's route takes."""
+    document = httpx.get(f"{gateway.url}/openapi.json", timeout=10).json()
+    assert document["security"] == [{"apiKey": []}]
+    assert document["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    for method, path, _, scopes in ROUTES:
+        template = next(p for p in document["paths"] if all(
+            part == given or part.startswith("{") for part, given in zip(p.split("/"), path.split("/")))
+            and p.count("/") == path.count("/") and method.lower() in document["paths"][p])
+        assert set(document["paths"][template][method.lower()]["x-scopes"]) == scopes, (method, path)
+
+
 def test_public_pages_need_no_key(gateway):
     for path in ["/docs", "/openapi.json", "/docs/static/swagger-ui.css",
                  *(playground_path(f) for f in playground_files())]:
