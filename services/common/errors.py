@@ -55,10 +55,11 @@ def shown(value: str, limit: int = 60) -> str:
     return repr(value) if len(value) <= limit else f"{value[:limit]!r}... ({len(value)} characters)"
 
 
-def first_line(error: BaseException, limit: int = 300) -> str:
-    """An exception as one line of a message: its first line (some libraries' run to pages), cut to `limit`."""
+def first_line(error: BaseException | str, limit: int = 300) -> str:
+    """An exception (or a library's error text) as one line of a message: its first line (some libraries' run to
+    pages), cut to `limit`."""
     lines = str(error).strip().splitlines()
-    return (lines[0] if lines else type(error).__name__)[:limit]
+    return (lines[0] if lines else "" if isinstance(error, str) else type(error).__name__)[:limit]
 
 
 MAX_START_WORD_CHARS = 100

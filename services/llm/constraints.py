@@ -20,6 +20,8 @@ import llguidance
 import numpy as np
 from google.protobuf import json_format
 
+from services.common.errors import first_line
+
 JSON_OBJECT = {"type": "object"}
 MAX_FORCED_TOKENS = 512  # the most tokens an answer may have (max_tokens, max_new_tokens)
 # No free whitespace between tokens: a small model may otherwise pad with newlines until its budget runs out.
@@ -41,11 +43,6 @@ def from_struct(schema) -> dict:
     return restored(json_format.MessageToDict(schema))
 
 
-def _first_line(error: str) -> str:
-    """llguidance's errors go on with its parser's state: the first line says what went wrong."""
-    return error.strip().split("\n", 1)[0][:300]
-
-
 class SchemaRefused(ValueError):
     """The schema cannot be compiled; the message says why (llguidance's words)."""
 
@@ -64,7 +61,7 @@ class JsonMatcher:
     def accept(self, token: int) -> None:
         """Moves past `token`; a token the mask did not allow is an error naming the grammar's complaint."""
         if not self._matcher.consume_token(token):
-            raise RuntimeError(f"the JSON grammar refused token {token}: {_first_line(self._matcher.get_error())}")
+            raise RuntimeError(f"the JSON grammar refused token {token}: {first_line(self._matcher.get_error())}")
 
     def copy(self) -> "JsonMatcher":
         return JsonMatcher(self._matcher.deep_copy(), self._vocabulary)
@@ -90,7 +87,7 @@ class JsonGrammars:
             raise SchemaRefused("; ".join(problems) or "the schema cannot be compiled")
         matcher = llguidance.LLMatcher(self._tokenizer, grammar)
         if matcher.is_error():
-            raise SchemaRefused(_first_line(matcher.get_error()))
+            raise SchemaRefused(first_line(matcher.get_error()))
         probe = matcher.deep_copy()
         if len(probe.compute_ff_tokens()) >= MAX_FORCED_TOKENS or probe.is_error():
             raise SchemaRefused(f"it forces {MAX_FORCED_TOKENS} tokens or more before any choice, so no answer "
