@@ -91,13 +91,20 @@ def plan(message, tokenizer, window: int) -> Request | Violations:
     return planned
 
 
+def json_matcher(schema: dict, field: str, tokenizer, violations: Violations) -> "constraints.JsonMatcher | None":
+    """A matcher for output held to `schema`; None, with a violation naming `field`, when it cannot be compiled."""
+    try:
+        return constraints.grammars_for(tokenizer).matcher(schema)
+    except constraints.SchemaRefused as refused:
+        violations.add(field, f"{field} cannot be compiled into a grammar: {refused}")
+        return None
+
+
 def held_to_json(request: Request, schema: dict, tokenizer) -> Request | Violations:
     """Text mode held to `schema`: the answer is the JSON alone, which ends where the JSON does."""
-    try:
-        request.constraint = constraints.grammars_for(tokenizer).matcher(schema)
-    except constraints.SchemaRefused as refused:
-        violations = Violations()
-        violations.add("json_schema", f"json_schema cannot be compiled into a grammar: {refused}")
+    violations = Violations()
+    request.constraint = json_matcher(schema, "json_schema", tokenizer, violations)
+    if violations:
         return violations
     request.lead, request.ending = "", stop_at(())
     return request

@@ -13,7 +13,7 @@ from google.protobuf import struct_pb2
 from services.common.errors import Violations, shown
 from services.common.limits import Bound, bounds, from_request, out_of_range
 from services.llm import planning
-from services.llm.constraints import JSON_OBJECT, SchemaRefused, from_struct, grammars_for
+from services.llm.constraints import JSON_OBJECT, from_struct
 from services.llm.endings import stop_at
 from services.llm.openai.chat_prompt import PLAIN_ROLES, TemplateRefused, chat_prompt, qa_form
 from services.llm.openai.errors import OpenAiError
@@ -220,12 +220,11 @@ def _held(request: Request, asked: Asked, tokenizer) -> Request:
     """The request with what only the OpenAI API asks for: log probabilities, and the JSON its output is held to."""
     request.top_logprobs = asked.top_logprobs
     if asked.schema is not None:
-        try:
-            request.constraint = grammars_for(tokenizer).matcher(asked.schema)
-        except SchemaRefused as refused:
-            field = "response_format.json_schema.schema" if asked.schema is not JSON_OBJECT else "response_format"
-            raise OpenAiError(grpc.StatusCode.INVALID_ARGUMENT, f"{field} cannot be compiled into a grammar: "
-                              f"{refused}", param=field) from None
+        violations = Violations()
+        field = "response_format.json_schema.schema" if asked.schema is not JSON_OBJECT else "response_format"
+        request.constraint = planning.json_matcher(asked.schema, field, tokenizer, violations)
+        if violations:
+            raise OpenAiError.invalid(violations)
     return request
 
 
