@@ -255,21 +255,23 @@ class AdapterCatalog:
     def _let_idle_go(self) -> None:
         """Every slot holds a version: the least recently used adapter that no request holds or waits for gives its
         slot up (unloaded at once). With none idle, the load waits for a request to end."""
-        idle = [loaded for loaded in self._current.values()
-                if loaded.leases == 0 and not self._waiting.get(loaded.name)]
+        idle = [loaded for loaded in self._current.values() if not self._in_use(loaded)]
         if idle:
-            coldest = min(idle, key=lambda loaded: loaded.last_used)
-            log.info("adapter evicted", extra={"adapter": coldest.name, "version": coldest.version})
-            self._retire(self._current.pop(coldest.name))
+            self._evict(min(idle, key=lambda loaded: loaded.last_used))
 
     def _make_room(self) -> None:
         """At LLM_MAX_LOADED_ADAPTERS the least recently used adapter goes, one no request holds first (its slot is
         free at once; another's once its requests end)."""
         while self._current and len(self._current) + self._arriving >= self.max_loaded:
-            coldest = min(self._current.values(), key=lambda loaded: (
-                loaded.leases > 0 or self._waiting.get(loaded.name, 0) > 0, loaded.last_used))
-            log.info("adapter evicted", extra={"adapter": coldest.name, "version": coldest.version})
-            self._retire(self._current.pop(coldest.name))
+            self._evict(min(self._current.values(), key=lambda loaded: (self._in_use(loaded), loaded.last_used)))
+
+    def _in_use(self, loaded: LoadedVersion) -> bool:
+        """Whether a request holds `loaded` or waits for its adapter."""
+        return loaded.leases > 0 or self._waiting.get(loaded.name, 0) > 0
+
+    def _evict(self, loaded: LoadedVersion) -> None:
+        log.info("adapter evicted", extra={"adapter": loaded.name, "version": loaded.version})
+        self._retire(self._current.pop(loaded.name))
 
     def _retire(self, version: LoadedVersion) -> None:
         version.retired = True
