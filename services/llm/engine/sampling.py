@@ -45,9 +45,12 @@ def mask_refused(logits: torch.Tensor, matcher: JsonMatcher) -> None:
     logits[refused.shape[0]:] = float("-inf")
 
 
+def _is_penalized(row: Request) -> bool:
+    return bool(row.generated) and bool(row.presence_penalty or row.frequency_penalty)
+
+
 def _is_plain(row: Request) -> bool:
-    return row.generator is None and row.constraint is None and row.top_logprobs is None \
-        and not (row.generated and (row.presence_penalty or row.frequency_penalty))
+    return row.generator is None and row.constraint is None and row.top_logprobs is None and not _is_penalized(row)
 
 
 def next_tokens(logits: torch.Tensor, rows: list[Request]) -> tuple[list[int], list[TokenLogprobs | None]]:
@@ -61,7 +64,7 @@ def next_tokens(logits: torch.Tensor, rows: list[Request]) -> tuple[list[int], l
 
 def _processed(logits: torch.Tensor, rows: list[Request]) -> tuple[list[int], list[TokenLogprobs | None]]:
     for i, row in enumerate(rows):
-        if row.generated and (row.presence_penalty or row.frequency_penalty):
+        if _is_penalized(row):
             _penalize(logits[i], row)
         if row.constraint is not None:
             mask_refused(logits[i], row.constraint)
