@@ -12,28 +12,26 @@ from services.llm.openai.planning import check_length, read_messages
 from services.llm.planning import Planner
 
 
-def _tokenize(message, tokenizer, window: int) -> list[int] | Violations:
+def _tokenize(message, tokenizer, window: int) -> openai_pb2.TokenizeResponse | Violations:
     if message.HasField("prompt"):
         special = message.add_special_tokens if message.HasField("add_special_tokens") else True
-        return tokenizer(message.prompt, add_special_tokens=special)["input_ids"]
-    violations = Violations()
-    messages = read_messages(message, violations)
-    if violations:
-        return violations
-    opened = message.add_generation_prompt if message.HasField("add_generation_prompt") else True
-    try:
-        ids, _ = chat_prompt(tokenizer, messages, opened)
-    except TemplateRefused as error:
-        violations.add("messages", str(error))
-        return violations
-    if message.HasField("add_special_tokens") and message.add_special_tokens and tokenizer.bos_token_id is not None \
-            and ids[:1] != [tokenizer.bos_token_id]:
-        ids = [tokenizer.bos_token_id, *ids]
-    return ids
-
-
-def _texts(ids: list[int], tokenizer, window: int) -> list[str]:
-    return [tokenizer.decode([token]) for token in ids]
+        ids = tokenizer(message.prompt, add_special_tokens=special)["input_ids"]
+    else:
+        violations = Violations()
+        messages = read_messages(message, violations)
+        if violations:
+            return violations
+        opened = message.add_generation_prompt if message.HasField("add_generation_prompt") else True
+        try:
+            ids, _ = chat_prompt(tokenizer, messages, opened)
+        except TemplateRefused as error:
+            violations.add("messages", str(error))
+            return violations
+        if message.HasField("add_special_tokens") and message.add_special_tokens \
+                and tokenizer.bos_token_id is not None and ids[:1] != [tokenizer.bos_token_id]:
+            ids = [tokenizer.bos_token_id, *ids]
+    texts = [tokenizer.decode([token]) for token in ids] if message.return_token_strs else []
+    return openai_pb2.TokenizeResponse(count=len(ids), max_model_len=window, tokens=ids, token_strs=texts)
 
 
 def _detokenize(ids: list[int], tokenizer, window: int) -> str:
@@ -59,12 +57,10 @@ class TokenizerServicer(openai_pb2_grpc.TokenizerServiceServicer):
             check_length("prompt", len(message.prompt), violations)
         await violations.abort_if_any(context)
         await self._check_model(message.model, context)
-        ids = await self.planner.run(_tokenize, message)
-        if isinstance(ids, Violations):
-            await ids.abort_if_any(context)
-        texts = await self.planner.run(_texts, ids) if message.return_token_strs else []
-        return openai_pb2.TokenizeResponse(count=len(ids), max_model_len=self.planner.window, tokens=ids,
-                                           token_strs=texts)
+        tokenized = await self.planner.run(_tokenize, message)
+        if isinstance(tokenized, Violations):
+            await tokenized.abort_if_any(context)
+        return tokenized
 
     async def Detokenize(self, message, context):
         await self._check_model(message.model, context)
