@@ -47,6 +47,8 @@ COPY gateway gateway
 # (gateway/adapter_affinity.py): make images passes the host's settings on; unset, the defaults.
 ARG GATEWAY_LLM_RATE
 ARG GATEWAY_LLM_BURST
+ARG GATEWAY_SMALL_MODELS_RATE
+ARG GATEWAY_SMALL_MODELS_BURST
 ARG GATEWAY_TRAIN_RATE
 ARG GATEWAY_TRAIN_BURST
 ARG LLM_ADAPTER_AFFINITY

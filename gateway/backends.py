@@ -5,7 +5,10 @@ table):
 - which token bucket of gateway/rate_limits.py they take from, if any: `rate_limit`. Every LLM route does (each one
   lands on the LLM replicas). The trainer's calls that start or cancel work do, its reads (what the protos mark
   NO_SIDE_EFFECTS: job listing, a job's status, its event stream) do not (`rate_limit_reads`): they are database
-  lookups, and a client follows the jobs it started through them for as long as those run;
+  lookups, and a client follows the jobs it started through them for as long as those run. The bigram and LSTM
+  routes take from a bucket of their own, `small_models`, not the `llm` one: a call of theirs costs milliseconds where
+  an LLM call holds a batch slot for seconds, so one shared bucket would either let a client's cheap calls spend its
+  LLM budget or size the LLM limit for calls a thousand times cheaper;
 - which API key scopes may call them (gateway/edge.py checks the keys): `scopes_of`.
 """
 import dataclasses
@@ -44,7 +47,8 @@ class Backend:
 
 
 _TIMEOUTS = {"baseline": (30, 60), "rnn": (60, 60), "llm": (300, 600), "trainer": (60, 86400)}
-_RATE_LIMITS = {"llm": {"rate_limit": "llm"},
+_RATE_LIMITS = {"llm": {"rate_limit": "llm"}, "baseline": {"rate_limit": "small_models"},
+                "rnn": {"rate_limit": "small_models"},
                 "trainer": {"rate_limit": "train", "rate_limit_reads": False, "scope": "train"}}
 BACKENDS = {e.grpc_service: Backend(e, *_TIMEOUTS[e.name], **_RATE_LIMITS.get(e.name, {}))
             for e in ENDPOINTS.values()}

@@ -212,6 +212,18 @@ def test_each_key_has_its_own_bucket(keys, trainer, baseline):
         assert call(gateway, "GET", "/v1/models", {}, bearer(BY_NAME["writer"]["key"])).status_code == 503
 
 
+def test_a_bigram_flood_by_one_key_leaves_another_key_s_bigram_calls_answered(keys, baseline):
+    buckets = {"small_models": TokenBucket(0.02, 3)}
+    generate = {"start_word": "the", "length": 2}
+    with start_gateway(api_keys=keys, baseline=baseline.address, rate_limits=buckets) as gateway:
+        flood = [call(gateway, "POST", "/generate", generate, bearer(BY_NAME["flood"]["key"])) for _ in range(8)]
+        assert [r.status_code for r in flood] == [200] * 3 + [429] * 5
+        assert flood[-1].json() == {"code": 8, "message": RATE_LIMITED} and flood[-1].headers["retry-after"] == "50"
+        others = [call(gateway, "POST", "/generate", generate, bearer(BY_NAME["writer"]["key"])) for _ in range(3)]
+        assert [r.status_code for r in others] == [200] * 3
+        assert all(r.json()["generated_text"] for r in others)
+
+
 @pytest.mark.parametrize("entries, problem", [
     ([], "non-empty list"),
     ([{"name": "a", "key": "k" * 16}], "exactly the fields"),

@@ -77,7 +77,8 @@ def test_filters_transcoder_options_and_limits(rendered):
     assert names == ["envoy.filters.http.buffer", "envoy.filters.http.json_to_metadata", "envoy.filters.http.lua",
                      "envoy.filters.http.grpc_json_transcoder",
                      # The caller's name a client sent is dropped (only the API key check writes it: test_api_keys.py).
-                     "envoy.filters.http.header_mutation", "rate_limit.llm", "rate_limit.train",
+                     "envoy.filters.http.header_mutation",
+                     "rate_limit.llm", "rate_limit.small_models", "rate_limit.train",
                      "envoy.filters.http.router"]
     assert [f.name for f in config.http_filters if f.disabled] == ["envoy.filters.http.json_to_metadata"]
     buffer, transcoder = buffer_pb2.Buffer(), transcoder_pb2.GrpcJsonTranscoder()

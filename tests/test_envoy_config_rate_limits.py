@@ -1,5 +1,6 @@
-"""The gateway's rate limits as rendered: the llm routes and the training calls that start or cancel work take a
-token from their bucket, every other route passes untouched, and the buckets are the documented defaults."""
+"""The gateway's rate limits as rendered: the llm routes, the bigram and LSTM routes and the training calls that start
+or cancel work take a token from their bucket, every other route passes untouched, and the buckets are the documented
+defaults."""
 import re
 
 from envoy.extensions.filters.http.local_ratelimit.v3 import local_rate_limit_pb2
@@ -28,12 +29,15 @@ def test_the_llm_routes_and_the_training_calls_that_start_or_cancel_work_take_to
                      *(f"/{service}/" for service in openai_routes.SERVICES))
     assert {path for path, bucket in limited.items() if bucket == "llm"} == {
         path for path in buckets if path.startswith(served_by_llm)}  # the OpenAI paths too
-    assert {path for path, bucket in limited.items() if bucket != "llm"} == {
+    assert {path for path, bucket in limited.items() if bucket == "small_models"} == {
+        "/textgen.v1.BigramService/Generate", "/textgen.v1.RnnService/Generate"}
+    assert {path for path, bucket in limited.items() if bucket == "train"} == {
         "/textgen.v1.TrainerService/TrainSft", "/textgen.v1.TrainerService/TrainRl",
         "/textgen.v1.TrainerService/CancelJob", "/textgen.v1.AdapterService/ServeAdapterVersion",
         "/textgen.v1.AdapterService/DeleteAdapterVersion", "/textgen.v1.AdapterService/DeleteAdapter"}
     assert "/textgen.v1.OpenAiService/CreateChatCompletion" in limited
-    assert "/textgen.v1.TrainerService/WatchJob" in buckets and "/textgen.v1.BigramService/Generate" in buckets
+    assert set(limited.values()) == {"llm", "small_models", "train"}
+    assert "/textgen.v1.TrainerService/WatchJob" in buckets
     for name, rate_limit in rate_limit_filters(rendered["local"]["dict"]).items():
         assert rate_limit.filter_enabled.default_value.numerator == 100
         assert rate_limit.filter_enforced.default_value.numerator == 100

@@ -1,5 +1,5 @@
 """Rate limits at the edge, through a real Envoy with small token buckets: a burst past a bucket gets 429 with a
-Status body and retry-after; a bucket is shared by its routes and no other route is limited; a raw gRPC caller gets
+Status body and retry-after; a bucket is shared by its routes and limits no other; a raw gRPC caller gets
 RESOURCE_EXHAUSTED. Then how the settings are read and turned into Envoy's token buckets."""
 import grpc
 import httpx
@@ -53,7 +53,7 @@ def test_a_bucket_is_shared_by_its_routes_and_limits_no_other(trainer, baseline)
                         httpx.post(f"{gateway.url}/v1/chat/completions", json={**chat, "stream": True}, timeout=10)):
             assert refused.status_code == 429 and refused.headers["retry-after"] == "50"
             assert refused.json()["error"]["message"], refused.text
-        # Job reads and the other services are not limited.
+        # Job reads are not limited, and the bigram's calls take from a bucket of their own.
         for _ in range(2 * SENT):
             assert httpx.get(f"{gateway.url}/llm/jobs", timeout=10).status_code == 200
             assert httpx.get(f"{gateway.url}/llm/jobs/j", timeout=10).status_code == 404
@@ -78,7 +78,7 @@ def test_a_raw_grpc_caller_gets_resource_exhausted_with_retry_after(trainer):
 def test_settings_come_from_the_environment_and_unset_or_empty_keep_the_defaults():
     assert buckets_from({}) == DEFAULT_BUCKETS
     assert buckets_from({"GATEWAY_LLM_RATE": "2.5", "GATEWAY_LLM_BURST": "10", "GATEWAY_TRAIN_RATE": ""}) == {
-        "llm": TokenBucket(2.5, 10), "train": DEFAULT_BUCKETS["train"]}
+        "llm": TokenBucket(2.5, 10), "small_models": DEFAULT_BUCKETS["small_models"], "train": DEFAULT_BUCKETS["train"]}
 
 
 @pytest.mark.parametrize("variable, value", [
