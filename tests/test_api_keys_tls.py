@@ -1,9 +1,11 @@
-"""HTTPS at the edge with API keys, through a real Envoy: the `openai` client with its api_key over TLS with a CA made
-for the run, against the llm service on the tiny random GPT-2. Then how compose and Kubernetes complete their
+"""HTTPS at the edge with API keys, through a real Envoy: the `openai` client with its api_key, and the `textgen`
+command over gRPC with TEXTGEN_CA_FILE, over TLS with a CA made for the run, against the llm service on the tiny
+random GPT-2. Then how compose and Kubernetes complete their
 configuration where Envoy starts (gateway/edge.py run as a script): it refuses to start without keys, and what it
 writes passes `envoy --mode validate`."""
 import json
 import os
+import pathlib
 import ssl
 import subprocess
 import sys
@@ -14,10 +16,11 @@ import pytest
 
 from devtools.certificates import make_certificates
 from devtools.models import RANDOM_GPT2, random_models_dir
-from devtools.processes import start_gateway, start_service
+from devtools.processes import base_env, start_gateway, start_service
 from gateway import edge, render
 from gateway.targets import compose_target
 from tests.rendered_envoy import bootstrap
+from textgen.client.api import CA_FILE_VARIABLE
 from textgen.paths import ENVOY, ROOT
 
 KEYS = [{"name": "app", "key": "app-key-0123456789ab", "scopes": ["generate"]}]
@@ -59,6 +62,29 @@ def test_https_only_and_only_with_the_ca(gateway):
         httpx.get(f"{gateway.url}/docs", timeout=10)
     with pytest.raises(httpx.RemoteProtocolError):  # plain HTTP on the TLS port
         httpx.get(f"http://127.0.0.1:{gateway.port}/docs", timeout=10)
+
+
+def textgen(*args: str, **env: str) -> subprocess.CompletedProcess:
+    command = pathlib.Path(sys.executable).parent / "textgen"
+    return subprocess.run([str(command), *args], env=base_env(env), capture_output=True, text=True, timeout=120)
+
+
+def test_the_textgen_command_over_grpc_with_tls_and_the_ca(gateway, certificates):
+    """LLM_ADDR=https://...: a TLS channel through Envoy, verified against TEXTGEN_CA_FILE, the key sent along."""
+    llm = f"https://127.0.0.1:{gateway.port}"
+    ask = ("ask", "--text", "The ship", "--max-new-tokens", "3")
+    answered = textgen(*ask, LLM_ADDR=llm, TEXTGEN_API_KEY=KEYS[0]["key"], **{CA_FILE_VARIABLE: str(certificates.ca)})
+    assert answered.returncode == 0, answered.stderr
+    unknown_ca = textgen(*ask, LLM_ADDR=llm, TEXTGEN_API_KEY=KEYS[0]["key"])
+    assert unknown_ca.returncode == 1 and "UNAVAILABLE" in unknown_ca.stderr, unknown_ca.stderr
+    no_key = textgen(*ask, LLM_ADDR=llm, **{CA_FILE_VARIABLE: str(certificates.ca)})
+    assert no_key.returncode == 1 and "UNAUTHENTICATED" in no_key.stderr, no_key.stderr
+    missing = textgen(*ask, LLM_ADDR=llm, **{CA_FILE_VARIABLE: "/no/such/ca.pem"})
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert f"{CA_FILE_VARIABLE}=/no/such/ca.pem: cannot read the CA certificate" in missing.stderr
+    # Plain gRPC to the TLS port fails rather than sending the key in the clear to whatever answers.
+    plain = textgen(*ask, LLM_ADDR=f"127.0.0.1:{gateway.port}", TEXTGEN_API_KEY=KEYS[0]["key"])
+    assert plain.returncode == 1 and "UNAVAILABLE" in plain.stderr, plain.stderr
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ import collections
 import dataclasses
 import json
 import os
+import pathlib
 from collections.abc import Iterator, Mapping
 
 import grpc
@@ -44,6 +45,10 @@ SERVICE_CONFIG = json.dumps({"methodConfig": [{
 
 
 API_KEY_VARIABLE = "TEXTGEN_API_KEY"
+# An address written https://host:port is reached over TLS (the gateway where Envoy terminates it), verified against
+# the CA certificate TEXTGEN_CA_FILE names (PEM), else the roots gRPC trusts by default.
+TLS_SCHEME = "https://"
+CA_FILE_VARIABLE = "TEXTGEN_CA_FILE"
 
 
 class _CallDetails(collections.namedtuple("_CallDetails", ("method", "timeout", "metadata", "credentials",
@@ -121,23 +126,39 @@ class ServiceHealth:
 
 class Client:
     def __init__(self, addresses: Mapping[str, str] | None = None, *, timeout: float = DEFAULT_TIMEOUT_SECONDS,
-                 api_key: str | None = None, environ: Mapping[str, str] = os.environ) -> None:
+                 api_key: str | None = None, ca_file: str | None = None,
+                 environ: Mapping[str, str] = os.environ) -> None:
         """`addresses` by service name (baseline, rnn, llm, trainer) override <NAME>_ADDR; `api_key` (default
         TEXTGEN_API_KEY) goes with every call as `authorization: Bearer <key>`, which the gateway checks where the
-        addresses are the gateway's (a service's own port on loopback takes none)."""
+        addresses are the gateway's (a service's own port on loopback takes none). An address starting https:// is
+        reached over TLS, verified against `ca_file` (default TEXTGEN_CA_FILE; neither: the default roots)."""
         self.addresses = {name: (addresses or {}).get(name) or endpoint.address(environ)
                           for name, endpoint in ENDPOINTS.items()}
         self.timeout = timeout
         api_key = environ.get(API_KEY_VARIABLE, "") if api_key is None else api_key
         self._interceptors = [_WithApiKey(api_key)] if api_key else []
+        self.ca_file = environ.get(CA_FILE_VARIABLE, "") if ca_file is None else ca_file
         self._channels: dict[str, grpc.Channel] = {}
 
     def channel(self, name: str) -> grpc.Channel:
         if name not in self._channels:
-            self._channels[name] = grpc.intercept_channel(grpc.insecure_channel(
-                self.addresses[name], options=[("grpc.service_config", SERVICE_CONFIG), ("grpc.enable_retries", 1)]),
-                *self._interceptors)
+            address = self.addresses[name]
+            options = [("grpc.service_config", SERVICE_CONFIG), ("grpc.enable_retries", 1)]
+            if address.startswith(TLS_SCHEME):
+                plain = grpc.secure_channel(address.removeprefix(TLS_SCHEME), self._tls(name), options=options)
+            else:
+                plain = grpc.insecure_channel(address, options=options)
+            self._channels[name] = grpc.intercept_channel(plain, *self._interceptors)
         return self._channels[name]
+
+    def _tls(self, name: str) -> grpc.ChannelCredentials:
+        if not self.ca_file:
+            return grpc.ssl_channel_credentials()
+        try:
+            return grpc.ssl_channel_credentials(root_certificates=pathlib.Path(self.ca_file).read_bytes())
+        except OSError as error:
+            raise TextgenError(grpc.StatusCode.FAILED_PRECONDITION, f"{CA_FILE_VARIABLE}={self.ca_file}: cannot read "
+                               f"the CA certificate: {error.strerror}", [], name) from None
 
     def close(self) -> None:
         for channel in self._channels.values():

@@ -1,5 +1,6 @@
 """textgen — the system from a terminal, over gRPC (addresses from BASELINE_ADDR, RNN_ADDR, LLM_ADDR, TRAINER_ADDR,
-else the local defaults; TEXTGEN_API_KEY, sent with every call, for a gateway that checks keys).
+else the local defaults; TEXTGEN_API_KEY, sent with every call, for a gateway that checks keys; an address written
+https://host:port is reached over TLS, verified against the CA certificate TEXTGEN_CA_FILE names).
 
     textgen generate bigram "the" -n 15          textgen generate rnn "the captain" -n 15 --temperature 0.8
     textgen ask "Who wrote it?" --context "It was written by Ada." --adapter rl
