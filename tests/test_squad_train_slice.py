@@ -19,8 +19,12 @@ def articles(split: str, folder: pathlib.Path = SQUAD_TRAIN_SLICE) -> list[dict]
 def test_it_loads_as_the_default_data_set_offline():
     assert choose_dataset("", hub_check=lambda *_: "offline").spec == str(SQUAD_TRAIN_SLICE)
     train, validation = load_squad(str(SQUAD_TRAIN_SLICE), "train"), load_squad(str(SQUAD_TRAIN_SLICE), "validation")
-    assert (len(train), len(validation)) == (1797, 287)  # at least 200 held-out questions to evaluate on
+    assert (len(train), len(validation)) == (3665, 501)  # at least 500 held-out questions to evaluate on
     assert len({e.id for e in train + validation}) == len(train) + len(validation)
+
+
+def squashed(text: str) -> str:
+    return " ".join(text.split())
 
 
 @pytest.mark.parametrize("split", ["train", "validation"])
@@ -31,12 +35,13 @@ def test_every_answer_is_where_squad_says_it_is(split):
                 assert qa["question"].strip() and qa["answers"]
                 for answer in qa["answers"]:
                     start = answer["answer_start"]
-                    assert paragraph["context"][start:start + len(answer["text"])] == answer["text"], qa["id"]
+                    # Three answers of the second source differ from their context in whitespace alone (README.md).
+                    assert squashed(paragraph["context"][start:]).startswith(squashed(answer["text"])), qa["id"]
 
 
 def test_validation_articles_are_whole_and_unseen_in_training():
     train, validation = articles("train"), articles("validation")
-    assert {a["title"] for a in validation} == {"Montana", "Genocide"}
+    assert {a["title"] for a in validation} == {"Montana", "Genocide", "The_Legend_of_Zelda:_Twilight_Princess"}
     assert not {a["title"] for a in train} & {a["title"] for a in validation}
     train_paragraphs = {p["context"] for a in train for p in a["paragraphs"]}
     assert not any(p["context"] in train_paragraphs for a in validation for p in a["paragraphs"])

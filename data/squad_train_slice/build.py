@@ -1,11 +1,11 @@
 """Cut data/squad_train_slice/{train,validation}.json out of SQuAD v1.1's train file: whole articles, unchanged.
 
-    .venv/bin/python data/squad_train_slice/build.py slice SOURCE.json [--out DIR]
+    .venv/bin/python data/squad_train_slice/build.py slice SOURCE.json [SOURCE.json ...] [--out DIR]
     .venv/bin/python data/squad_train_slice/build.py tuning --out DIR
 
-SOURCE is SQuAD v1.1's `train-v1.1.json`, whole or cut off after its first articles (the copy this slice was made
-from was; README.md names it): articles are read one by one and the first incomplete one ends the reading. The
-articles below are copied as they are, in SQuAD's own nested layout ({"version", "data": [{"title", "paragraphs":
+Each SOURCE is SQuAD v1.1's `train-v1.1.json`, whole, cut off after its first articles, or a copy holding only some
+of its articles (README.md names the copies this slice was made from): articles are read one by one and the first
+incomplete one ends the reading. The articles below are copied as they are, in SQuAD's own nested layout ({"version", "data": [{"title", "paragraphs":
 [{"context", "qas": [...]}]}]}). Validation holds whole articles that training never sees. Nothing comes from
 SQuAD's dev split, which stays for evaluation.
 
@@ -17,8 +17,10 @@ import json
 import pathlib
 
 HERE = pathlib.Path(__file__).resolve().parent
-TRAIN_ARTICLES = ("University_of_Notre_Dame", "Beyoncé", "IPod", "Spectre_(2015_film)", "Antibiotics")
-VALIDATION_ARTICLES = ("Montana", "Genocide")
+TRAIN_ARTICLES = ("University_of_Notre_Dame", "Beyoncé", "IPod", "Spectre_(2015_film)", "Frédéric_Chopin",
+                  "Sino-Tibetan_relations_during_the_Ming_dynasty", "2008_Sichuan_earthquake", "United_Methodist_Church",
+                  "Force", "Antibiotics")
+VALIDATION_ARTICLES = ("Montana", "Genocide", "The_Legend_of_Zelda:_Twilight_Princess")
 TUNING_ARTICLE = TRAIN_ARTICLES[-1]
 
 
@@ -40,6 +42,16 @@ def read_articles(source: pathlib.Path) -> dict[str, dict]:
         articles[article["title"]] = article
 
 
+def read_sources(sources: list[pathlib.Path]) -> dict[str, dict]:
+    """title -> article over every source; an article two sources both carry must be the same in each."""
+    articles = {}
+    for source in sources:
+        for title, article in read_articles(source).items():
+            if articles.setdefault(title, article) != article:
+                raise SystemExit(f"{source}: its article {title!r} differs from an earlier source's")
+    return articles
+
+
 def write_split(articles: dict[str, dict], titles: tuple[str, ...], path: pathlib.Path) -> int:
     missing = [title for title in titles if title not in articles]
     if missing:
@@ -53,14 +65,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     slicing = commands.add_parser("slice", help="write train.json and validation.json from SQuAD's train file")
-    slicing.add_argument("source", type=pathlib.Path, help="SQuAD v1.1 train-v1.1.json (whole or truncated)")
+    slicing.add_argument("sources", type=pathlib.Path, nargs="+",
+                         help="copies of SQuAD v1.1's train-v1.1.json (whole, truncated, or some of its articles)")
     slicing.add_argument("--out", type=pathlib.Path, default=HERE)
     tuning = commands.add_parser("tuning", help=f"split the shipped train.json: {TUNING_ARTICLE} held out")
     tuning.add_argument("--out", type=pathlib.Path, required=True)
     arguments = parser.parse_args()
     arguments.out.mkdir(parents=True, exist_ok=True)
     if arguments.command == "slice":
-        articles = read_articles(arguments.source)
+        articles = read_sources(arguments.sources)
         splits = (("train", TRAIN_ARTICLES), ("validation", VALIDATION_ARTICLES))
     else:
         articles = read_articles(HERE / "train.json")
