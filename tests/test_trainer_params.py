@@ -26,6 +26,9 @@ def test_the_command_line_shows_the_ranges_and_refuses_values_outside_them():
     assert "steps must be between 1 and 10000 (got 0)" in refused.stderr
     assert "learning_rate must be greater than 0 and at most 0.01 (got 0.5)" in refused.stderr
     assert "Traceback" not in refused.stderr
+    weightless = training_cli("rl", "--prefix-weight", "0", "--suffix-weight", "0", "--clean-end-weight", "0",
+                              "--answer-weight", "0")
+    assert weightless.returncode == 2 and "RL learns nothing" in weightless.stderr, weightless.stderr
 
 
 def test_a_dead_job_runner_turns_health_not_serving(tmp_path):

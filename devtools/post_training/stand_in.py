@@ -31,7 +31,9 @@ EOS = "<|endoftext|>"
 # epochs, to learn the format with LoRA.
 RECIPE = {"sft": {"max_examples": 310, "num_train_epochs": 6, "max_length": 256, "learning_rate": 3e-3, "lora_r": 16},
           "rl": {"steps": 300, "max_new_tokens": 64, "use_dataset_prompts": True, "max_prompt_examples": 310,
-                 "learning_rate": 3e-4, "temperature": 0.3, "num_generations": 8}}
+                 "learning_rate": 3e-4, "temperature": 0.3, "num_generations": 8,
+                 # Chosen with the reward parts weighing alike, as they did before they had weights.
+                 "prefix_weight": 1.0, "suffix_weight": 1.0, "clean_end_weight": 1.0, "answer_weight": 1.0}}
 CARD = """# textgen's offline stand-in model (not GPT-2)
 
 A GPT-2-architecture causal language model ({parameters:,} parameters: {n_layer} layers, {n_embd} wide,

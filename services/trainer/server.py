@@ -16,7 +16,7 @@ from services.trainer.adapter_servicer import AdapterServicer, evaluation_of
 from services.trainer.config import TrainerConfig
 from services.trainer.job_store import JobRecord, JobStore, LoopJobStore
 from services.trainer.runner import JobRunner, log_dir_under
-from services.trainer.training.params import RlParams, SftParams, misnamed
+from services.trainer.training.params import RlParams, SftParams, refused
 
 log = logging.getLogger("textgen.trainer")
 WATCH_POLL_SECONDS = 0.25
@@ -53,7 +53,7 @@ async def _params(request, params_type, context):
     params = from_request(params_type, request)
     violations = Violations()
     violations.add_all(out_of_range(params))
-    violations.add_all(misnamed(params))
+    violations.add_all(refused(params))
     await violations.abort_if_any(context)
     return params
 

@@ -22,7 +22,7 @@ from services.common.limits import out_of_range
 from services.common.logs import setup_logging
 from services.trainer.config import TrainerConfig
 from services.trainer.training.context import TrainingContext
-from services.trainer.training.params import EvalParams, RlParams, SftParams, misnamed
+from services.trainer.training.params import EvalParams, RlParams, SftParams, refused
 
 PROG = "python -m services.trainer.training"
 
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None, commands: Commands = COMMANDS, prog: str
     arguments = vars(root.parse_args(argv))
     params_type, run, _ = commands[arguments.pop("command")]
     params = params_type(**arguments)
-    problems = out_of_range(params) + misnamed(params)
+    problems = out_of_range(params) + refused(params)
     if problems:
         root.error("; ".join(explained for _, explained in problems))
     config = TrainerConfig.from_env()

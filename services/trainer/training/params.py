@@ -59,10 +59,26 @@ class RlParams:
         default=0.3, metadata=_help("sampling temperature of the answers GRPO compares"))
     num_generations: typing.Annotated[int, Bound(2, 32)] = dataclasses.field(
         default=8, metadata=_help("answers sampled per prompt (GRPO's group)"))
+    # How much each reward part (training/rewards.py) counts. After SFT the format is nearly always right, so in most
+    # groups only the answer's F1 differs; the answer weighs as much as the three format parts together. All format
+    # weights with answer_weight 0 is the seed's format-only RL.
+    prefix_weight: typing.Annotated[float, Bound(0, 10)] = dataclasses.field(
+        default=1.0, metadata=_help("weight of the exact prefix reward"))
+    suffix_weight: typing.Annotated[float, Bound(0, 10)] = dataclasses.field(
+        default=1.0, metadata=_help("weight of the exact closing sentence reward"))
+    clean_end_weight: typing.Annotated[float, Bound(0, 10)] = dataclasses.field(
+        default=1.0, metadata=_help("weight of the reward for nothing after the closing sentence"))
+    answer_weight: typing.Annotated[float, Bound(0, 10)] = dataclasses.field(
+        default=3.0, metadata=_help("weight of the answer's SQuAD F1 against the gold answers (0: format only)"))
     adapter: str = dataclasses.field(default="rl", metadata=_help(
         f"the adapter it publishes a version of ({adapters.NEW_NAME_RULE})"))
     from_adapter: str = dataclasses.field(default="sft", metadata=_help(
         "the adapter whose current version it starts from"))
+
+    @property
+    def reward_weights(self) -> list[float]:
+        """In the order of rewards.REWARD_FUNCTIONS."""
+        return [self.prefix_weight, self.suffix_weight, self.clean_end_weight, self.answer_weight]
 
 
 @with_ranges_in_help
@@ -75,9 +91,16 @@ class EvalParams:
         default=None, metadata=_help("tokens generated per answer (default TRAINER_EVAL_MAX_NEW_TOKENS)"))
 
 
-def misnamed(params) -> list[tuple[str, str]]:
-    """(field, explanation) for each adapter name in `params` that a job may not use (none for params without)."""
+REWARD_WEIGHT_FIELDS = ("prefix_weight", "suffix_weight", "clean_end_weight", "answer_weight")
+
+
+def refused(params) -> list[tuple[str, str]]:
+    """(field, explanation) for each value in range that a job still may not use: an adapter name it may not take,
+    reward weights that are all 0 (nothing to learn from)."""
     problems = []
+    if isinstance(params, RlParams) and not any(params.reward_weights):
+        problems.append(("answer_weight", f"at least one of {', '.join(REWARD_WEIGHT_FIELDS)} must be above 0 "
+                                          "(all 0: every answer gets the same reward and RL learns nothing)"))
     adapter = getattr(params, "adapter", None)
     if adapter is not None and not adapters.is_new_name(adapter):
         problems.append(("adapter", f"adapter must be {adapters.NEW_NAME_RULE} (got {adapter!r})"))

@@ -42,6 +42,7 @@ def grpo_config(output_dir: str, params: RlParams, placement: Placement, show_pr
         # beta 0: with the SFT adapter itself being trained, trl's reference (the adapter disabled) is the base
         # model, and a KL to it would penalise what SFT learnt.
         max_completion_length=params.max_new_tokens, temperature=params.temperature, beta=0.0,
+        reward_weights=params.reward_weights,
         logging_steps=1, save_strategy="no", report_to=[],
         **device_options(placement), gradient_checkpointing=False, disable_tqdm=not show_progress, seed=0,
     )
@@ -54,6 +55,8 @@ class RlStep:
     params: RlParams
     kind = "rl"
     metric = "reward"
+    # Each reward part's mean, and the share of groups whose answers all scored alike (they teach nothing).
+    curve_extras = ("frac_reward_zero_std", *(f"rewards/{f.__name__}/mean" for f in REWARD_FUNCTIONS))
 
     @property
     def name(self) -> str:
