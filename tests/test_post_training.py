@@ -57,6 +57,15 @@ def test_sft_teaches_the_format_and_rl_keeps_it(stand_in):
     assert sft["both"] - base["both"] >= 50, report["results"]
     assert rl["both"] >= sft["both"], report["results"]
     assert report["recipe"]["rl"]["steps"] == 60 and report["curves"]["rl_reward"] and report["curves"]["sft_loss"]
+    # Validation F1 before training, at evenly spaced steps, and at the end (the adapter's own evaluation).
+    sft_f1, rl_f1 = report["curves"]["sft_f1"], report["curves"]["rl_f1"]
+    assert [p["step"] for p in rl_f1] == [0, 30, 60] and sft_f1[0]["step"] == 0 and len(sft_f1) == 5
+    assert sft_f1[-1]["f1"] == sft["f1"] or sft_f1[-1]["examples"] == 8
+    assert sft_f1[-1]["rows_seen"] > sft_f1[1]["rows_seen"] > 0
+    # RL's curve keeps each reward part and the share of groups that taught nothing.
+    assert {"frac_reward_zero_std", "rewards/reward_answer_f1/mean", "rewards/reward_prefix/mean"} <= set(
+        report["curves"]["rl_reward"][-1])
+    assert 0 <= report["rl_zero_variance_groups"] <= 1
     assert (stand_in / "reports" / "post-train.png").stat().st_size > 10_000
 
 

@@ -8,8 +8,9 @@ and the shipped SQuAD v1.1 train slice). Pointed at the stand-in's folder (model
 stand-in first when it is missing. SFT and RL take the recipe of the base model: a folder's post_training.json
 (the embedded model and the stand-in each carry their own, chosen on held-out training data), else the documented
 defaults the REST endpoints use. Prints the table and writes MODELS_DIR/reports/post-train.json (results, curves,
-recipe, times) and post-train.png (base/sft/rl bars for prefix, suffix, both, EM and F1; the SFT loss and RL reward
-curves).
+recipe, times) and post-train.png: base/sft/rl bars for prefix, suffix, both, EM and F1; SFT's loss and validation F1
+against the examples seen; RL's reward parts, validation F1 and share of zero-variance groups against its steps.
+The F1 curves are on the first TRAINER_EVAL_EXAMPLES validation questions, the bars on all of them.
 """
 import dataclasses
 import json
@@ -61,9 +62,16 @@ def _curve(name: str, models_dir: pathlib.Path, metric: str) -> list[dict]:
     return json.loads(path.read_text()) if path and path.is_file() else []
 
 
-def plot(results: dict[str, dict], loss: list[dict], reward: list[dict], path: pathlib.Path) -> None:
+# Evaluations while training, the first before it (eval_curve.EvalCurve), for the F1 curves; the end of each run
+# adds its own.
+EVAL_POINTS = {"sft": 4, "rl": 2}
+
+
+def plot(results: dict[str, dict], curves: dict[str, list[dict]], path: pathlib.Path) -> None:
     plt = reports._pyplot()
-    figure, (bars, left, right) = plt.subplots(1, 3, figsize=(15, 4), gridspec_kw={"width_ratios": [2, 1, 1]})
+    figure = plt.figure(figsize=(15, 8))
+    grid = figure.add_gridspec(2, 3)
+    bars = figure.add_subplot(grid[0, :2])
     columns = [("starts_with_prefix", "prefix %"), ("ends_with_suffix", "suffix %"), ("both", "both %"),
                ("exact_match", "EM"), ("f1", "F1")]
     width = 0.8 / len(results)
@@ -73,14 +81,41 @@ def plot(results: dict[str, dict], loss: list[dict], reward: list[dict], path: p
     bars.set_ylim(0, 100)
     bars.legend()
     bars.set_title("validation split, raw greedy output")
-    for axes, curve, metric, title in ((left, loss, "loss", "SFT loss"), (right, reward, "reward", "RL mean reward")):
-        axes.plot([p["step"] for p in curve], [p[metric] for p in curve])
-        axes.set_xlabel("step")
-        axes.set_title(title)
-        axes.grid(alpha=0.3)
+    _plot_sft(figure.add_subplot(grid[0, 2]), curves["sft_loss"], curves["sft_f1"])
+    _plot_rl(figure.add_subplot(grid[1, 0]), figure.add_subplot(grid[1, 1]), figure.add_subplot(grid[1, 2]),
+             curves["rl_reward"], curves["rl_f1"])
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def _plot_sft(axes, loss: list[dict], f1: list[dict]) -> None:
+    batch = f1[-1]["rows_seen"] / f1[-1]["step"] if f1 and f1[-1]["step"] else 1
+    axes.plot([p["step"] * batch for p in loss], [p["loss"] for p in loss], color="tab:blue", alpha=0.6)
+    axes.set_xlabel("SFT examples seen")
+    axes.set_ylabel("loss", color="tab:blue")
+    twin = axes.twinx()
+    twin.plot([p["rows_seen"] for p in f1], [p["f1"] for p in f1], "o-", color="tab:red")
+    twin.set_ylabel("validation F1", color="tab:red")
+    axes.set_title("SFT: loss and validation F1")
+    axes.grid(alpha=0.3)
+
+
+def _plot_rl(parts, answers, flat, reward: list[dict], f1: list[dict]) -> None:
+    steps = [p["step"] for p in reward]
+    for key in sorted({k for p in reward for k in p if k.startswith("rewards/")}):
+        parts.plot(steps, [p.get(key) for p in reward], label=key.split("/")[1].removeprefix("reward_"))
+    parts.plot(steps, [p["reward"] for p in reward], color="black", label="weighted sum")
+    parts.set_title("RL: mean reward parts per step")
+    parts.legend(fontsize=7)
+    answers.plot([p["step"] for p in f1], [p["f1"] for p in f1], "o-", color="tab:red")
+    answers.set_title("RL: validation F1")
+    flat.plot(steps, [100 * p.get("frac_reward_zero_std", 0) for p in reward], color="tab:gray")
+    flat.set_ylim(0, 100)
+    flat.set_title("RL: groups whose answers all scored alike, %")
+    for axes in (parts, answers, flat):
+        axes.set_xlabel("RL step")
+        axes.grid(alpha=0.3)
 
 
 def post_train(config: TrainerConfig, placement: Placement, pretrain_steps: int | None = None) -> dict:
@@ -111,21 +146,29 @@ def post_train(config: TrainerConfig, placement: Placement, pretrain_steps: int 
     print(f"base model: {base.name}\nrecipe: {recipe.source}\n  sft: {recipe.sft}\n  rl: {recipe.rl}", flush=True)
     for step in (SftStep(recipe.sft), RlStep(recipe.rl)):
         started = time.monotonic()
-        version = pipeline.train(step, context, show_progress=True)
+        version = pipeline.train(step, context, show_progress=True, eval_points=EVAL_POINTS[step.kind])
         times[step.name] = time.monotonic() - started
         print(f"{step.name}: published version {version} in {times[step.name]:.0f} s", flush=True)
     started = time.monotonic()
     comparison = compare_published(context, None, context.eval_max_new_tokens)
     times["eval"] = time.monotonic() - started
-    loss, reward = _curve("sft", context.models_dir, "loss"), _curve("rl", context.models_dir, "reward")
+    curves = {f"{name}_{metric}": _curve(name, context.models_dir, metric)
+              for name, metric in (("sft", "loss"), ("sft", "f1"), ("rl", "reward"), ("rl", "f1"))}
+    flat = [p["frac_reward_zero_std"] for p in curves["rl_reward"] if "frac_reward_zero_std" in p]
     report = {"base_model": base.name, "dataset": context.squad_dataset, "results": comparison.results,
               "adapters": comparison.sources, "recipe": {"source": recipe.source, "sft": dataclasses.asdict(recipe.sft),
                                                          "rl": dataclasses.asdict(recipe.rl)},
-              "seconds": times, "curves": {"sft_loss": loss, "rl_reward": reward}}
+              "seconds": times, "curves": curves,
+              "rl_zero_variance_groups": sum(flat) / len(flat) if flat else None}
     folder = pathlib.Path(context.models_dir) / "reports"
     reports.write_json(folder / "post-train.json", report)
-    plot(comparison.results, loss, reward, folder / "post-train.png")
+    plot(comparison.results, curves, folder / "post-train.png")
     print(comparison.table)
+    for name in ("sft", "rl"):
+        print(f"{name} validation F1 while training (first {context.eval_examples} questions): " + ", ".join(
+            f"step {p['step']} {p['f1']:.1f}" for p in curves[f"{name}_f1"]))
+    if flat:
+        print(f"RL groups whose answers all scored alike: {100 * sum(flat) / len(flat):.0f}% of {len(flat)} steps")
     print("seconds: " + ", ".join(f"{stage} {seconds:.0f}" for stage, seconds in times.items()))
     print(f"wrote {folder / 'post-train.json'} and post-train.png")
     return report

@@ -13,6 +13,7 @@ from services.common import adapters
 from services.common.devices import Placement
 from services.trainer.training import distributed
 from services.trainer.training.context import TrainingContext
+from services.trainer.training.data import load_squad
 from services.trainer.training.progress import ProgressCallback, Report, no_report
 from services.trainer.training.publishing import Publish, evaluate_staged, publish_and_notify
 from services.trainer.training.reports import write_curve, write_json
@@ -33,6 +34,7 @@ class TrainingStep(Protocol):
     kind: str  # "sft" or "rl"
     name: str  # the adapter it publishes a version of (its params' adapter)
     metric: str  # the logged value kept as its curve: "loss" or "reward"
+    curve_extras: tuple[str, ...]  # other logged values each point of the curve keeps
     params: object  # its params dataclass, written into params.json
 
     def load(self, context: TrainingContext, report: Report) -> Loaded:
@@ -44,15 +46,25 @@ class TrainingStep(Protocol):
 
 def train(step: TrainingStep, context: TrainingContext, report: Report = no_report, show_progress: bool = False,
           publish: Publish = publish_and_notify,
-          on_staged: Callable[[pathlib.Path], None] = lambda path: None) -> str | None:
+          on_staged: Callable[[pathlib.Path], None] = lambda path: None, eval_points: int = 0) -> str | None:
     """Trains, writes adapter + params.json + base record + curve + eval.json into a staging folder, then
-    `publish`es it. Returns the published version (None in the processes other than the first)."""
+    `publish`es it. Returns the published version (None in the processes other than the first). `eval_points` > 0:
+    also evaluates that many times while training (eval_curve.EvalCurve) and writes f1_curve.json."""
     loaded = step.load(context, report)
     staged = distributed.staging_on_main(context.models_dir, step.name, on_staged)
     main = staged is not None
-    progress = ProgressCallback(report if main else no_report, step.metric)
+    progress = ProgressCallback(report if main else no_report, step.metric, step.curve_extras)
+    callbacks = [progress]
+    f1_curve = None
+    if eval_points and main:
+        from services.trainer.training.eval_curve import EvalCurve
+
+        examples = load_squad(context.squad_dataset, "validation", limit=context.eval_examples)
+        f1_curve = EvalCurve(loaded.tokenizer, examples, context.eval_max_new_tokens, eval_points,
+                             context.placement.dtype)
+        callbacks.append(f1_curve)
     with tempfile.TemporaryDirectory(prefix=f"{step.name}-") as scratch:
-        trainer = step.trainer(loaded, scratch, context.placement, show_progress and main, [progress])
+        trainer = step.trainer(loaded, scratch, context.placement, show_progress and main, callbacks)
         trainer.train()
         trainer.save_model(str(staged or scratch))  # every process takes part; only the first writes
     if not main:
@@ -61,5 +73,8 @@ def train(step: TrainingStep, context: TrainingContext, report: Report = no_repo
                                         "base_model": context.base.name, **loaded.record})
     adapters.write_base_record(staged, context.base.name, loaded.base_fingerprint)
     write_curve(staged, progress.curve, step.metric, loaded.curve_title)
-    evaluate_staged(trainer.model, loaded.tokenizer, context, staged, report, progress.progress)
+    evaluation = evaluate_staged(trainer.model, loaded.tokenizer, context, staged, report, progress.progress)
+    if f1_curve is not None:
+        f1_curve.add_final(trainer.args, trainer.state.global_step, evaluation)
+        write_json(staged / "f1_curve.json", f1_curve.curve)
     return publish(context, step.name, staged)

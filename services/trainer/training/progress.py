@@ -25,11 +25,13 @@ def no_report(progress: Progress) -> None:
 
 
 class ProgressCallback(TrainerCallback):
-    """Reports after every step; `metric` ("loss" or "reward") is the logged value that goes into the curve."""
+    """Reports after every step; `metric` ("loss" or "reward") is the logged value that goes into the curve, with
+    the logged values named in `extras` beside it."""
 
-    def __init__(self, report: Report, metric: str) -> None:
+    def __init__(self, report: Report, metric: str, extras: tuple[str, ...] = ()) -> None:
         self.report = report
         self.metric = metric
+        self.extras = extras
         self.curve: list[dict] = []
         self.progress = Progress()
         self._started = time.monotonic()
@@ -43,7 +45,8 @@ class ProgressCallback(TrainerCallback):
         value = (logs or {}).get(self.metric)
         if value is None:
             return
-        self.curve.append({"step": state.global_step, self.metric: float(value)})
+        self.curve.append({"step": state.global_step, self.metric: float(value),
+                           **{key: float(logs[key]) for key in self.extras if logs.get(key) is not None}})
         setattr(self.progress, self.metric, float(value))
         self.report(dataclasses.replace(self.progress))
 

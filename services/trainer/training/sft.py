@@ -43,6 +43,7 @@ class SftStep:
     params: SftParams
     kind = "sft"
     metric = "loss"
+    curve_extras = ()
 
     @property
     def name(self) -> str:
