@@ -15,11 +15,13 @@ NO_GPU = not torch.cuda.is_available()
 
 
 @pytest.mark.skipif(not NO_GPU, reason="what auto means without a GPU")
-def test_auto_is_the_cpu_in_float32_without_a_gpu():
-    placement = resolve("auto", "auto", "LLM")
-    assert (placement.device, placement.dtype, placement.on_gpu) == (torch.device("cpu"), torch.float32, False)
-    assert placement.describe() == "cpu float32"
-    assert device_options(placement) == {"use_cpu": True, "bf16": False, "fp16": False}
+def test_auto_is_the_cpu_without_a_gpu_and_training_there_autocasts_to_bfloat16_only_where_it_computes_it():
+    placement = resolve("auto", "auto", "TRAINER")
+    native = cpu_computes_bfloat16()
+    assert (placement.device, placement.on_gpu) == (torch.device("cpu"), False)
+    assert placement.describe() == ("cpu bfloat16" if native else "cpu float32")
+    assert device_options(placement) == {"use_cpu": True, "bf16": native, "fp16": False}
+    assert device_options(resolve("auto", "float32", "TRAINER"))["bf16"] is False
     assert resolve("cpu", "bfloat16", "LLM").dtype == torch.bfloat16  # torch runs bf16 on the CPU
 
 
@@ -36,11 +38,11 @@ def test_cpu_bfloat16_is_read_from_the_cpu_flags(tmp_path):
 
 
 @pytest.mark.skipif(not NO_GPU, reason="what auto means without a GPU")
-def test_the_llm_service_serves_bfloat16_by_default_where_the_cpu_computes_it_and_the_trainer_keeps_float32():
+def test_both_services_take_bfloat16_by_default_where_the_cpu_computes_it():
     expected = torch.bfloat16 if cpu_computes_bfloat16() else torch.float32
-    assert resolve("auto", "auto", "LLM", bfloat16_on_cpu=True).dtype == expected
-    assert resolve("cpu", "auto", "TRAINER").dtype == torch.float32
-    assert resolve("cpu", "float32", "LLM", bfloat16_on_cpu=True).dtype == torch.float32  # a setting stands
+    assert resolve("auto", "auto", "LLM").dtype == expected
+    assert resolve("cpu", "auto", "TRAINER").dtype == expected
+    assert resolve("cpu", "float32", "TRAINER").dtype == torch.float32  # a setting stands
 
 
 @pytest.mark.parametrize("device, dtype, message", [

@@ -2,8 +2,8 @@
 TRAINER_DTYPE, resolved once at start-up into a torch device and dtype, or a one-line error saying what is wrong.
 
     device: auto (CUDA when torch sees a GPU, else the CPU), cpu, cuda, cuda:N
-    dtype:  auto (bfloat16 on a GPU that supports it, and for serving on a CPU that computes it natively: AVX-512
-            BF16 or AMX; float32 otherwise), float32, bfloat16, float16
+    dtype:  auto (bfloat16 on a GPU that supports it and on a CPU that computes it natively: AVX-512 BF16 or AMX;
+            float32 otherwise), float32, bfloat16, float16
 """
 import dataclasses
 import pathlib
@@ -69,9 +69,9 @@ def cpu_computes_bfloat16(cpuinfo: pathlib.Path = pathlib.Path("/proc/cpuinfo"))
     return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
-def resolve_dtype(setting: str, device, variable: str, bfloat16_on_cpu: bool = False):
-    """`bfloat16_on_cpu`: whether auto picks bfloat16 on a CPU that computes it natively (the llm service: measured
-    faster there; the trainer keeps float32 on CPUs)."""
+def resolve_dtype(setting: str, device, variable: str):
+    """auto picks bfloat16 on a CPU that computes it natively: measured faster there for serving (the llm service's
+    weights in bfloat16) and for training (the trainer's bfloat16 autocast, bench/bench_sft_step.py)."""
     import torch
 
     setting = setting.strip().lower()
@@ -80,7 +80,7 @@ def resolve_dtype(setting: str, device, variable: str, bfloat16_on_cpu: bool = F
     bf16_ok = device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
     if setting == "auto":
         if device.type == "cpu":
-            return torch.bfloat16 if bfloat16_on_cpu and cpu_computes_bfloat16() else torch.float32
+            return torch.bfloat16 if cpu_computes_bfloat16() else torch.float32
         return torch.bfloat16 if bf16_ok else torch.float32
     if setting == "bfloat16" and device.type == "cuda" and not bf16_ok:
         raise DeviceError(f"{variable}=bfloat16 but {torch.cuda.get_device_name(device)} does not support it; use "
@@ -90,7 +90,7 @@ def resolve_dtype(setting: str, device, variable: str, bfloat16_on_cpu: bool = F
     return getattr(torch, setting)
 
 
-def resolve(device_setting: str, dtype_setting: str, prefix: str, bfloat16_on_cpu: bool = False) -> Placement:
+def resolve(device_setting: str, dtype_setting: str, prefix: str) -> Placement:
     """`prefix` names the variables in messages: "LLM" → LLM_DEVICE and LLM_DTYPE."""
     device = resolve_device(device_setting, f"{prefix}_DEVICE")
-    return Placement(device, resolve_dtype(dtype_setting, device, f"{prefix}_DTYPE", bfloat16_on_cpu))
+    return Placement(device, resolve_dtype(dtype_setting, device, f"{prefix}_DTYPE"))

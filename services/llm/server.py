@@ -21,7 +21,7 @@ log = logging.getLogger("textgen.llm")
 
 async def serve(config: LlmConfig) -> None:
     # A bad setting exits here, in one line.
-    placement = devices.resolve(config.device, config.dtype, "LLM", bfloat16_on_cpu=True)
+    placement = devices.resolve(config.device, config.dtype, "LLM")
     try:
         engine = Engine(config, placement)
     except ValueError as error:

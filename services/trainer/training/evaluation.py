@@ -33,31 +33,38 @@ class EvalResult:
 
 
 @torch.no_grad()
-def generate_answers(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:
-    """Greedy completions, batched with left padding (pad = EOS), decoded without special tokens."""
+def generate_answers(model, tokenizer, prompts: list[str], max_new_tokens: int,
+                     autocast_dtype: torch.dtype = torch.float32) -> list[str]:
+    """Greedy completions, batched with left padding (pad = EOS), decoded without special tokens, in the order of
+    `prompts`. Batches are made of prompts of similar length, so little of a batch is padding. `autocast_dtype`:
+    the mixed precision the model trains in (TRAINER_DTYPE), so it is evaluated as it was trained."""
     model.eval()
     padding_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
-    outputs = []
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    outputs = [""] * len(prompts)
     try:
-        for first in range(0, len(prompts), BATCH_SIZE):
-            batch = tokenizer(prompts[first: first + BATCH_SIZE], return_tensors="pt", padding=True).to(model.device)
-            generated = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
-                                       pad_token_id=tokenizer.pad_token_id)
-            new_tokens = generated[:, batch["input_ids"].shape[1]:]
-            outputs += tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        with torch.autocast(model.device.type, dtype=autocast_dtype, enabled=autocast_dtype != torch.float32):
+            for first in range(0, len(order), BATCH_SIZE):
+                chosen = order[first: first + BATCH_SIZE]
+                batch = tokenizer([prompts[i] for i in chosen], return_tensors="pt", padding=True).to(model.device)
+                generated = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
+                                           pad_token_id=tokenizer.pad_token_id)
+                texts = tokenizer.batch_decode(generated[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+                for index, text in zip(chosen, texts):
+                    outputs[index] = text
     finally:
         tokenizer.padding_side = padding_side
     return outputs
 
 
 def evaluate_model(model, tokenizer, examples: list[QAExample], max_new_tokens: int = 64,
-                   samples_kept: int = 5) -> EvalResult:
+                   samples_kept: int = 5, autocast_dtype: torch.dtype = torch.float32) -> EvalResult:
     budget = min(EVAL_PROMPT_TOKENS, context_window(model.config) - max_new_tokens)
     pairs = [(e, p) for e in examples if (p := fit_prompt(tokenizer, e, budget)) is not None and e.answers]
     if not pairs:
         raise ValueError("no validation example fits the evaluation prompt budget")
-    texts = generate_answers(model, tokenizer, [p for _, p in pairs], max_new_tokens)
+    texts = generate_answers(model, tokenizer, [p for _, p in pairs], max_new_tokens, autocast_dtype)
     em = f1_total = starts = ends = both = 0.0
     samples = []
     for (example, prompt), text in zip(pairs, texts):
@@ -99,7 +106,8 @@ def compare_published(context: TrainingContext, examples_wanted: int | None, max
             print(f"{name}: no published adapter, skipped")
             continue
         model = load_with_adapter(base, path).to(context.placement.device)
-        results[name] = evaluate_model(model, tokenizer, examples, max_new_tokens).summary()
+        results[name] = evaluate_model(model, tokenizer, examples, max_new_tokens,
+                                       autocast_dtype=context.placement.dtype).summary()
         sources[name] = "-" if path is None else f"{name}/{path.name}"
     table = reports.comparison_table(results, sources)
     folder = pathlib.Path(context.models_dir) / "reports"

@@ -22,7 +22,8 @@ def evaluate_staged(model, tokenizer, context: TrainingContext, staged: pathlib.
 
     report(dataclasses.replace(progress, message=f"evaluating on {context.eval_examples} validation questions"))
     examples = load_squad(context.squad_dataset, "validation", limit=context.eval_examples)
-    result = evaluate_model(model, tokenizer, examples, context.eval_max_new_tokens)
+    result = evaluate_model(model, tokenizer, examples, context.eval_max_new_tokens,
+                            autocast_dtype=context.placement.dtype)
     summary = {**result.summary(), "samples": result.samples}
     write_json(staged / adapters.EVALUATION, summary)
     log.info("evaluation", extra=result.summary())
