@@ -13,25 +13,29 @@ from services.trainer.training.progress import Progress, Report
 BATCH_SIZE = 4
 
 
-def sft_config(output_dir: str, params: SftParams, placement: Placement, show_progress: bool, max_steps: int = -1):
+def sft_config(output_dir: str, params: SftParams, placement: Placement, show_progress: bool, max_steps: int = -1,
+               **overrides):
     from trl import SFTConfig
 
-    return SFTConfig(
+    return SFTConfig(**{**dict(
         output_dir=output_dir, num_train_epochs=params.num_train_epochs, max_steps=max_steps,
         per_device_train_batch_size=BATCH_SIZE, learning_rate=params.learning_rate, max_length=params.max_length,
         completion_only_loss=True, logging_steps=1, save_strategy="no", report_to=[],
         # Checkpointing only slows small models down.
         **device_options(placement), gradient_checkpointing=False, disable_tqdm=not show_progress, seed=0,
-    )
+    ), **overrides})
 
 
 def build_trainer(model, tokenizer, rows: list[dict], params: SftParams, output_dir: str, placement: Placement, *,
-                  use_lora: bool = True, show_progress: bool = False, max_steps: int = -1, callbacks=()):
-    """The trl SFTTrainer used by the job, the CLI and the benchmark (use_lora=False: full fine-tuning)."""
+                  use_lora: bool = True, show_progress: bool = False, max_steps: int = -1, callbacks=(),
+                  extra_args: dict | None = None):
+    """The trl SFTTrainer used by the job, the CLI and the benchmarks (use_lora=False: full fine-tuning;
+    `extra_args`: SFTConfig settings of the benchmarks' variants)."""
     from datasets import Dataset
     from trl import SFTTrainer
 
-    return SFTTrainer(model=model, args=sft_config(output_dir, params, placement, show_progress, max_steps),
+    return SFTTrainer(model=model, args=sft_config(output_dir, params, placement, show_progress, max_steps,
+                                                   **(extra_args or {})),
                       train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                       peft_config=lora_config(params.lora_r, model) if use_lora else None, callbacks=list(callbacks))
 
