@@ -81,7 +81,10 @@ def test_bad_parameters_are_rejected_naming_the_field(api):
              ("/llm/train_rl", {"max_prompt_examples": 0}, "max_prompt_examples", "100000"),
              ("/llm/train_sft", {"adapter": "Support Bot"}, "adapter", "lower-case letters"),
              ("/llm/train_sft", {"adapter": "base"}, "adapter", "not 'base'"),
-             ("/llm/train_rl", {"from_adapter": "../sft"}, "from_adapter", "'../sft'")]
+             ("/llm/train_rl", {"from_adapter": "../sft"}, "from_adapter", "'../sft'"),
+             ("/llm/train_rl", {"answer_weight": 11}, "answer_weight", "10"),
+             ("/llm/train_rl", {"prefix_weight": 0, "suffix_weight": 0, "clean_end_weight": 0, "answer_weight": 0},
+              "answer_weight", "RL learns nothing")]
     for path, body, field, bound in cases:
         response = api.post(path, json=body)
         assert response.status_code == 400, (body, response.text)

@@ -15,7 +15,9 @@ from services.trainer.training.data import QAExample, fit_prompt, load_squad
 from services.trainer.training.squad_metrics import best_over_gold, exact_match, f1
 
 EVAL_PROMPT_TOKENS = 384
-BATCH_SIZE = 8
+# 16 answers at once: on 2 cores, 32 base answers of 64 tokens took 22 s in batches of 16, 29 s in batches of 8
+# and 21 s in batches of 32.
+BATCH_SIZE = 16
 
 
 @dataclasses.dataclass
