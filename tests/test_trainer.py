@@ -15,6 +15,7 @@ from devtools.models import RANDOM_GPT2, RANDOM_LLAMA, TINY_SFT, build_tiny_llam
 from devtools.processes import start_gateway, start_service
 from services.common import adapters
 from services.common.base_model import fingerprint
+from services.common.devices import resolve
 from services.trainer.job_store import JobStore
 from services.trainer.runner import log_dir_under
 from tests.trainer_service import JOB_TIMEOUT_SECONDS, LONG_SFT, trainer_env
@@ -204,7 +205,8 @@ def test_a_llama_architecture_base_trains_and_the_records_name_it(tmp_path):
             final = list(stub.WatchJob(trainer_pb2.WatchJobRequest(job_id=job.job_id), timeout=JOB_TIMEOUT_SECONDS))
             done = stub.GetJob(trainer_pb2.GetJobRequest(job_id=job.job_id))
     assert final[-1].status == "succeeded", final[-1].message
-    assert done.base_model == str(base) and done.device == "cpu float32"
+    # TRAINER_DTYPE=auto: bfloat16 autocast on a CPU that computes it, else float32.
+    assert done.base_model == str(base) and done.device == resolve("cpu", "auto", "TRAINER").describe()
     published = adapters.current_path(models, "sft")
     assert adapters.read_base_record(published) == {
         "name": str(base), "fingerprint": fingerprint(AutoConfig.from_pretrained(base))}

@@ -6,6 +6,7 @@ from textgen.v1 import trainer_pb2, trainer_pb2_grpc
 from devtools.models import RANDOM_GPT2, random_models_dir
 from devtools.processes import free_port, start_service
 from services.common import adapters
+from services.common.devices import resolve
 from textgen.paths import SQUAD_SAMPLE
 
 
@@ -25,7 +26,7 @@ def test_an_sft_job_trains_in_two_processes_and_publishes_a_loadable_adapter(tmp
         events = list(stub.WatchJob(trainer_pb2.WatchJobRequest(job_id=job.job_id), timeout=600))
         done = stub.GetJob(trainer_pb2.GetJobRequest(job_id=job.job_id))
     assert events[-1].status == "succeeded", (events[-1].message, trainer.logs()[-3000:])
-    assert done.device == "cpu float32 x 2 processes"
+    assert done.device == f"{resolve('cpu', 'auto', 'TRAINER').describe()} x 2 processes"
     # 16 rows, batch 4 per process, 2 processes: 2 optimizer steps, not the 4 one process takes.
     assert done.progress.total_steps == 2
     path = adapters.current_path(models, "sft")
