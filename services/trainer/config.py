@@ -27,8 +27,8 @@ class TrainerConfig(ServiceConfig):
     processes: int = env_field("TRAINER_PROCESSES", 1, "data-parallel training processes per job (DDP: gloo on "
                                                        "CPUs, NCCL on GPUs, one GPU each)")
     device: str = device_field("TRAINER")
-    dtype: str = dtype_field("TRAINER", "bfloat16 on a GPU that supports it and on a CPU with "
-                                               "AVX-512 BF16 or AMX, else float32", "mixed precision: ")
+    dtype: str = dtype_field("TRAINER", "bfloat16 on a GPU that supports it and on a CPU with AVX-512 BF16 or AMX, "
+                                        "else float32", "mixed precision: ")
 
     def base(self) -> BaseModelSpec:
         return choose(self.base_model, self.models_dir)

@@ -41,6 +41,10 @@ class SftParams:
         f"the adapter it publishes a version of ({adapters.NEW_NAME_RULE})"))
 
 
+# RlParams' weights, in the order of rewards.REWARD_FUNCTIONS.
+REWARD_WEIGHT_FIELDS = ("prefix_weight", "suffix_weight", "clean_end_weight", "answer_weight")
+
+
 @with_ranges_in_help
 @dataclasses.dataclass(frozen=True)
 class RlParams:
@@ -78,7 +82,7 @@ class RlParams:
     @property
     def reward_weights(self) -> list[float]:
         """In the order of rewards.REWARD_FUNCTIONS."""
-        return [self.prefix_weight, self.suffix_weight, self.clean_end_weight, self.answer_weight]
+        return [getattr(self, field) for field in REWARD_WEIGHT_FIELDS]
 
 
 @with_ranges_in_help
@@ -89,9 +93,6 @@ class EvalParams:
         default=None, metadata=_help("validation questions (default TRAINER_EVAL_EXAMPLES)"))
     max_new_tokens: typing.Annotated[int | None, Bound(8, 256)] = dataclasses.field(
         default=None, metadata=_help("tokens generated per answer (default TRAINER_EVAL_MAX_NEW_TOKENS)"))
-
-
-REWARD_WEIGHT_FIELDS = ("prefix_weight", "suffix_weight", "clean_end_weight", "answer_weight")
 
 
 def refused(params) -> list[tuple[str, str]]:
