@@ -74,7 +74,7 @@ def main() -> None:
     from services.common.base_model import load_tokenizer
     from services.trainer.config import TrainerConfig
     from services.trainer.training.context import TrainingContext
-    from services.trainer.training.data import load_squad, sft_rows
+    from services.trainer.training.data import TRAIN_SHUFFLE_SEED, load_squad, sft_rows
     from services.trainer.training.params import SftParams
     from services.trainer.training.sft import BATCH_SIZE
 
@@ -82,7 +82,8 @@ def main() -> None:
     context = TrainingContext.from_config(config, config.prepare_torch())
     tokenizer = load_tokenizer(context.base)
     count = BATCH_SIZE * (args.steps + args.warmup)
-    rows = sft_rows(tokenizer, load_squad(context.squad_dataset, "train", limit=count, sample_seed=0),
+    rows = sft_rows(tokenizer, load_squad(context.squad_dataset, "train", limit=count,
+                                          sample_seed=TRAIN_SHUFFLE_SEED),
                     SftParams().max_length)
     tokens = [len(tokenizer(r["prompt"] + r["completion"])["input_ids"]) for r in rows]
     print(f"{context.base.name}, {len(rows)} rows of {context.squad_dataset} (mean {statistics.mean(tokens):.0f} "

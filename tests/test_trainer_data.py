@@ -8,7 +8,8 @@ from devtools.models import RANDOM_GPT2, random_models_dir
 from devtools.squad import squad_record, write_squad_folder
 from services.common.base_model import choose, load_tokenizer
 from services.common.prompts import PREFIX, SUFFIX, qa_completion
-from services.trainer.training.data import DatasetError, QAExample, fit_prompt, load_squad, sft_rows
+from services.trainer.training.data import (TRAIN_SHUFFLE_SEED, DatasetError, QAExample, fit_prompt, load_squad,
+                                           sft_rows)
 from services.trainer.training.rewards import answer_score, clean_end_score, prefix_score, suffix_score
 from services.trainer.training.squad_metrics import best_over_gold, exact_match, f1, normalize_answer
 from textgen.paths import SQUAD_SAMPLE, SQUAD_TRAIN_SLICE
@@ -37,6 +38,22 @@ def test_folder_file_and_nested_json_load(tmp_path):
          "answers": [{"text": "Oslo", "answer_start": record["answers"]["answer_start"][0]}]}]}]}]}
     (tmp_path / "nested.json").write_text(json.dumps(nested))
     assert load_squad(str(tmp_path / "nested.json"), "train")[0].answers == ("Oslo",)
+
+
+def test_rl_draws_questions_sft_did_not_train_on():
+    """SFT's draw from the start of the shuffle, RL's from its end: apart while they fit in the split, each in file
+    order and spread over its articles."""
+    everything = load_squad(str(SQUAD_TRAIN_SLICE), "train")
+    sft = load_squad(str(SQUAD_TRAIN_SLICE), "train", limit=1200, sample_seed=TRAIN_SHUFFLE_SEED)
+    rl = load_squad(str(SQUAD_TRAIN_SLICE), "train", limit=400, sample_seed=TRAIN_SHUFFLE_SEED, from_end=True)
+    assert (len(sft), len(rl)) == (1200, 400) and not {e.id for e in sft} & {e.id for e in rl}
+    position = {e.id: index for index, e in enumerate(everything)}
+    for drawn in (sft, rl):
+        assert [position[e.id] for e in drawn] == sorted(position[e.id] for e in drawn)
+        assert len({e.title for e in drawn}) == len({e.title for e in everything})
+    rest = load_squad(str(SQUAD_TRAIN_SLICE), "train", limit=len(everything) - 1200, sample_seed=TRAIN_SHUFFLE_SEED,
+                      from_end=True)
+    assert {e.id for e in sft} | {e.id for e in rest} == {e.id for e in everything}
 
 
 def test_unloadable_dataset_names_the_variable_and_the_shipped_sample(tmp_path):

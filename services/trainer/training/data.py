@@ -127,10 +127,18 @@ def _load_hub(spec: str, split: str) -> list[QAExample]:
     return [_example(dict(row), f"{spec}[{split}] row {number}") for number, row in enumerate(rows)]
 
 
-def load_squad(spec: str, split: str, limit: int | None = None, sample_seed: int | None = None) -> list[QAExample]:
+# SFT and RL draw their training questions from one shuffle of the train split: SFT from its start, RL from its end.
+# RL's prompts are then questions SFT never trained on (while the two counts fit in the split): on the ones SFT saw its
+# sampled answers mostly agree, and a group whose answers all score alike teaches GRPO nothing.
+TRAIN_SHUFFLE_SEED = 0
+
+
+def load_squad(spec: str, split: str, limit: int | None = None, sample_seed: int | None = None,
+               from_end: bool = False) -> list[QAExample]:
     """The `split` ("train" or "validation") of SQUAD_DATASET=`spec`: at most `limit` examples, the first ones, or,
     with `sample_seed`, ones drawn at random across the split (SQuAD's files go article by article: the first few
-    hundred questions would all be about one or two articles). Either way in file order."""
+    hundred questions would all be about one or two articles), from the start of the seed's shuffle or, `from_end`,
+    from its end. Either way in file order."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
     path = pathlib.Path(spec).expanduser()
@@ -147,7 +155,9 @@ def load_squad(spec: str, split: str, limit: int | None = None, sample_seed: int
         return examples
     if sample_seed is None:
         return examples[:limit]
-    return [examples[i] for i in sorted(random.Random(sample_seed).sample(range(len(examples)), limit))]
+    shuffle = random.Random(sample_seed).sample(range(len(examples)), len(examples))
+    chosen = shuffle[len(shuffle) - limit:] if from_end else shuffle[:limit]
+    return [examples[i] for i in sorted(chosen)]
 
 
 def _answer_span(example: QAExample) -> tuple[int, int] | None:

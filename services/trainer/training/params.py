@@ -29,7 +29,8 @@ def _help(text: str) -> dict:
 @dataclasses.dataclass(frozen=True)
 class SftParams:
     max_examples: typing.Annotated[int, Bound(1, 100_000)] = dataclasses.field(
-        default=200, metadata=_help("SQuAD training questions, drawn at random across the train split (seed 0)"))
+        default=200, metadata=_help("SQuAD training questions, drawn at random across the train split (the start of "
+                                    "a seed-0 shuffle)"))
     num_train_epochs: typing.Annotated[int, Bound(1, 20)] = dataclasses.field(
         default=1, metadata=_help("passes over them"))
     max_length: typing.Annotated[int, Bound(32, 1024)] = dataclasses.field(
@@ -54,7 +55,9 @@ class RlParams:
     use_dataset_prompts: bool = dataclasses.field(
         default=False, metadata=_help("prompt with SQuAD training questions instead of the built-in fixed set"))
     max_prompt_examples: typing.Annotated[int, Bound(1, 100_000)] = dataclasses.field(
-        default=60, metadata=_help("SQuAD training questions used with --use-dataset-prompts, drawn at random"))
+        default=60, metadata=_help("SQuAD training questions used with --use-dataset-prompts, drawn at random from "
+                                   "the end of SFT's shuffle (questions SFT did not train on, while both fit in the "
+                                   "split)"))
     learning_rate: typing.Annotated[float, Bound(0, 0.01, low_open=True)] = dataclasses.field(
         default=1e-5, metadata=_help("AdamW learning rate"))
     # Sampled answers far from the greedy ones teach nothing about the answers served (greedy): at 0.7 a small

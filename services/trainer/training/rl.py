@@ -6,7 +6,7 @@ from services.common.base_model import context_window, fingerprint, load_tokeniz
 from services.common.devices import Placement
 from services.trainer.training import pipeline
 from services.trainer.training.context import TrainingContext
-from services.trainer.training.data import QAExample, fit_prompt, load_squad
+from services.trainer.training.data import TRAIN_SHUFFLE_SEED, QAExample, fit_prompt, load_squad
 from services.trainer.training.fixed_prompts import FIXED_PROMPTS
 from services.trainer.training.models import device_options, load_with_adapter
 from services.trainer.training.params import RlParams
@@ -71,7 +71,7 @@ class RlStep:
         tokenizer = load_tokenizer(context.base)
         if self.params.use_dataset_prompts:
             examples = load_squad(context.squad_dataset, "train", limit=self.params.max_prompt_examples,
-                                  sample_seed=0)
+                                  sample_seed=TRAIN_SHUFFLE_SEED, from_end=True)
         else:
             examples = FIXED_PROMPTS
         model = load_with_adapter(context.base, sft_path, trainable=True)

@@ -5,7 +5,7 @@ from services.common.base_model import fingerprint, load_model, load_tokenizer
 from services.common.devices import Placement
 from services.trainer.training import pipeline
 from services.trainer.training.context import TrainingContext
-from services.trainer.training.data import load_squad, sft_rows
+from services.trainer.training.data import TRAIN_SHUFFLE_SEED, load_squad, sft_rows
 from services.trainer.training.models import device_options, lora_config
 from services.trainer.training.params import SftParams
 from services.trainer.training.progress import Progress, Report
@@ -56,7 +56,8 @@ class SftStep:
     def load(self, context: TrainingContext, report: Report) -> pipeline.Loaded:
         report(Progress(message="loading data and model"))
         tokenizer = load_tokenizer(context.base)
-        examples = load_squad(context.squad_dataset, "train", limit=self.params.max_examples, sample_seed=0)
+        examples = load_squad(context.squad_dataset, "train", limit=self.params.max_examples,
+                              sample_seed=TRAIN_SHUFFLE_SEED)
         rows = sft_rows(tokenizer, examples, self.params.max_length)
         if not rows:
             raise ValueError(f"none of the {len(examples)} training examples fits "
