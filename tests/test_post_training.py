@@ -9,12 +9,14 @@ import sys
 import pytest
 
 from devtools.post_training.post_train import missing_stand_in, post_train, recipe_for
+from devtools.post_training.rl_tuning import SCORED_ARTICLES, write_split
 from devtools.post_training.stand_in import RECIPE, PretrainSettings
 from devtools.processes import base_env
 from services.common.base_model import choose
 from services.common.devices import resolve
 from services.trainer.config import TrainerConfig
-from textgen.paths import ROOT, SQUAD_SAMPLE, STAND_IN_FOLDER
+from services.trainer.training.data import TRAIN_SHUFFLE_SEED, load_squad
+from textgen.paths import ROOT, SQUAD_SAMPLE, SQUAD_TRAIN_SLICE, STAND_IN_FOLDER
 
 # The stand-in's own pretraining (about 5 minutes here: shorter ones left SFT under 50% compliance) and recipe,
 # with RL cut to 60 steps.
@@ -81,3 +83,17 @@ def test_only_a_missing_stand_in_is_pretrained_and_a_hub_id_keeps_the_documented
                                  models_dir=tmp_path)
     with pytest.raises(SystemExit, match="LLM_BASE_MODEL: base model .*no-model.* is neither a folder nor a .gguf"):
         post_train(config, resolve("cpu", "float32", "TRAINER"))
+
+
+def test_the_rl_tuning_split_scores_on_questions_sft_left_out_and_never_reads_validation(tmp_path):
+    sft = {e.id for e in load_squad(str(SQUAD_TRAIN_SLICE), "train", limit=1200, sample_seed=TRAIN_SHUFFLE_SEED)}
+    validation = {e.id for e in load_squad(str(SQUAD_TRAIN_SLICE), "validation")}
+    for seen_prompts in (False, True):
+        out = tmp_path / str(seen_prompts)
+        sizes = write_split(str(SQUAD_TRAIN_SLICE), 1200, out, seen_prompts)
+        prompts, scored = (load_squad(str(out), split) for split in ("train", "validation"))
+        assert (len(prompts), len(scored)) == (sizes["train"], sizes["validation"]) and min(sizes.values()) > 100
+        assert {e.title for e in scored} == set(SCORED_ARTICLES)
+        assert not {e.title for e in prompts} & set(SCORED_ARTICLES)
+        assert not {e.id for e in scored} & sft and not {e.id for e in prompts + scored} & validation
+        assert all((e.id in sft) == seen_prompts for e in prompts)

@@ -4,6 +4,7 @@
     python -m devtools.post_training pretrain [--steps 1000] [--seed 0]     (make tiny-model: the offline stand-in)
     python -m devtools.post_training post-train [--pretrain-steps N]        (make post-train: stand-in if missing,
                                                                              SFT, RL, evaluation and a report)
+    python -m devtools.post_training rl-tuning-split --out DIR              (the train-side split RL is tuned on)
 """
 import dataclasses
 import pathlib
@@ -32,6 +33,16 @@ class PostTrainParams:
         default=None, metadata={"help": "steps when the stand-in has to be pretrained first (default: pretrain's)"})
 
 
+@with_ranges_in_help
+@dataclasses.dataclass(frozen=True)
+class RlTuningSplitParams:
+    out: str = dataclasses.field(metadata={"help": "folder to write train.jsonl and validation.jsonl into"})
+    sft_examples: typing.Annotated[int, Bound(1, 100_000)] = dataclasses.field(
+        default=1200, metadata={"help": "max_examples of the SFT adapter RL will start from"})
+    seen_prompts: bool = dataclasses.field(
+        default=False, metadata={"help": "prompt with the questions SFT trained on instead of the ones it did not"})
+
+
 def _pretrain(params: PretrainParams, config: TrainerConfig, placement: Placement) -> None:
     from devtools.post_training.stand_in import PretrainSettings, pretrain
 
@@ -46,10 +57,21 @@ def _post_train(params: PostTrainParams, config: TrainerConfig, placement: Place
     post_train(config.decided(), placement, params.pretrain_steps)
 
 
+def _rl_tuning_split(params: RlTuningSplitParams, config: TrainerConfig, placement: Placement) -> None:
+    from devtools.post_training.rl_tuning import write_split
+
+    sizes = write_split(config.decided().squad_dataset, params.sft_examples, pathlib.Path(params.out),
+                        params.seen_prompts)
+    print(f"wrote {params.out}: {sizes['train']} prompts (train.jsonl), {sizes['validation']} scored questions "
+          f"(validation.jsonl)")
+
+
 COMMANDS: cli.Commands = {
     "pretrain": (PretrainParams, _pretrain,
                  f"pretrain the offline stand-in base model into MODELS_DIR/{STAND_IN_FOLDER}"),
     "post-train": (PostTrainParams, _post_train, "the stand-in if missing, SFT, RL, evaluation and a report"),
+    "rl-tuning-split": (RlTuningSplitParams, _rl_tuning_split,
+                        "the train-side split RL's settings are chosen on (devtools/post_training/rl_tuning.py)"),
 }
 
 
