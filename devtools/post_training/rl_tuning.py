@@ -11,7 +11,7 @@ questions are held out of SFT's draw, not their articles: SFT saw other question
 import json
 import pathlib
 
-from services.trainer.training.data import TRAIN_SHUFFLE_SEED, QAExample, load_squad
+from services.trainer.training.data import TRAIN_SHUFFLE_SEED, QAExample, draw, load_squad
 
 SCORED_ARTICLES = ("Force", "Antibiotics")
 
@@ -24,7 +24,7 @@ def _record(example: QAExample) -> dict:
 def write_split(dataset: str, sft_examples: int, out: pathlib.Path, seen_prompts: bool = False) -> dict[str, int]:
     """Writes out/train.jsonl (RL's prompts) and out/validation.jsonl (what it is scored on); returns their sizes."""
     questions = load_squad(dataset, "train")
-    drawn = {e.id for e in load_squad(dataset, "train", limit=sft_examples, sample_seed=TRAIN_SHUFFLE_SEED)}
+    drawn = {e.id for e in draw(questions, sft_examples, TRAIN_SHUFFLE_SEED)}
     missing = set(SCORED_ARTICLES) - {e.title for e in questions}
     if missing:
         raise SystemExit(f"{dataset}'s train split has no article {', '.join(sorted(missing))}: the RL tuning split "

@@ -151,6 +151,12 @@ def load_squad(spec: str, split: str, limit: int | None = None, sample_seed: int
         raise _error(spec, f"{type(error).__name__}: {error}") from error
     if not examples:
         raise _error(spec, f"its {split} split holds no examples")
+    return draw(examples, limit, sample_seed, from_end)
+
+
+def draw(examples: list[QAExample], limit: int | None, sample_seed: int | None = None,
+         from_end: bool = False) -> list[QAExample]:
+    """load_squad's choice among a split's `examples`, for callers that hold the whole split already."""
     if not limit or limit >= len(examples):
         return examples
     if sample_seed is None:
