@@ -84,6 +84,7 @@ def test_bad_parameters_are_rejected_naming_the_field(api):
              ("/llm/train_sft", {"adapter": "base"}, "adapter", "not 'base'"),
              ("/llm/train_rl", {"from_adapter": "../sft"}, "from_adapter", "'../sft'"),
              ("/llm/train_rl", {"answer_weight": 11}, "answer_weight", "10"),
+             ("/llm/train_rl", {"prompts_per_step": 0}, "prompts_per_step", "64"),
              ("/llm/train_rl", {"prefix_weight": 0, "suffix_weight": 0, "clean_end_weight": 0, "answer_weight": 0},
               "answer_weight", "RL learns nothing")]
     for path, body, field, bound in cases:
@@ -162,8 +163,9 @@ def test_sft_then_rl_end_to_end(api, models_dir):
 def test_named_adapters_train_beside_the_seeds_and_are_served_by_name(api, models_dir):
     sft_version = adapters.current_version(models_dir, "sft")
     _check_run(api, models_dir, "sft", {**TINY_SFT, "adapter": "support-bot"}, "loss", "loss")
-    _check_run(api, models_dir, "rl", {**SMALL_RL, "adapter": "support-bot-rl", "from_adapter": "support-bot"},
-               "reward", "reward")
+    named_rl = _check_run(api, models_dir, "rl", {**SMALL_RL, "adapter": "support-bot-rl", "from_adapter": "support-bot",
+                                                  "prompts_per_step": 2}, "reward", "reward")
+    assert named_rl["params"]["rl"]["prompts_per_step"] == 2
     assert adapters.current_version(models_dir, "sft") == sft_version  # the seed's adapters are left alone
     models = {model["id"] for model in api.get("/v1/models").json()["data"]}
     assert {"sft", "rl", "support-bot", "support-bot-rl"} <= models

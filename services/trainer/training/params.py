@@ -66,6 +66,9 @@ class RlParams:
         default=0.3, metadata=_help("sampling temperature of the answers GRPO compares"))
     num_generations: typing.Annotated[int, Bound(2, 32)] = dataclasses.field(
         default=8, metadata=_help("answers sampled per prompt (GRPO's group)"))
+    # One question per step leaves a step to the few groups whose answers differ; several average their gradients.
+    prompts_per_step: typing.Annotated[int, Bound(1, 64)] = dataclasses.field(
+        default=1, metadata=_help("questions whose groups make one optimizer step (their gradients averaged)"))
     # How much each reward part (training/rewards.py) counts. After SFT the format is nearly always right, so in most
     # groups only the answer's F1 differs; the answer weighs as much as the three format parts together. All format
     # weights with answer_weight 0 is the seed's format-only RL.

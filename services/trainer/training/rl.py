@@ -39,6 +39,9 @@ def grpo_config(output_dir: str, params: RlParams, placement: Placement, show_pr
         # One prompt per batch: GPT-2 with left-padded prompts of different lengths gets wrong position ids in
         # GRPO's log-prob pass (trl issue 6800).
         num_generations=params.num_generations, per_device_train_batch_size=params.num_generations,
+        # Several prompts per optimizer step by accumulating one group at a time: still one prompt per batch, and
+        # each group sampled from the weights of the step it trains (steps_per_generation 1: no stale samples).
+        gradient_accumulation_steps=params.prompts_per_step, steps_per_generation=1,
         # beta 0: with the SFT adapter itself being trained, trl's reference (the adapter disabled) is the base
         # model, and a KL to it would penalise what SFT learnt.
         max_completion_length=params.max_new_tokens, temperature=params.temperature, beta=0.0,
@@ -82,7 +85,8 @@ class RlStep:
         return pipeline.Loaded(model, tokenizer, rows, base_fingerprint,
                                record={"sft_adapter": str(sft_path), "prompts": len(rows),
                                        "rewards": [f.__name__ for f in REWARD_FUNCTIONS]},
-                               curve_title=f"GRPO mean reward ({len(rows)} prompts, {self.params.steps} steps)")
+                               curve_title=f"GRPO mean reward ({len(rows)} prompts, {self.params.steps} steps "
+                                           f"of {self.params.prompts_per_step})")
 
     def trainer(self, loaded: pipeline.Loaded, output_dir: str, placement: Placement, show_progress: bool,
                 callbacks: list):
