@@ -16,6 +16,7 @@ from services.common.base_model import choose
 from services.common.devices import resolve
 from services.trainer.config import TrainerConfig
 from services.trainer.training.data import TRAIN_SHUFFLE_SEED, load_squad
+from services.trainer.training.evaluation import f1_change
 from textgen.paths import ROOT, SQUAD_SAMPLE, SQUAD_TRAIN_SLICE, STAND_IN_FOLDER
 
 # The stand-in's own pretraining (about 5 minutes here: shorter ones left SFT under 50% compliance) and recipe,
@@ -68,6 +69,12 @@ def test_sft_teaches_the_format_and_rl_keeps_it(stand_in):
     assert {"frac_reward_zero_std", "rewards/reward_answer_f1/mean", "rewards/reward_prefix/mean"} <= set(
         report["curves"]["rl_reward"][-1])
     assert 0 <= report["rl_zero_variance_groups"] <= 1
+    # Each model's F1 change from the one it was trained from, paired on the same questions.
+    for before, after in (("base", "sft"), ("sft", "rl")):
+        change = report["changes"][after]
+        assert change["f1_change"] == pytest.approx(report["results"][after]["f1"] - report["results"][before]["f1"])
+        assert change["questions"] == 124 and change["better"] + change["worse"] <= 124
+    assert "rl - sft:" in done.stdout and "paired on 124 questions" in done.stdout
     assert (stand_in / "reports" / "post-train.png").stat().st_size > 10_000
 
 
@@ -97,3 +104,12 @@ def test_the_rl_tuning_split_scores_on_questions_sft_left_out_and_never_reads_va
         assert not {e.title for e in prompts} & set(SCORED_ARTICLES)
         assert not {e.id for e in scored} & sft and not {e.id for e in prompts + scored} & validation
         assert all((e.id in sft) == seen_prompts for e in prompts)
+
+
+def test_a_paired_change_counts_each_question_once_and_needs_the_same_questions():
+    change = f1_change([1.0, 0.5, 0.0, 1.0], [1.0, 1.0, 0.0, 0.5])
+    # Differences 0, +0.5, 0, -0.5: their standard deviation is (0.5 / 3) ** 0.5, over 4 ** 0.5 questions.
+    assert change == {"questions": 4, "f1_change": 0.0, "standard_error": pytest.approx(100 * (0.5 / 3) ** 0.5 / 2),
+                      "better": 1, "worse": 1}
+    with pytest.raises(ValueError, match="the same questions"):
+        f1_change([1.0, 0.5], [1.0])

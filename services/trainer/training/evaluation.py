@@ -2,7 +2,9 @@
 format compliance of the model's own greedy output (no service-side completion of the format); and the comparison
 of base, sft and rl that `python -m services.trainer.training eval` prints and writes."""
 import dataclasses
+import math
 import pathlib
+import statistics
 
 import torch
 
@@ -18,6 +20,8 @@ EVAL_PROMPT_TOKENS = 384
 # 16 answers at once: on 2 cores, 32 base answers of 64 tokens took 22 s in batches of 16, 29 s in batches of 8
 # and 21 s in batches of 32.
 BATCH_SIZE = 16
+# Each model beside the one it was trained from, for the paired change between them.
+TRAINED_FROM = (("base", "sft"), ("sft", "rl"))
 
 
 @dataclasses.dataclass
@@ -29,9 +33,26 @@ class EvalResult:
     ends_with_suffix: float
     both: float
     samples: list[dict] = dataclasses.field(default_factory=list)
+    f1_by_question: list[float] = dataclasses.field(default_factory=list)  # 0..1, in the order of the questions
 
     def summary(self) -> dict:
-        return {k: v for k, v in dataclasses.asdict(self).items() if k != "samples"}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("samples", "f1_by_question")}
+
+
+def f1_change(before: list[float], after: list[float]) -> dict:
+    """How F1 moved between two models on the same questions, with the standard error of the per-question
+    differences: far smaller than either F1's own error, since most questions are answered alike by both."""
+    if len(before) != len(after) or len(before) < 2:
+        raise ValueError(f"a paired change needs the same questions, at least 2 (got {len(before)} and {len(after)})")
+    differences = [b - a for a, b in zip(before, after)]
+    return {"questions": len(differences), "f1_change": 100 * statistics.fmean(differences),
+            "standard_error": 100 * statistics.stdev(differences) / math.sqrt(len(differences)),
+            "better": sum(d > 0 for d in differences), "worse": sum(d < 0 for d in differences)}
+
+
+def describe_change(before: str, after: str, change: dict) -> str:
+    return (f"{after} - {before}: {change['f1_change']:+.1f} F1 (standard error {change['standard_error']:.1f}, "
+            f"paired on {change['questions']} questions; {change['better']} answered better, {change['worse']} worse)")
 
 
 @torch.no_grad()
@@ -67,21 +88,21 @@ def evaluate_model(model, tokenizer, examples: list[QAExample], max_new_tokens: 
     if not pairs:
         raise ValueError("no validation example fits the evaluation prompt budget")
     texts = generate_answers(model, tokenizer, [p for _, p in pairs], max_new_tokens, autocast_dtype)
-    em = f1_total = starts = ends = both = 0.0
-    samples = []
+    em = starts = ends = both = 0.0
+    samples, f1s = [], []
     for (example, prompt), text in zip(pairs, texts):
         raw = text.strip()
         answer = strip_format(until_suffix(raw))
         em += best_over_gold(exact_match, answer, example.answers)
-        f1_total += best_over_gold(f1, answer, example.answers)
+        f1s.append(best_over_gold(f1, answer, example.answers))
         starts += raw.startswith(PREFIX)
         ends += raw.endswith(SUFFIX)
         both += raw.startswith(PREFIX) and raw.endswith(SUFFIX)
         if len(samples) < samples_kept:
             samples.append({"question": example.question, "gold": list(example.answers), "output": text})
     n = len(pairs)
-    return EvalResult(examples=n, exact_match=100 * em / n, f1=100 * f1_total / n, starts_with_prefix=100 * starts / n,
-                      ends_with_suffix=100 * ends / n, both=100 * both / n, samples=samples)
+    return EvalResult(examples=n, exact_match=100 * em / n, f1=100 * sum(f1s) / n, starts_with_prefix=100 * starts / n,
+                      ends_with_suffix=100 * ends / n, both=100 * both / n, samples=samples, f1_by_question=f1s)
 
 
 @dataclasses.dataclass
@@ -90,6 +111,7 @@ class Comparison:
     path: pathlib.Path  # the eval.md it was written to
     results: dict[str, dict]  # model ("base", "sft", "rl") -> EvalResult.summary()
     sources: dict[str, str]  # model -> the adapter version evaluated
+    changes: dict[str, dict]  # model -> its f1_change from the model it was trained from (sft: base, rl: sft)
 
 
 def compare_published(context: TrainingContext, examples_wanted: int | None, max_new_tokens: int) -> Comparison:
@@ -101,23 +123,27 @@ def compare_published(context: TrainingContext, examples_wanted: int | None, max
     base = context.base
     tokenizer = load_tokenizer(base)
     examples = load_squad(context.squad_dataset, "validation", limit=examples_wanted)
-    results, sources = {}, {}
+    results, sources, by_question = {}, {}, {}
     for name in ("base", *adapters.ADAPTER_NAMES):
         path = None if name == "base" else adapters.current_path(context.models_dir, name)
         if name != "base" and path is None:
             print(f"{name}: no published adapter, skipped")
             continue
         model = load_with_adapter(base, path).to(context.placement.device)
-        results[name] = evaluate_model(model, tokenizer, examples, max_new_tokens,
-                                       autocast_dtype=context.placement.dtype).summary()
+        result = evaluate_model(model, tokenizer, examples, max_new_tokens, autocast_dtype=context.placement.dtype)
+        results[name], by_question[name] = result.summary(), result.f1_by_question
         sources[name] = "-" if path is None else f"{name}/{path.name}"
-    table = reports.comparison_table(results, sources)
+    changes = {after: f1_change(by_question[before], by_question[after])
+               for before, after in TRAINED_FROM if before in by_question and after in by_question}
+    described = [f"- {describe_change(before, after, changes[after])}" for before, after in TRAINED_FROM
+                 if after in changes]
+    table = "\n\n".join([reports.comparison_table(results, sources), *(["\n".join(described)] if described else [])])
     folder = pathlib.Path(context.models_dir) / "reports"
     folder.mkdir(parents=True, exist_ok=True)
     heading = (f"# Evaluation: {base.name} on {context.squad_dataset} (validation, "
                f"{len(examples)} questions, {max_new_tokens} new tokens, greedy)\n\n")
     (folder / "eval.md").write_text(heading + table + "\n")
     reports.write_json(folder / "eval.json", {"base_model": base.name, "dataset": context.squad_dataset,
-                                              "results": results, "adapters": sources})
+                                              "results": results, "adapters": sources, "changes": changes})
     reports.plot_comparison(results, folder / "eval.png")
-    return Comparison(table, folder / "eval.md", results, sources)
+    return Comparison(table, folder / "eval.md", results, sources, changes)
