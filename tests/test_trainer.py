@@ -163,8 +163,9 @@ def test_sft_then_rl_end_to_end(api, models_dir):
 def test_named_adapters_train_beside_the_seeds_and_are_served_by_name(api, models_dir):
     sft_version = adapters.current_version(models_dir, "sft")
     _check_run(api, models_dir, "sft", {**TINY_SFT, "adapter": "support-bot"}, "loss", "loss")
-    named_rl = _check_run(api, models_dir, "rl", {**SMALL_RL, "adapter": "support-bot-rl", "from_adapter": "support-bot",
-                                                  "prompts_per_step": 2}, "reward", "reward")
+    named_rl = _check_run(api, models_dir, "rl", {**SMALL_RL, "adapter": "support-bot-rl",
+                                                  "from_adapter": "support-bot", "prompts_per_step": 2},
+                          "reward", "reward")
     assert named_rl["params"]["rl"]["prompts_per_step"] == 2
     assert adapters.current_version(models_dir, "sft") == sft_version  # the seed's adapters are left alone
     models = {model["id"] for model in api.get("/v1/models").json()["data"]}

@@ -156,8 +156,9 @@ def post_train(config: TrainerConfig, placement: Placement, pretrain_steps: int 
               for name, metric in (("sft", "loss"), ("sft", "f1"), ("rl", "reward"), ("rl", "f1"))}
     flat = [p["frac_reward_zero_std"] for p in curves["rl_reward"] if "frac_reward_zero_std" in p]
     report = {"base_model": base.name, "dataset": context.squad_dataset, "results": comparison.results,
-              "adapters": comparison.sources, "changes": comparison.changes, "recipe": {"source": recipe.source, "sft": dataclasses.asdict(recipe.sft),
-                                                         "rl": dataclasses.asdict(recipe.rl)},
+              "adapters": comparison.sources, "changes": comparison.changes,
+              "recipe": {"source": recipe.source, "sft": dataclasses.asdict(recipe.sft),
+                         "rl": dataclasses.asdict(recipe.rl)},
               "seconds": times, "curves": curves,
               "rl_zero_variance_groups": sum(flat) / len(flat) if flat else None}
     folder = pathlib.Path(context.models_dir) / "reports"

@@ -20,8 +20,6 @@ EVAL_PROMPT_TOKENS = 384
 # 16 answers at once: on 2 cores, 32 base answers of 64 tokens took 22 s in batches of 16, 29 s in batches of 8
 # and 21 s in batches of 32.
 BATCH_SIZE = 16
-# Each model beside the one it was trained from, for the paired change between them.
-TRAINED_FROM = (("base", "sft"), ("sft", "rl"))
 
 
 @dataclasses.dataclass
@@ -124,7 +122,8 @@ def compare_published(context: TrainingContext, examples_wanted: int | None, max
     tokenizer = load_tokenizer(base)
     examples = load_squad(context.squad_dataset, "validation", limit=examples_wanted)
     results, sources, by_question = {}, {}, {}
-    for name in ("base", *adapters.ADAPTER_NAMES):
+    chain = ("base", *adapters.ADAPTER_NAMES)  # in training order: each model is trained from the one before it
+    for name in chain:
         path = None if name == "base" else adapters.current_path(context.models_dir, name)
         if name != "base" and path is None:
             print(f"{name}: no published adapter, skipped")
@@ -133,10 +132,10 @@ def compare_published(context: TrainingContext, examples_wanted: int | None, max
         result = evaluate_model(model, tokenizer, examples, max_new_tokens, autocast_dtype=context.placement.dtype)
         results[name], by_question[name] = result.summary(), result.f1_by_question
         sources[name] = "-" if path is None else f"{name}/{path.name}"
-    changes = {after: f1_change(by_question[before], by_question[after])
-               for before, after in TRAINED_FROM if before in by_question and after in by_question}
-    described = [f"- {describe_change(before, after, changes[after])}" for before, after in TRAINED_FROM
-                 if after in changes]
+    trained_from = [(before, after) for before, after in zip(chain, chain[1:])
+                    if before in by_question and after in by_question]
+    changes = {after: f1_change(by_question[before], by_question[after]) for before, after in trained_from}
+    described = [f"- {describe_change(before, after, changes[after])}" for before, after in trained_from]
     table = "\n\n".join([reports.comparison_table(results, sources), *(["\n".join(described)] if described else [])])
     folder = pathlib.Path(context.models_dir) / "reports"
     folder.mkdir(parents=True, exist_ok=True)

@@ -85,8 +85,8 @@ class RlStep:
         return pipeline.Loaded(model, tokenizer, rows, base_fingerprint,
                                record={"sft_adapter": str(sft_path), "prompts": len(rows),
                                        "rewards": [f.__name__ for f in REWARD_FUNCTIONS]},
-                               curve_title=f"GRPO mean reward ({len(rows)} prompts, {self.params.steps} steps "
-                                           f"of {self.params.prompts_per_step})")
+                               curve_title=f"GRPO mean reward ({len(rows)} prompts, {self.params.steps} steps, "
+                                           f"{self.params.prompts_per_step} a step)")
 
     def trainer(self, loaded: pipeline.Loaded, output_dir: str, placement: Placement, show_progress: bool,
                 callbacks: list):
