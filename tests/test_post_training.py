@@ -75,6 +75,7 @@ def test_sft_teaches_the_format_and_rl_keeps_it(stand_in):
         assert change["f1_change"] == pytest.approx(report["results"][after]["f1"] - report["results"][before]["f1"])
         assert change["questions"] == 124 and change["better"] + change["worse"] <= 124
     assert "rl - sft:" in done.stdout and "paired on 124 questions" in done.stdout
+    assert {"eval base", "eval sft", "eval rl"} <= set(report["seconds"]) and "sft: evaluated on 124" in done.stdout
     assert (stand_in / "reports" / "post-train.png").stat().st_size > 10_000
 
 

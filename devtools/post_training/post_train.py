@@ -152,6 +152,7 @@ def post_train(config: TrainerConfig, placement: Placement, pretrain_steps: int 
     started = time.monotonic()
     comparison = compare_published(context, None, context.eval_max_new_tokens)
     times["eval"] = time.monotonic() - started
+    times.update({f"eval {name}": seconds for name, seconds in comparison.seconds.items()})
     curves = {f"{name}_{metric}": _curve(name, context.models_dir, metric)
               for name, metric in (("sft", "loss"), ("sft", "f1"), ("rl", "reward"), ("rl", "f1"))}
     flat = [p["frac_reward_zero_std"] for p in curves["rl_reward"] if "frac_reward_zero_std" in p]

@@ -5,6 +5,7 @@ import dataclasses
 import math
 import pathlib
 import statistics
+import time
 
 import torch
 
@@ -110,27 +111,31 @@ class Comparison:
     results: dict[str, dict]  # model ("base", "sft", "rl") -> EvalResult.summary()
     sources: dict[str, str]  # model -> the adapter version evaluated
     changes: dict[str, dict]  # model -> its f1_change from the model it was trained from (sft: base, rl: sft)
+    seconds: dict[str, float]  # model -> how long its evaluation took, loading included
 
 
 def compare_published(context: TrainingContext, examples_wanted: int | None, max_new_tokens: int) -> Comparison:
     """Evaluates the base model and every published adapter on the first `examples_wanted` validation questions
     (None: all); writes MODELS_DIR/reports/eval.md, eval.json and eval.png."""
     from services.common.base_model import load_tokenizer
-    from services.trainer.training.models import load_with_adapter
+    from services.trainer.training.models import load_merged
 
     base = context.base
     tokenizer = load_tokenizer(base)
     examples = load_squad(context.squad_dataset, "validation", limit=examples_wanted)
-    results, sources, by_question = {}, {}, {}
+    results, sources, by_question, seconds = {}, {}, {}, {}
     chain = ("base", *adapters.ADAPTER_NAMES)  # in training order: each model is trained from the one before it
     for name in chain:
         path = None if name == "base" else adapters.current_path(context.models_dir, name)
         if name != "base" and path is None:
             print(f"{name}: no published adapter, skipped")
             continue
-        model = load_with_adapter(base, path).to(context.placement.device)
+        started = time.monotonic()
+        model = load_merged(base, path).to(context.placement.device)
         result = evaluate_model(model, tokenizer, examples, max_new_tokens, autocast_dtype=context.placement.dtype)
         results[name], by_question[name] = result.summary(), result.f1_by_question
+        seconds[name] = time.monotonic() - started
+        print(f"{name}: evaluated on {result.examples} questions in {seconds[name]:.0f} s", flush=True)
         sources[name] = "-" if path is None else f"{name}/{path.name}"
     trained_from = [(before, after) for before, after in zip(chain, chain[1:])
                     if before in by_question and after in by_question]
@@ -143,6 +148,7 @@ def compare_published(context: TrainingContext, examples_wanted: int | None, max
                f"{len(examples)} questions, {max_new_tokens} new tokens, greedy)\n\n")
     (folder / "eval.md").write_text(heading + table + "\n")
     reports.write_json(folder / "eval.json", {"base_model": base.name, "dataset": context.squad_dataset,
-                                              "results": results, "adapters": sources, "changes": changes})
+                                              "results": results, "adapters": sources, "changes": changes,
+                                              "seconds": seconds})
     reports.plot_comparison(results, folder / "eval.png")
-    return Comparison(table, folder / "eval.md", results, sources, changes)
+    return Comparison(table, folder / "eval.md", results, sources, changes, seconds)

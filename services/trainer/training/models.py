@@ -16,6 +16,15 @@ def load_with_adapter(spec: BaseModelSpec, adapter: pathlib.Path | None, trainab
     return PeftModel.from_pretrained(model, str(adapter), is_trainable=trainable)
 
 
+def load_merged(spec: BaseModelSpec, adapter: pathlib.Path | None):
+    """For inference only: the base model with the adapter's weights added into its own (peft's merge_and_unload).
+    The same weights as load_with_adapter's, a third faster to generate with on 2 cores (96 validation answers:
+    38.6 s against 53.2 s), since no layer computes its LoRA product apart. In bfloat16 autocast the two round
+    differently, so a few greedy answers differ (F1 49.3 against 48.7 on those 96)."""
+    model = load_with_adapter(spec, adapter)
+    return model if adapter is None else model.merge_and_unload()
+
+
 def device_options(placement: Placement) -> dict:
     """The TrainingArguments (SFTConfig, GRPOConfig) options for where training runs: the CPU, or a GPU with mixed
     precision in the placement's dtype (the weights themselves stay float32)."""
