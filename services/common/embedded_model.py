@@ -36,7 +36,7 @@ RECIPE_FILE = "post_training.json"
 # rates, temperature and lengths on `data/squad_train_slice/build.py tuning` (its Antibiotics article held out of
 # the train split) and, for RL, on train questions neither SFT nor RL draws; the amounts (questions, steps) to fit
 # the hour at the step cost bfloat16 brings on CPUs that compute it. docs/post-training.md has the runs.
-RECIPE = {"sft": {"max_examples": 1000, "num_train_epochs": 1, "max_length": 256, "learning_rate": 1e-3,
+RECIPE = {"sft": {"max_examples": 1200, "num_train_epochs": 1, "max_length": 256, "learning_rate": 1e-3,
                   "lora_r": 16},
           "rl": {"steps": 24, "max_new_tokens": 48, "use_dataset_prompts": True, "max_prompt_examples": 400,
                  "learning_rate": 3e-4, "temperature": 0.8, "num_generations": 8, "prompts_per_step": 1,
