@@ -11,20 +11,18 @@ from services.trainer.training.models import load_merged, load_with_adapter, lor
 
 @pytest.fixture(params=[RANDOM_GPT2, RANDOM_LLAMA])
 def base_and_adapter(request, tmp_path):
-    """A tiny base model and a LoRA adapter on it whose B matrices are random (peft starts them at zero, which
-    would leave nothing to merge)."""
+    """A tiny base model and a LoRA adapter on it, random on both sides (peft starts B at zero, which would leave
+    nothing to merge)."""
     from peft import get_peft_model
 
     folder = tmp_path / request.param
     (build_tiny_llama if request.param == RANDOM_LLAMA else build_tiny_model)(folder)
     spec = choose(str(folder), tmp_path)
     torch.manual_seed(1)
-    model = get_peft_model(load_model(spec), lora_config(8, load_model(spec)))
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if "lora_B" in name:
-                parameter.normal_(std=0.05)
-    model.save_pretrained(tmp_path / "adapter")
+    base = load_model(spec)
+    config = lora_config(8, base)
+    config.init_lora_weights = False
+    get_peft_model(base, config).save_pretrained(tmp_path / "adapter")
     return spec, tmp_path / "adapter"
 
 
