@@ -62,13 +62,13 @@ rnn-model: setup
 
 # The same training the REST endpoints start, from the command line (publishes adapters the llm service picks up).
 train-sft: setup
-	$(PY) -m services.trainer.training sft
+	$(PY) -m services.trainer.commands sft
 
 train-rl: setup
-	$(PY) -m services.trainer.training rl
+	$(PY) -m services.trainer.commands rl
 
 eval: setup
-	$(PY) -m services.trainer.training eval
+	$(PY) -m services.trainer.commands eval
 
 # The post-training story on the base model LLM_BASE_MODEL names (unset and offline: the embedded SmolLM2 on the
 # shipped SQuAD slice, ~50 minutes on 2 cores): SFT, RL, base/sft/rl evaluated on the whole validation split,

@@ -19,6 +19,7 @@ from services.common.base_model import load_model, load_tokenizer
 from services.llm.model import packed_linear
 from services.llm.model.loading import ServingSetup, prepare_for_serving
 from services.trainer.config import TrainerConfig
+from services.trainer.decisions import decided
 from services.trainer.training.data import load_squad
 from services.trainer.training.evaluation import evaluate_model
 
@@ -31,7 +32,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--dtypes", default="float32,bfloat16,bfloat16+int8")
     args = parser.parse_args()
-    config = TrainerConfig.from_env().decided()
+    config = decided(TrainerConfig.from_env())
     base = config.base()
     path = adapters.current_path(config.models_dir, args.adapter)
     if path is None:

@@ -1,5 +1,5 @@
 """Wall time of the final evaluation of a published adapter, with the adapter merged into the base weights (as
-`make post-train` and `python -m services.trainer.training eval` now evaluate) against peft's wrapped LoRA layers:
+`make post-train` and `python -m services.trainer.commands eval` now evaluate) against peft's wrapped LoRA layers:
 
     python bench/bench_merged_eval.py [--adapter sft] [--examples 96] [--rounds 1]
 
@@ -24,13 +24,13 @@ def main() -> None:
     from services.common import adapters
     from services.common.base_model import load_tokenizer
     from services.trainer.config import TrainerConfig
-    from services.trainer.training.context import TrainingContext
+    from services.trainer.decisions import decided, training_context
     from services.trainer.training.data import load_squad
     from services.trainer.training.evaluation import evaluate_model
     from services.trainer.training.models import load_merged, load_with_adapter
 
-    config = TrainerConfig().decided()
-    context = TrainingContext.from_config(config, config.prepare_torch())
+    config = decided(TrainerConfig())
+    context = training_context(config, config.prepare_torch())
     path = adapters.current_path(context.models_dir, args.adapter)
     if path is None:
         raise SystemExit(f"no published version of adapter {args.adapter!r} in {context.models_dir}: "

@@ -73,13 +73,13 @@ def main() -> None:
 
     from services.common.base_model import load_tokenizer
     from services.trainer.config import TrainerConfig
-    from services.trainer.training.context import TrainingContext
+    from services.trainer.decisions import decided, training_context
     from services.trainer.training.data import TRAIN_SHUFFLE_SEED, load_squad, sft_rows
     from services.trainer.training.params import SftParams
     from services.trainer.training.sft import BATCH_SIZE
 
-    config = TrainerConfig.from_env().decided()
-    context = TrainingContext.from_config(config, config.prepare_torch())
+    config = decided(TrainerConfig.from_env())
+    context = training_context(config, config.prepare_torch())
     tokenizer = load_tokenizer(context.base)
     count = BATCH_SIZE * (args.steps + args.warmup)
     rows = sft_rows(tokenizer, load_squad(context.squad_dataset, "train", limit=count,

@@ -159,7 +159,8 @@ def _as_list(addresses: str | list[str]) -> list[str]:
 @contextlib.contextmanager
 def start_gateway(route_timeouts: dict[str, float] | None = None, max_body_bytes: int | None = None,
                   rate_limits: dict[str, TokenBucket] | None = None, api_keys: list[dict] | None = None,
-                  tls: tuple[str, str] | None = None, **addresses: str | list[str]):
+                  tls: tuple[str, str] | None = None, max_upload_bytes: int | None = None,
+                  **addresses: str | list[str]):
     """Envoy, configured by gateway.render, on a free port in front of the backends given by cluster name
     (baseline=..., rnn=..., llm=[replica, replica], trainer=...); the others point at a closed port. `rate_limits`
     replaces the token buckets it names (gateway/rate_limits.py's defaults otherwise). `api_keys` (gateway/edge.py's
@@ -172,6 +173,7 @@ def start_gateway(route_timeouts: dict[str, float] | None = None, max_body_bytes
         target, listen_address="127.0.0.1", listen_port=port, admin_port=admin_port, files_dir=files,
         endpoints={name: _as_list(addresses.get(name) or f"127.0.0.1:{free_port()}") for name in target.endpoints},
         route_timeouts=route_timeouts or {}, max_body_bytes=max_body_bytes or target.max_body_bytes,
+        max_upload_bytes=max_upload_bytes or target.max_upload_bytes,
         rate_limits={**target.rate_limits, **(rate_limits or {})}, api_keys=api_keys, tls=tls)
     config = render.write(target, files)
     # One worker is plenty on loopback; hot restart off so that several Envoys can run side by side.

@@ -28,6 +28,7 @@ class Backend:
     rate_limit: str | None = None
     rate_limit_reads: bool = True
     scope: str = "generate"  # the API key scope its calls need (gateway/edge.py): generate or train
+    reads_take_read_scope: bool = True  # whether a `read` key may call its GET methods too
 
     @property
     def name(self) -> str:
@@ -43,7 +44,8 @@ class Backend:
         """The API key scopes any one of which lets a key call a method of this service bound to `http_methods`:
         what is only read (bound to GET: /llm/status, /llm/jobs, /v1/models...) takes `read` or the service's own
         scope (so a `generate` key lists the models it generates with and a `train` key follows its jobs)."""
-        return sorted({"read", self.scope} if http_methods == {"GET"} else {self.scope})
+        reads = http_methods == {"GET"} and self.reads_take_read_scope
+        return sorted({"read", self.scope} if reads else {self.scope})
 
 
 _TIMEOUTS = {"baseline": (30, 60), "rnn": (60, 60), "llm": (300, 600), "trainer": (60, 86400)}
@@ -57,3 +59,7 @@ BACKENDS |= dict.fromkeys([*openai_routes.SERVICES, "textgen.v1.TokenizerService
                           BACKENDS[ENDPOINTS["llm"].grpc_service])
 # The trainer process serves the adapters' management, since it publishes them.
 BACKENDS["textgen.v1.AdapterService"] = BACKENDS[ENDPOINTS["trainer"].grpc_service]
+# And OpenAI's files and fine-tuning jobs, every call of which takes the train scope: a key's files and jobs are its
+# training data and work, not something a `read` key lists.
+BACKENDS |= dict.fromkeys(openai_routes.TRAINER_SERVICES, dataclasses.replace(
+    BACKENDS[ENDPOINTS["trainer"].grpc_service], reads_take_read_scope=False))

@@ -32,7 +32,10 @@ def method_routes(target: Target, bindings: list[HttpBinding]) -> list[dict]:
         route["metadata"] = route_metadata(backend.rate_limit_of(binding.method))
         route["metadata"]["filter_metadata"][edge.METADATA_NAMESPACE][edge.SCOPES_KEY] = backend.scopes_of(
             http_methods[binding.grpc_path])
-        if filters := openai_routes.method_route_filters(binding.method.containing_service.full_name):
+        filters = openai_routes.method_route_filters(binding.method.containing_service.full_name)
+        if binding.method.client_streaming:  # an upload
+            filters[openai_routes.BUFFER] = openai_routes.upload_cap(target.max_upload_bytes)
+        if filters:
             route["typed_per_filter_config"] = filters
         if route not in routes:  # additional bindings map to the same method
             routes.append(route)

@@ -48,6 +48,13 @@ STREAM_DESCRIPTION = ("A stream: one JSON object of this schema per line, sent a
 # The OpenAI paths' streams (gateway/openai_routes.py): the same path and body as the unary method, "stream": true.
 SSE_DESCRIPTION = ('With "stream": true, server-sent events, `data: {...}` each, of this schema; the stream ends '
                    'without `data: [DONE]`, and an error after its start is a last event with `error` set.')
+# A method whose request or response is google.api.HttpBody takes or gives the raw body, not JSON. The one such
+# request is an upload (POST /v1/files): a form with the file and its purpose.
+HTTP_BODY = "google.api.HttpBody"
+UPLOAD_FORM = {"type": "object", "required": ["file", "purpose"], "properties": {
+    "file": {"type": "string", "format": "binary", "description": "JSONL, one chat example a line"},
+    "purpose": {"type": "string", "enum": ["fine-tune"]}}}
+RAW_BODY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 STATUS_SCHEMA = {
     "type": "object",
     "description": "google.rpc.Status",
@@ -125,6 +132,13 @@ class _Schemas:
         return {"$ref": f"#/components/schemas/{name}"}
 
 
+def _success(method, schemas: _Schemas) -> dict:
+    if method.output_type.full_name == HTTP_BODY:
+        return {"description": "the content itself, as it was stored", "content": RAW_BODY}
+    return {"description": "the response" if not method.server_streaming else STREAM_DESCRIPTION,
+            "content": {"application/json": {"schema": schemas.ref(method.output_type)}}}
+
+
 # Swagger UI's Authorize button; the scheme the gateway checks where API keys are on (gateway/edge.py).
 API_KEY_SCHEME = {"type": "http", "scheme": "bearer", "description": (
     "An API key, where the gateway checks them (API_KEYS_FILE; always in compose and Kubernetes), with one of the "
@@ -154,13 +168,14 @@ def openapi_document(bindings: list[HttpBinding], files: descriptor_pb2.FileDesc
             "parameters": [{"name": f, "in": "path", "required": True, "schema": {"type": "string"}}
                            for f in path_fields],
             "responses": {
-                "200": {"description": "the response" if not method.server_streaming else STREAM_DESCRIPTION,
-                        "content": {"application/json": {"schema": schemas.ref(method.output_type)}}},
-                "default": ERRORS["OpenAiError" if method.containing_service.full_name in openai_routes.SERVICES
+                "200": _success(method, schemas),
+                "default": ERRORS["OpenAiError" if method.containing_service.full_name in openai_routes.OPENAI_SHAPED
                                   else "Status"],
             },
         }
-        if binding.body == "*":
+        if method.input_type.full_name == HTTP_BODY:
+            operation["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": UPLOAD_FORM}}}
+        elif binding.body == "*":
             operation["requestBody"] = {"required": True, "content": {"application/json": {
                 "schema": schemas.ref(method.input_type, frozenset(path_fields))}}}
         elif not binding.body:

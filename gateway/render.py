@@ -53,7 +53,7 @@ def render(target: Target, bindings: list[HttpBinding]) -> dict:
         "descriptor": str(target.descriptor),
         "files_dir": str(target.files_dir),
         "swagger_ui_dir": str(target.swagger_ui_dir),
-        "services": json.dumps([s for s in BACKENDS if s not in openai_routes.SERVICES]),
+        "services": json.dumps([s for s in BACKENDS if s not in openai_routes.OPENAI_SHAPED]),
         "local_reply_mappers": json.dumps(local_reply_mappers()),
         "client_header": edge.CLIENT_HEADER,
         "openai_error_header": openai_error_body.HEADER,  # the trailer the llm service writes, which the Lua reads
@@ -63,7 +63,8 @@ def render(target: Target, bindings: list[HttpBinding]) -> dict:
     config = yaml.safe_load(string.Template(TEMPLATE.read_text()).substitute(values))
     manager = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     routes = manager["route_config"]["virtual_hosts"][0]["routes"]
-    routes[:0] = method_routes(target, bindings) + openai_routes.rest_routes(manager["http_filters"])
+    routes[:0] = method_routes(target, bindings) + openai_routes.rest_routes(manager["http_filters"],
+                                                                             target.max_upload_bytes)
     routes += playground_routes(target)
     if target.adapter_affinity:
         adapter_affinity.apply(config, bindings)

@@ -11,6 +11,7 @@ import swagger_ui_bundle
 
 from gateway import adapter_affinity, edge
 from gateway.rate_limits import DEFAULT_BUCKETS, TokenBucket, buckets_from
+from textgen import uploads
 from textgen.endpoints import ENDPOINTS, GATEWAY_ADMIN_PORT, GATEWAY_PORT, bind_address
 from textgen.paths import DESCRIPTOR_SET, GENERATED
 
@@ -32,6 +33,7 @@ class Target:
     playground_at: pathlib.Path | None = None  # where Envoy reads the playground's files; None: files_dir/playground
     swagger_ui_dir: pathlib.Path = pathlib.Path(swagger_ui_bundle.swagger_ui_path)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_upload_bytes: int = uploads.MAX_UPLOAD_BYTES  # POST /v1/files alone (gateway/openai_routes.py)
     max_connections: int = 10_000
     route_timeouts: dict[str, float] = dataclasses.field(default_factory=dict)  # cluster -> seconds (tests)
     rate_limits: dict[str, TokenBucket] = dataclasses.field(default_factory=lambda: dict(DEFAULT_BUCKETS))
@@ -62,6 +64,7 @@ def local_target(environ=os.environ, files_dir: pathlib.Path = RENDERED) -> Targ
         listen_port=_int_variable(environ, "GATEWAY_PORT", GATEWAY_PORT),
         admin_port=_int_variable(environ, "GATEWAY_ADMIN_PORT", GATEWAY_ADMIN_PORT),
         max_body_bytes=_int_variable(environ, "GATEWAY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+        max_upload_bytes=_int_variable(environ, uploads.MAX_UPLOAD_BYTES_VARIABLE, uploads.MAX_UPLOAD_BYTES),
         rate_limits=buckets_from(environ),
         adapter_affinity=adapter_affinity.enabled(environ),
         api_keys=edge.keys_from(environ),
@@ -76,6 +79,7 @@ def compose_target(environ=os.environ) -> Target:
         descriptor=pathlib.Path("/etc/envoy/descriptor.pb"),
         files_dir=pathlib.Path("/etc/envoy"),
         swagger_ui_dir=pathlib.Path("/etc/envoy/swagger-ui"),
+        max_upload_bytes=_int_variable(environ, uploads.MAX_UPLOAD_BYTES_VARIABLE, uploads.MAX_UPLOAD_BYTES),
         rate_limits=buckets_from(environ),
         adapter_affinity=adapter_affinity.enabled(environ),
         edge_at_start=True,

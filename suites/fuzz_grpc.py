@@ -28,7 +28,8 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message_factory import GetMessageClass
 from grpc_health.v1 import health_pb2
 from hypothesis import HealthCheck, given, settings, strategies as st
-from textgen.v1 import adapters_pb2, baseline_pb2, llm_pb2, openai_pb2, rnn_pb2, trainer_pb2
+from textgen.v1 import adapters_pb2, baseline_pb2, files_pb2, fine_tuning_pb2, llm_pb2, openai_pb2, rnn_pb2, \
+    trainer_pb2
 
 import openai_fuzzing
 from devtools.processes import health_status, start_system
@@ -39,9 +40,12 @@ ALLOWED = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode
 QUEUE_BOUNDS = ("LLM_MAX_QUEUED", "TRAINER_MAX_QUEUED")
 # Each process and the contracts of what it serves.
 SERVICES = {"baseline": [baseline_pb2], "rnn": [rnn_pb2], "llm": [llm_pb2, openai_pb2],
-            "trainer": [trainer_pb2, adapters_pb2]}
+            "trainer": [trainer_pb2, adapters_pb2, files_pb2, fine_tuning_pb2]}
 SKIPPED = {"TrainSft", "TrainRl"}  # real jobs: the REST fuzzer and the trainer tests cover their validation
-OPENAI_SERVICES = {"textgen.v1.OpenAiService", "textgen.v1.OpenAiStreamService"}
+OPENAI_SERVICES = {"textgen.v1.OpenAiService", "textgen.v1.OpenAiStreamService", "textgen.v1.FileService",
+                   "textgen.v1.FineTuningService"}
+# An upload's request is a raw body (HttpBody messages, sent here one at a time): its fields are the form's.
+FORM_FIELDS = {"textgen.v1.FileService.CreateFile": {"file", "purpose"}}
 OPENAI_EXAMPLES = 3  # times the examples for the OpenAI services and TokenizerService: they have the most fields
 STRINGS = st.one_of(st.text(max_size=40), st.text(min_size=2000, max_size=5000), st.just(""),
                     st.sampled_from(["the", "base", "sft", "rl", "ｔｈｅ 船", "\u0000", "../../etc/passwd", " " * 50]))
@@ -122,8 +126,9 @@ def error_problems(method, error: grpc.RpcError) -> list[str]:
     if not details.strip():
         return ["an error without a message"]
     problems = []
+    fields = FORM_FIELDS.get(method.full_name) or field_names(method.input_type)
     if code == grpc.StatusCode.INVALID_ARGUMENT and not any(
-            re.search(rf"\b{re.escape(name)}\b", details) for name in field_names(method.input_type)):
+            re.search(rf"\b{re.escape(name)}\b", details) for name in fields):
         problems.append("INVALID_ARGUMENT that names no field of the request")
     if method.containing_service.full_name in OPENAI_SERVICES and code != grpc.StatusCode.DEADLINE_EXCEEDED:
         trailer = dict(error.trailing_metadata() or ()).get(OPENAI_ERROR_HEADER)
@@ -131,7 +136,7 @@ def error_problems(method, error: grpc.RpcError) -> list[str]:
         if body is None or not body.get("message"):
             problems.append(f"no OpenAI error body in the {OPENAI_ERROR_HEADER} trailer")
         elif code == grpc.StatusCode.INVALID_ARGUMENT and not (body.get("param") or "").split(".")[0].split("[")[0] \
-                in {field.name for field in method.input_type.fields}:
+                in (FORM_FIELDS.get(method.full_name) or {field.name for field in method.input_type.fields}):
             problems.append(f"OpenAI error body whose param {body.get('param')!r} is no field of the request")
     return problems
 
@@ -148,9 +153,11 @@ def answer_problems(method, request, answers: list[bytes]) -> list[str]:
 
 def fuzz_method(channel, method, examples: int, token: str, seen: collections.Counter) -> list[str]:
     path = f"/{method.containing_service.full_name}/{method.name}"
-    make = channel.unary_stream if method.server_streaming else channel.unary_unary
-    call = make(path, request_serializer=lambda m: m if isinstance(m, bytes) else m.SerializeToString(),
+    make = {(False, False): channel.unary_unary, (False, True): channel.unary_stream,
+            (True, False): channel.stream_unary}[(method.client_streaming, method.server_streaming)]
+    sent = make(path, request_serializer=lambda m: m if isinstance(m, bytes) else m.SerializeToString(),
                 response_deserializer=lambda b: b)
+    call = (lambda request, **options: sent(iter([request]), **options)) if method.client_streaming else sent
     problems = []
 
     @settings(max_examples=examples, deadline=None, database=None, derandomize=True,

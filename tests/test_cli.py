@@ -9,6 +9,7 @@ import pytest
 
 from devtools.models import RANDOM_GPT2, random_models_dir, train_tiny_adapter
 from devtools.processes import base_env, free_port, start_gateway, start_service
+from tests.fine_tuning_service import chat_lines
 from textgen.paths import SQUAD_SAMPLE
 
 TEXTGEN = pathlib.Path(sys.executable).parent / "textgen"
@@ -97,3 +98,30 @@ def test_cancel_and_status(system):
     assert any(line.startswith("rnn") and line.endswith("UNAVAILABLE") for line in lines)
     assert any(line.startswith("base model:") and f"{RANDOM_GPT2} (loaded)" in line for line in lines)
     assert any(line.startswith("sft") and " yes" in line for line in lines)
+
+
+def test_files_and_fine_tune_take_a_local_file_to_a_fine_tuned_model(system, tmp_path):
+    examples = tmp_path / "examples.jsonl"
+    examples.write_bytes(chat_lines(12))
+    coach = {"through_gateway": True, "api_key": KEYS[0]["key"]}
+    created = textgen(system, "fine-tune", "create", "--training-file", str(examples), "--suffix", "cli",
+                      "--n-epochs", "1", "--batch-size", "4", "--watch", **coach)
+    assert created.returncode == 0, created.stderr
+    uploaded = created.stdout.splitlines()[0]
+    assert uploaded.startswith(f"uploaded {examples} as file-")
+    last = created.stdout.strip().splitlines()[-1]
+    assert " succeeded (base -> ft-cli-" in last and "Step 3/3" in created.stdout
+    job_id, file_id = last.split()[0], uploaded.split()[-1]
+    listed = textgen(system, "fine-tune", **coach)
+    assert listed.returncode == 0 and any(line.startswith(job_id) for line in listed.stdout.splitlines())
+    content = textgen(system, "files", "content", file_id, **coach)
+    assert content.returncode == 0 and content.stdout.encode() == chat_lines(12)
+    refused = textgen(system, "files", "upload", str(tmp_path / "missing.jsonl"), **coach)
+    assert refused.returncode == 1 and "missing.jsonl" in refused.stderr and "Traceback" not in refused.stderr
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{}\n" * 12)
+    invalid = textgen(system, "files", "upload", str(bad), **coach)
+    assert invalid.returncode == 1 and "line 1: messages must be a non-empty list" in invalid.stderr
+    deleted = textgen(system, "files", "delete", file_id, **coach)
+    assert deleted.returncode == 0 and deleted.stdout.strip() == f"deleted {file_id}"
+    assert textgen(system, "fine-tune", "show", **coach).returncode == 2  # show takes a job id

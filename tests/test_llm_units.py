@@ -15,8 +15,8 @@ from services.llm.adapters.published import published_version
 from services.llm.endings import ANSWER_FORMAT, stop_at
 from services.llm.engine.sampling import nucleus
 from services.llm.openai import planning as openai_planning
-from services.llm.openai.chat_prompt import PLAIN_STOPS, chat_prompt, plain_template, qa_form
-from services.llm.openai.errors import OpenAiError
+from services.common.chat_prompt import PLAIN_STOPS, chat_prompt, plain_template, qa_form
+from services.common.openai_errors import OpenAiError
 from services.llm.request import Request
 
 

@@ -16,8 +16,6 @@ from devtools.processes import start_gateway, start_service
 from services.common import adapters
 from services.common.base_model import fingerprint
 from services.common.devices import resolve
-from services.trainer.job_store import JobStore
-from services.trainer.runner import log_dir_under
 from tests.trainer_service import JOB_TIMEOUT_SECONDS, LONG_SFT, trainer_env
 from textgen.paths import SQUAD_SAMPLE
 

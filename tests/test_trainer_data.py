@@ -131,13 +131,14 @@ def test_sft_puts_loss_on_the_completion_only(tokenizer, tmp_path):
 
     from services.common.devices import resolve
     from services.trainer.training.params import SftParams
-    from services.trainer.training.sft import build_trainer
+    from services.trainer.training.sft import SftSettings, build_trainer, squad_token_rows
 
     folder = random_models_dir(tmp_path / "model") / RANDOM_GPT2
     examples = load_squad(str(write_squad_folder(tmp_path / "squad")), "train", limit=4)
     rows = sft_rows(tokenizer, examples, 96)
-    trainer = build_trainer(AutoModelForCausalLM.from_pretrained(folder), tokenizer, rows, SftParams(max_length=96),
-                            str(tmp_path / "out"), resolve("cpu", "float32", "TRAINER"))
+    trainer = build_trainer(AutoModelForCausalLM.from_pretrained(folder), tokenizer, squad_token_rows(tokenizer, rows),
+                            SftSettings.of(SftParams(max_length=96)), str(tmp_path / "out"),
+                            resolve("cpu", "float32", "TRAINER"))
     for row, example in zip(rows, trainer.train_dataset):
         batch = trainer.data_collator([example])
         ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()

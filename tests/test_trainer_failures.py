@@ -13,7 +13,7 @@ from textgen.v1 import trainer_pb2, trainer_pb2_grpc
 from devtools.models import random_models_dir, train_tiny_adapter
 from devtools.processes import start_service
 from services.common import adapters
-from services.trainer.job_store import JobStore
+from services.trainer.jobs.store import JobStore
 from tests.trainer_service import JOB_TIMEOUT_SECONDS, LONG_SFT, trainer_env
 from textgen.paths import SQUAD_SAMPLE
 

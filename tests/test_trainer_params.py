@@ -9,12 +9,12 @@ import time
 from grpc_health.v1 import health_pb2
 
 from devtools.processes import base_env, health_status, start_service
-from services.trainer.job_store import JobStore
+from services.trainer.jobs.store import JobStore
 from textgen.paths import ROOT
 
 
 def training_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "services.trainer.training", *args], cwd=ROOT, env=base_env({}),
+    return subprocess.run([sys.executable, "-m", "services.trainer.commands", *args], cwd=ROOT, env=base_env({}),
                           capture_output=True, text=True, timeout=120)
 
 
@@ -33,7 +33,7 @@ def test_the_command_line_shows_the_ranges_and_refuses_values_outside_them():
 
 def test_a_dead_job_runner_turns_health_not_serving(tmp_path):
     store = JobStore.under(tmp_path)
-    with sqlite3.connect(store.path) as db:  # a hand-edited row the runner cannot read
+    with sqlite3.connect(store.database.path) as db:  # a hand-edited row the runner cannot read
         db.execute("INSERT INTO jobs (id, kind, status, params, created_at) VALUES ('bad', 'sft', 'queued', "
                    "'{not json', 0)")
     with start_service("services.trainer", {"MODELS_DIR": str(tmp_path)}, "TRAINER_PORT",

@@ -1,5 +1,5 @@
 """The offline stand-in and the whole post-training run from the command line; the trainer's own command line
-(services.trainer.training.cli) parses and runs them, so flags, ranges, --help and the environment work as there.
+(services.trainer.commands) parses and runs them, so flags, ranges, --help and the environment work as there.
 
     python -m devtools.post_training pretrain [--steps 1000] [--seed 0]     (make tiny-model: the offline stand-in)
     python -m devtools.post_training post-train [--pretrain-steps N]        (make post-train: stand-in if missing,
@@ -13,7 +13,8 @@ import typing
 from services.common.devices import Placement
 from services.common.limits import Bound
 from services.trainer.config import TrainerConfig
-from services.trainer.training import cli
+from services.trainer.decisions import decided
+from services.trainer import commands as cli
 from services.trainer.training.params import with_ranges_in_help
 from textgen.paths import STAND_IN_FOLDER
 
@@ -54,13 +55,13 @@ def _pretrain(params: PretrainParams, config: TrainerConfig, placement: Placemen
 def _post_train(params: PostTrainParams, config: TrainerConfig, placement: Placement) -> None:
     from devtools.post_training.post_train import post_train
 
-    post_train(config.decided(), placement, params.pretrain_steps)
+    post_train(decided(config), placement, params.pretrain_steps)
 
 
 def _rl_tuning_split(params: RlTuningSplitParams, config: TrainerConfig, placement: Placement) -> None:
     from devtools.post_training.rl_tuning import write_split
 
-    sizes = write_split(config.decided().squad_dataset, params.sft_examples, pathlib.Path(params.out),
+    sizes = write_split(decided(config).squad_dataset, params.sft_examples, pathlib.Path(params.out),
                         params.seen_prompts)
     print(f"wrote {params.out}: {sizes['train']} prompts (train.jsonl), {sizes['validation']} scored questions "
           f"(validation.jsonl)")

@@ -24,7 +24,7 @@ from services.common.embedded_model import RECIPE_FILE
 from services.common.limits import out_of_range
 from services.trainer.config import TrainerConfig
 from services.trainer.training import reports
-from services.trainer.training.context import TrainingContext
+from services.trainer.decisions import training_context
 from services.trainer.training.params import RlParams, SftParams
 from textgen.paths import STAND_IN_FOLDER
 
@@ -136,7 +136,7 @@ def post_train(config: TrainerConfig, placement: Placement, pretrain_steps: int 
     try:
         started = time.monotonic()
         # Only after pretraining: a relative LLM_BASE_MODEL is read as a path once its first folder exists.
-        context = TrainingContext.from_config(config, placement)
+        context = training_context(config, placement)
         base = context.base
         load_tokenizer(base, show_progress=True)  # makes the embedded model first, when it is the base and missing
         times["base model"] = time.monotonic() - started

@@ -3,7 +3,7 @@ RL is scored on the questions of two train articles that an SFT adapter's draw l
 other articles' questions, those SFT's draw left out (or, with --seen-prompts, those it trained on).
 
     python -m devtools.post_training rl-tuning-split --sft-examples 1200 --out DIR
-    SQUAD_DATASET=DIR TRAINER_EVAL_EXAMPLES=224 python -m services.trainer.training rl --use-dataset-prompts true ...
+    SQUAD_DATASET=DIR TRAINER_EVAL_EXAMPLES=224 python -m services.trainer.commands rl --use-dataset-prompts true ...
 
 The SFT adapter RL starts from must be one trained on `--sft-examples` questions of the same train split. The scored
 questions are held out of SFT's draw, not their articles: SFT saw other questions on the same paragraphs.

@@ -2,6 +2,7 @@
 
     MODELS_DIR/adapters/<name>/<version>/adapter_model.safetensors, adapter_config.json, ...
     MODELS_DIR/adapters/<name>/<version>/base_model.json   the base it was trained on: name and config fingerprint
+    MODELS_DIR/adapters/<name>/<version>/serving.json      whose it is, and whether it is a chat model only
     MODELS_DIR/adapters/<name>/CURRENT          the current version's folder name, replaced with os.replace
 
 Versions are UTC timestamps (YYYYmmddTHHMMSSffffffZ), so they sort in publication order.
@@ -21,6 +22,8 @@ POINTER = "CURRENT"
 WEIGHTS = "adapter_model.safetensors"
 BASE_RECORD = "base_model.json"
 EVALUATION = "eval.json"  # in each published version: its evaluation on SQuAD's dev questions
+SERVING_RECORD = "serving.json"
+UNREADABLE_OWNER = "!unreadable"  # no API key's name can be this
 _VALID_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -92,6 +95,26 @@ def read_base_record(folder: pathlib.Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) and isinstance(record.get("fingerprint"), str) else None
+
+
+def write_serving_record(folder: pathlib.Path, owner: str, chat: bool) -> None:
+    """Records how an adapter is served: `owner`, the API key's name whose it is ('' for everyone's:
+    services/common/callers.py), and `chat`, whether it learnt chat (served through the chat template only, never
+    asked in the QA form)."""
+    (pathlib.Path(folder) / SERVING_RECORD).write_text(json.dumps({"owner": owner, "chat": chat}) + "\n")
+
+
+def read_serving_record(folder: pathlib.Path) -> tuple[str, bool]:
+    """(owner, chat); ("", False) for a version without a record (published before there were owners). An
+    unreadable record makes the adapter no caller's: it must not become everyone's."""
+    path = pathlib.Path(folder) / SERVING_RECORD
+    if not path.exists():
+        return "", False
+    try:
+        record = json.loads(path.read_text())
+        return str(record["owner"]), bool(record["chat"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return UNREADABLE_OWNER, True
 
 
 VERSION_FORMAT = "%Y%m%dT%H%M%S%fZ"

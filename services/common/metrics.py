@@ -1,11 +1,13 @@
 """Prometheus request count and latency per gRPC method and status; per API client too where the gateway names the
-caller (CLIENT_HEADER, which Envoy writes after checking the caller's API key: gateway/edge.py), with one log line
+caller (services/common/callers.py's CLIENT_HEADER, which Envoy writes after checking the caller's API key: gateway/edge.py), with one log line
 per such call. The key itself never reaches a service."""
 import logging
 import time
 
 import grpc
 import prometheus_client
+
+from services.common.callers import caller_in
 
 REQUESTS = prometheus_client.Counter(
     "grpc_server_handled_total", "RPCs completed, by method and status code.", ["grpc_method", "grpc_code"]
@@ -14,7 +16,6 @@ CLIENT_REQUESTS = prometheus_client.Counter(
     "textgen_client_requests_total", "RPCs completed for a named API client, by client, method and status code.",
     ["client", "grpc_method", "grpc_code"]
 )
-CLIENT_HEADER = "x-textgen-client"  # gateway/edge.py's
 log = logging.getLogger("textgen.calls")
 LATENCY = prometheus_client.Histogram(
     "grpc_server_handling_seconds",
@@ -25,7 +26,7 @@ LATENCY = prometheus_client.Histogram(
 
 
 def _client(handler_call_details) -> str:
-    return next((value for key, value in handler_call_details.invocation_metadata or () if key == CLIENT_HEADER), "")
+    return caller_in(handler_call_details.invocation_metadata)
 
 
 def _observe(method: str, context: grpc.aio.ServicerContext, started: float, failed: bool, client: str) -> None:

@@ -8,6 +8,7 @@ import grpc
 from textgen.v1 import llm_pb2, llm_pb2_grpc
 
 from services.common.adapters import ADAPTER_NAMES, BASE
+from services.common.callers import caller
 from services.common.errors import Violations
 from services.llm import planning
 from services.llm.adapters.catalog import AdapterCatalog, Lease
@@ -26,11 +27,20 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
     def __init__(self, engine: Engine, catalog: AdapterCatalog, planner: planning.Planner) -> None:
         self.engine, self.catalog, self.planner = engine, catalog, planner
 
+    def _seen(self, name: str, who: str) -> bool:
+        """Whether the caller may use the adapter: another API key's fine-tuned model is as if it did not exist."""
+        published = self.catalog.published(name)
+        return published is None or published.seen_by(who)
+
     async def _choose_adapter(self, message, context) -> tuple[Lease, str | None]:
         wanted = message.adapter or ("rl" if not message.HasField("use_rl_model") or message.use_rl_model
                                      else "sft")
+        who = caller(context)
+        if not self._seen(wanted, who):
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"adapter {wanted!r} is not available (not published); "
+                                                           "GET /llm/status lists the adapters")
         for name in FALLBACKS.get(wanted, (wanted,)):
-            lease = await self.catalog.acquire(name)
+            lease = await self.catalog.acquire(name) if self._seen(name, who) else None
             if lease is not None:
                 break
         if lease is None:
@@ -100,18 +110,18 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
                 await context.abort(failure.code, str(failure))
 
     async def GetStatus(self, request, context):
-        return self._status()
+        return self._status(caller(context))
 
     async def ReloadAdapters(self, request, context):
         if self.planner.ready:
             await self.catalog.refresh()
-        return self._status()
+        return self._status(caller(context))
 
-    def _status(self) -> llm_pb2.LlmStatus:
+    def _status(self, who: str) -> llm_pb2.LlmStatus:
         stats, scheduler, cache = self.engine.stats, self.engine.scheduler, self.engine.prefix_cache
         return llm_pb2.LlmStatus(
             base_model=self.engine.base_model_name, loaded=self.planner.ready, reason=self.engine.unavailable_reason,
-            adapters=[llm_pb2.AdapterStatus(**a) for a in self.catalog.status()],
+            adapters=[llm_pb2.AdapterStatus(**a) for a in self.catalog.status() if self._seen(a["name"], who)],
             in_flight=stats.in_flight, batches=stats.admissions, batched_requests=stats.admitted,
             largest_batch=stats.largest_batch, max_batch_size=scheduler.max_batch_size,
             queued=len(scheduler), max_queued=scheduler.max_queued,

@@ -1,9 +1,9 @@
 import dataclasses
-import logging
 
 from services.common import devices
 from services.common.base_model import SETTING_HELP, BaseModelSpec, choose
 from services.common.config import ServiceConfig, device_field, dtype_field, env_field
+from textgen import uploads
 from textgen.endpoints import ENDPOINTS
 
 
@@ -22,6 +22,12 @@ class TrainerConfig(ServiceConfig):
                                                                 "deletes the oldest (never the one serving)")
     eval_examples: int = env_field("TRAINER_EVAL_EXAMPLES", 50, "validation questions evaluated after each job")
     eval_max_new_tokens: int = env_field("TRAINER_EVAL_MAX_NEW_TOKENS", 64, "tokens generated per eval answer")
+    fine_tune_max_tokens: int = env_field("TRAINER_FINE_TUNE_MAX_TOKENS", 1024,
+                                          "tokens of a fine-tuning job's chat example trained on (at most the model's "
+                                          "window); a longer one is truncated, and the job's events say how many were")
+    max_upload_bytes: int = env_field(uploads.MAX_UPLOAD_BYTES_VARIABLE, uploads.MAX_UPLOAD_BYTES,
+                                      "the largest file POST /v1/files takes (Envoy's limit on that route is the same "
+                                      "setting, read where the gateway is rendered)")
     torch_threads: int = env_field("TRAINER_TORCH_THREADS", 0,
                                    "torch intra-op threads for training; 0 keeps torch's default (all cores)")
     processes: int = env_field("TRAINER_PROCESSES", 1, "data-parallel training processes per job (DDP: gloo on "
@@ -32,18 +38,6 @@ class TrainerConfig(ServiceConfig):
 
     def base(self) -> BaseModelSpec:
         return choose(self.base_model, self.models_dir)
-
-    def decided(self) -> "TrainerConfig":
-        """This configuration with the base model and the data set decided where they were left unset (a few
-        seconds' check of the Hub), each decision logged with its reason. A process decides once and hands the
-        decision on: a job's worker gets the trainer's, and every stage of one command gets the same."""
-        from services.trainer.training.data import choose_dataset
-
-        base, dataset = self.base(), choose_dataset(self.squad_dataset)
-        for note in (base.note, dataset.note):
-            if note:
-                logging.getLogger("textgen.trainer").warning(note)
-        return dataclasses.replace(self, base_model=base.setting, squad_dataset=dataset.spec)
 
     def placement(self) -> devices.Placement:
         """TRAINER_DEVICE and TRAINER_DTYPE resolved; an unusable setting exits with a one-line message."""

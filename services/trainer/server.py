@@ -1,138 +1,45 @@
-"""The trainer service: SFT and RL training as queued jobs, with records that survive restarts."""
+"""The trainer service: training jobs on one queue with records that survive restarts (the seed's SFT and RL, and
+OpenAI's fine-tuning jobs on the caller's uploaded files), and the adapters they publish. Its rooms: `servicers/`
+(the gRPC APIs), `jobs/` (the job store, the runner and its worker processes), `files/` (the uploaded files),
+`training/` (the training pipeline, no gRPC)."""
 import asyncio
-import dataclasses
 import logging
-import pathlib
 
-import grpc
-from google.protobuf import timestamp_pb2
-from textgen.v1 import adapters_pb2, adapters_pb2_grpc, trainer_pb2, trainer_pb2_grpc
+from textgen.v1 import adapters_pb2, adapters_pb2_grpc, files_pb2, files_pb2_grpc, fine_tuning_pb2, \
+    fine_tuning_pb2_grpc, trainer_pb2, trainer_pb2_grpc
 
-from services.common import adapters
-from services.common.errors import Violations, shown
-from services.common.limits import from_request, out_of_range
 from services.common.server import Binding, GrpcServer
-from services.trainer.adapter_servicer import AdapterServicer, evaluation_of
 from services.trainer.config import TrainerConfig
-from services.trainer.job_store import JobRecord, JobStore, LoopJobStore
-from services.trainer.runner import JobRunner, log_dir_under
-from services.trainer.training.params import RlParams, SftParams, refused
+from services.trainer.database import Database, OffLoop
+from services.trainer.decisions import decided
+from services.trainer.files.store import FileStore
+from services.trainer.jobs.file_check import FileCheck
+from services.trainer.jobs.runner import JobRunner, log_dir_under
+from services.trainer.jobs.store import JobStore
+from services.trainer.servicers.adapters import AdapterServicer
+from services.trainer.servicers.files import FileServicer
+from services.trainer.servicers.fine_tuning import FineTuningServicer
+from services.trainer.servicers.jobs import TrainerServicer
 
 log = logging.getLogger("textgen.trainer")
-WATCH_POLL_SECONDS = 0.25
 
 
-def _timestamp(seconds: float | None) -> timestamp_pb2.Timestamp | None:
-    if seconds is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromNanoseconds(int(seconds * 1e9))
-    return stamp
-
-
-def _progress(job: JobRecord) -> trainer_pb2.JobProgress:
-    return trainer_pb2.JobProgress(step=job.step, total_steps=job.total_steps, loss=job.loss, reward=job.reward,
-                                   eta_seconds=job.eta_seconds)
-
-
-def job_message(job: JobRecord, models_dir: pathlib.Path) -> trainer_pb2.Job:
-    params = (trainer_pb2.JobParams(sft=trainer_pb2.TrainSftRequest(**job.params)) if job.kind == "sft"
-              else trainer_pb2.JobParams(rl=trainer_pb2.TrainRlRequest(**job.params)))
-    return trainer_pb2.Job(job_id=job.id, kind=job.kind, adapter=job.adapter, status=job.status,
-                           progress=_progress(job), params=params,
-                           adapter_version=job.adapter_version, error=job.error, device=job.device,
-                           base_model=job.base_model,
-                           evaluation=evaluation_of(models_dir, job.adapter, job.adapter_version),
-                           created_at=_timestamp(job.created_at), started_at=_timestamp(job.started_at),
-                           finished_at=_timestamp(job.finished_at))
-
-
-async def _params(request, params_type, context):
-    """The request as a params dataclass, each unset field taking its documented default; out-of-range values end
-    the call with INVALID_ARGUMENT naming each field."""
-    params = from_request(params_type, request)
-    violations = Violations()
-    violations.add_all(out_of_range(params))
-    violations.add_all(refused(params))
-    await violations.abort_if_any(context)
-    return params
-
-
-class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
-    def __init__(self, config: TrainerConfig, store: LoopJobStore, runner: JobRunner) -> None:
-        self.config = config
-        self.store = store
-        self.runner = runner
-
-    async def _enqueue(self, kind: str, params, context) -> trainer_pb2.Job:
-        job = await self.store.create_if_room(kind, dataclasses.asdict(params), self.config.max_queued)
-        if job is None:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                f"{self.config.max_queued} jobs are already queued (TRAINER_MAX_QUEUED); "
-                                "retry when one has started")
-        log.info("job queued", extra={"job_id": job.id, "kind": kind, "params": params})
-        self.runner.wake()
-        return job_message(job, self.config.models_dir)
-
-    async def TrainSft(self, request: trainer_pb2.TrainSftRequest, context):
-        return await self._enqueue("sft", await _params(request, SftParams, context), context)
-
-    async def TrainRl(self, request: trainer_pb2.TrainRlRequest, context):
-        params = await _params(request, RlParams, context)
-        if adapters.current_path(self.config.models_dir, params.from_adapter) is None:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                                f"from_adapter {params.from_adapter!r} has no version published: run SFT first "
-                                f"(POST /llm/train_sft with \"adapter\": \"{params.from_adapter}\"), then RL")
-        return await self._enqueue("rl", params, context)
-
-    async def ListJobs(self, request, context):
-        jobs = await self.store.all()
-        # Each succeeded job's evaluation is a small file read: off the event loop, like the store's reads.
-        return trainer_pb2.ListJobsResponse(jobs=await asyncio.to_thread(
-            lambda: [job_message(job, self.config.models_dir) for job in jobs]))
-
-    async def _job_or_404(self, job_id: str, context) -> JobRecord:
-        job = await self.store.get(job_id) if job_id else None
-        if job is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no job with job_id {shown(job_id)}")
-        return job
-
-    async def GetJob(self, request, context):
-        return job_message(await self._job_or_404(request.job_id, context), self.config.models_dir)
-
-    async def CancelJob(self, request, context):
-        await self._job_or_404(request.job_id, context)
-        job = await self.runner.cancel(request.job_id)
-        return job_message(job, self.config.models_dir)
-
-    async def WatchJob(self, request, context):
-        job = await self._job_or_404(request.job_id, context)
-        last = None
-        while True:
-            state = (job.status, job.step, job.total_steps, job.loss, job.reward, job.message)
-            if state != last:
-                last = state
-                yield trainer_pb2.JobEvent(job_id=job.id, status=job.status, progress=_progress(job),
-                                           time=_timestamp(job.finished_at if job.finished else None)
-                                           or _now(), message=job.error or job.message)
-            if job.finished:
-                return
-            await asyncio.sleep(WATCH_POLL_SECONDS)
-            job = await self.store.get(job.id)
-
-
-def _now() -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.GetCurrentTime()
-    return stamp
+def _binding(module, grpc_module, name: str, servicer) -> Binding:
+    return Binding(module.DESCRIPTOR.services_by_name[name], getattr(grpc_module, f"add_{name}Servicer_to_server"),
+                   servicer)
 
 
 async def serve(config: TrainerConfig) -> None:
     placement = await asyncio.to_thread(config.placement)  # an unusable TRAINER_DEVICE/_DTYPE exits here
-    config = await asyncio.to_thread(config.decided)  # every job trains on what is decided here
+    config = await asyncio.to_thread(decided, config)  # every job trains on what is decided here
     log.info("jobs will train on", extra={"placement": placement.describe(), "base_model": config.base_model,
                                           "squad_dataset": config.squad_dataset})
-    store = LoopJobStore(await asyncio.to_thread(JobStore.under, config.models_dir))
+    database = await asyncio.to_thread(Database.under, config.models_dir)
+    jobs, files = JobStore(database), await asyncio.to_thread(FileStore.under, config.models_dir)
+    cleaned = await asyncio.to_thread(files.clean)
+    if cleaned:
+        log.warning("uploads cut short by a stop removed", extra={"files": cleaned})
+    store = OffLoop(jobs)
     server = None
 
     async def runner_died(error: BaseException) -> None:
@@ -142,15 +49,20 @@ async def serve(config: TrainerConfig) -> None:
     runner = JobRunner(store, log_dir_under(config.models_dir), on_death=runner_died,
                        environment={"LLM_BASE_MODEL": config.base_model, "SQUAD_DATASET": config.squad_dataset})
     await runner.recover()
+    checks = FileCheck(jobs, files, runner.wake)
+    file_servicer = FileServicer(config, files)
     server = GrpcServer(config, [
-        Binding(trainer_pb2.DESCRIPTOR.services_by_name["TrainerService"],
-                trainer_pb2_grpc.add_TrainerServiceServicer_to_server, TrainerServicer(config, store, runner)),
-        Binding(adapters_pb2.DESCRIPTOR.services_by_name["AdapterService"],
-                adapters_pb2_grpc.add_AdapterServiceServicer_to_server, AdapterServicer(config, store))])
+        _binding(trainer_pb2, trainer_pb2_grpc, "TrainerService", TrainerServicer(config, store, runner)),
+        _binding(adapters_pb2, adapters_pb2_grpc, "AdapterService", AdapterServicer(config, store)),
+        _binding(files_pb2, files_pb2_grpc, "FileService", file_servicer),
+        _binding(fine_tuning_pb2, fine_tuning_pb2_grpc, "FineTuningService",
+                 FineTuningServicer(config, store, file_servicer, runner, checks)),
+    ])
 
     async def startup() -> None:
         runner.start()
         runner.wake()  # jobs queued before a restart run now
+        await checks.resume()  # and those still validating their files carry on
 
     try:
         await server.run(ready=True, startup=startup)

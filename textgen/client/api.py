@@ -22,19 +22,20 @@ from collections.abc import Iterator, Mapping
 
 import grpc
 from google.protobuf import descriptor_pb2
-from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_status import rpc_status
 
+from textgen.client.calls import TextgenError, call, given, streamed
+from textgen.client.fine_tuning_api import FineTuningCalls
+from textgen.client.training_api import TrainingCalls
 from textgen.endpoints import ENDPOINTS
-from textgen.v1 import (adapters_pb2, adapters_pb2_grpc, baseline_pb2, baseline_pb2_grpc, common_pb2, llm_pb2,
-                        llm_pb2_grpc, rnn_pb2, rnn_pb2_grpc, trainer_pb2, trainer_pb2_grpc)
+from textgen.v1 import (baseline_pb2, baseline_pb2_grpc, common_pb2, files_pb2, fine_tuning_pb2, llm_pb2,
+                        llm_pb2_grpc, rnn_pb2, rnn_pb2_grpc, trainer_pb2)
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
 # Only the calls the protos mark idempotent (`option idempotency_level`) are retried, as Envoy retries them: a
 # retried TrainSft could queue a second job. Health checks are not: `health()` reports what is true now.
 _RETRIED = [{"service": method.containing_service.full_name, "method": method.name}
-            for module in (baseline_pb2, rnn_pb2, llm_pb2, trainer_pb2)
+            for module in (baseline_pb2, rnn_pb2, llm_pb2, trainer_pb2, files_pb2, fine_tuning_pb2)
             for service in module.DESCRIPTOR.services_by_name.values() for method in service.methods
             if method.GetOptions().idempotency_level != descriptor_pb2.MethodOptions.IDEMPOTENCY_UNKNOWN]
 SERVICE_CONFIG = json.dumps({"methodConfig": [{
@@ -56,7 +57,8 @@ class _CallDetails(collections.namedtuple("_CallDetails", ("method", "timeout", 
     pass
 
 
-class _WithApiKey(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+class _WithApiKey(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                  grpc.StreamUnaryClientInterceptor):
     """Adds `authorization: Bearer <key>` to every call (gRPC's call credentials need a TLS channel)."""
 
     def __init__(self, api_key: str) -> None:
@@ -72,49 +74,8 @@ class _WithApiKey(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterc
     def intercept_unary_stream(self, continuation, client_call_details, request):
         return continuation(self._details(client_call_details), request)
 
-
-class TextgenError(Exception):
-    """A call that failed: the gRPC code, the service's message and, for bad input, each field named."""
-
-    def __init__(self, code: grpc.StatusCode, message: str, field_violations: list[tuple[str, str]],
-                 service: str = "") -> None:
-        super().__init__(message)
-        self.code, self.message, self.field_violations, self.service = code, message, field_violations, service
-
-    @classmethod
-    def from_rpc(cls, error: grpc.RpcError, service: str = "") -> "TextgenError":
-        violations = []
-        status = rpc_status.from_call(error)
-        for detail in status.details if status else ():
-            if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-                bad_request = error_details_pb2.BadRequest()
-                detail.Unpack(bad_request)
-                violations += [(v.field, v.description) for v in bad_request.field_violations]
-        return cls(error.code(), error.details() or "", violations, service)
-
-    def __str__(self) -> str:
-        return f"{self.code.name}: {self.message}"
-
-
-def _call(service: str, function, *args, **kwargs):
-    try:
-        return function(*args, **kwargs)
-    except grpc.RpcError as error:
-        raise TextgenError.from_rpc(error, service) from None
-
-
-def _streamed(service: str, stream) -> Iterator:
-    try:
-        yield from stream
-    except grpc.RpcError as error:
-        raise TextgenError.from_rpc(error, service) from None
-    finally:
-        stream.cancel()
-
-
-def _set(**fields) -> dict:
-    """The fields that were given: an unset optional field takes the service's documented default."""
-    return {name: value for name, value in fields.items() if value is not None}
+    def intercept_stream_unary(self, continuation, client_call_details, request_iterator):
+        return continuation(self._details(client_call_details), request_iterator)
 
 
 @dataclasses.dataclass
@@ -124,7 +85,7 @@ class ServiceHealth:
     status: str  # SERVING, NOT_SERVING, or the gRPC code of a failed check (UNAVAILABLE: nothing listens)
 
 
-class Client:
+class Client(TrainingCalls, FineTuningCalls):
     def __init__(self, addresses: Mapping[str, str] | None = None, *, timeout: float = DEFAULT_TIMEOUT_SECONDS,
                  api_key: str | None = None, ca_file: str | None = None,
                  environ: Mapping[str, str] = os.environ) -> None:
@@ -175,21 +136,21 @@ class Client:
     def generate(self, start_word: str, length: int | None = None, seed: int | None = None
                  ) -> common_pb2.GenerateResponse:
         """The bigram model: `length` words in all, the start word included."""
-        request = baseline_pb2.BigramGenerateRequest(**_set(start_word=start_word, length=length, seed=seed))
-        return _call("baseline", baseline_pb2_grpc.BigramServiceStub(self.channel("baseline")).Generate, request,
+        request = baseline_pb2.BigramGenerateRequest(**given(start_word=start_word, length=length, seed=seed))
+        return call("baseline", baseline_pb2_grpc.BigramServiceStub(self.channel("baseline")).Generate, request,
                      timeout=self.timeout)
 
     def generate_rnn(self, start_word: str, length: int | None = None, temperature: float | None = None,
                      seed: int | None = None) -> common_pb2.GenerateResponse:
         """The LSTM: the start text followed by `length` new words."""
-        request = rnn_pb2.RnnGenerateRequest(**_set(start_word=start_word, length=length, temperature=temperature,
+        request = rnn_pb2.RnnGenerateRequest(**given(start_word=start_word, length=length, temperature=temperature,
                                                     seed=seed))
-        return _call("rnn", rnn_pb2_grpc.RnnServiceStub(self.channel("rnn")).Generate, request, timeout=self.timeout)
+        return call("rnn", rnn_pb2_grpc.RnnServiceStub(self.channel("rnn")).Generate, request, timeout=self.timeout)
 
     @staticmethod
     def _llm_request(question, start_word, context, length, adapter, use_rl_model, max_new_tokens, temperature,
                      seed) -> llm_pb2.LlmGenerateRequest:
-        return llm_pb2.LlmGenerateRequest(**_set(question=question, start_word=start_word, context=context,
+        return llm_pb2.LlmGenerateRequest(**given(question=question, start_word=start_word, context=context,
                                                  length=length, adapter=adapter, use_rl_model=use_rl_model,
                                                  max_new_tokens=max_new_tokens, temperature=temperature, seed=seed))
 
@@ -200,7 +161,7 @@ class Client:
         """The LLM: a `question` (QA mode, from `context`) or a `start_word` to continue (text mode)."""
         request = self._llm_request(question, start_word, context, length, adapter, use_rl_model, max_new_tokens,
                                     temperature, seed)
-        return _call("llm", llm_pb2_grpc.LlmServiceStub(self.channel("llm")).Generate, request,
+        return call("llm", llm_pb2_grpc.LlmServiceStub(self.channel("llm")).Generate, request,
                      timeout=self.timeout)
 
     def stream(self, question: str | None = None, *, context: str | None = None, start_word: str | None = None,
@@ -211,61 +172,7 @@ class Client:
         request = self._llm_request(question, start_word, context, length, adapter, use_rl_model, max_new_tokens,
                                     temperature, seed)
         stub = llm_pb2_grpc.LlmServiceStub(self.channel("llm"))
-        return _streamed("llm", stub.GenerateStream(request, timeout=self.timeout))
-
-    # --- training ---------------------------------------------------------------------------------------------
-    def _trainer(self) -> trainer_pb2_grpc.TrainerServiceStub:
-        return trainer_pb2_grpc.TrainerServiceStub(self.channel("trainer"))
-
-    def train_sft(self, **params) -> trainer_pb2.Job:
-        """Queues an SFT job (fields of TrainSftRequest: max_examples, num_train_epochs, ...); returns at once."""
-        return _call("trainer", self._trainer().TrainSft, trainer_pb2.TrainSftRequest(**_set(**params)),
-                     timeout=self.timeout)
-
-    def train_rl(self, **params) -> trainer_pb2.Job:
-        """Queues an RL job (fields of TrainRlRequest); refused until an SFT adapter is published."""
-        return _call("trainer", self._trainer().TrainRl, trainer_pb2.TrainRlRequest(**_set(**params)),
-                     timeout=self.timeout)
-
-    def jobs(self) -> list[trainer_pb2.Job]:
-        """Every job, newest first."""
-        return list(_call("trainer", self._trainer().ListJobs, trainer_pb2.ListJobsRequest(),
-                          timeout=self.timeout).jobs)
-
-    def job(self, job_id: str) -> trainer_pb2.Job:
-        return _call("trainer", self._trainer().GetJob, trainer_pb2.GetJobRequest(job_id=job_id),
-                     timeout=self.timeout)
-
-    def watch(self, job_id: str, timeout: float | None = None) -> Iterator[trainer_pb2.JobEvent]:
-        """Progress events until the job ends (the last one has a finished status)."""
-        return _streamed("trainer", self._trainer().WatchJob(trainer_pb2.WatchJobRequest(job_id=job_id),
-                                                             timeout=timeout))
-
-    def cancel(self, job_id: str) -> trainer_pb2.Job:
-        return _call("trainer", self._trainer().CancelJob, trainer_pb2.CancelJobRequest(job_id=job_id),
-                     timeout=self.timeout)
-
-    # --- adapters (served by the trainer, which publishes them) -----------------------------------------------
-    def _adapters(self) -> adapters_pb2_grpc.AdapterServiceStub:
-        return adapters_pb2_grpc.AdapterServiceStub(self.channel("trainer"))
-
-    def adapters(self) -> list[adapters_pb2.Adapter]:
-        """Every published adapter with its versions, newest first."""
-        return list(_call("trainer", self._adapters().ListAdapters, adapters_pb2.ListAdaptersRequest(),
-                          timeout=self.timeout).adapters)
-
-    def serve_adapter_version(self, name: str, version: str) -> adapters_pb2.Adapter:
-        """Makes `version` the one `name` serves (roll back or forward)."""
-        return _call("trainer", self._adapters().ServeAdapterVersion,
-                     adapters_pb2.ServeAdapterVersionRequest(name=name, version=version), timeout=self.timeout)
-
-    def delete_adapter(self, name: str, version: str | None = None):
-        """Deletes one version of `name`, or with no `version` the whole adapter."""
-        if version is None:
-            return _call("trainer", self._adapters().DeleteAdapter, adapters_pb2.DeleteAdapterRequest(name=name),
-                         timeout=self.timeout)
-        return _call("trainer", self._adapters().DeleteAdapterVersion,
-                     adapters_pb2.DeleteAdapterVersionRequest(name=name, version=version), timeout=self.timeout)
+        return streamed("llm", stub.GenerateStream(request, timeout=self.timeout))
 
     # --- status -----------------------------------------------------------------------------------------------
     def health(self) -> list[ServiceHealth]:
@@ -283,5 +190,5 @@ class Client:
 
     def status(self) -> llm_pb2.LlmStatus:
         """The llm service: base model, adapters and versions, batching counters."""
-        return _call("llm", llm_pb2_grpc.LlmServiceStub(self.channel("llm")).GetStatus, llm_pb2.GetLlmStatusRequest(),
+        return call("llm", llm_pb2_grpc.LlmServiceStub(self.channel("llm")).GetStatus, llm_pb2.GetLlmStatusRequest(),
                      timeout=self.timeout)

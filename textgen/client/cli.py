@@ -11,6 +11,7 @@ https://host:port is reached over TLS, verified against the CA certificate TEXTG
     textgen jobs | textgen watch JOB_ID | textgen cancel JOB_ID
     textgen status                                (each service's health, the base model, the adapters)
     textgen adapters [show NAME | serve NAME VERSION | delete NAME [VERSION]]   (published adapters)
+    textgen files upload data.jsonl | textgen fine-tune create --training-file FILE_ID --watch   (your own data)
 
 A failure is one line on stderr and exit code 1 (2 for a mistyped command).
 """
@@ -19,7 +20,7 @@ import sys
 
 from google.protobuf.descriptor import FieldDescriptor
 
-from textgen.client import adapter_commands
+from textgen.client import adapter_commands, fine_tuning_commands
 from textgen.client.api import Client, TextgenError
 from textgen.client.tables import table
 from textgen.v1 import trainer_pb2
@@ -202,6 +203,7 @@ def parser() -> argparse.ArgumentParser:
         command.set_defaults(run=run)
     commands.add_parser("status", help="health, base model and adapters").set_defaults(run=status)
     adapter_commands.add_to(commands)
+    fine_tuning_commands.add_to(commands)
     return root
 
 
@@ -213,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
         parser().error(f"adapters {args.action} takes an adapter's NAME")
     if args.command == "adapters" and args.action == "serve" and not args.version:
         parser().error("adapters serve takes NAME and VERSION")
+    if getattr(args, "action", None) in getattr(args, "needs_target", ()) and not args.target:
+        parser().error(f"{args.command} {args.action} takes a {'path' if args.action == 'upload' else 'name or id'}")
+    if args.command == "fine-tune" and args.action == "create" and not args.training_file:
+        parser().error("fine-tune create takes --training-file (a file id, or a JSONL file to upload)")
     with Client(timeout=args.timeout) as client:
         try:
             return args.run(client, args)

@@ -190,6 +190,10 @@ class AdapterCatalog:
         published = self._published.get(name)
         return published is not None and published.path is not None
 
+    def published(self, name: str) -> Published | None:
+        """What the last refresh read of `name`'s current version (whose it is, whether a chat model)."""
+        return self._published.get(name)
+
     def why_missing(self, name: str) -> str:
         return self._errors.get(name) or self._published.get(name, Published(None, None, "not published")).error
 

@@ -1,11 +1,12 @@
 """What is published under MODELS_DIR/adapters, as the llm service reads it: the adapters' names, and the current
 version of each, checked to be a safetensors adapter inside MODELS_DIR/adapters trained on the base model served
-(services/common/adapters.py writes them)."""
+(services/common/adapters.py writes them), with whose it is and whether it is a chat model only."""
 import dataclasses
 import os
 import pathlib
 
 from services.common import adapters
+from services.common.callers import sees
 
 
 def adapter_names(models_dir: pathlib.Path, always: tuple[str, ...]) -> tuple[str, ...]:
@@ -33,11 +34,26 @@ class Published:
     path: pathlib.Path | None
     error: str = ""
     base_model: str = ""  # the base it was trained on, as its record says
+    owner: str = ""  # the API key's name whose it is ('' for everyone's: services/common/callers.py)
+    chat: bool = False  # trained on chat examples: served through the chat template only, never in the QA form
+
+    def seen_by(self, who: str) -> bool:
+        """Whether the caller `who` may see and use it: another key's fine-tuned model is as if it did not exist."""
+        return sees(who, self.owner)
 
 
 def published_version(models_dir: pathlib.Path, name: str, base_fingerprint: str | None) -> Published:
     """The current version of `name`, checked to be a safetensors adapter inside MODELS_DIR/adapters that was trained
-    on the base model with `base_fingerprint`."""
+    on the base model with `base_fingerprint`; whose it is, even when it cannot be served (its reason is then its
+    owner's to read)."""
+    published = _checked(models_dir, name, base_fingerprint)
+    if published.version is None:
+        return published
+    owner, chat = adapters.read_serving_record(adapters.version_dir(models_dir, name, published.version))
+    return dataclasses.replace(published, owner=owner, chat=chat)
+
+
+def _checked(models_dir: pathlib.Path, name: str, base_fingerprint: str | None) -> Published:
     try:
         version = adapters.current_version(models_dir, name)
     except adapters.AdapterPathError as error:

@@ -1,7 +1,7 @@
 """From an OpenAI-compatible request to the `Request` the engine decodes. `check_chat` and `check_completion` read
 and check the request's fields (the native API's ranges, LlmParams', for what both have); `plan_chat` and
 `plan_completion` run on the planner's thread (services/llm/planning.py's Planner.run) and tokenize: the messages
-through the model's chat template (services/llm/openai/chat_prompt.py), or, for an adapter asked in the QA form, the
+through the model's chat template (services/common/chat_prompt.py), or, for an adapter asked in the QA form, the
 native planner's QA request with its answer format. Every error is an OpenAiError."""
 import dataclasses
 import re
@@ -15,8 +15,8 @@ from services.common.limits import Bound, bounds, from_request, out_of_range
 from services.llm import planning
 from services.llm.constraints import JSON_OBJECT, from_struct
 from services.llm.endings import stop_at
-from services.llm.openai.chat_prompt import PLAIN_ROLES, TemplateRefused, chat_prompt, qa_form
-from services.llm.openai.errors import OpenAiError
+from services.common.chat_prompt import PLAIN_ROLES, TemplateRefused, chat_prompt, qa_form
+from services.common.openai_errors import OpenAiError
 from services.llm.request import Request
 from services.llm.states import Mode
 from textgen.openai_error_body import CONTEXT_LENGTH_EXCEEDED
@@ -240,11 +240,11 @@ def _plan_qa(question: str, context: str, asked: Asked, tokenizer, window: int) 
     return planned
 
 
-def plan_chat(asked: Asked, is_adapter: bool, tokenizer, window: int) -> Request:
-    """An adapter (trained on the QA prompt) asked in the QA form as the last, user message answers in the answer
-    format; anything else is a chat in the model's template."""
+def plan_chat(asked: Asked, qa_adapter: bool, tokenizer, window: int) -> Request:
+    """An adapter trained on the QA prompt (`qa_adapter`) asked in the QA form as the last, user message answers in
+    the answer format; anything else is a chat in the model's template."""
     role, last = asked.text[-1]
-    qa = qa_form(last) if is_adapter and role == "user" and asked.schema is None else None
+    qa = qa_form(last) if qa_adapter and role == "user" and asked.schema is None else None
     if qa is not None:
         return _held(_plan_qa(*qa, asked, tokenizer, window), asked, tokenizer)
     try:

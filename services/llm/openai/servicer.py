@@ -13,7 +13,8 @@ from services.llm.constraints import grammars_for
 from services.llm.engine.core import Engine
 from services.llm.generation import Generation, GenerationFailed, interleaved, start_choices
 from services.llm.openai import planning, responses
-from services.llm.openai.errors import OpenAiError
+from services.common.callers import caller
+from services.common.openai_errors import OpenAiError
 from services.llm.openai.models import ServedModels
 from services.llm.planning import Planner
 from services.llm.request import Request
@@ -54,18 +55,20 @@ class OpenAiServicer(openai_pb2_grpc.OpenAiServiceServicer, openai_pb2_grpc.Open
         if not self.planner.ready:
             raise OpenAiError(grpc.StatusCode.UNAVAILABLE, self.engine.unavailable_reason)
         await self.catalog.refresh_if_changed()
-        model = self.models.named(message.model)
+        who = caller(context)
+        model = self.models.named(message.model, who)
         if model is None:
-            raise OpenAiError(grpc.StatusCode.NOT_FOUND, self.models.why_missing(message.model), param="model",
+            raise OpenAiError(grpc.StatusCode.NOT_FOUND, self.models.why_missing(message.model, who), param="model",
                               code=MODEL_NOT_FOUND)
         leases = []
         for _ in range(asked.n):
             if (lease := await self.models.acquire(model)) is None:  # it failed to load or went out of service
                 for held in leases:
                     self.catalog.release(held)
-                raise OpenAiError(grpc.StatusCode.UNAVAILABLE, self.models.why_missing(message.model), param="model")
+                raise OpenAiError(grpc.StatusCode.UNAVAILABLE, self.models.why_missing(message.model, who),
+                                  param="model")
             leases.append(lease)
-        planned = (self.planner.run(planning.plan_chat, asked, model.HasField("parent")) if chat
+        planned = (self.planner.run(planning.plan_chat, asked, self.models.in_qa_form(model)) if chat
                    else self.planner.run(planning.plan_completion, asked))
         return await start_choices(self.engine, self.catalog, leases, planned, context, streamed), model.id
 
@@ -125,13 +128,14 @@ class OpenAiServicer(openai_pb2_grpc.OpenAiServiceServicer, openai_pb2_grpc.Open
                 yield chunk
 
     async def ListModels(self, message, context):
-        return openai_pb2.ModelList(object="list", data=self.models.listed())
+        return openai_pb2.ModelList(object="list", data=self.models.listed(caller(context)))
 
     async def GetModel(self, message, context):
         async with _errors_aborting(context):
             await self.catalog.refresh_if_changed()
-            model = self.models.named(message.model)
+            who = caller(context)
+            model = self.models.named(message.model, who)
             if model is None:
-                raise OpenAiError(grpc.StatusCode.NOT_FOUND, self.models.why_missing(message.model),
+                raise OpenAiError(grpc.StatusCode.NOT_FOUND, self.models.why_missing(message.model, who),
                                   param="model", code=MODEL_NOT_FOUND)
             return model

@@ -6,7 +6,8 @@ import grpc
 from textgen.v1 import openai_pb2, openai_pb2_grpc
 
 from services.common.errors import Violations
-from services.llm.openai.chat_prompt import TemplateRefused, chat_prompt
+from services.common.callers import caller
+from services.common.chat_prompt import TemplateRefused, chat_prompt
 from services.llm.openai.models import ServedModels
 from services.llm.openai.planning import check_length, read_messages
 from services.llm.planning import Planner
@@ -45,8 +46,9 @@ class TokenizerServicer(openai_pb2_grpc.TokenizerServiceServicer):
     async def _check_model(self, model: str, context) -> None:
         if not self.planner.ready:
             await context.abort(grpc.StatusCode.UNAVAILABLE, self.unavailable_reason())
-        if model and self.models.named(model) is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, self.models.why_missing(model))
+        who = caller(context)
+        if model and self.models.named(model, who) is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, self.models.why_missing(model, who))
 
     async def Tokenize(self, message, context):
         violations = Violations()

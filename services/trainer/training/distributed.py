@@ -4,7 +4,7 @@ CPUs, NCCL on GPUs; each process takes its share of every batch.
 
 On one machine the job's worker starts the processes itself (`spawn`); each dies with the worker, as the worker
 dies with the trainer. Across machines, run the training command under torchrun on each, e.g.
-    torchrun --nnodes 2 --nproc-per-node 4 --rdzv-endpoint HOST:29500 -m services.trainer.training sft ...
+    torchrun --nnodes 2 --nproc-per-node 4 --rdzv-endpoint HOST:29500 -m services.trainer.commands sft ...
 Process 0 (`is_main`) is the one that writes: the staging folder, progress, curves, evaluation, publishing.
 """
 import os
@@ -13,7 +13,7 @@ import socket
 from typing import Callable
 
 from services.common import adapters
-from services.trainer.lifetime import die_with_parent
+from services.common.lifetime import die_with_parent
 
 
 def rank() -> int:

@@ -1,6 +1,6 @@
 """Evaluation on the validation split: SQuAD v1.1 EM/F1 of the answer (prefix and suffix stripped) and the raw
 format compliance of the model's own greedy output (no service-side completion of the format); and the comparison
-of base, sft and rl that `python -m services.trainer.training eval` prints and writes."""
+of base, sft and rl that `python -m services.trainer.commands eval` prints and writes."""
 import dataclasses
 import math
 import pathlib

@@ -1,5 +1,6 @@
 """The one course every training run takes: load, stage, train in a scratch folder, save the adapter, write
-params.json, the base record and the curve, evaluate, publish. SFT and RL differ only in their `TrainingStep`.
+params.json, the base and serving records, the curve and the metrics, evaluate, publish. SFT on SQuAD, SFT on a
+user's chat examples and RL differ only in their `TrainingStep`.
 
 Under data-parallel training every process loads and trains and takes part in saving; only the first one has a
 staging folder, and it alone writes the rest and publishes."""
@@ -16,7 +17,9 @@ from services.trainer.training.context import TrainingContext
 from services.trainer.training.data import load_squad
 from services.trainer.training.progress import ProgressCallback, Report, no_report
 from services.trainer.training.publishing import Publish, evaluate_staged, publish_and_notify
-from services.trainer.training.reports import write_curve, write_json
+from services.trainer.training.reports import write_curve, write_json, write_metrics_csv
+
+METRICS_FILE = "metrics.csv"  # each step's logged figures, in every published version
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,14 +31,18 @@ class Loaded:
     base_fingerprint: str  # taken before training, which changes a few of the model's settings
     record: dict  # what params.json says beyond the step's params and the base model's name
     curve_title: str
+    eval_rows: list[dict] | None = None  # measured after every epoch (a fine-tuning job's validation file)
 
 
 class TrainingStep(Protocol):
-    kind: str  # "sft" or "rl"
+    kind: str  # "sft", "rl" or "fine_tune"
     name: str  # the adapter it publishes a version of (its params' adapter)
     metric: str  # the logged value kept as its curve: "loss" or "reward"
     curve_extras: tuple[str, ...]  # other logged values each point of the curve keeps
     params: object  # its params dataclass, written into params.json
+    owner: str  # whose adapter it is (services/common/callers.py): '' for everyone's
+    chat: bool  # served as a chat model only (trained on chat examples), never in the QA form
+    evaluates_squad: bool  # evaluated on SQuAD's validation questions before publishing
 
     def load(self, context: TrainingContext, report: Report) -> Loaded:
         """The model to train, its tokenizer and rows; raises when there is nothing to train on."""
@@ -47,8 +54,8 @@ class TrainingStep(Protocol):
 def train(step: TrainingStep, context: TrainingContext, report: Report = no_report, show_progress: bool = False,
           publish: Publish = publish_and_notify,
           on_staged: Callable[[pathlib.Path], None] = lambda path: None, eval_points: int = 0) -> str | None:
-    """Trains, writes adapter + params.json + base record + curve + eval.json into a staging folder, then
-    `publish`es it. Returns the published version (None in the processes other than the first). `eval_points` > 0:
+    """Trains, writes adapter + params.json + base and serving records + curve + metrics.csv (+ eval.json) into a
+    staging folder, then `publish`es it. Returns the published version (None in the processes other than the first). `eval_points` > 0:
     also evaluates that many times while training (eval_curve.EvalCurve) and writes f1_curve.json."""
     loaded = step.load(context, report)
     staged = distributed.staging_on_main(context.models_dir, step.name, on_staged)
@@ -72,7 +79,11 @@ def train(step: TrainingStep, context: TrainingContext, report: Report = no_repo
     write_json(staged / "params.json", {"kind": step.kind, **dataclasses.asdict(step.params),
                                         "base_model": context.base.name, **loaded.record})
     adapters.write_base_record(staged, context.base.name, loaded.base_fingerprint)
+    adapters.write_serving_record(staged, owner=step.owner, chat=step.chat)
     write_curve(staged, progress.curve, step.metric, loaded.curve_title)
+    write_metrics_csv(staged / METRICS_FILE, progress.metrics)
+    if not step.evaluates_squad:
+        return publish(context, step.name, staged)
     evaluation = evaluate_staged(trainer.model, loaded.tokenizer, context, staged, report, progress.progress)
     if f1_curve is not None:
         f1_curve.add_final(trainer.args, trainer.state.global_step, evaluation)

@@ -1,5 +1,5 @@
 """Training progress: a transformers TrainerCallback that turns trainer state into Progress reports and keeps the
-loss or reward curve."""
+loss or reward curve, and each step's logged figures under the names OpenAI's fine-tuning metrics give them."""
 import dataclasses
 import time
 from collections.abc import Callable
@@ -15,9 +15,16 @@ class Progress:
     reward: float | None = None
     eta_seconds: float | None = None
     message: str = ""
+    metrics: dict[str, float] | None = None  # set on the report of a step's (or an evaluation's) logged figures
+    note_level: str | None = None  # set when `message` is also worth an event of its own: "info" or "warn"
 
 
 Report = Callable[[Progress], None]
+
+# The logged values kept as metrics, by transformers' (and trl's) names, under OpenAI's fine-tuning metrics' names.
+LOGGED_METRICS = {"loss": "train_loss", "mean_token_accuracy": "train_mean_token_accuracy", "eval_loss": "valid_loss",
+                  "eval_mean_token_accuracy": "valid_mean_token_accuracy", "reward": "reward",
+                  "frac_reward_zero_std": "frac_reward_zero_std"}
 
 
 def no_report(progress: Progress) -> None:
@@ -33,6 +40,7 @@ class ProgressCallback(TrainerCallback):
         self.metric = metric
         self.extras = extras
         self.curve: list[dict] = []
+        self.metrics: dict[int, dict[str, float]] = {}  # step -> its figures (LOGGED_METRICS' names)
         self.progress = Progress()
         self._started = time.monotonic()
 
@@ -42,13 +50,17 @@ class ProgressCallback(TrainerCallback):
         self.report(dataclasses.replace(self.progress))
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        value = (logs or {}).get(self.metric)
-        if value is None:
-            return
-        self.curve.append({"step": state.global_step, self.metric: float(value),
-                           **{key: float(logs[key]) for key in self.extras if logs.get(key) is not None}})
-        setattr(self.progress, self.metric, float(value))
-        self.report(dataclasses.replace(self.progress))
+        logs = logs or {}
+        value = logs.get(self.metric)
+        if value is not None:
+            self.curve.append({"step": state.global_step, self.metric: float(value),
+                               **{key: float(logs[key]) for key in self.extras if logs.get(key) is not None}})
+            setattr(self.progress, self.metric, float(value))
+        figures = {name: float(logs[key]) for key, name in LOGGED_METRICS.items() if logs.get(key) is not None}
+        if figures:
+            self.metrics.setdefault(state.global_step, {}).update(figures)
+        if value is not None or figures:
+            self.report(dataclasses.replace(self.progress, metrics=figures or None))
 
     def on_step_end(self, args, state, control, **kwargs):
         elapsed = time.monotonic() - self._started

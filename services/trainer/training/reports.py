@@ -1,5 +1,6 @@
 """What training and evaluation write: JSON files, the loss or reward curve as JSON and PNG beside an adapter, and
 the base/sft/rl comparison as a Markdown table and a bar chart."""
+import csv
 import json
 import pathlib
 
@@ -63,3 +64,18 @@ def plot_comparison(results: dict[str, dict], path: pathlib.Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def write_metrics_csv(path: pathlib.Path, metrics: dict[int, dict[str, float]]) -> None:
+    """One row a step with its logged figures (training/progress.py's names), as OpenAI's fine-tuning jobs write
+    their results file: step first, then every figure any step has, blank where a step has none."""
+    names = list(dict.fromkeys(name for figures in metrics.values() for name in figures))
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["step", *names])
+        for step in sorted(metrics):
+            writer.writerow([step, *(_figure(metrics[step].get(name)) for name in names)])
+
+
+def _figure(value: float | None) -> str:
+    return "" if value is None else f"{value:.6g}"

@@ -60,6 +60,9 @@ class RlStep:
     metric = "reward"
     # Each reward part's mean, and the share of groups whose answers all scored alike (they teach nothing).
     curve_extras = ("frac_reward_zero_std", *(f"rewards/{f.__name__}/mean" for f in REWARD_FUNCTIONS))
+    owner = ""
+    chat = False
+    evaluates_squad = True
 
     @property
     def name(self) -> str:

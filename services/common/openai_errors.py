@@ -1,6 +1,7 @@
-"""How the OpenAI-compatible services fail: a gRPC status like any service's (INVALID_ARGUMENT with field
-violations, NOT_FOUND, RESOURCE_EXHAUSTED ...), which also carries OpenAI's error body in a trailer for the gateway
-to answer with (textgen/openai_error_body.py)."""
+"""How the OpenAI-shaped services fail (the llm's OpenAI-compatible API, the trainer's files and fine-tuning API): a
+gRPC status like any service's (INVALID_ARGUMENT with field violations, NOT_FOUND, RESOURCE_EXHAUSTED ...), which
+also carries OpenAI's error body in a trailer for the gateway to answer with (textgen/openai_error_body.py)."""
+import contextlib
 import json
 
 import grpc
@@ -25,3 +26,21 @@ class OpenAiError(Exception):
         # json.dumps escapes every non-ASCII character, as a metadata value must be ASCII.
         body = json.dumps(error_body(str(self), self.status.value[0], self.code, self.param))
         await context.abort(self.status, str(self), trailing_metadata=(*self.metadata, (HEADER, body)))
+
+
+@contextlib.asynccontextmanager
+async def aborting(context: grpc.aio.ServicerContext):
+    """Ends the call with the OpenAI error raised inside."""
+    try:
+        yield
+    except OpenAiError as error:
+        await error.abort(context)
+
+
+def invalid(message: str, param: str | None = None, code: str | None = None) -> OpenAiError:
+    """Bad input: 400 naming `param`."""
+    return OpenAiError(grpc.StatusCode.INVALID_ARGUMENT, message, param=param, code=code)
+
+
+def not_found(message: str, param: str | None = None, code: str | None = None) -> OpenAiError:
+    return OpenAiError(grpc.StatusCode.NOT_FOUND, message, param=param, code=code)

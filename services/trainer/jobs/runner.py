@@ -1,4 +1,4 @@
-"""Runs queued jobs one at a time, each in its own `services.trainer.worker` process, so training never blocks the
+"""Runs queued jobs one at a time, each in its own `services.trainer.jobs.worker` process, so training never blocks the
 gRPC server's event loop and a cancel can kill it outright. If the runner itself dies, it says so through
 `on_death` (the server then reports NOT_SERVING): queued jobs would otherwise wait for ever in silence."""
 import asyncio
@@ -9,7 +9,8 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from services.common import adapters
-from services.trainer.job_store import CANCELLED, FAILED, RUNNING, SUCCEEDED, JobRecord, LoopJobStore, trainer_dir
+from services.trainer.database import OffLoop, trainer_dir
+from services.trainer.jobs.store import CANCELLED, FAILED, RUNNING, SUCCEEDED, JobRecord
 
 log = logging.getLogger("textgen.trainer.runner")
 KILL_GRACE_SECONDS = 5
@@ -30,7 +31,7 @@ def _tail(path: pathlib.Path) -> str:
 
 
 class JobRunner:
-    def __init__(self, store: LoopJobStore, log_dir: pathlib.Path,
+    def __init__(self, store: OffLoop, log_dir: pathlib.Path,
                  on_death: Callable[[BaseException], Awaitable[None]], environment: dict[str, str] | None = None) -> None:
         self.store = store
         self.environment = {**os.environ, **(environment or {})}  # each job's worker process gets this
@@ -76,13 +77,14 @@ class JobRunner:
                     await self._run(job)
                 except Exception:  # the loop must survive anything one job does
                     log.exception("runner error", extra={"job_id": job.id})
-                    await self.store.finish(job.id, FAILED, error="internal error starting the training process")
+                    await self.store.finish(job.id, FAILED, error="internal error starting the training process",
+                                            error_code="training_failed")
 
     async def _run(self, job: JobRecord) -> None:
         log_path = self.log_dir / f"{job.id}.log"
         with open(log_path, "wb") as log_file:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "services.trainer.worker", job.id, str(os.getpid()),
+                sys.executable, "-m", "services.trainer.jobs.worker", job.id, str(os.getpid()),
                 stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=asyncio.subprocess.STDOUT,
                 env=self.environment)
         self._current = (job.id, process)
@@ -93,7 +95,8 @@ class JobRunner:
         finally:
             self._current = None
         after = await self.store.finish(job.id, FAILED, only_if=(RUNNING,),
-                                        error=f"the training process exited with code {code}: {_tail(log_path)}")
+                                        error=f"the training process exited with code {code}: {_tail(log_path)}",
+                                        error_code="training_failed")
         if after and after.status != SUCCEEDED and after.staging:
             adapters.discard(pathlib.Path(after.staging))
         log.info("job ended", extra={"job_id": job.id, "status": after and after.status, "exit_code": code})
@@ -125,7 +128,7 @@ class JobRunner:
             job_id, process = current
             await self.store.finish(job_id, FAILED, only_if=(RUNNING,),
                                     error="the trainer was shut down while this job was running; nothing was "
-                                          "published")
+                                          "published", error_code="trainer_stopped")
             await self._stop(process)
             job = await self.store.get(job_id)
             if job and job.staging:

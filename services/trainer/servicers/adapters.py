@@ -13,9 +13,11 @@ from google.protobuf import timestamp_pb2
 from textgen.v1 import adapters_pb2, adapters_pb2_grpc, trainer_pb2
 
 from services.common import adapters
+from services.common.callers import caller, sees
 from services.common.errors import shown
 from services.trainer.config import TrainerConfig
-from services.trainer.job_store import JobRecord, LoopJobStore
+from services.trainer.database import OffLoop
+from services.trainer.jobs.store import JobRecord
 from services.trainer.training.llm_reload import notify_llm
 
 log = logging.getLogger("textgen.trainer")
@@ -51,7 +53,7 @@ def describe(models_dir: pathlib.Path, name: str, jobs: list[JobRecord]) -> adap
 
 
 class AdapterServicer(adapters_pb2_grpc.AdapterServiceServicer):
-    def __init__(self, config: TrainerConfig, store: LoopJobStore) -> None:
+    def __init__(self, config: TrainerConfig, store: OffLoop) -> None:
         self.config, self.store = config, store
         self.models_dir = config.models_dir
 
@@ -61,11 +63,11 @@ class AdapterServicer(adapters_pb2_grpc.AdapterServiceServicer):
 
     async def _existing(self, name: str, context) -> adapters_pb2.Adapter:
         """The adapter, or the call ends: INVALID_ARGUMENT for a name no adapter can have, NOT_FOUND for one with
-        no version."""
+        no version, or one that is another API key's."""
         if not adapters.is_valid_name(name):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"name {shown(name)} is no adapter's name")
         adapter = await self._describe(name)
-        if not adapter.versions:
+        if not adapter.versions or not await asyncio.to_thread(_seen_by, caller(context), self.models_dir, name):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"adapter {name!r} has no published version; "
                                                            "GET /llm/adapters lists them")
         return adapter
@@ -79,8 +81,9 @@ class AdapterServicer(adapters_pb2_grpc.AdapterServiceServicer):
         return adapter
 
     async def ListAdapters(self, request, context):
-        jobs = await self.store.all()
-        names = await asyncio.to_thread(_published_names, self.models_dir)
+        jobs, who = await self.store.all(), caller(context)
+        names = [name for name in await asyncio.to_thread(_published_names, self.models_dir)
+                 if await asyncio.to_thread(_seen_by, who, self.models_dir, name)]
         return adapters_pb2.ListAdaptersResponse(adapters=await asyncio.to_thread(
             lambda: [describe(self.models_dir, name, jobs) for name in names]))
 
@@ -119,3 +122,10 @@ class AdapterServicer(adapters_pb2_grpc.AdapterServiceServicer):
 
 def _published_names(models_dir: pathlib.Path) -> list[str]:
     return [name for name in adapters.folder_names(models_dir) if adapters.versions(models_dir, name)]
+
+
+def _seen_by(who: str, models_dir: pathlib.Path, name: str) -> bool:
+    """Whether `who` may see the adapter: its newest version's serving record names it, or no one."""
+    versions = adapters.versions(models_dir, name)
+    return bool(versions) and sees(who, adapters.read_serving_record(
+        adapters.version_dir(models_dir, name, versions[0]))[0])

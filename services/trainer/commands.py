@@ -1,8 +1,8 @@
 """The training runs from the command line, with progress bars; what they publish is what a job would publish.
 
-    python -m services.trainer.training sft [--max-examples 200] [--num-train-epochs 1] ...   (make train-sft)
-    python -m services.trainer.training rl  [--steps 60] [--use-dataset-prompts] ...           (make train-rl)
-    python -m services.trainer.training eval [--examples 50]                                   (make eval)
+    python -m services.trainer.commands sft [--max-examples 200] [--num-train-epochs 1] ...   (make train-sft)
+    python -m services.trainer.commands rl  [--steps 60] [--use-dataset-prompts] ...           (make train-rl)
+    python -m services.trainer.commands eval [--examples 50]                                   (make eval)
 
 Each subcommand's flags are its params dataclass (training/params.py), parsed by transformers' HfArgumentParser as
 `trl sft` parses its own; `--help` shows their defaults and allowed ranges. The environment (LLM_BASE_MODEL,
@@ -21,17 +21,17 @@ from services.common.devices import Placement
 from services.common.limits import out_of_range
 from services.common.logs import setup_logging
 from services.trainer.config import TrainerConfig
-from services.trainer.training.context import TrainingContext
+from services.trainer.decisions import decided, training_context
 from services.trainer.training.params import EvalParams, RlParams, SftParams, refused
 
-PROG = "python -m services.trainer.training"
+PROG = "python -m services.trainer.commands"
 
 
 def _sft(params: SftParams, config: TrainerConfig, placement: Placement) -> None:
     from services.trainer.training import pipeline
     from services.trainer.training.sft import SftStep
 
-    context = TrainingContext.from_config(config.decided(), placement)
+    context = training_context(decided(config), placement)
     _print_published(context.models_dir, params.adapter, pipeline.train(SftStep(params), context,
                                                                          show_progress=True))
 
@@ -40,18 +40,18 @@ def _rl(params: RlParams, config: TrainerConfig, placement: Placement) -> None:
     from services.trainer.training import pipeline
     from services.trainer.training.rl import NoSftAdapter, RlStep
 
-    context = TrainingContext.from_config(config.decided(), placement)
+    context = training_context(decided(config), placement)
     try:
         version = pipeline.train(RlStep(params), context, show_progress=True)
     except NoSftAdapter as error:
-        sys.exit(f"{error} (python -m services.trainer.training sft)")
+        sys.exit(f"{error} (python -m services.trainer.commands sft)")
     _print_published(context.models_dir, params.adapter, version)
 
 
 def _eval(params: EvalParams, config: TrainerConfig, placement: Placement) -> None:
     from services.trainer.training.evaluation import compare_published
 
-    context = TrainingContext.from_config(config.decided(), placement)
+    context = training_context(decided(config), placement)
     report = compare_published(context, params.examples or context.eval_examples,
                                params.max_new_tokens or context.eval_max_new_tokens)
     print(report.table)
@@ -59,7 +59,7 @@ def _eval(params: EvalParams, config: TrainerConfig, placement: Placement) -> No
 
 
 # name -> (its params dataclass, what runs it, a one-line summary). A command runs with the configuration as read
-# and the placement; one that trains decides the base model and data set itself (config.decided()), once.
+# and the placement; one that trains decides the base model and data set itself (decided(config)), once.
 Commands = dict[str, tuple[type, Callable, str]]
 COMMANDS: Commands = {
     "sft": (SftParams, _sft, "supervised fine-tuning: a LoRA adapter that answers in the fixed format"),
@@ -102,3 +102,7 @@ def main(argv: list[str] | None = None, commands: Commands = COMMANDS, prog: str
     setup_logging(config.log_level)
     placement = config.prepare_torch()  # where every stage of this command trains and evaluates
     run(params, config, placement)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,4 @@
-"""One training job in its own process: `python -m services.trainer.worker JOB_ID TRAINER_PID` (started by the
+"""One training job in its own process: `python -m services.trainer.jobs.worker JOB_ID TRAINER_PID` (started by the
 runner).
 
 Reads the job from the store, trains, writes progress back, and publishes only while the job is still running.
@@ -12,8 +12,10 @@ from services.common import adapters
 from services.common.devices import Placement
 from services.common.logs import setup_logging
 from services.trainer.config import TrainerConfig
-from services.trainer.job_store import FAILED, RUNNING, JobStore
-from services.trainer.lifetime import die_with_parent
+from services.trainer.files.store import FileStore
+from services.trainer.jobs.fine_tune_job import fine_tune_step, staged_results
+from services.trainer.jobs.store import FAILED, FINE_TUNE, RUNNING, JobRecord, JobStore
+from services.common.lifetime import die_with_parent
 
 log = logging.getLogger("textgen.trainer.worker")
 
@@ -26,6 +28,7 @@ def run(job_id: str, config: TrainerConfig, placement: Placement) -> int:
     """Trains the job in this process: the whole job, or, under data-parallel training, this process's part of it
     (only the first process writes progress, publishes and records a failure)."""
     from services.trainer.training import distributed, pipeline
+    from services.trainer.decisions import training_context
     from services.trainer.training.context import TrainingContext
     from services.trainer.training.progress import Progress
     from services.trainer.training.publishing import publish_and_notify
@@ -35,7 +38,7 @@ def run(job_id: str, config: TrainerConfig, placement: Placement) -> int:
     if job is None or job.status != RUNNING:
         log.error("job is not running", extra={"job_id": job_id, "status": job and job.status})
         return 1
-    context = TrainingContext.from_config(config, placement)  # the trainer decided the base model and data set
+    context = training_context(config, placement)  # the trainer decided the base model and data set
     main = distributed.is_main()
     if main:
         processes = f" x {config.processes} processes" if config.processes > 1 else ""
@@ -43,13 +46,18 @@ def run(job_id: str, config: TrainerConfig, placement: Placement) -> int:
 
     def report(progress: Progress) -> None:
         store.update_progress(job_id, progress.step, progress.total_steps, progress.loss, progress.reward,
-                              progress.eta_seconds, progress.message)
+                              progress.eta_seconds, progress.message, progress.metrics)
+        if progress.note_level:
+            store.note(job_id, progress.message, progress.note_level)
 
     def publish(context: TrainingContext, name: str, staged: pathlib.Path) -> str:
         # The llm service is told inside the lock too, so that "succeeded" means it already serves the new version
         # (when it is reachable); the reload call is bounded by RELOAD_TIMEOUT_SECONDS.
-        version = store.publish_if_running(job_id, lambda: publish_and_notify(context, name, staged))
+        results = staged_results(job, staged, config.models_dir)
+        version = store.publish_if_running(job_id, lambda: publish_and_notify(context, name, staged),
+                                           results.trained_tokens, results.record)
         if version is None:
+            results.discard(FileStore.under(config.models_dir))
             raise JobNoLongerRunning(f"job {job_id} is no longer running; nothing published")
         return version
 
@@ -60,7 +68,8 @@ def run(job_id: str, config: TrainerConfig, placement: Placement) -> int:
         store.set_staging(job_id, path)
 
     try:
-        version = pipeline.train(_step(job.kind, job.params), context, report, publish=publish, on_staged=on_staged)
+        version = pipeline.train(_step(job, config.models_dir), context, report, publish=publish,
+                                 on_staged=on_staged)
         if main:
             log.info("job succeeded", extra={"job_id": job_id, "adapter_version": version})
         return 0
@@ -70,7 +79,8 @@ def run(job_id: str, config: TrainerConfig, placement: Placement) -> int:
     except Exception as error:
         log.exception("job failed", extra={"job_id": job_id})
         if main:
-            store.finish(job_id, FAILED, error=str(error) or type(error).__name__, only_if=(RUNNING,))
+            store.finish(job_id, FAILED, error=str(error) or type(error).__name__, only_if=(RUNNING,),
+                         error_code="training_failed")
         return 1
     finally:
         for path in staged:
@@ -78,17 +88,19 @@ def run(job_id: str, config: TrainerConfig, placement: Placement) -> int:
                 adapters.discard(path)
 
 
-def _step(kind: str, params: dict):
-    """The job's training step: SFT or RL with the job's params."""
-    if kind == "sft":
+def _step(job: JobRecord, models_dir: pathlib.Path):
+    """The job's training step: SFT, RL or fine-tuning with the job's params."""
+    if job.kind == FINE_TUNE:
+        return fine_tune_step(job, models_dir)
+    if job.kind == "sft":
         from services.trainer.training.params import SftParams
         from services.trainer.training.sft import SftStep
 
-        return SftStep(SftParams(**params))
+        return SftStep(SftParams(**job.params))
     from services.trainer.training.params import RlParams
     from services.trainer.training.rl import RlStep
 
-    return RlStep(RlParams(**params))
+    return RlStep(RlParams(**job.params))
 
 
 def run_process(job_id: str, config: TrainerConfig) -> None:

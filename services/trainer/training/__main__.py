@@ -1,4 +1,0 @@
-"""python -m services.trainer.training sft|rl|eval — see services/trainer/training/cli.py."""
-from services.trainer.training.cli import main
-
-main()
