@@ -6,7 +6,8 @@
   2. pages public, everything else behind the key; hardened: every container runs as uid 10001 on a read-only root
      file system, and no image's history or configuration holds the key;
   3. the REST suite (suites/fuzz_rest.py --quick) and the openai client, over HTTPS trusting only the run's CA, with
-     the key, through the containerised Envoy on GATEWAY_PORT;
+     the key, through the containerised Envoy on GATEWAY_PORT; then OpenAI's fine-tuning flow with that client:
+     upload, a job followed to its end, its model asked, file and model deleted;
   4. llm scaled to 2; a tiny SFT job through REST; the adapter it publishes served by both replicas, each asked
      directly inside its container; then a newer version published with no replica told, and a switch back through
      REST: each replica's next request serves the new current version;
@@ -32,8 +33,9 @@ import yaml
 
 from devtools.compose_project import SERVICE_UID, CheckFailed, Compose, compose_command, stand_in_override
 from devtools.certificates import make_certificates
-from devtools.compose_steps import (cancel_open_jobs, check_hardening, check_openai, check_pages, kill_one_under_load,
-                                    publish_and_switch, rest_suite, train_and_check_replicas, wait_ready)
+from devtools.compose_steps import (cancel_open_jobs, check_hardening, check_openai, check_pages, fine_tune,
+                                    kill_one_under_load, publish_and_switch, rest_suite, train_and_check_replicas,
+                                    wait_ready)
 from devtools.images import TARGETS, ImageError, docker, image_name, require_engine
 from devtools.processes import stand_in_models
 from textgen.endpoints import GATEWAY_PORT
@@ -82,6 +84,7 @@ def run(port: int) -> None:
                 say(f"REST suite through Envoy ({time.monotonic() - suite_started:.0f} s): {suite}")
                 say("openai client: " + check_openai(url, token, trusted))
                 cancel_open_jobs(api, auth)
+                say("fine-tuning: " + fine_tune(url, token, trusted))
                 say("replicas: " + train_and_check_replicas(compose, api, auth))
                 say("publish and switch: " + publish_and_switch(compose, api, auth, models))
                 say("kill: " + kill_one_under_load(compose, api))

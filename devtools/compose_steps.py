@@ -1,5 +1,6 @@
 """What `make compose-check` checks in the running system, one function a step (devtools/compose_check.py runs
 them in order); each returns the figures it prints, or raises CheckFailed saying what failed."""
+import json
 import os
 import pathlib
 import shutil
@@ -19,6 +20,8 @@ from devtools.processes import poll
 from services.common import adapters
 from textgen.endpoints import ENDPOINTS
 from textgen.paths import ROOT
+
+ENDED = ("succeeded", "failed", "cancelled")
 
 
 def wait_ready(api: httpx.Client, seconds: float) -> None:
@@ -96,14 +99,36 @@ def check_openai(url: str, token: str, trusted: ssl.SSLContext) -> str:
     return f"{len(models)} models listed and a chat completion answered over https with api_key"
 
 
+def fine_tune(url: str, token: str, trusted: ssl.SSLContext) -> str:
+    """OpenAI's fine-tuning flow with the `openai` client: a file of chat examples uploaded, a job on it followed to
+    its end, its fine_tuned_model asked, then the file and the model deleted."""
+    lines = "".join(json.dumps({"messages": [{"role": "user", "content": f"Question {i}?"},
+                                             {"role": "assistant", "content": "Blue."}]}) + "\n" for i in range(12))
+    with httpx.Client(verify=trusted) as http, openai.OpenAI(base_url=f"{url}/v1", api_key=token, http_client=http,
+                                                             max_retries=0, timeout=120) as client:
+        uploaded = client.files.create(file=("check.jsonl", lines.encode()), purpose="fine-tune")
+        job = client.fine_tuning.jobs.create(model="base", training_file=uploaded.id, suffix="compose", method={
+            "type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 1, "batch_size": 4}}})
+        started = time.monotonic()
+        expect(poll(lambda: client.fine_tuning.jobs.retrieve(job.id).status in ENDED, 300, interval=1),
+               f"fine-tuning job {job.id} did not end within 300 s")
+        job = client.fine_tuning.jobs.retrieve(job.id)
+        expect(job.status == "succeeded", f"fine-tuning job {job.id} {job.status}: {job.error}")
+        answer = client.chat.completions.create(model=job.fine_tuned_model, max_tokens=4, temperature=0,
+                                                messages=[{"role": "user", "content": "Question 3?"}])
+        expect(answer.model == job.fine_tuned_model, f"the fine-tuned model did not answer: {answer}")
+        expect(client.files.delete(uploaded.id).deleted and client.models.delete(job.fine_tuned_model).deleted,
+               "the file or the model was not deleted")
+    return f"{job.fine_tuned_model} trained in {time.monotonic() - started:.0f} s, answered, then deleted"
+
+
 def cancel_open_jobs(api: httpx.Client, auth: dict) -> None:
     """The REST suite starts real training jobs; the check's own job must not queue behind them."""
     for job in api.get("/llm/jobs").json().get("jobs", []):
-        if job["status"] in ("queued", "running"):
+        if job["status"] not in ENDED:
             api.post(f"/llm/jobs/{job['job_id']}:cancel", json={}, headers=auth)
-    expect(poll(lambda: all(job["status"] not in ("queued", "running")
-                            for job in api.get("/llm/jobs").json().get("jobs", [])), 120, interval=1),
-           "the REST suite's jobs did not stop within 120 s of being cancelled")
+    expect(poll(lambda: all(job["status"] in ENDED for job in api.get("/llm/jobs").json().get("jobs", [])),
+                120, interval=1), "the REST suite's jobs did not stop within 120 s of being cancelled")
 
 
 def replica_adapter_version(container: str) -> str:

@@ -19,12 +19,13 @@ The OpenAI methods' routes turn on the Lua filter that makes the service's error
 HEADER) the body, and Envoy's own replies on /v1 get OpenAI's error body too (gateway/local_replies.py), so every
 error the `openai` client sees there is {"error": {"message", "type", "param", "code"}}.
 """
+from textgen import openai_error_body
 from textgen.openai_error_body import RATE_LIMIT_EXCEEDED, error_body
 
 UNARY, STREAM = "textgen.v1.OpenAiService", "textgen.v1.OpenAiStreamService"
 SERVICES = (UNARY, STREAM)  # the llm's
-TRAINER_SERVICES = ("textgen.v1.FileService", "textgen.v1.FineTuningService")
-OPENAI_SHAPED = SERVICES + TRAINER_SERVICES  # served on /v1 only, each error in OpenAI's body
+OPENAI_SHAPED = openai_error_body.SERVICES  # served on /v1 only, each error in OpenAI's body
+TRAINER_SERVICES = tuple(service for service in OPENAI_SHAPED if service not in SERVICES)
 PREFIX = "/v1"
 UPLOAD_PATH = "/v1/files"
 TRANSCODER = "envoy.filters.http.grpc_json_transcoder"

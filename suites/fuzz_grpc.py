@@ -33,7 +33,7 @@ from textgen.v1 import adapters_pb2, baseline_pb2, files_pb2, fine_tuning_pb2, l
 
 import openai_fuzzing
 from devtools.processes import health_status, start_system
-from textgen.openai_error_body import HEADER as OPENAI_ERROR_HEADER
+from textgen.openai_error_body import HEADER as OPENAI_ERROR_HEADER, SERVICES as OPENAI_SHAPED
 
 ALLOWED = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
            grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.DEADLINE_EXCEEDED}
@@ -42,8 +42,7 @@ QUEUE_BOUNDS = ("LLM_MAX_QUEUED", "TRAINER_MAX_QUEUED")
 SERVICES = {"baseline": [baseline_pb2], "rnn": [rnn_pb2], "llm": [llm_pb2, openai_pb2],
             "trainer": [trainer_pb2, adapters_pb2, files_pb2, fine_tuning_pb2]}
 SKIPPED = {"TrainSft", "TrainRl"}  # real jobs: the REST fuzzer and the trainer tests cover their validation
-OPENAI_SERVICES = {"textgen.v1.OpenAiService", "textgen.v1.OpenAiStreamService", "textgen.v1.FileService",
-                   "textgen.v1.FineTuningService"}
+OPENAI_SERVICES = set(OPENAI_SHAPED)
 # An upload's request is a raw body (HttpBody messages, sent here one at a time): its fields are the form's.
 FORM_FIELDS = {"textgen.v1.FileService.CreateFile": {"file", "purpose"}}
 OPENAI_EXAMPLES = 3  # times the examples for the OpenAI services and TokenizerService: they have the most fields

@@ -45,7 +45,9 @@ export function useApiKey(key) {
 
 async function send(method, path, {body, headers = {}, signal} = {}) {
   const init = {method, headers: {...bearer(apiKey), ...headers}, signal};
-  if (body !== undefined) {
+  if (body instanceof FormData) {
+    init.body = body; // multipart/form-data, its boundary set by the browser
+  } else if (body !== undefined) {
     init.body = JSON.stringify(body);
     init.headers["content-type"] = "application/json";
   }

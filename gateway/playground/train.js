@@ -104,8 +104,8 @@ export class TrainPanel {
   async watch(job) {
     this.watching?.abort();
     const watching = this.watching = new AbortController();
-    this.curve.reset(KINDS[job.kind].metric);
-    const metric = KINDS[job.kind].metric;
+    const metric = KINDS[job.kind]?.metric || "loss"; // a fine_tune job (the fine-tuning API's) logs its loss
+    this.curve.reset(metric);
     this.progress.dataset.jobId = job.job_id;
     this.progress.dataset.status = job.status;
     this.progress.textContent = `${job.kind} job ${job.job_id}: ${job.status}`;

@@ -75,6 +75,19 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
                     _observe(method, context, started, failed, client)
 
             return handler._replace(unary_stream=unary_stream)
+        if handler.stream_unary:
+            inner_upload = handler.stream_unary
+
+            async def stream_unary(requests, context):
+                started, failed = time.perf_counter(), True
+                try:
+                    response = await inner_upload(requests, context)
+                    failed = False
+                    return response
+                finally:
+                    _observe(method, context, started, failed, client)
+
+            return handler._replace(stream_unary=stream_unary)
         return handler
 
 

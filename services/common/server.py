@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from services.common.config import ServiceConfig
 from services.common.logs import setup_logging
 from services.common.metrics import MetricsInterceptor, start_metrics_server
+from services.common.undecodable import UndecodableRequests
 
 log = logging.getLogger("textgen.server")
 
@@ -52,7 +53,7 @@ class GrpcServer:
         self.health = health.aio.HealthServicer()
         self.port: int | None = None
         self._server = grpc.aio.server(
-            interceptors=[MetricsInterceptor()],
+            interceptors=[MetricsInterceptor(), UndecodableRequests()],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.so_reuseport", 0),
