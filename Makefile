@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export MODELS_DIR ?= $(CURDIR)/models
 
-.PHONY: setup run test bench bench-trainer bench-anchor protos embedded-model tiny-model rnn-model train-sft train-rl eval post-train \
+.PHONY: setup run test bench bench-trainer bench-fine-tune bench-anchor protos embedded-model tiny-model rnn-model train-sft train-rl eval post-train \
 	k8s images compose-check clean
 
 setup: $(VENV)/.installed gen/descriptor.pb
@@ -42,6 +42,11 @@ bench: setup rnn-model
 
 bench-trainer: setup
 	$(PY) bench/bench_trainer.py
+
+# Fine-tuning on your own data end to end on the embedded model: behaviour rate before and after, the job's time,
+# the first answer after it, an upload's memory (docs/fine-tuning.md; about 10 minutes on 2 cores).
+bench-fine-tune: setup embedded-model
+	$(PY) bench/bench_fine_tune.py
 
 # Ours beside llama.cpp's llama-server on the same model, machine and workload, with ratio tables (bench/anchor.py).
 # It builds llama-server from the pinned sdist once into build/anchor (about 10 minutes on 2 cores); never in CI.

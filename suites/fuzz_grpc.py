@@ -61,6 +61,9 @@ WELL_KNOWN = {"google.protobuf.Value": openai_fuzzing.JSON.map(openai_fuzzing.as
 def scalar_strategy(field):
     if field.type == FieldDescriptor.TYPE_STRING:
         return STRINGS
+    if field.type == FieldDescriptor.TYPE_BYTES:  # an upload's raw body: junk, and a form's pieces
+        return st.one_of(st.binary(max_size=200), st.just(b'--b\r\nContent-Disposition: form-data; name="file"\r\n'
+                                                           b'\r\n{"messages": []}\r\n--b--\r\n'))
     if field.type == FieldDescriptor.TYPE_BOOL:
         return st.booleans()
     if field.cpp_type in (FieldDescriptor.CPPTYPE_DOUBLE, FieldDescriptor.CPPTYPE_FLOAT):
@@ -77,6 +80,10 @@ def message_strategy(descriptor, depth: int = 0, reaching: bool = False):
     for field in descriptor.fields:
         override = openai_fuzzing.field_strategy(field, reaching)
         value = override
+        if value is None and field.message_type is not None and field.message_type.GetOptions().map_entry:
+            key, item = (scalar_strategy(field.message_type.fields_by_name[name]) for name in ("key", "value"))
+            fields[field.name] = st.one_of(st.none(), st.dictionaries(key, item, max_size=20))
+            continue
         if value is None and field.message_type is not None:
             if field.message_type.full_name in WELL_KNOWN:
                 value = WELL_KNOWN[field.message_type.full_name]

@@ -17,6 +17,7 @@ from gateway.http_rules import http_bindings, load_descriptor_set
 from gateway.local_replies import NO_KEY, RATE_LIMITED
 from gateway.playground_routes import playground_files, playground_path
 from gateway.rate_limits import TokenBucket
+from tests.route_scopes import SCOPES
 from textgen.paths import DESCRIPTOR_SET
 from textgen.v1 import common_pb2
 
@@ -28,30 +29,6 @@ BY_NAME = {k["name"]: k for k in KEYS}
 WRONG = "not-a-key-0123456789"
 PATH_VALUES = {"job_id": "no-such-job", "name": "no-such-adapter", "version": "7", "model": "base",
                "file_id": "file-none", "fine_tuning_job_id": "ftjob-none"}
-TRAIN, READ_OR_TRAIN, GENERATE, READ_OR_GENERATE = {"train"}, {"read", "train"}, {"generate"}, {"read", "generate"}
-# The scopes each REST route takes, stated here by hand (not read from gateway/backends.py, which renders them): a
-# `read` key follows jobs and adapters and lists models, but a key's files and fine-tuning jobs take `train` alone.
-SCOPES = {
-    ("POST", "/llm/train_sft"): TRAIN, ("POST", "/llm/train_rl"): TRAIN,
-    ("GET", "/llm/jobs"): READ_OR_TRAIN, ("GET", "/llm/jobs/{job_id}"): READ_OR_TRAIN,
-    ("POST", "/llm/jobs/{job_id}:cancel"): TRAIN, ("GET", "/llm/jobs/{job_id}/events"): READ_OR_TRAIN,
-    ("GET", "/llm/adapters"): READ_OR_TRAIN, ("GET", "/llm/adapters/{name}"): READ_OR_TRAIN,
-    ("POST", "/llm/adapters/{name}:serve"): TRAIN, ("DELETE", "/llm/adapters/{name}/versions/{version}"): TRAIN,
-    ("DELETE", "/llm/adapters/{name}"): TRAIN,
-    ("POST", "/generate"): GENERATE, ("POST", "/generate_text"): GENERATE, ("POST", "/generate_with_rnn"): GENERATE,
-    ("POST", "/generate_with_llm"): GENERATE, ("POST", "/generate_with_llm/stream"): GENERATE,
-    ("GET", "/llm/status"): READ_OR_GENERATE,
-    ("POST", "/v1/files"): TRAIN, ("GET", "/v1/files"): TRAIN, ("GET", "/v1/files/{file_id}"): TRAIN,
-    ("GET", "/v1/files/{file_id}/content"): TRAIN, ("DELETE", "/v1/files/{file_id}"): TRAIN,
-    ("POST", "/v1/fine_tuning/jobs"): TRAIN, ("GET", "/v1/fine_tuning/jobs"): TRAIN,
-    ("GET", "/v1/fine_tuning/jobs/{fine_tuning_job_id}"): TRAIN,
-    ("POST", "/v1/fine_tuning/jobs/{fine_tuning_job_id}/cancel"): TRAIN,
-    ("GET", "/v1/fine_tuning/jobs/{fine_tuning_job_id}/events"): TRAIN,
-    ("DELETE", "/v1/models/{model}"): TRAIN,
-    ("POST", "/v1/chat/completions"): GENERATE, ("POST", "/v1/completions"): GENERATE,
-    ("GET", "/v1/models"): READ_OR_GENERATE, ("GET", "/v1/models/{model}"): READ_OR_GENERATE,
-    ("POST", "/tokenize"): GENERATE, ("POST", "/detokenize"): GENERATE,
-}
 
 
 def bearer(key: str) -> dict:

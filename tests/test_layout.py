@@ -53,3 +53,15 @@ def test_a_service_imports_no_other_service():
                           for name in imported_modules(source)
                           if name.startswith("services.") and not name.startswith(allowed)}
     assert not offending, sorted(offending)
+
+
+def test_the_trainer_s_configuration_and_its_training_pipeline_never_import_each_other():
+    """services/trainer/decisions.py is where they meet; the pipeline knows nothing of the trainer's other rooms (its
+    servicers, jobs, files, configuration)."""
+    trainer = paths.ROOT / "services" / "trainer"
+    config_imports = imported_modules(trainer / "config.py")
+    assert not {name for name in config_imports if name.startswith("services.trainer.training")}
+    training = {f"{source.relative_to(paths.ROOT)} imports {name}" for source in sources(trainer / "training")
+                for name in imported_modules(source)
+                if name.startswith("services.trainer.") and not name.startswith("services.trainer.training")}
+    assert not training, sorted(training)

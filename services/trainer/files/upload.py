@@ -28,7 +28,10 @@ class Upload:
 
 
 def boundary_of(content_type: str) -> bytes:
-    kind, options = parse_options_header(content_type)
+    try:
+        kind, options = parse_options_header(content_type)
+    except (UnicodeError, ValueError):  # a header value is Latin-1 at most
+        kind, options = b"", {}
     if kind != b"multipart/form-data" or not options.get(b"boundary"):
         raise UploadRefused(f"the body must be multipart/form-data with a boundary (got content type "
                             f"{content_type[:80]!r}): send the fields file and purpose as a form, as "

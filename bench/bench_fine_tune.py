@@ -1,0 +1,147 @@
+"""Fine-tuning on your own data, end to end, in one command: the embedded model (SmolLM2-135M-Instruct) served by the
+llm service, trained by the trainer, both behind the real gateway, driven by the official `openai` client.
+
+    python bench/bench_fine_tune.py [--epochs 3] [--upload-mib 50]      (make embedded-model first; a quiet machine)
+
+1. the base model's behaviour rate on data/json_replies' 50 held-out questions (the share of replies that are one
+   JSON object {"topic", "answer"}: devtools/json_replies.py), greedy, through /v1/chat/completions;
+2. its training file (256 chat examples) uploaded and a job of --epochs epochs run on it: the job's wall time, from
+   POST /v1/fine_tuning/jobs to `succeeded` as a client polling every 0.2 s sees it;
+3. the time from that `succeeded` to the fine-tuned model's first whole answer (and to its first streamed token);
+4. the fine-tuned model's behaviour rate on the same 50 questions;
+5. a --upload-mib file (the training examples repeated) uploaded through the gateway: its time, and the trainer's
+   resident memory while it receives it (sampled every 10 ms from /proc), beside the file's size.
+Prints each figure with the target it is held to, and the CPU's name and flags.
+"""
+import argparse
+import concurrent.futures
+import pathlib
+import tempfile
+import threading
+import time
+
+import httpx
+import openai
+
+from devtools import json_replies
+from devtools.processes import start_gateway, start_service
+from services.common import embedded_model
+from services.common.base_model import EMBEDDED
+from textgen.paths import ROOT, SQUAD_TRAIN_SLICE
+
+
+def cpu() -> str:
+    info = pathlib.Path("/proc/cpuinfo").read_text()
+    name = next(line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name"))
+    flags = set(next(line for line in info.splitlines() if line.startswith("flags")).split())
+    return f"{name}; " + ", ".join(f"{flag} {'yes' if flag in flags else 'no'}"
+                                   for flag in ("avx512_bf16", "amx_bf16", "avx512_vnni"))
+
+
+def behaviour(client: openai.OpenAI, model: str) -> dict:
+    rows = json_replies.read_jsonl(json_replies.HELDOUT)
+
+    def reply(row) -> str:
+        answer = client.chat.completions.create(model=model, messages=row["messages"], temperature=0,
+                                                max_tokens=json_replies.HELDOUT_NEW_TOKENS)
+        return answer.choices[0].message.content
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(reply, rows))
+    return {**json_replies.score((text, row["topic"]) for text, row in zip(replies, rows)), "example": replies[0]}
+
+
+def first_answer(client: openai.OpenAI, model: str, started: float) -> tuple[float, float]:
+    """(seconds to the first streamed token, seconds to a whole answer), both from `started`."""
+    messages = json_replies.read_jsonl(json_replies.HELDOUT)[0]["messages"]
+    answer = client.chat.completions.create(model=model, messages=messages, temperature=0, max_tokens=96)
+    whole = time.monotonic() - started
+    assert answer.choices[0].message.content
+    for chunk in client.chat.completions.create(model=model, messages=messages, temperature=0, max_tokens=8,
+                                                stream=True):
+        if chunk.choices and chunk.choices[0].delta.content:
+            return time.monotonic() - started, whole
+    return float("nan"), whole
+
+
+def rss_mib(pid: int) -> float:
+    status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))) / 1024
+
+
+def upload_memory(gateway_url: str, pid: int, mib: int, folder: pathlib.Path) -> dict:
+    big = folder / "big.jsonl"
+    lines = json_replies.TRAIN.read_bytes()
+    with open(big, "wb") as out:
+        while out.tell() < mib * 1024 * 1024:
+            out.write(lines)
+    before, peak, done = rss_mib(pid), [0.0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_mib(pid))
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    started = time.monotonic()
+    with open(big, "rb") as content:
+        response = httpx.post(f"{gateway_url}/v1/files", files={"file": ("big.jsonl", content)},
+                              data={"purpose": "fine-tune"}, timeout=300)
+    seconds = time.monotonic() - started
+    done.set()
+    sampler.join()
+    assert response.status_code == 200, response.text
+    return {"file_mib": big.stat().st_size / 2**20, "seconds": seconds, "rss_before_mib": before,
+            "rss_peak_mib": peak[0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--upload-mib", type=int, default=50)
+    args = parser.parse_args()
+    print(f"CPU: {cpu()}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-fine-tune-") as tmp:
+        models = pathlib.Path(tmp) / "models"
+        models.mkdir()
+        embedded_model.folder(models).symlink_to(embedded_model.ensure(ROOT / "models"))
+        env = {"MODELS_DIR": str(models), "LLM_BASE_MODEL": EMBEDDED, "SQUAD_DATASET": str(SQUAD_TRAIN_SLICE)}
+        with start_service("services.llm", env, "LLM_PORT") as llm, \
+                start_service("services.trainer", {**env, "LLM_ADDR": llm.address}, "TRAINER_PORT") as trainer, \
+                start_gateway(trainer=trainer.address, llm=llm.address) as gateway, \
+                openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0, timeout=600) as client:
+            base = behaviour(client, "base")
+            print(f"base model: behaviour rate {base['behaviour_rate']:.0%} of {base['count']} held-out questions "
+                  f"(target: under 10%); e.g. {base['example'][:100]!r}", flush=True)
+            uploaded = client.files.create(file=json_replies.TRAIN.open("rb"), purpose="fine-tune")
+            started = time.monotonic()
+            job = client.fine_tuning.jobs.create(model="base", training_file=uploaded.id, suffix="json-replies",
+                                                 method={"type": "supervised", "supervised": {
+                                                     "hyperparameters": {"n_epochs": args.epochs}}})
+            while job.status not in ("succeeded", "failed", "cancelled"):
+                time.sleep(0.2)
+                job = client.fine_tuning.jobs.retrieve(job.id)
+            succeeded = time.monotonic()
+            assert job.status == "succeeded", job.error
+            first_token, whole = first_answer(client, job.fine_tuned_model, succeeded)
+            wall = succeeded - started
+            steps = len([e for e in client.fine_tuning.jobs.list_events(job.id, limit=1000) if e.type == "metrics"])
+            print(f"job: {uploaded.id} x {args.epochs} epochs (batch {job.hyperparameters.batch_size}, {steps} steps, "
+                  f"{job.trained_tokens} tokens) in {wall:.0f} s (target: under 600 s)", flush=True)
+            print(f"first answer after succeeded: first token {first_token:.2f} s, whole answer {whole:.2f} s "
+                  "(target: within 5 s)", flush=True)
+            tuned = behaviour(client, job.fine_tuned_model)
+            print(f"{job.fine_tuned_model}: behaviour rate {tuned['behaviour_rate']:.0%}, topic accuracy "
+                  f"{tuned['topic_accuracy']:.0%} (target: at least 90%); e.g. {tuned['example'][:120]!r}",
+                  flush=True)
+            print(f"behaviour rate: {base['behaviour_rate']:.0%} -> {tuned['behaviour_rate']:.0%}", flush=True)
+            upload = upload_memory(gateway.url, trainer.proc.pid, args.upload_mib, pathlib.Path(tmp))
+            growth = upload["rss_peak_mib"] - upload["rss_before_mib"]
+            print(f"upload of {upload['file_mib']:.1f} MiB: {upload['seconds']:.1f} s; trainer resident memory "
+                  f"{upload['rss_before_mib']:.0f} MiB before, {upload['rss_peak_mib']:.0f} MiB at most while "
+                  f"receiving: +{growth:.0f} MiB, {growth / upload['file_mib']:.2f}x the file (target: within 2x)")
+
+
+if __name__ == "__main__":
+    main()
