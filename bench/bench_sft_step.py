@@ -37,7 +37,7 @@ def time_variant(name: str, context, rows: list[dict], steps: int, warmup: int) 
 
     from services.common.base_model import load_model, load_tokenizer
     from services.trainer.training.params import SftParams
-    from services.trainer.training.sft import build_trainer
+    from services.trainer.training.sft import SftSettings, build_trainer, squad_token_rows
 
     options = dict(VARIANTS[name])
     threads = options.pop("threads", None)
@@ -48,9 +48,10 @@ def time_variant(name: str, context, rows: list[dict], steps: int, warmup: int) 
     timer = StepTimer()
     try:
         with tempfile.TemporaryDirectory() as scratch:
-            trainer = build_trainer(load_model(context.base), load_tokenizer(context.base), rows, SftParams(),
-                                    scratch, context.placement, max_steps=steps + warmup, callbacks=[timer],
-                                    extra_args=options)
+            tokenizer = load_tokenizer(context.base)
+            trainer = build_trainer(load_model(context.base), tokenizer, squad_token_rows(tokenizer, rows),
+                                    SftSettings.of(SftParams()), scratch, context.placement, max_steps=steps + warmup,
+                                    callbacks=[timer], extra_args=options)
             trainer.train()
     finally:
         torch.set_num_threads(previous)

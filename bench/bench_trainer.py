@@ -61,14 +61,14 @@ def time_steps(use_lora: bool, tokenizer, rows: list[dict], steps: int, warmup: 
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from services.trainer.training.sft import build_trainer
+    from services.trainer.training.sft import SftSettings, build_trainer, squad_token_rows
 
     torch.manual_seed(0)
     model = GPT2LMHeadModel(GPT2Config(**(model_config or {})))
     timer = StepTimer()
     with tempfile.TemporaryDirectory() as scratch:
-        trainer = build_trainer(model, tokenizer, rows, SftParams(), scratch, placement, use_lora=use_lora,
-                                max_steps=steps + warmup, callbacks=[timer])
+        trainer = build_trainer(model, tokenizer, squad_token_rows(tokenizer, rows), SftSettings.of(SftParams()),
+                                scratch, placement, use_lora=use_lora, max_steps=steps + warmup, callbacks=[timer])
         trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
         print(f"{'LoRA' if use_lora else 'full'}: {trainable / 1e6:.2f}M trainable parameters", flush=True)
         trainer.train()

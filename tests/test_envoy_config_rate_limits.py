@@ -34,7 +34,10 @@ def test_the_llm_routes_and_the_training_calls_that_start_or_cancel_work_take_to
     assert {path for path, bucket in limited.items() if bucket == "train"} == {
         "/textgen.v1.TrainerService/TrainSft", "/textgen.v1.TrainerService/TrainRl",
         "/textgen.v1.TrainerService/CancelJob", "/textgen.v1.AdapterService/ServeAdapterVersion",
-        "/textgen.v1.AdapterService/DeleteAdapterVersion", "/textgen.v1.AdapterService/DeleteAdapter"}
+        "/textgen.v1.AdapterService/DeleteAdapterVersion", "/textgen.v1.AdapterService/DeleteAdapter",
+        "/textgen.v1.FileService/CreateFile", "/textgen.v1.FileService/DeleteFile",
+        "/textgen.v1.FineTuningService/CreateFineTuningJob", "/textgen.v1.FineTuningService/CancelFineTuningJob",
+        "/textgen.v1.FineTuningService/DeleteModel"}
     assert "/textgen.v1.OpenAiService/CreateChatCompletion" in limited
     assert set(limited.values()) == {"llm", "small_models", "train"}
     assert "/textgen.v1.TrainerService/WatchJob" in buckets

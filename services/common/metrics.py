@@ -49,19 +49,23 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return None
         method, client = handler_call_details.method, _client(handler_call_details)
-        if handler.unary_unary:
-            inner_unary = handler.unary_unary
 
-            async def unary_unary(request, context):
+        def answered(inner):
+            """A call with one answer, its request one message or a stream of them."""
+            async def observed(request, context):
                 started, failed = time.perf_counter(), True
                 try:
-                    response = await inner_unary(request, context)
+                    response = await inner(request, context)
                     failed = False
                     return response
                 finally:
                     _observe(method, context, started, failed, client)
+            return observed
 
-            return handler._replace(unary_unary=unary_unary)
+        if handler.unary_unary:
+            return handler._replace(unary_unary=answered(handler.unary_unary))
+        if handler.stream_unary:
+            return handler._replace(stream_unary=answered(handler.stream_unary))
         if handler.unary_stream:
             inner_stream = handler.unary_stream
 
@@ -75,19 +79,6 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
                     _observe(method, context, started, failed, client)
 
             return handler._replace(unary_stream=unary_stream)
-        if handler.stream_unary:
-            inner_upload = handler.stream_unary
-
-            async def stream_unary(requests, context):
-                started, failed = time.perf_counter(), True
-                try:
-                    response = await inner_upload(requests, context)
-                    failed = False
-                    return response
-                finally:
-                    _observe(method, context, started, failed, client)
-
-            return handler._replace(stream_unary=stream_unary)
         return handler
 
 

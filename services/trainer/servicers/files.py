@@ -26,7 +26,7 @@ def file_message(record: FileRecord) -> files_pb2.File:
                           filename=record.filename, purpose=record.purpose, status="processed")
 
 
-def _read_chunks(path, offset: int) -> bytes:
+def _read_chunk(path, offset: int) -> bytes:
     with open(path, "rb") as file:
         file.seek(offset)
         return file.read(CHUNK_BYTES)
@@ -98,7 +98,10 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         content_type = "text/csv" if record.purpose != FINE_TUNE else "application/jsonl"
         offset, first = 0, True
         while True:
-            data = await asyncio.to_thread(_read_chunks, path, offset)
+            try:
+                data = await asyncio.to_thread(_read_chunk, path, offset)
+            except FileNotFoundError:  # deleted while it was being read
+                await not_found(f"file {record.id} was deleted", "file_id").abort(context)
             if first or data:  # an empty file still answers once, with its content type
                 yield httpbody_pb2.HttpBody(content_type=content_type if first else "", data=data)
             if len(data) < CHUNK_BYTES:
