@@ -19,6 +19,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from devtools.models import build_gpt2_size_model
 from services.llm.engine.running_batch import RunningBatch
+from services.llm.model.forward import serving_forward
 from services.llm.request import Request
 
 
@@ -28,7 +29,7 @@ def stall(model, tokenizer, chunk_tokens: int, rows: int, prompt_tokens: int) ->
     prompt = lambda length: [rng.randrange(1000, 2000) for _ in range(length)]  # noqa: E731
     decoding = [Request(prompt_ids=prompt(200), lead="", max_new_tokens=48) for _ in range(rows)]
     newcomer = Request(prompt_ids=prompt(prompt_tokens), lead="", max_new_tokens=4)
-    batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False)
+    batch = RunningBatch(serving_forward(model), tokenizer.eos_token_id, tokenizer.decode)
     batch.admit(decoding)
     batch.prefill()  # whole, before the clock starts
     batch.prefilling.chunk_tokens = chunk_tokens

@@ -16,6 +16,7 @@ from services.common.prompts import PREFIX, qa_prompt
 from services.llm.config import LlmConfig
 from services.llm.engine.core import Engine
 from services.llm.engine.running_batch import RunningBatch
+from services.llm.model.forward import serving_forward
 from services.llm.engine.scheduler import QueueFull, Scheduler
 from services.llm.request import Request
 
@@ -42,7 +43,7 @@ def rows(tokenizer, count: int, max_new_tokens: int = 24) -> list[Request]:
 
 
 def decode_alone(model, tokenizer, row: Request, chunk_tokens: int = 0) -> list[int]:
-    batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False,
+    batch = RunningBatch(serving_forward(model), tokenizer.eos_token_id, tokenizer.decode,
                          chunk_tokens=chunk_tokens)
     batch.admit([row])
     while batch:
@@ -59,7 +60,7 @@ def test_rows_joining_and_leaving_mid_batch_decode_what_they_decode_alone(model_
     assert alone == [greedy_continuation(model, tokenizer, row.prompt_ids, row.max_new_tokens)
                      for row in rows(tokenizer, 5)]
     together = rows(tokenizer, 5)
-    batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False,
+    batch = RunningBatch(serving_forward(model), tokenizer.eos_token_id, tokenizer.decode,
                          chunk_tokens=chunk_tokens)
     joins = {0: together[:2], 3: together[2:3], 7: together[3:]}  # at these steps, these rows arrive
     step, finished, joined_mid_prefill, decoded_beside_a_prefill = 0, [], False, False
@@ -91,7 +92,7 @@ def test_a_row_cancelled_mid_prefill_leaves_with_its_keys_and_values(model_and_t
     model, tokenizer = model_and_tokenizer
     decoding, long = rows(tokenizer, 1)[0], rows(tokenizer, 5)[4]
     alone = decode_alone(model, tokenizer, rows(tokenizer, 1)[0])
-    batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False, chunk_tokens=8)
+    batch = RunningBatch(serving_forward(model), tokenizer.eos_token_id, tokenizer.decode, chunk_tokens=8)
     batch.admit([decoding])
     while not batch.rows:
         batch.step()
@@ -113,7 +114,7 @@ def test_a_failed_prefill_ends_its_own_rows_and_the_decoding_rows_carry_on(model
     model, tokenizer = model_and_tokenizer
     decoding, alone = rows(tokenizer, 1)[0], decode_alone(model, tokenizer, rows(tokenizer, 1)[0])
     broken = Request(prompt_ids=[10 ** 6] * 3, lead="", max_new_tokens=4)  # no such token: the embedding fails
-    batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False)
+    batch = RunningBatch(serving_forward(model), tokenizer.eos_token_id, tokenizer.decode)
     batch.admit([decoding])
     batch.step()
     batch.admit([broken])
@@ -160,7 +161,7 @@ def test_the_cache_is_trimmed_when_the_longest_row_leaves(model_and_tokenizer):
     model, tokenizer = model_and_tokenizer
     short, long = rows(tokenizer, 2)[0], rows(tokenizer, 5)[4]
     long.max_new_tokens = 1
-    batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False)
+    batch = RunningBatch(serving_forward(model), tokenizer.eos_token_id, tokenizer.decode)
     batch.admit([short, long])
     batch.prefill()
     width_with_long = batch.attention.shape[1]

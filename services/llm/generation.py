@@ -32,7 +32,7 @@ async def start(engine: Engine, catalog: AdapterCatalog, lease: Lease, planned: 
     (GenerationFailed with RESOURCE_EXHAUSTED when the queue is full)."""
     try:
         request = await planned
-        request.peft_name = lease.peft_name
+        request.slot = lease.slot
         return Generation(engine, request, lease, lambda: catalog.release(lease, len(request.generated)), context,
                           streamed)
     except BaseException:

@@ -3,7 +3,7 @@ and the decoding all work on (as vLLM v1 keeps its `Request` apart from the engi
 
 The planner (services/llm/planning.py; services/llm/openai/planning.py for the OpenAI-compatible API) decides the
 mode, the prompt, the forced lead, the token budget, the sampling settings and where the text ends; the servicer
-adds what only it knows (the adapter's peft name, the call's deadline, the stream callback); the engine adds
+adds what only it knows (the adapter version's slot, the call's deadline, the stream callback); the engine adds
 `on_done`; the scheduler stamps `submitted_at`; decoding fills in the rest, token by token. Nothing here imports
 torch: the scheduler and the planner use this module without it.
 """
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from services.llm.constraints import JsonMatcher
 
-PEFT_BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
+NO_ADAPTER = "__base__"  # the slot of a row without an adapter
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Request:
     ending: Ending = ANSWER_FORMAT
     warnings: list[str] = dataclasses.field(default_factory=list)  # said in the response's warning
     # Set by the servicer and the engine:
-    peft_name: str = PEFT_BASE
+    slot: str = NO_ADAPTER
     deadline: float | None = None  # time.monotonic() value
     on_text: Callable[[str], None] | None = None  # called from the engine thread with each safe new piece
     on_done: Callable[[], None] | None = None  # called from the engine thread once the request is finished

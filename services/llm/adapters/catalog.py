@@ -6,7 +6,7 @@ and hands out leases. At most LLM_MAX_LOADED_ADAPTERS are held: a request for on
 requests keep decoding; loads of one adapter are shared), and the least recently used goes to make room (one no
 request holds first). A request keeps the version it started with while a newer one is loaded next to it, and a
 replaced or evicted version is unloaded once no request holds it. A version's files are read here, off the engine
-thread, once; the engine copies them into one of its slots (services/llm/adapters/swapping.py) and, when every slot
+thread, once; the engine copies them into one of its slots (services/llm/adapters/slots.py) and, when every slot
 still holds a version in use, the load waits for one to be unloaded. Only the engine changes the model; the catalog
 tells it what to do (`load_adapter`, `unload_adapter`), as vLLM's scheduler tells its worker-side LoRA manager.
 Everything here runs on the event loop, so its bookkeeping needs no lock.
@@ -20,9 +20,9 @@ from typing import Protocol
 
 from services.common import adapters
 from services.llm import metrics
-from services.llm.adapters import recycling
+from services.llm.adapters import files
 from services.llm.adapters.published import Published, adapter_names, published_version, signature
-from services.llm.request import PEFT_BASE
+from services.llm.request import NO_ADAPTER
 
 log = logging.getLogger("textgen.llm")
 
@@ -30,10 +30,10 @@ log = logging.getLogger("textgen.llm")
 class AdapterLoader(Protocol):
     """What the catalog asks of the engine; both run on the engine's thread, between steps."""
 
-    async def load_adapter(self, adapter: recycling.AdapterFiles) -> str:
-        """Returns the peft name the adapter's rows use; raises NoFreeSlot while every slot holds a version in use."""
+    async def load_adapter(self, adapter: files.AdapterFiles) -> str:
+        """Returns the slot the adapter's rows use; raises NoFreeSlot while every slot holds a version in use."""
 
-    async def unload_adapter(self, peft_name: str) -> None: ...
+    async def unload_adapter(self, slot: str) -> None: ...
 
 
 @dataclasses.dataclass(eq=False)
@@ -41,7 +41,7 @@ class LoadedVersion:
     name: str
     version: str
     path: pathlib.Path
-    peft_name: str
+    slot: str
     base_model: str
     leases: int = 0
     retired: bool = False
@@ -53,7 +53,7 @@ class Lease:
     """What one request generates with: an adapter version (or the base model), held until the request ends."""
     name: str
     version: str
-    peft_name: str
+    slot: str
     loaded: LoadedVersion | None = None
 
 
@@ -146,7 +146,7 @@ class AdapterCatalog:
         """A lease on `name`'s current version, loading it first when it is published but not loaded (within
         LLM_ADAPTER_LOAD_TIMEOUT_S); None when it cannot be served (`why_missing` says why)."""
         if name == adapters.BASE:
-            return Lease(adapters.BASE, "", PEFT_BASE)
+            return Lease(adapters.BASE, "", NO_ADAPTER)
         if name not in self._current and self.is_published(name):
             await self._await_load(name)
         loaded = self._current.get(name)
@@ -156,7 +156,7 @@ class AdapterCatalog:
         loaded.last_used = time.monotonic()
         self._use(name).requests += 1
         metrics.ADAPTER_REQUESTS.labels(name).inc()
-        return Lease(name, loaded.version, loaded.peft_name, loaded)
+        return Lease(name, loaded.version, loaded.slot, loaded)
 
     async def _await_load(self, name: str) -> None:
         """Waits for `name` to be loaded, within LLM_ADAPTER_LOAD_TIMEOUT_S. Meanwhile it counts as in use, so that
@@ -221,7 +221,7 @@ class AdapterCatalog:
         use, started = self._use(name), time.monotonic()
         self._arriving += current is None
         try:
-            peft_name = await self._load_into_slot(await asyncio.to_thread(recycling.read, published.path))
+            slot = await self._load_into_slot(await asyncio.to_thread(files.read, published.path))
         except Exception as error:  # a broken or mismatched adapter must not take the service down
             log.warning("adapter not loaded", extra={"adapter": name, "version": published.version,
                                                      "error": str(error)[:300]})
@@ -235,7 +235,7 @@ class AdapterCatalog:
         use.loads, use.last_load_seconds, use.last_load_error = use.loads + 1, time.monotonic() - started, ""
         metrics.ADAPTER_LOADS.labels(name, "loaded").inc()
         metrics.ADAPTER_LOAD_SECONDS.observe(use.last_load_seconds)
-        self._current[name] = LoadedVersion(name, published.version, published.path, peft_name, published.base_model,
+        self._current[name] = LoadedVersion(name, published.version, published.path, slot, published.base_model,
                                             last_used=time.monotonic())
         metrics.ADAPTERS_LOADED.set(len(self._current))
         self._errors.pop(name, None)
@@ -245,13 +245,13 @@ class AdapterCatalog:
             self._retire(current)
         return True
 
-    async def _load_into_slot(self, adapter: recycling.AdapterFiles) -> str:
+    async def _load_into_slot(self, adapter: files.AdapterFiles) -> str:
         """The engine's slot the adapter was copied into, once one is free."""
         while True:
             unloads = self._unloads
             try:
                 return await self.loader.load_adapter(adapter)
-            except recycling.NoFreeSlot:
+            except files.NoFreeSlot:
                 self._let_idle_go()
                 async with self._unloaded:
                     await self._unloaded.wait_for(lambda: self._unloads != unloads)
@@ -286,7 +286,7 @@ class AdapterCatalog:
             self._lingering[(version.name, version.version)] = version
 
     async def _unload(self, version: LoadedVersion) -> None:
-        await self.loader.unload_adapter(version.peft_name)
+        await self.loader.unload_adapter(version.slot)
         async with self._unloaded:
             self._unloads += 1
             self._unloaded.notify_all()
