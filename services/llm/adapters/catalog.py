@@ -22,6 +22,7 @@ from services.common import adapters
 from services.llm import metrics
 from services.llm.adapters import files
 from services.llm.adapters.published import Published, adapter_names, published_version, signature
+from services.llm.adapters.versions import HeldVersions, LoadedVersion
 from services.llm.request import NO_ADAPTER
 
 log = logging.getLogger("textgen.llm")
@@ -34,18 +35,6 @@ class AdapterLoader(Protocol):
         """Returns the slot the adapter's rows use; raises NoFreeSlot while every slot holds a version in use."""
 
     async def unload_adapter(self, slot: str) -> None: ...
-
-
-@dataclasses.dataclass(eq=False)
-class LoadedVersion:
-    name: str
-    version: str
-    path: pathlib.Path
-    slot: str
-    base_model: str
-    leases: int = 0
-    retired: bool = False
-    last_used: float = 0.0  # time.monotonic() of its latest lease: the least recently used goes first
 
 
 @dataclasses.dataclass
@@ -77,10 +66,8 @@ class AdapterCatalog:
         self.always_listed = tuple(always_listed)
         self.names = self.always_listed
         self.use: dict[str, AdapterUse] = {}
-        self._current: dict[str, LoadedVersion] = {}
-        # Retired versions still in their slots, finishing requests: asked for again, one goes back into service
-        # without a load (so a busy adapter evicted for another does not take a second slot).
-        self._lingering: dict[tuple[str, str], LoadedVersion] = {}
+        self._held = HeldVersions(self._unload)  # what the engine's slots hold, and each version's state
+        self._current = self._held.current  # the version serving each adapter name
         self._errors: dict[str, str] = {}
         self._published: dict[str, Published] = {}
         self._loading: dict[str, asyncio.Task] = {}
@@ -131,7 +118,7 @@ class AdapterCatalog:
                         self._errors[name] = f"{published.error}; still serving version {current.version}"
                         continue
                     if current is not None:
-                        self._retire(self._current.pop(name))
+                        self._held.retire(name)
                     self._errors[name] = published.error
                     continue
                 if current is not None or len(self._current) < self.max_loaded:
@@ -140,7 +127,8 @@ class AdapterCatalog:
                 self._published.pop(name)
                 self._errors.pop(name, None)
                 if name in self._current:
-                    self._retire(self._current.pop(name))
+                    self._held.retire(name)
+            metrics.ADAPTERS_LOADED.set(len(self._current))
 
     async def acquire(self, name: str) -> Lease | None:
         """A lease on `name`'s current version, loading it first when it is published but not loaded (within
@@ -152,8 +140,7 @@ class AdapterCatalog:
         loaded = self._current.get(name)
         if loaded is None:
             return None
-        loaded.leases += 1
-        loaded.last_used = time.monotonic()
+        self._held.lease(loaded)
         self._use(name).requests += 1
         metrics.ADAPTER_REQUESTS.labels(name).inc()
         return Lease(name, loaded.version, loaded.slot, loaded)
@@ -180,10 +167,7 @@ class AdapterCatalog:
             return
         self._use(lease.name).generated_tokens += generated_tokens
         metrics.ADAPTER_GENERATED_TOKENS.labels(lease.name).inc(generated_tokens)
-        version.leases -= 1
-        if version.retired and version.leases == 0:
-            self._lingering.pop((version.name, version.version), None)
-            asyncio.get_running_loop().create_task(self._unload(version))
+        self._held.release(version)
 
     def is_published(self, name: str) -> bool:
         """Whether `name` has a current version that can be served here."""
@@ -210,14 +194,11 @@ class AdapterCatalog:
 
     async def _load_published(self, name: str) -> bool:
         published, current = self._published[name], self._current.get(name)
-        if current is None and (lingering := self._lingering.pop((name, published.version), None)) is not None:
-            self._make_room()
-            lingering.retired, lingering.last_used = False, time.monotonic()
-            self._current[name] = lingering
-            metrics.ADAPTERS_LOADED.set(len(self._current))
-            return True
         if current is None:
             self._make_room()
+            if self._held.back(name, published.version) is not None:  # still in its slot: no load
+                metrics.ADAPTERS_LOADED.set(len(self._current))
+                return True
         use, started = self._use(name), time.monotonic()
         self._arriving += current is None
         try:
@@ -235,14 +216,11 @@ class AdapterCatalog:
         use.loads, use.last_load_seconds, use.last_load_error = use.loads + 1, time.monotonic() - started, ""
         metrics.ADAPTER_LOADS.labels(name, "loaded").inc()
         metrics.ADAPTER_LOAD_SECONDS.observe(use.last_load_seconds)
-        self._current[name] = LoadedVersion(name, published.version, published.path, slot, published.base_model,
-                                            last_used=time.monotonic())
+        self._held.serve(LoadedVersion(name, published.version, published.path, slot, published.base_model))
         metrics.ADAPTERS_LOADED.set(len(self._current))
         self._errors.pop(name, None)
         log.info("adapter loaded", extra={"adapter": name, "version": published.version, "path": str(published.path),
                                           "seconds": round(use.last_load_seconds, 3)})
-        if current is not None:
-            self._retire(current)
         return True
 
     async def _load_into_slot(self, adapter: files.AdapterFiles) -> str:
@@ -275,15 +253,8 @@ class AdapterCatalog:
 
     def _evict(self, loaded: LoadedVersion) -> None:
         log.info("adapter evicted", extra={"adapter": loaded.name, "version": loaded.version})
-        self._retire(self._current.pop(loaded.name))
-
-    def _retire(self, version: LoadedVersion) -> None:
-        version.retired = True
+        self._held.retire(loaded.name)
         metrics.ADAPTERS_LOADED.set(len(self._current))
-        if version.leases == 0:
-            asyncio.get_running_loop().create_task(self._unload(version))
-        else:
-            self._lingering[(version.name, version.version)] = version
 
     async def _unload(self, version: LoadedVersion) -> None:
         await self.loader.unload_adapter(version.slot)
