@@ -1,15 +1,14 @@
 """Which LoRA adapter versions the service serves: the event loop's side of adapter management.
 
 Every adapter published under MODELS_DIR/adapters is served, by the name of its folder: the catalog reads each one's
-current version (services/llm/adapters/published.py), decides what the engine holds and when an old version can go,
-and hands out leases. At most LLM_MAX_LOADED_ADAPTERS are held: a request for one that is not loads it first (other
-requests keep decoding; loads of one adapter are shared), and the least recently used goes to make room (one no
-request holds first). A request keeps the version it started with while a newer one is loaded next to it, and a
-replaced or evicted version is unloaded once no request holds it. A version's files are read here, off the engine
-thread, once; the engine copies them into one of its slots (services/llm/adapters/slots.py) and, when every slot
-still holds a version in use, the load waits for one to be unloaded. Only the engine changes the model; the catalog
-tells it what to do (`load_adapter`, `unload_adapter`), as vLLM's scheduler tells its worker-side LoRA manager.
-Everything here runs on the event loop, so its bookkeeping needs no lock.
+current version (services/llm/adapters/published.py), decides what the engine holds, and hands out leases. At most
+LLM_MAX_LOADED_ADAPTERS are held: a request for one that is not loads it first (other requests keep decoding; loads
+of one adapter are shared), and the least recently used goes to make room (one no request holds first). A version's
+life once loaded (serving, lingering for the requests that hold it, unloaded) is services/llm/adapters/versions.py's.
+A version's files are read here, off the engine thread, once; the engine copies them into a slot
+(services/llm/adapters/slots.py) and, when every slot still holds a version in use, the load waits for one to be
+unloaded. Only the engine changes the model; the catalog tells it what to do (`load_adapter`, `unload_adapter`), as
+vLLM's scheduler tells its worker-side LoRA manager. Everything here runs on the event loop: no lock is needed.
 """
 import asyncio
 import dataclasses
@@ -22,7 +21,7 @@ from services.common import adapters
 from services.llm import metrics
 from services.llm.adapters import files
 from services.llm.adapters.published import Published, adapter_names, published_version, signature
-from services.llm.adapters.versions import HeldVersions, LoadedVersion
+from services.llm.adapters.versions import HeldVersions, Lease, LoadedVersion
 from services.llm.request import NO_ADAPTER
 
 log = logging.getLogger("textgen.llm")
@@ -38,15 +37,6 @@ class AdapterLoader(Protocol):
 
 
 @dataclasses.dataclass
-class Lease:
-    """What one request generates with: an adapter version (or the base model), held until the request ends."""
-    name: str
-    version: str
-    slot: str
-    loaded: LoadedVersion | None = None
-
-
-@dataclasses.dataclass
 class AdapterUse:
     """One adapter's figures since start-up, for the status."""
     requests: int = 0
@@ -59,14 +49,13 @@ class AdapterUse:
 class AdapterCatalog:
     def __init__(self, models_dir: pathlib.Path, loader: AdapterLoader, max_loaded: int = 8,
                  load_timeout_s: float = 60.0, always_listed: tuple[str, ...] = adapters.ADAPTER_NAMES) -> None:
-        self.models_dir = pathlib.Path(models_dir)
-        self.loader = loader
+        self.models_dir, self.loader = pathlib.Path(models_dir), loader
         self.max_loaded = max(1, max_loaded)
         self.load_timeout_s = load_timeout_s
         self.always_listed = tuple(always_listed)
         self.names = self.always_listed
         self.use: dict[str, AdapterUse] = {}
-        self._held = HeldVersions(self._unload)  # what the engine's slots hold, and each version's state
+        self._held = HeldVersions(loader.unload_adapter)  # what the engine's slots hold, and each version's state
         self._current = self._held.current  # the version serving each adapter name
         self._errors: dict[str, str] = {}
         self._published: dict[str, Published] = {}
@@ -74,8 +63,6 @@ class AdapterCatalog:
         self._waiting: dict[str, int] = {}  # requests waiting for each adapter's load
         self._signature = None
         self._arriving = 0  # adapters being loaded that are not loaded yet: they count against the bound
-        self._unloads = 0  # versions unloaded so far: a load waiting for a free slot waits for this to move
-        self._unloaded = asyncio.Condition()
         self._refreshing = asyncio.Lock()
         self.base_fingerprint: str | None = None  # the served base model's, once it is loaded (`open`)
 
@@ -226,13 +213,12 @@ class AdapterCatalog:
     async def _load_into_slot(self, adapter: files.AdapterFiles) -> str:
         """The engine's slot the adapter was copied into, once one is free."""
         while True:
-            unloads = self._unloads
+            unloads = self._held.unloads
             try:
                 return await self.loader.load_adapter(adapter)
             except files.NoFreeSlot:
                 self._let_idle_go()
-                async with self._unloaded:
-                    await self._unloaded.wait_for(lambda: self._unloads != unloads)
+                await self._held.unloaded_since(unloads)
 
     def _let_idle_go(self) -> None:
         """Every slot holds a version: the least recently used adapter that no request holds or waits for gives its
@@ -247,21 +233,13 @@ class AdapterCatalog:
         while self._current and len(self._current) + self._arriving >= self.max_loaded:
             self._evict(min(self._current.values(), key=lambda loaded: (self._in_use(loaded), loaded.last_used)))
 
-    def _in_use(self, loaded: LoadedVersion) -> bool:
-        """Whether a request holds `loaded` or waits for its adapter."""
+    def _in_use(self, loaded: LoadedVersion) -> bool:  # a request holds it or waits for its adapter
         return loaded.leases > 0 or self._waiting.get(loaded.name, 0) > 0
 
     def _evict(self, loaded: LoadedVersion) -> None:
         log.info("adapter evicted", extra={"adapter": loaded.name, "version": loaded.version})
         self._held.retire(loaded.name)
         metrics.ADAPTERS_LOADED.set(len(self._current))
-
-    async def _unload(self, version: LoadedVersion) -> None:
-        await self.loader.unload_adapter(version.slot)
-        async with self._unloaded:
-            self._unloads += 1
-            self._unloaded.notify_all()
-        log.info("adapter version unloaded", extra={"adapter": version.name, "version": version.version})
 
     def status(self) -> list[dict]:
         rows = []

@@ -14,9 +14,12 @@ with none, or once its last request ends, it is UNLOADED: the engine lets its sl
 import asyncio
 import dataclasses
 import enum
+import logging
 import pathlib
 import time
 from collections.abc import Awaitable, Callable
+
+log = logging.getLogger("textgen.llm")
 
 
 class State(enum.StrEnum):
@@ -37,14 +40,25 @@ class LoadedVersion:
     state: State = State.CURRENT
 
 
+@dataclasses.dataclass
+class Lease:
+    """What one request generates with: an adapter version (or the base model), held until the request ends."""
+    name: str
+    version: str
+    slot: str
+    loaded: LoadedVersion | None = None
+
+
 class HeldVersions:
     """The versions in the engine's slots: at most one CURRENT per adapter name, and the LINGERING ones. Runs on the
-    event loop; `unload` is the engine's, called once for each version that becomes UNLOADED."""
+    event loop; `unload_slot` is the engine's, called once for each version that becomes UNLOADED."""
 
-    def __init__(self, unload: Callable[[LoadedVersion], Awaitable[None]]) -> None:
-        self._unload = unload
+    def __init__(self, unload_slot: Callable[[str], Awaitable[None]]) -> None:
+        self._unload_slot = unload_slot
         self.current: dict[str, LoadedVersion] = {}
         self._lingering: dict[tuple[str, str], LoadedVersion] = {}
+        self.unloads = 0  # versions unloaded so far: a load waiting for a free slot waits for this to move
+        self._unload_done = asyncio.Condition()
 
     def serve(self, loaded: LoadedVersion) -> None:
         """A version just loaded into its slot serves its adapter's name (the one serving it before retires)."""
@@ -87,3 +101,15 @@ class HeldVersions:
     def _unloaded(self, loaded: LoadedVersion) -> None:
         loaded.state = State.UNLOADED
         asyncio.get_running_loop().create_task(self._unload(loaded))
+
+    async def _unload(self, loaded: LoadedVersion) -> None:
+        await self._unload_slot(loaded.slot)
+        async with self._unload_done:
+            self.unloads += 1
+            self._unload_done.notify_all()
+        log.info("adapter version unloaded", extra={"adapter": loaded.name, "version": loaded.version})
+
+    async def unloaded_since(self, unloads: int) -> None:
+        """Returns once a version has been unloaded since `unloads` was read."""
+        async with self._unload_done:
+            await self._unload_done.wait_for(lambda: self.unloads != unloads)
