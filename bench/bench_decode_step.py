@@ -30,8 +30,9 @@ from services.llm.adapters.slots import AdapterSlots
 from services.llm.endings import stop_at
 from services.llm.engine.running_batch import RunningBatch
 from services.llm.model.fallback import TransformersForward
+from services.llm.model import projection
 from services.llm.model.loading import ServingSetup, serving
-from services.llm.request import NO_ADAPTER, Request
+from services.llm.request import NO_ADAPTER, Plan, Request
 from textgen.paths import SHIPPED_CORPUS
 
 PROMPT_TOKENS = 250
@@ -57,9 +58,10 @@ def with_adapters(forward, models_dir: pathlib.Path, names: list[str]) -> dict[s
     return slots, loaded
 
 
-def step_bytes(model) -> int:
-    """What a one-row decode step reads: every linear layer's weight once, the output layer's included."""
-    return sum(module.weight.numel() * module.weight.element_size() for module in model.modules()
+def step_bytes(model, int8: bool) -> int:
+    """What a one-row decode step reads: every linear layer's weight once, the output layer's included (a byte each
+    where the int8 copies serve it)."""
+    return sum(module.weight.numel() * (1 if int8 else module.weight.element_size()) for module in model.modules()
                if isinstance(module, torch.nn.Linear))
 
 
@@ -68,7 +70,7 @@ def measure(folder: pathlib.Path, dtype: str, setup: str, threads: int, rows: in
     torch.set_num_threads(threads)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype)).eval()
-    weight_bytes = step_bytes(model)
+    weight_bytes = step_bytes(model, int8=setup == "int8" and rows <= projection.INT8_MAX_ROWS)
     if SETUPS[setup] is None:
         forward = TransformersForward(model, pack=False, int8=False, set_up=False)
     else:
@@ -79,7 +81,7 @@ def measure(folder: pathlib.Path, dtype: str, setup: str, threads: int, rows: in
     if mix:
         batch.adapters, loaded = with_adapters(forward, ServiceConfig.from_env().models_dir, mix)
         names = [loaded[mix[i % len(mix)]] for i in range(rows)]
-    batch.admit([Request(prompt_ids=ids, lead="", max_new_tokens=10_000, mode="text", ending=stop_at(()),
+    batch.admit([Request(plan=Plan(prompt_ids=ids, lead="", max_new_tokens=10_000, mode="text", ending=stop_at(())),
                          slot=name) for ids, name in zip(prompts(tokenizer, rows), names)])
     started = time.perf_counter()
     batch.prefill()
@@ -123,12 +125,9 @@ def main() -> None:
                     prefill, step, weight_bytes = measure(folder, dtype, setup, threads, rows, args.steps,
                                                           args.profile, [name for name in args.mix.split(",") if name])
                     reference = reference or (prefill, step)
-                    # int8 reads half of bfloat16's bytes (a quarter of float32's) where its kernel is used: 1-2 rows
-                    read = weight_bytes * (0.5 if setup == "int8" and rows <= 2 else 1) / (2 if dtype == "float32"
-                                                                                       and setup == "int8" and rows <= 2 else 1)
                     print(f"{rows:4} {threads:7} {dtype:>9} {setup:>12} "
                           f"{prefill:11.0f} {step:8.1f} {prefill / reference[0]:9.2f} {step / reference[1]:7.2f} "
-                          f"{read / step / 1e6 if rows == 1 else float('nan'):12.1f}", flush=True)
+                          f"{weight_bytes / step / 1e6 if rows == 1 else float('nan'):12.1f}", flush=True)
 
 
 if __name__ == "__main__":

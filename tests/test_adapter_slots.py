@@ -17,7 +17,7 @@ from services.llm.adapters.slots import FREE_SLOTS, AdapterSlots
 from services.llm.endings import stop_at
 from services.llm.engine.running_batch import RunningBatch
 from services.llm.model.forward import serving_forward
-from services.llm.request import NO_ADAPTER, Request
+from services.llm.request import NO_ADAPTER, Plan, Request
 
 FIRST_LAYER = {RANDOM_LLAMA: ["q_proj"], RANDOM_GPT2: ["c_attn"]}
 IDS = torch.tensor([[5, 17, 99, 4, 31], [8, 8, 250, 3, 9]])
@@ -79,7 +79,8 @@ def test_greedy_rows_under_different_adapters_decoded_together_make_the_tokens_t
 
     def rows():
         prompts = [[5, 17, 99, 4, 31, 6], [8, 8, 250], [77, 1, 2, 3, 4, 9, 10, 11], [40, 41]]
-        return [Request(prompt_ids=ids, lead="", max_new_tokens=10, mode="text", ending=stop_at(()), slot=name)
+        return [Request(plan=Plan(prompt_ids=ids, lead="", max_new_tokens=10, mode="text", ending=stop_at(())),
+                        slot=name)
                 for ids, name in zip(prompts, [first, NO_ADAPTER, second, first])]
 
     def decode(groups):

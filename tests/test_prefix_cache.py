@@ -5,7 +5,7 @@ import torch
 
 from services.llm.engine.prefilling import Prefilling
 from services.llm.engine.prefix_cache import PrefixCache
-from services.llm.request import NO_ADAPTER, Request
+from services.llm.request import NO_ADAPTER, Plan, Request
 
 BLOCK = 4
 
@@ -78,9 +78,9 @@ def test_each_step_prefills_one_group_within_the_chunk_budget_rows_from_a_cached
     cache = PrefixCache(max_tokens=100, block_tokens=BLOCK)
     passage = list(range(1, 21))
     cache.store(NO_ADAPTER, passage, columns(passage))
-    miss, long_miss = Request(prompt_ids=list(range(100, 130)), lead="", max_new_tokens=4), \
-        Request(prompt_ids=list(range(200, 300)), lead="", max_new_tokens=4)
-    hits = [Request(prompt_ids=passage + list(range(50, 50 + extra)), lead="", max_new_tokens=4)
+    miss, long_miss = Request(plan=Plan(prompt_ids=list(range(100, 130)), lead="", max_new_tokens=4)), \
+        Request(plan=Plan(prompt_ids=list(range(200, 300)), lead="", max_new_tokens=4))
+    hits = [Request(plan=Plan(prompt_ids=passage + list(range(50, 50 + extra)), lead="", max_new_tokens=4))
             for extra in (3, 8, 9, 1)]
     prefilling = Prefilling(chunk_tokens=24, prefix_cache=cache)
     for row in (miss, long_miss, *hits):

@@ -20,7 +20,7 @@ from services.llm.engine.core import Engine
 from services.llm.engine.prefix_cache import BLOCK_TOKENS, PrefixCache
 from services.llm.engine.running_batch import RunningBatch
 from services.llm.model.forward import serving_forward
-from services.llm.request import NO_ADAPTER, Request
+from services.llm.request import NO_ADAPTER, Plan, Request
 
 
 @pytest.fixture(scope="module", params=[RANDOM_GPT2, RANDOM_LLAMA])
@@ -38,7 +38,7 @@ def squad_shaped(tokenizer, max_new_tokens: int = 16) -> list[Request]:
     prompts = [encode(qa_prompt(question, passages[i % 2])) + encode(f" {PREFIX}")
                for i, (question, _, _) in enumerate(FACTS * 2)]
     prompts.append(prompts[0][:len(prompts[0]) // BLOCK_TOKENS * BLOCK_TOKENS])
-    return [Request(prompt_ids=ids, lead=PREFIX, max_new_tokens=max_new_tokens - 3 * (i % 3))
+    return [Request(plan=Plan(prompt_ids=ids, lead=PREFIX, max_new_tokens=max_new_tokens - 3 * (i % 3)))
             for i, ids in enumerate(prompts)]
 
 
@@ -160,7 +160,7 @@ def test_an_adapter_reloaded_under_the_same_name_is_never_answered_from_its_old_
         for version, other in ((versions[0], versions[2]), (versions[1], None)):
             rl = await engine.load_adapter(files.read(version))
             for _ in range(2):  # the second finds the first's prefix
-                answers.append((await engine.submit(Request(prompt_ids=prompt, lead="", max_new_tokens=12,
+                answers.append((await engine.submit(Request(plan=Plan(prompt_ids=prompt, lead="", max_new_tokens=12),
                                                             slot=rl))).generated)
             if other is not None:  # another adapter in, then rl's slot free again: the next version may take it
                 await engine.load_adapter(files.read(other))

@@ -16,7 +16,7 @@ from services.llm.endings import stop_at
 from services.llm.engine.prefix_cache import BLOCK_TOKENS, PrefixCache
 from services.llm.engine.running_batch import RunningBatch
 from services.llm.model.forward import serving_forward
-from services.llm.request import NO_ADAPTER, Request
+from services.llm.request import NO_ADAPTER, Plan, Request
 
 ADAPTERS = {"narrow": (4, 1), "wide": (8, 2)}  # name: (rank, seed)
 
@@ -63,7 +63,7 @@ def requests(slots_by_name: dict, passage: list[int]) -> list[Request]:
     """Prompts of different lengths, some starting with the same blocks, under each adapter and none."""
     names = [slots_by_name["narrow"], NO_ADAPTER, slots_by_name["wide"], slots_by_name["narrow"]]
     prompts = [passage + [7, 8, 9], passage[:20], passage + [11] * 9 + [3], list(range(40, 75))]
-    return [Request(prompt_ids=prompt, lead="", max_new_tokens=6, mode="text", ending=stop_at(()), slot=slot)
+    return [Request(plan=Plan(prompt_ids=prompt, lead="", max_new_tokens=6, mode="text", ending=stop_at(())), slot=slot)
             for prompt, slot in zip(prompts, names)]
 
 
