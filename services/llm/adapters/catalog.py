@@ -5,10 +5,9 @@ current version (services/llm/adapters/published.py), decides what the engine ho
 LLM_MAX_LOADED_ADAPTERS are held: a request for one that is not loads it first (other requests keep decoding; loads
 of one adapter are shared), and the least recently used goes to make room (one no request holds first). A version's
 life once loaded (serving, lingering for the requests that hold it, unloaded) is services/llm/adapters/versions.py's.
-A version's files are read here, off the engine thread, once; the engine copies them into a slot
-(services/llm/adapters/slots.py) and, when every slot still holds a version in use, the load waits for one to be
-unloaded. Only the engine changes the model; the catalog tells it what to do (`load_adapter`, `unload_adapter`), as
-vLLM's scheduler tells its worker-side LoRA manager. Everything here runs on the event loop: no lock is needed.
+A version's files are read here, off the engine thread, once; the engine copies them into a slot (slots.py) and,
+with every slot holding a version in use, the load waits for one to be unloaded. Only the engine changes the model;
+the catalog tells it what to do, as vLLM's scheduler tells its worker-side LoRA manager. All on the event loop.
 """
 import asyncio
 import dataclasses
@@ -28,10 +27,10 @@ log = logging.getLogger("textgen.llm")
 
 
 class AdapterLoader(Protocol):
-    """What the catalog asks of the engine; both run on the engine's thread, between steps."""
+    """What the catalog asks of the engine, run on its thread between steps: `load_adapter` returns the slot the
+    adapter's rows use (NoFreeSlot while every slot holds a version in use), `unload_adapter` lets a slot go."""
 
-    async def load_adapter(self, adapter: files.AdapterFiles) -> str:
-        """Returns the slot the adapter's rows use; raises NoFreeSlot while every slot holds a version in use."""
+    async def load_adapter(self, adapter: files.AdapterFiles) -> str: ...
 
     async def unload_adapter(self, slot: str) -> None: ...
 
@@ -50,10 +49,8 @@ class AdapterCatalog:
     def __init__(self, models_dir: pathlib.Path, loader: AdapterLoader, max_loaded: int = 8,
                  load_timeout_s: float = 60.0, always_listed: tuple[str, ...] = adapters.ADAPTER_NAMES) -> None:
         self.models_dir, self.loader = pathlib.Path(models_dir), loader
-        self.max_loaded = max(1, max_loaded)
-        self.load_timeout_s = load_timeout_s
-        self.always_listed = tuple(always_listed)
-        self.names = self.always_listed
+        self.max_loaded, self.load_timeout_s = max(1, max_loaded), load_timeout_s
+        self.names = self.always_listed = tuple(always_listed)
         self.use: dict[str, AdapterUse] = {}
         self._held = HeldVersions(loader.unload_adapter)  # what the engine's slots hold, and each version's state
         self._current = self._held.current  # the version serving each adapter name
@@ -191,11 +188,10 @@ class AdapterCatalog:
         try:
             slot = await self._load_into_slot(await asyncio.to_thread(files.read, published.path))
         except Exception as error:  # a broken or mismatched adapter must not take the service down
-            log.warning("adapter not loaded", extra={"adapter": name, "version": published.version,
-                                                     "error": str(error)[:300]})
+            reason = f"version {published.version} failed to load: {str(error)[:300]}"
             still = f"; still serving version {current.version}" if current is not None else ""
-            use.last_load_error = self._errors[name] = (f"version {published.version} failed to load: "
-                                                        f"{str(error)[:300]}{still}")
+            use.last_load_error = self._errors[name] = reason + still
+            log.warning("adapter not loaded", extra={"adapter": name, "error": reason})
             metrics.ADAPTER_LOADS.labels(name, "failed").inc()
             return False
         finally:
