@@ -129,3 +129,7 @@ def open_loop(models_dir: pathlib.Path, dtype: str, extra: dict, results: dict, 
     p99 = results[f"ours {dtype} open"][0]["p99_ttft"]
     print(f"\nopen loop at 80% of {capacity:.3f} req/s, {requests} requests: p99 TTFT {p99:.2f} s, a request alone "
           f"{alone:.2f} s: {p99 / alone:.2f}x (target <= 1.0)")
+
+
+if __name__ == "__main__":
+    main()
