@@ -32,15 +32,10 @@ class RowAdapters:
     in_use: tuple[int, ...]  # every slot holding an adapter version, in the order of the side-by-side stacks
     _masks: dict = dataclasses.field(default_factory=dict)
 
-    @property
-    def single(self) -> int | None:
-        """The one slot every row uses, if there is one."""
+    def __post_init__(self) -> None:
+        self.any = any(slot >= 0 for slot in self.slots)
         first = self.slots[0]
-        return first if first >= 0 and all(slot == first for slot in self.slots) else None
-
-    @property
-    def any(self) -> bool:
-        return any(slot >= 0 for slot in self.slots)
+        self.single = first if first >= 0 and all(slot == first for slot in self.slots) else None  # all rows' one
 
     def mask(self, width: int, like: torch.Tensor) -> torch.Tensor:
         """[rows, 1, slots in use × width]: ones over each row's own slot's columns (none for a row without one)."""
