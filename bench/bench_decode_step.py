@@ -10,10 +10,11 @@ the llm service serves it (services/llm/model/loading.py) or as transformers loa
 Settings: dtype (float32, bfloat16) x set-up (transformers: transformers' forward as from_pretrained loads it;
 fallback: transformers' forward as the service sets it up for an architecture without a forward of ours: packed
 weights, single-token GQA attention, LoRA in its linear layers; served: our own forward, what serves SmolLM2; int8:
-that with LLM_QUANTIZATION=int8) x torch threads; with --mix, the rows' adapters (published under MODELS_DIR, loaded
-into slots as the engine loads them). Prints milliseconds (median of --steps decode steps after 3 warm-up steps; one
-prefill), the ratio of each to the first setting listed with the same threads and rows, the weight bytes a one-row
-step reads per second, and with --profile the torch profiler's top operators of a few steps.
+that with LLM_QUANTIZATION=int8; compiled: ours through torch.compile, `compiled` below says how; minutes to compile)
+x torch threads; with --mix, the rows' adapters (published under MODELS_DIR, loaded into slots as the engine loads
+them). Prints milliseconds (median of --steps decode steps after 3 warm-up steps; one prefill), the ratio of each
+to the first setting listed with the same threads and rows, the weight bytes a one-row step reads per second, and
+with --profile the torch profiler's top operators of a few steps.
 """
 import argparse
 import pathlib
@@ -44,7 +45,16 @@ def prompts(tokenizer, rows: int) -> list[list[int]]:
 
 
 SETUPS = {"transformers": None, "fallback": ServingSetup(), "served": ServingSetup(),
-          "int8": ServingSetup(quantization="int8")}
+          "int8": ServingSetup(quantization="int8"), "compiled": ServingSetup(pack_weights=False)}
+
+
+def compiled(forward):
+    """Our forward's decode steps through torch.compile: Inductor's C++ wrapper, dynamic shapes, and its freezing,
+    which packs the weights itself (it cannot lower our packed products). The first steps compile it."""
+    import torch._inductor.config
+
+    torch._inductor.config.freezing = True
+    return torch.compile(forward.__call__, dynamic=True, options={"cpp_wrapper": True})
 
 
 def with_adapters(forward, models_dir: pathlib.Path, names: list[str]) -> dict[str, str]:
@@ -86,8 +96,13 @@ def measure(folder: pathlib.Path, dtype: str, setup: str, threads: int, rows: in
     started = time.perf_counter()
     batch.prefill()
     prefill = time.perf_counter() - started
+    if setup == "compiled":  # decode steps only: the prefill above ran eagerly
+        batch.forward = compiled(forward)
+        started = time.perf_counter()
     for _ in range(3):
         batch.decode()
+    if setup == "compiled":
+        print(f"compiling and the first 3 steps: {time.perf_counter() - started:.0f} s", flush=True)
     times = []
     for _ in range(steps):
         started = time.perf_counter()
