@@ -24,18 +24,16 @@ import contextlib
 import dataclasses
 import json
 import pathlib
-import sys
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from anchor_reports import Ratio, bandwidth_report, comparisons, level, parameter_count, report  # noqa: E402
-from bench_serving import Plan, run_levels  # noqa: E402
-from llama_server import ANCHOR, MIXED, PAIRS, build_server, model_files, say, theirs  # noqa: E402
-from serving_metrics import table  # noqa: E402
-from serving_requests import Target  # noqa: E402
+from anchor_reports import Ratio, bandwidth_report, comparisons, level, parameter_count, report
+from bench_serving import Plan, run_levels
+from llama_server import ANCHOR, MIXED, PAIRS, build_server, model_files, say, theirs
+from serving_metrics import table
+from serving_requests import Target
 
-from devtools.processes import start_gateway, start_service  # noqa: E402
-from services.common.config import ServiceConfig  # noqa: E402
+from devtools.processes import start_gateway, start_service
+from services.common.config import ServiceConfig
 
 
 @contextlib.contextmanager
@@ -131,3 +129,7 @@ def open_loop(models_dir: pathlib.Path, dtype: str, extra: dict, results: dict, 
     p99 = results[f"ours {dtype} open"][0]["p99_ttft"]
     print(f"\nopen loop at 80% of {capacity:.3f} req/s, {requests} requests: p99 TTFT {p99:.2f} s, a request alone "
           f"{alone:.2f} s: {p99 / alone:.2f}x (target <= 1.0)")
+
+
+if __name__ == "__main__":
+    main()

@@ -15,25 +15,20 @@ import os
 import pathlib
 import random
 import subprocess
-import sys
 import tempfile
 import time
 
 import httpx
 import yaml
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from bench_many_adapters import publish_random_adapters  # noqa: E402
-from devtools.compose_project import SERVICE_UID, Compose, compose_command, healthy  # noqa: E402
-from devtools.images import docker, require_engine  # noqa: E402
-from devtools.models import FACT_QUESTION, RANDOM_GPT2, build_tiny_model  # noqa: E402
-from devtools.processes import free_port, poll  # noqa: E402
-from gateway import adapter_affinity, render  # noqa: E402
-from gateway.targets import compose_target  # noqa: E402
-from textgen.endpoints import ENDPOINTS  # noqa: E402
+from bench_many_adapters import publish_random_adapters
+from devtools.compose_project import SERVICE_UID, Compose, compose_command, healthy
+from devtools.images import docker, require_engine
+from devtools.models import FACT_QUESTION, RANDOM_GPT2, build_tiny_model
+from devtools.processes import free_port, poll
+from gateway import adapter_affinity, render
+from gateway.targets import compose_target
+from textgen.endpoints import ENDPOINTS
 
 PROJECT = "textgen-affinity-bench"
 BENCH_KEY = "bench-key-0123456789abcdef"

@@ -1,5 +1,6 @@
 """Answer quality per serving dtype: a published adapter on the base model set up as the llm service sets it up
-(services/llm/model/loading.py: packed weights, its attention), in float32 and in each reduced precision (DTYPE+int8:
+(services/llm/model/loading.py: transformers' forward with packed weights and its attention, the fallback; our own
+forward computes the same logits, tests/test_served_forward.py), in float32 and in each reduced precision (DTYPE+int8:
 with LLM_QUANTIZATION=int8, here for every product, not only the 1- and 2-row steps the service gives it: the most
 int8 can cost), evaluated on the validation split as the trainer evaluates (SQuAD EM/F1 of the raw greedy answer,
 format compliance).
@@ -16,7 +17,7 @@ import torch
 
 from services.common import adapters, devices
 from services.common.base_model import load_model, load_tokenizer
-from services.llm.model import packed_linear
+from services.llm.model import projection
 from services.llm.model.loading import ServingSetup, prepare_for_serving
 from services.trainer.config import TrainerConfig
 from services.trainer.decisions import decided
@@ -48,7 +49,7 @@ def main() -> None:
         placement = devices.Placement(torch.device("cpu"), getattr(torch, name))
         model = load_model(base, dtype=placement.dtype).eval()
         setup = prepare_for_serving(model, placement, ServingSetup(quantization=quantization or "none"))
-        packed_linear.INT8_MAX_ROWS = 1 << 40 if quantization else 2
+        projection.INT8_MAX_ROWS = 1 << 40 if quantization else 2
         model = PeftModel.from_pretrained(model, str(path)).eval()
         rows[dtype] = evaluate_model(model, tokenizer, examples, args.max_new_tokens)
         result = rows[dtype]

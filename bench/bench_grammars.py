@@ -9,16 +9,12 @@ beside (`pip install --target /tmp/xgr --no-deps xgrammar==0.2.9 apache-tvm-ffi`
 import json
 import pathlib
 import statistics
-import sys
 import tempfile
 import time
 
 import torch
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from services.common import embedded_model  # noqa: E402
+from services.common import embedded_model
 
 SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"},
                                            "tags": {"type": "array", "items": {"type": "string"}}},

@@ -16,12 +16,10 @@ import tempfile
 
 import httpx
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from devtools.processes import base_env, start_gateway, start_service  # noqa: E402
-from services.common import adapters, embedded_model  # noqa: E402
-from services.common.base_model import fingerprint  # noqa: E402
+from devtools.processes import base_env, start_gateway, start_service
+from services.common import adapters, embedded_model
+from services.common.base_model import fingerprint
+from textgen.paths import ROOT
 
 
 def publish_random_adapters(models_dir: pathlib.Path, base_folder: pathlib.Path, count: int) -> list[str]:

@@ -16,19 +16,15 @@ import argparse
 import concurrent.futures
 import pathlib
 import statistics
-import sys
 import tempfile
 import time
 
 import grpc
 from google.protobuf import json_format
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from devtools.processes import start_service  # noqa: E402
-from services.common import embedded_model  # noqa: E402
-from textgen.v1 import openai_pb2, openai_pb2_grpc  # noqa: E402
+from devtools.processes import start_service
+from services.common import embedded_model
+from textgen.v1 import openai_pb2, openai_pb2_grpc
 
 PASSAGE = ("The Normans were the people who in the 10th and 11th centuries gave their name to Normandy, a region in "
            "France. They were descended from Norse raiders and pirates from Denmark, Iceland and Norway who, under "

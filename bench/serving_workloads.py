@@ -2,12 +2,12 @@
 mixed-adapters; the docstring there says what each holds)."""
 import dataclasses
 import json
-import pathlib
 import random
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-SQUAD_TRAIN = ROOT / "data" / "squad_train_slice" / "train.json"
-CORPUS = ROOT / "data" / "corpus" / "harbour.txt"
+from textgen.paths import SHIPPED_CORPUS, SQUAD_TRAIN_SLICE
+
+SQUAD_TRAIN = SQUAD_TRAIN_SLICE / "train.json"
+CORPUS = SHIPPED_CORPUS
 
 
 @dataclasses.dataclass(frozen=True)

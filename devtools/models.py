@@ -166,3 +166,28 @@ def _train_and_publish(models_dir: pathlib.Path, name: str, steps: int, answer: 
     model.save_pretrained(staged)
     adapters.write_base_record(staged, str(base), base_fingerprint)
     return adapters.publish(models_dir, name, staged)
+
+
+def save_random_lora(model, out_dir: pathlib.Path, rank: int, seed: int, targets: list[str] | None = None,
+                     **options) -> pathlib.Path:
+    """A LoRA adapter of random weights (both A and B: it changes every output it touches) on `model` (a
+    transformers model; left unchanged), saved in peft's format into `out_dir`, as training saves adapters. Its
+    targets are what training adapts on that architecture unless `targets` names others."""
+    import torch
+    from peft import get_peft_model
+
+    from services.trainer.training.models import lora_config
+
+    torch.manual_seed(seed)
+    config = lora_config(rank, model)
+    config.init_lora_weights = False
+    if targets is not None:
+        config.target_modules = set(targets)
+    for key, value in options.items():
+        setattr(config, key, value)
+    peft_model = get_peft_model(model, config)
+    try:
+        peft_model.save_pretrained(out_dir)
+    finally:
+        peft_model.unload()
+    return pathlib.Path(out_dir)

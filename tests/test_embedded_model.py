@@ -21,7 +21,7 @@ from devtools.processes import start_service
 from services.common import embedded_model
 from services.common.base_model import context_window
 from services.common.prompts import until_suffix
-from services.llm import planning
+from services.llm.native import planning
 from services.llm.endings import ANSWER_FORMAT
 from textgen.paths import EMBEDDED_MODEL_FOLDER
 

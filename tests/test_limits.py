@@ -11,7 +11,7 @@ from gateway.proto_comments import collect_comments, stated_default_value, state
 from services.baseline.server import BigramParams
 from services.common.limits import Bound, bounds, from_request, out_of_range
 from services.llm.openai.planning import ChatParams, CompletionParams
-from services.llm.planning import LlmParams
+from services.llm.native.planning import LlmParams
 from services.rnn.server import RnnParams
 from services.trainer.training.params import EvalParams, RlParams, SftParams
 from textgen.paths import DESCRIPTOR_SET

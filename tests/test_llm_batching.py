@@ -4,6 +4,7 @@ their prompts prefilled whole or in chunks between the decoding rows' steps (and
 either way); a row cancelled mid-prefill leaves with its keys and values, in process and when its caller goes away
 from the engine; and the scheduler admits first come, first served within its bounds."""
 import asyncio
+import dataclasses
 import time
 
 import pytest
@@ -16,8 +17,9 @@ from services.common.prompts import PREFIX, qa_prompt
 from services.llm.config import LlmConfig
 from services.llm.engine.core import Engine
 from services.llm.engine.running_batch import RunningBatch
+from services.llm.model.forward import serving_forward
 from services.llm.engine.scheduler import QueueFull, Scheduler
-from services.llm.request import Request
+from services.llm.request import Plan, Request
 
 
 @pytest.fixture(scope="module", params=[RANDOM_GPT2, RANDOM_LLAMA])
@@ -36,13 +38,13 @@ def rows(tokenizer, count: int, max_new_tokens: int = 24) -> list[Request]:
     for i in range(count):
         question, context, _ = FACTS[i % len(FACTS)]
         context = " ".join([context] * (1 + 3 * i))  # prompts of different lengths: different left padding
-        made.append(Request(prompt_ids=encode(qa_prompt(question, context)) + encode(f" {PREFIX}"), lead=PREFIX,
-                            max_new_tokens=max_new_tokens - 5 * (i % 3)))
+        made.append(Request(plan=Plan(prompt_ids=encode(qa_prompt(question, context)) + encode(f" {PREFIX}"),
+                                      lead=PREFIX, max_new_tokens=max_new_tokens - 5 * (i % 3))))
     return made
 
 
 def decode_alone(model, tokenizer, row: Request, chunk_tokens: int = 0) -> list[int]:
-    batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False,
+    batch = RunningBatch(serving_forward(model), tokenizer.eos_token_id, tokenizer.decode,
                          chunk_tokens=chunk_tokens)
     batch.admit([row])
     while batch:
@@ -59,7 +61,7 @@ def test_rows_joining_and_leaving_mid_batch_decode_what_they_decode_alone(model_
     assert alone == [greedy_continuation(model, tokenizer, row.prompt_ids, row.max_new_tokens)
                      for row in rows(tokenizer, 5)]
     together = rows(tokenizer, 5)
-    batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False,
+    batch = RunningBatch(serving_forward(model), tokenizer.eos_token_id, tokenizer.decode,
                          chunk_tokens=chunk_tokens)
     joins = {0: together[:2], 3: together[2:3], 7: together[3:]}  # at these steps, these rows arrive
     step, finished, joined_mid_prefill, decoded_beside_a_prefill = 0, [], False, False
@@ -80,8 +82,7 @@ def test_sampled_rows_draw_the_same_tokens_with_their_prompt_prefilled_whole_or_
     model, tokenizer = model_and_tokenizer
 
     def sampled(chunk_tokens: int) -> list[int]:
-        row = rows(tokenizer, 5)[3]
-        row.temperature, row.seed = 1.5, 7
+        row = Request(plan=dataclasses.replace(rows(tokenizer, 5)[3].plan, temperature=1.5, seed=7))
         return decode_alone(model, tokenizer, row, chunk_tokens)
 
     assert sampled(0) == sampled(8) == sampled(3)
@@ -91,7 +92,7 @@ def test_a_row_cancelled_mid_prefill_leaves_with_its_keys_and_values(model_and_t
     model, tokenizer = model_and_tokenizer
     decoding, long = rows(tokenizer, 1)[0], rows(tokenizer, 5)[4]
     alone = decode_alone(model, tokenizer, rows(tokenizer, 1)[0])
-    batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False, chunk_tokens=8)
+    batch = RunningBatch(serving_forward(model), tokenizer.eos_token_id, tokenizer.decode, chunk_tokens=8)
     batch.admit([decoding])
     while not batch.rows:
         batch.step()
@@ -112,8 +113,8 @@ def test_a_row_cancelled_mid_prefill_leaves_with_its_keys_and_values(model_and_t
 def test_a_failed_prefill_ends_its_own_rows_and_the_decoding_rows_carry_on(model_and_tokenizer):
     model, tokenizer = model_and_tokenizer
     decoding, alone = rows(tokenizer, 1)[0], decode_alone(model, tokenizer, rows(tokenizer, 1)[0])
-    broken = Request(prompt_ids=[10 ** 6] * 3, lead="", max_new_tokens=4)  # no such token: the embedding fails
-    batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False)
+    broken = Request(plan=Plan(prompt_ids=[10 ** 6] * 3, lead="", max_new_tokens=4))  # no such token: the embedding fails
+    batch = RunningBatch(serving_forward(model), tokenizer.eos_token_id, tokenizer.decode)
     batch.admit([decoding])
     batch.step()
     batch.admit([broken])
@@ -158,9 +159,8 @@ def test_a_request_whose_caller_goes_away_mid_prefill_frees_its_row(tmp_path):
 
 def test_the_cache_is_trimmed_when_the_longest_row_leaves(model_and_tokenizer):
     model, tokenizer = model_and_tokenizer
-    short, long = rows(tokenizer, 2)[0], rows(tokenizer, 5)[4]
-    long.max_new_tokens = 1
-    batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False)
+    short, long = rows(tokenizer, 2)[0], Request(plan=dataclasses.replace(rows(tokenizer, 5)[4].plan, max_new_tokens=1))
+    batch = RunningBatch(serving_forward(model), tokenizer.eos_token_id, tokenizer.decode)
     batch.admit([short, long])
     batch.prefill()
     width_with_long = batch.attention.shape[1]
@@ -171,7 +171,7 @@ def test_the_cache_is_trimmed_when_the_longest_row_leaves(model_and_tokenizer):
 
 
 def waiting(tokens: int) -> Request:
-    return Request(prompt_ids=[0] * (tokens - 10), lead="", max_new_tokens=10)
+    return Request(plan=Plan(prompt_ids=[0] * (tokens - 10), lead="", max_new_tokens=10))
 
 
 def test_admission_is_first_come_first_served_within_rows_and_tokens():

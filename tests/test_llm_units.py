@@ -10,14 +10,14 @@ from textgen.v1 import llm_pb2, openai_pb2
 from services.common import adapters
 from services.common.errors import Violations
 from services.common.prompts import PREFIX, SUFFIX, fit_context, qa_prompt
-from services.llm import planning
+from services.llm.native import planning
 from services.llm.adapters.published import published_version
 from services.llm.endings import ANSWER_FORMAT, stop_at
 from services.llm.engine.sampling import nucleus
 from services.llm.openai import planning as openai_planning
 from services.common.chat_prompt import PLAIN_STOPS, chat_prompt, plain_template, qa_form
 from services.common.openai_errors import OpenAiError
-from services.llm.request import Request
+from services.llm.request import Plan, Request
 
 
 @pytest.mark.parametrize(("body", "final", "completed"), [
@@ -123,14 +123,15 @@ class CharTokenizer:
         return {"input_ids": [ord(c) for c in text]}
 
 
-def test_the_planner_returns_the_request_the_engine_decodes():
+def test_the_planner_returns_the_plan_the_engine_decodes():
     tokenizer = CharTokenizer()
-    request = planning.plan(llm_pb2.LlmGenerateRequest(question="Why?", context="Because.", temperature=0.5, seed=7),
-                            tokenizer, window=1000)
-    assert isinstance(request, Request)
+    plan = planning.plan(llm_pb2.LlmGenerateRequest(question="Why?", context="Because.", temperature=0.5, seed=7),
+                         tokenizer, window=1000)
+    assert isinstance(plan, Plan)
+    request = Request(plan=plan)
     assert (request.mode, request.lead, request.max_new_tokens) == ("qa", PREFIX, planning.LlmParams.max_new_tokens)
     assert request.prompt_ids == tokenizer(qa_prompt("Why?", "Because.") + f" {PREFIX}")["input_ids"]
-    assert (request.temperature, request.seed, request.warnings) == (0.5, 7, [])
+    assert (request.temperature, request.seed, request.warnings) == (0.5, 7, ())
     assert request.tokens_held == len(request.prompt_ids) + request.max_new_tokens and not request.done
     text = planning.plan(llm_pb2.LlmGenerateRequest(start_word="Once", length=5), tokenizer, window=1000)
     assert (text.mode, text.lead, text.max_new_tokens, text.prompt_ids[0]) == ("text", f"{PREFIX} Once", 5, 0)
@@ -156,7 +157,8 @@ def test_an_adapter_field_that_could_not_be_a_folder_name_is_refused(adapter):
 
 
 def test_the_request_the_planner_and_the_scheduler_need_no_torch():
-    code = ("import sys, services.llm.request, services.llm.planning, services.llm.engine.scheduler, "
+    code = ("import sys, services.llm.request, services.llm.planner, services.llm.native.planning, "
+            "services.llm.engine.scheduler, "
             "services.llm.adapters.catalog; print(sorted(m for m in ('torch', 'transformers', "
             "'services.llm.engine.running_batch') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -164,12 +166,12 @@ def test_the_request_the_planner_and_the_scheduler_need_no_torch():
 
 
 def test_a_request_is_interrupted_by_cancellation_or_its_deadline_and_completes_its_answer():
-    request = Request(prompt_ids=[1, 2], lead=PREFIX, max_new_tokens=3, deadline=10.0)
+    request = Request(plan=Plan(prompt_ids=[1, 2], lead=PREFIX, max_new_tokens=3), deadline=10.0)
     request.check_interrupts(9.0)
     assert not request.done
     request.check_interrupts(10.0)
     assert request.stop_reason == "deadline"
-    cancelled = Request(prompt_ids=[1], lead="", max_new_tokens=1, cancelled=True)
+    cancelled = Request(plan=Plan(prompt_ids=[1], lead="", max_new_tokens=1), cancelled=True)
     cancelled.check_interrupts(0.0)
     assert cancelled.stop_reason == "cancelled"
     request.body = " Paris."

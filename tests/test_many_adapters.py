@@ -2,8 +2,8 @@
 (tiny random GPT-2): each adapter trained to give its own answer, eight clients asking for them at random while one
 adapter gets a new version and is switched back, an old version of another is deleted, and a whole adapter is deleted
 under a request that uses it. Every answer comes from the adapter (and version) it named, no request fails, adapters
-are loaded far more often than four, and the LoRA layers the model holds, read from its parameters all along, never
-exceed four adapters plus the free slots."""
+are loaded far more often than four, and the LoRA stacks the served forward holds, read from its projections all
+along, never exceed four adapters plus the free slots."""
 import asyncio
 import os
 import random
@@ -12,7 +12,6 @@ import signal
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from peft.tuners.lora.layer import LoraLayer
 from safetensors.torch import load_file
 from textgen.v1 import llm_pb2, llm_pb2_grpc
 
@@ -20,7 +19,7 @@ from devtools.models import FACTS, RANDOM_GPT2, random_models_dir, train_tiny_ad
 from devtools.processes import free_port
 from services.common import adapters
 from services.llm import server as llm_server
-from services.llm.adapters.swapping import FREE_SLOTS
+from services.llm.adapters.slots import FREE_SLOTS
 from services.llm.config import LlmConfig
 from services.llm.engine.core import Engine
 
@@ -53,10 +52,10 @@ class RecordedEngine(Engine):
 
 
 def lora_held(engine: Engine) -> tuple[set[str], int]:
-    """The adapter names the model's LoRA layers hold and their parameters' element count, read from the model."""
-    model = engine.base.model
-    names = {name for module in model.modules() if isinstance(module, LoraLayer) for name in module.lora_A}
-    return names, sum(parameter.numel() for name, parameter in model.named_parameters() if ".lora_" in name)
+    """The adapter slots the forward's LoRA stacks hold and their elements, read from the forward's projections."""
+    stacks = [target.holder.lora for target in engine.base.forward.targets.values() if target.holder.lora is not None]
+    names = set(engine._adapters.names) if stacks else set()
+    return names, sum(stack.a.numel() + stack.b.numel() for stack in {id(stack): stack for stack in stacks}.values())
 
 
 def ask(stub, name: str, max_new_tokens: int = 16):

@@ -5,7 +5,7 @@ import torch
 
 from services.llm.engine.prefilling import Prefilling
 from services.llm.engine.prefix_cache import PrefixCache
-from services.llm.request import PEFT_BASE, Request
+from services.llm.request import NO_ADAPTER, Plan, Request
 
 BLOCK = 4
 
@@ -51,11 +51,11 @@ def test_blocks_are_reused_under_their_own_adapter_only_and_forgotten_with_it():
     cache = PrefixCache(max_tokens=100, block_tokens=BLOCK)
     ids = list(range(9))
     cache.store("sft_1", ids, columns(ids))
-    cache.store(PEFT_BASE, ids, columns(ids))
+    cache.store(NO_ADAPTER, ids, columns(ids))
     assert cache.longest_prefix("sft_2", ids) is None
     assert cache.longest_prefix("sft_1", ids).length == 8
     cache.forget("sft_1")
-    assert cache.longest_prefix("sft_1", ids) is None and cache.longest_prefix(PEFT_BASE, ids).length == 8
+    assert cache.longest_prefix("sft_1", ids) is None and cache.longest_prefix(NO_ADAPTER, ids).length == 8
     assert cache.tokens == 8
 
 
@@ -77,10 +77,10 @@ def test_a_block_is_keyed_by_a_chained_hash_of_the_blocks_before_it():
 def test_each_step_prefills_one_group_within_the_chunk_budget_rows_from_a_cached_prefix_first():
     cache = PrefixCache(max_tokens=100, block_tokens=BLOCK)
     passage = list(range(1, 21))
-    cache.store(PEFT_BASE, passage, columns(passage))
-    miss, long_miss = Request(prompt_ids=list(range(100, 130)), lead="", max_new_tokens=4), \
-        Request(prompt_ids=list(range(200, 300)), lead="", max_new_tokens=4)
-    hits = [Request(prompt_ids=passage + list(range(50, 50 + extra)), lead="", max_new_tokens=4)
+    cache.store(NO_ADAPTER, passage, columns(passage))
+    miss, long_miss = Request(plan=Plan(prompt_ids=list(range(100, 130)), lead="", max_new_tokens=4)), \
+        Request(plan=Plan(prompt_ids=list(range(200, 300)), lead="", max_new_tokens=4))
+    hits = [Request(plan=Plan(prompt_ids=passage + list(range(50, 50 + extra)), lead="", max_new_tokens=4))
             for extra in (3, 8, 9, 1)]
     prefilling = Prefilling(chunk_tokens=24, prefix_cache=cache)
     for row in (miss, long_miss, *hits):

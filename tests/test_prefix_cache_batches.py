@@ -10,15 +10,17 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from devtools.models import (FACTS, RANDOM_GPT2, RANDOM_LLAMA, build_tiny_llama, build_tiny_model, greedy_continuation,
-                             random_models_dir)
+                             random_models_dir, save_random_lora)
 from services.common import devices
 from services.common.prompts import PREFIX, qa_prompt
-from services.llm.adapters import recycling
+from services.llm.adapters import files
+from services.llm.adapters.slots import AdapterSlots
 from services.llm.config import LlmConfig
 from services.llm.engine.core import Engine
 from services.llm.engine.prefix_cache import BLOCK_TOKENS, PrefixCache
 from services.llm.engine.running_batch import RunningBatch
-from services.llm.request import PEFT_BASE, Request
+from services.llm.model.forward import serving_forward
+from services.llm.request import NO_ADAPTER, Plan, Request
 
 
 @pytest.fixture(scope="module", params=[RANDOM_GPT2, RANDOM_LLAMA])
@@ -36,14 +38,14 @@ def squad_shaped(tokenizer, max_new_tokens: int = 16) -> list[Request]:
     prompts = [encode(qa_prompt(question, passages[i % 2])) + encode(f" {PREFIX}")
                for i, (question, _, _) in enumerate(FACTS * 2)]
     prompts.append(prompts[0][:len(prompts[0]) // BLOCK_TOKENS * BLOCK_TOKENS])
-    return [Request(prompt_ids=ids, lead=PREFIX, max_new_tokens=max_new_tokens - 3 * (i % 3))
+    return [Request(plan=Plan(prompt_ids=ids, lead=PREFIX, max_new_tokens=max_new_tokens - 3 * (i % 3)))
             for i, ids in enumerate(prompts)]
 
 
 def decode_joining(model, tokenizer, rows: list[Request], prefix_cache: PrefixCache | None,
                    joins: dict[int, slice], chunk_tokens: int = 0) -> list[list[int]]:
     """Decodes `rows`, admitting joins[step] at that step into the running batch."""
-    batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False,
+    batch = RunningBatch(serving_forward(model), tokenizer.eos_token_id, tokenizer.decode,
                          prefix_cache=prefix_cache, chunk_tokens=chunk_tokens)
     step = 0
     while step <= max(joins) or batch:
@@ -92,7 +94,7 @@ def test_a_prompt_finds_the_blocks_of_one_still_being_prefilled(model_and_tokeni
     model, tokenizer = model_and_tokenizer
     first, second = [squad_shaped(tokenizer)[i] for i in (0, 2)]  # one passage
     alone = [greedy_continuation(model, tokenizer, row.prompt_ids, row.max_new_tokens) for row in (first, second)]
-    batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=False,
+    batch = RunningBatch(serving_forward(model), tokenizer.eos_token_id, tokenizer.decode,
                          prefix_cache=PrefixCache(4096), chunk_tokens=BLOCK_TOKENS)
     batch.admit([first])
     for _ in range(3):
@@ -106,58 +108,42 @@ def test_a_prompt_finds_the_blocks_of_one_still_being_prefilled(model_and_tokeni
     assert [first.generated, second.generated] == alone
 
 
-def random_lora(model, seed: int):
-    from services.trainer.training.models import lora_config
-
-    torch.manual_seed(seed)
-    config = lora_config(4, model)
-    config.init_lora_weights = False  # random on both sides: the adapter changes every key and value
-    return config
-
-
-def test_rows_under_different_adapters_never_share_cached_prefixes(model_and_tokenizer):
-    from peft import get_peft_model
-
+def test_rows_under_different_adapters_never_share_cached_prefixes(model_and_tokenizer, tmp_path):
     base, tokenizer = model_and_tokenizer
-    model = get_peft_model(base, random_lora(base, 1), adapter_name="sft_1")
-    model.add_adapter("rl_1", random_lora(base, 2))
-    model.eval()
-    try:
-        def decode(prefix_cache):
-            # One passage throughout: the first three rows could each reuse the one before but for the adapter.
-            rows = [squad_shaped(tokenizer)[i] for i in (0, 2, 4, 6)]
-            for row, adapter in zip(rows, ["sft_1", "rl_1", PEFT_BASE, "sft_1"]):
-                row.peft_name = adapter
-            batch = RunningBatch(model, tokenizer.eos_token_id, tokenizer.decode, use_adapter_names=True,
-                                 prefix_cache=prefix_cache)
-            for row in rows:
-                batch.admit([row])
-                while batch:
-                    batch.step()
-            return rows
+    forward = serving_forward(base)
 
-        cache = PrefixCache(4096)
-        with_cache, without = decode(cache), decode(None)
-        assert [row.generated for row in with_cache] == [row.generated for row in without]
-        assert [bool(row.cached_tokens) for row in with_cache] == [False, False, False, True]
-        assert len({tuple(row.generated) for row in without[:3]}) == 3  # the adapters do change the answer
-    finally:
-        model.unload()
+    def decode(prefix_cache):
+        slots = AdapterSlots(forward, prefix_cache, max_loaded=2)
+        names = [slots.load(files.read(save_random_lora(base, tmp_path / f"v{seed}", 4, seed))) for seed in (1, 2)]
+        # One passage throughout: the first three rows could each reuse the one before but for the adapter.
+        rows = [squad_shaped(tokenizer)[i] for i in (0, 2, 4, 6)]
+        for row, adapter in zip(rows, [names[0], names[1], NO_ADAPTER, names[0]]):
+            row.slot = adapter
+        batch = RunningBatch(forward, tokenizer.eos_token_id, tokenizer.decode, prefix_cache=prefix_cache)
+        batch.adapters = slots
+        for row in rows:
+            batch.admit([row])
+            while batch:
+                batch.step()
+        return rows
+
+    cache = PrefixCache(4096)
+    with_cache, without = decode(cache), decode(None)
+    assert [row.generated for row in with_cache] == [row.generated for row in without]
+    assert [bool(row.cached_tokens) for row in with_cache] == [False, False, False, True]
+    assert len({tuple(row.generated) for row in without[:3]}) == 3  # the adapters do change the answer
 
 
 def test_an_adapter_reloaded_under_the_same_name_is_never_answered_from_its_old_keys(tmp_path):
     """The engine end to end: a request under adapter "rl" fills the cache; "rl" is deleted and other weights are
     loaded under the same name; the same prompt then decodes what those weights decode with no cache at all."""
-    from peft import PeftModel, get_peft_model
+    from peft import PeftModel
 
     models = random_models_dir(tmp_path)
     folder = models / RANDOM_GPT2
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    versions = []
-    for seed in (1, 2, 3):
-        base = AutoModelForCausalLM.from_pretrained(folder)
-        get_peft_model(base, random_lora(base, seed)).save_pretrained(tmp_path / f"v{seed}")
-        versions.append(tmp_path / f"v{seed}")
+    versions = [save_random_lora(AutoModelForCausalLM.from_pretrained(folder), tmp_path / f"v{seed}", 4, seed)
+                for seed in (1, 2, 3)]
     prompt = squad_shaped(tokenizer)[0].prompt_ids
 
     def expected(version: pathlib.Path) -> list[int]:
@@ -172,12 +158,12 @@ def test_an_adapter_reloaded_under_the_same_name_is_never_answered_from_its_old_
         assert await engine.load()
         answers = []
         for version, other in ((versions[0], versions[2]), (versions[1], None)):
-            rl = await engine.load_adapter(recycling.read(version))
+            rl = await engine.load_adapter(files.read(version))
             for _ in range(2):  # the second finds the first's prefix
-                answers.append((await engine.submit(Request(prompt_ids=prompt, lead="", max_new_tokens=12,
-                                                            peft_name=rl))).generated)
+                answers.append((await engine.submit(Request(plan=Plan(prompt_ids=prompt, lead="", max_new_tokens=12),
+                                                            slot=rl))).generated)
             if other is not None:  # another adapter in, then rl's slot free again: the next version may take it
-                await engine.load_adapter(recycling.read(other))
+                await engine.load_adapter(files.read(other))
                 await engine.unload_adapter(rl)
         return answers
 

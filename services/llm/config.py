@@ -50,8 +50,8 @@ class LlmConfig(ServiceConfig):
     torch_threads: int = env_field("LLM_TORCH_THREADS", 0, "torch intra-op threads; 0 keeps torch's default, one "
                                                            "per core; 1 where other work shares the cores")
     pack_weights: bool = env_field("LLM_PACK_WEIGHTS", True, "on the CPU, linear layers' weights packed once for "
-                                                             "oneDNN instead of at every call (services/llm/"
-                                                             "packed_linear.py); off for comparison")
+                                                             "oneDNN instead of at every call (services/llm/model/"
+                                                             "projection.py); off for comparison")
     # Off by default: int8 reads half the bytes of bfloat16 a decode step, but only its 1- and 2-row steps gain, and
     # it changes the answers a little (docs/benchmarks.md).
     quantization: str = env_field("LLM_QUANTIZATION", "none", "none, or int8: on the CPU, linear weights also as "

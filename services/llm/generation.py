@@ -1,19 +1,20 @@
-"""One planned `Request` run on the engine for one gRPC call, holding a lease on its adapter version (the catalog's,
-services/llm/adapters/catalog.py) until the call ends. `start` plans it and queues it at once (refused past
-LLM_MAX_QUEUED); it is decoded in the running batch and ends as the call ends: at its deadline, or when the caller
-goes away (the request is marked cancelled and leaves the batch at the next step). LlmService and the
-OpenAI-compatible services both run their requests through here; each turns a `GenerationFailed` into its own kind of
-error."""
+"""One planned request run on the engine for one gRPC call, holding a lease on its adapter version (the catalog's,
+services/llm/adapters/catalog.py) until the call ends. `Leases` owns a call's leases from the moment they are taken:
+whatever fails afterwards (planning, queueing, decoding) or however the call ends, each goes back once, when the
+`async with` block ends. `start_choices` queues the plan's generations at once (refused past LLM_MAX_QUEUED); each is
+decoded in the running batch and ends as the call ends: at its deadline, or when the caller goes away (the request is
+marked cancelled and leaves the batch at the next step). LlmService and the OpenAI-compatible services both run their
+requests through here; each turns a `GenerationFailed` into its own kind of error."""
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 
 import grpc
 
 from services.llm.adapters.catalog import AdapterCatalog, Lease
 from services.llm.engine.core import Engine
 from services.llm.engine.scheduler import QueueFull
-from services.llm.request import Request
+from services.llm.request import Plan, Request
 from services.llm.states import StopReason
 
 
@@ -25,48 +26,51 @@ class GenerationFailed(Exception):
         self.code = code
 
 
-async def start(engine: Engine, catalog: AdapterCatalog, lease: Lease, planned: Awaitable[Request],
-                context: grpc.aio.ServicerContext, streamed: bool = False) -> "Generation":
-    """The generation of the request `planned` gives, with the adapter version `lease` holds, queued with the call's
-    deadline. The lease goes back when the generation closes, or at once when planning or queueing fails
-    (GenerationFailed with RESOURCE_EXHAUSTED when the queue is full)."""
-    try:
-        request = await planned
-        request.peft_name = lease.peft_name
-        return Generation(engine, request, lease, lambda: catalog.release(lease, len(request.generated)), context,
-                          streamed)
-    except BaseException:
-        catalog.release(lease)
-        raise
+class Leases:
+    """A call's leases, one per choice, owned from when each is taken (`add`) to the end of the `async with` block,
+    where each goes back to the catalog with the tokens generated under it."""
+
+    def __init__(self, catalog: AdapterCatalog) -> None:
+        self.catalog = catalog
+        self._held: list[tuple[Lease, list[Request]]] = []  # each lease and the request generated under it, if any
+
+    def add(self, lease: Lease) -> None:
+        self._held.append((lease, []))
+
+    def __iter__(self):
+        return iter([lease for lease, _ in self._held])
+
+    def generated_under(self, index: int, request: Request) -> None:
+        """`request` generates under lease `index`: its tokens are counted when the lease goes back."""
+        self._held[index][1].append(request)
+
+    async def __aenter__(self) -> "Leases":
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        held, self._held = self._held, []
+        for lease, requests in held:
+            self.catalog.release(lease, sum(len(request.generated) for request in requests))
 
 
-async def start_choices(engine: Engine, catalog: AdapterCatalog, leases: list[Lease], planned: Awaitable[Request],
-                        context: grpc.aio.ServicerContext, streamed: bool = False) -> list["Generation"]:
-    """One generation per lease of the request `planned` gives: choice i samples with seed + i (`Request.sibling`).
-    They are queued together, and their rows share the prompt's prefill (services/llm/engine/prefilling.py). If one
-    cannot be queued, none runs."""
-    try:
-        first = await planned
-    except BaseException:
-        for lease in leases:
-            catalog.release(lease)
-        raise
-    requests = [first] + [first.sibling(index) for index in range(1, len(leases))]
+def start_choices(engine: Engine, leases: Leases, plan: Plan, context: grpc.aio.ServicerContext,
+                  streamed: bool = False) -> list["Generation"]:
+    """One generation per lease of `plan`: choice i samples with seed + i (`Request.sibling`). They are queued
+    together, and their rows share the prompt's prefill (services/llm/engine/prefilling.py). If one cannot be queued
+    (GenerationFailed with RESOURCE_EXHAUSTED), none runs."""
+    first = Request(plan=plan)
     generations = []
     try:
-        for lease, request in zip(leases, requests):
-            generations.append(await start(engine, catalog, lease, _planned(request), context, streamed))
+        for index, lease in enumerate(leases):
+            request = first if index == 0 else first.sibling(index)
+            request.slot = lease.slot
+            leases.generated_under(index, request)
+            generations.append(Generation(engine, request, lease, context, streamed))
     except BaseException:
         for generation in generations:
             generation.close()
-        for lease in leases[len(generations) + 1:]:  # start() gave back the lease of the one that failed
-            catalog.release(lease)
         raise
     return generations
-
-
-async def _planned(request: Request) -> Request:
-    return request
 
 
 async def interleaved(generations: list["Generation"]) -> AsyncIterator[tuple[int, str, int]]:
@@ -93,11 +97,11 @@ async def interleaved(generations: list["Generation"]) -> AsyncIterator[tuple[in
 
 class Generation:
     """`streamed` makes `pieces()` yield the text as it is decoded; `result()` ends with the finished request. Use it
-    as an async context manager (or call `close()`) so that it ends with the call."""
+    as an async context manager (or call `close()`) so that its decoding ends with the call."""
 
-    def __init__(self, engine: Engine, request: Request, lease: Lease, release, context: grpc.aio.ServicerContext,
+    def __init__(self, engine: Engine, request: Request, lease: Lease, context: grpc.aio.ServicerContext,
                  streamed: bool) -> None:
-        self.request, self.lease, self._release = request, lease, release
+        self.request, self.lease = request, lease
         remaining = context.time_remaining()
         request.deadline = None if remaining is None else time.monotonic() + remaining
         self._pieces: asyncio.Queue[tuple[str, int] | None] = asyncio.Queue()
@@ -141,10 +145,7 @@ class Generation:
         return self.request
 
     def close(self) -> None:
-        """The call is over: a request still queued or decoding is cancelled, which frees its place at once, and the
-        lease goes back (once)."""
+        """The call is over: a request still queued or decoding is cancelled, which frees its place at once."""
         if not self._decoding.done():
             self.request.cancelled = True
             self._decoding.cancel()
-        release, self._release = self._release, lambda: None
-        release()

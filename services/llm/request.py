@@ -1,11 +1,15 @@
-"""One generation request, from planning to its answer: the one object the planner, the servicer, the scheduler
-and the decoding all work on (as vLLM v1 keeps its `Request` apart from the engine).
+"""One generation request, from planning to its answer, in two parts (as vLLM v1 keeps its `Request` apart from the
+engine's state):
 
-The planner (services/llm/planning.py; services/llm/openai/planning.py for the OpenAI-compatible API) decides the
-mode, the prompt, the forced lead, the token budget, the sampling settings and where the text ends; the servicer
-adds what only it knows (the adapter's peft name, the call's deadline, the stream callback); the engine adds
-`on_done`; the scheduler stamps `submitted_at`; decoding fills in the rest, token by token. Nothing here imports
-torch: the scheduler and the planner use this module without it.
+- `Plan`, what the planner decides (services/llm/native/planning.py; services/llm/openai/planning.py for the
+  OpenAI-compatible API): the mode, the prompt, the forced lead, the token budget, the sampling settings, where the
+  text ends, the grammar the output is held to. Frozen once planned.
+- `Request`, one plan on its way through the engine: what the servicer adds on the event loop before submitting it
+  (the adapter version's slot, the call's deadline, the stream callback), what the engine adds (`on_done`; the
+  scheduler stamps `submitted_at`), the one flag the event loop sets afterwards (`cancelled`), and everything the
+  engine thread fills in while decoding, token by token. The plan's fields read through it, never written.
+
+Nothing here imports torch: the scheduler and the planner use this module without it.
 """
 import dataclasses
 from collections.abc import Callable
@@ -19,7 +23,7 @@ if TYPE_CHECKING:
 
     from services.llm.constraints import JsonMatcher
 
-PEFT_BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
+NO_ADAPTER = "__base__"  # the slot of a row without an adapter
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,10 +34,9 @@ class TokenLogprobs:
     top: list[tuple[int, float]]
 
 
-@dataclasses.dataclass(eq=False, kw_only=True)
-class Request:
-    # Decided by the planner:
-    prompt_ids: list[int]  # the prompt followed by the forced lead of the answer
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Plan:
+    prompt_ids: list[int]  # the prompt followed by the forced lead of the answer (never changed once planned)
     lead: str  # the text those forced tokens stand for ("That is a great question." ...)
     max_new_tokens: int
     mode: Mode = Mode.QA
@@ -43,16 +46,31 @@ class Request:
     presence_penalty: float = 0.0  # subtracted once from the logit of every token generated so far
     frequency_penalty: float = 0.0  # subtracted from it once per time it was generated
     top_logprobs: int | None = None  # None: no log probabilities; else each token's and this many alternatives'
-    constraint: "JsonMatcher | None" = None  # the tokens it allows next, when the output is held to JSON
+    grammar: "JsonMatcher | None" = None  # held to JSON: the matcher in its first state (each request copies it)
     ending: Ending = ANSWER_FORMAT
-    warnings: list[str] = dataclasses.field(default_factory=list)  # said in the response's warning
-    # Set by the servicer and the engine:
-    peft_name: str = PEFT_BASE
+    warnings: tuple[str, ...] = ()  # said in the response's warning
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "warnings", tuple(self.warnings))
+
+
+def _planned(field: str) -> property:
+    return property(lambda request: getattr(request.plan, field), doc=f"The plan's {field}.")
+
+
+@dataclasses.dataclass(eq=False, kw_only=True)
+class Request:
+    plan: Plan
+    # Set on the event loop before the request is submitted:
+    slot: str = NO_ADAPTER
     deadline: float | None = None  # time.monotonic() value
     on_text: Callable[[str], None] | None = None  # called from the engine thread with each safe new piece
     on_done: Callable[[], None] | None = None  # called from the engine thread once the request is finished
+    submitted_at: float = 0.0  # time.monotonic() values, for the queue and time-to-first-token metrics
+    # Set on the event loop once the caller has gone; read by the engine thread at its next step:
     cancelled: bool = False
-    # Filled in while decoding:
+    # Filled in by the engine thread while decoding:
+    constraint: "JsonMatcher | None" = None  # the tokens the grammar allows next: the plan's matcher, advanced
     generated: list[int] = dataclasses.field(default_factory=list)
     logprobs: list[TokenLogprobs] = dataclasses.field(default_factory=list)  # one per generated token, when asked
     body: str = ""
@@ -61,8 +79,18 @@ class Request:
     error: Exception | None = None
     generator: "torch.Generator | None" = None  # set by decoding when the request samples
     cached_tokens: int = 0  # prompt tokens whose keys and values came from the prefix cache, not the prefill
-    submitted_at: float = 0.0  # time.monotonic() values, for the queue and time-to-first-token metrics
     first_token_at: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.constraint is None and self.plan.grammar is not None:
+            self.constraint = self.plan.grammar.copy()
+
+    prompt_ids, lead, max_new_tokens, mode = (_planned(name) for name in ("prompt_ids", "lead", "max_new_tokens",
+                                                                           "mode"))
+    temperature, top_p, seed, top_logprobs = (_planned(name) for name in ("temperature", "top_p", "seed",
+                                                                           "top_logprobs"))
+    presence_penalty, frequency_penalty = _planned("presence_penalty"), _planned("frequency_penalty")
+    ending, warnings = _planned("ending"), _planned("warnings")
 
     @property
     def done(self) -> bool:
@@ -74,11 +102,10 @@ class Request:
         return len(self.prompt_ids) + self.max_new_tokens
 
     def sibling(self, index: int) -> "Request":
-        """Choice `index` of the same planned request, before either decodes: its own seed (seed + index), grammar
-        state and results."""
-        return dataclasses.replace(self, seed=None if self.seed is None else self.seed + index,
-                                   constraint=self.constraint.copy() if self.constraint else None,
-                                   warnings=list(self.warnings), generated=[], logprobs=[])
+        """Choice `index` of the same plan, before either decodes: its own seed (seed + index), grammar state and
+        results."""
+        seed = None if self.plan.seed is None else self.plan.seed + index
+        return Request(plan=dataclasses.replace(self.plan, seed=seed), slot=self.slot)
 
     def final_text(self) -> tuple[str, bool]:
         body, completed = self.ending.final(self.body)

@@ -13,8 +13,8 @@ from services.llm.config import LlmConfig
 from services.llm.engine.core import Engine
 from services.llm.openai.servicer import OpenAiServicer
 from services.llm.openai.tokenizer import TokenizerServicer
-from services.llm.planning import Planner
-from services.llm.servicer import LlmServicer
+from services.llm.planner import Planner
+from services.llm.native.servicer import LlmServicer
 
 log = logging.getLogger("textgen.llm")
 

@@ -1,15 +1,13 @@
 """Which LoRA adapter versions the service serves: the event loop's side of adapter management.
 
 Every adapter published under MODELS_DIR/adapters is served, by the name of its folder: the catalog reads each one's
-current version (services/llm/adapters/published.py), decides what the engine holds and when an old version can go,
-and hands out leases. At most LLM_MAX_LOADED_ADAPTERS are held: a request for one that is not loads it first (other
-requests keep decoding; loads of one adapter are shared), and the least recently used goes to make room (one no
-request holds first). A request keeps the version it started with while a newer one is loaded next to it, and a
-replaced or evicted version is unloaded once no request holds it. A version's files are read here, off the engine
-thread, once; the engine copies them into one of its slots (services/llm/adapters/swapping.py) and, when every slot
-still holds a version in use, the load waits for one to be unloaded. Only the engine changes the model; the catalog
-tells it what to do (`load_adapter`, `unload_adapter`), as vLLM's scheduler tells its worker-side LoRA manager.
-Everything here runs on the event loop, so its bookkeeping needs no lock.
+current version (services/llm/adapters/published.py), decides what the engine holds, and hands out leases. At most
+LLM_MAX_LOADED_ADAPTERS are held: a request for one that is not loads it first (other requests keep decoding; loads
+of one adapter are shared), and the least recently used goes to make room (one no request holds first). A version's
+life once loaded (serving, lingering for the requests that hold it, unloaded) is services/llm/adapters/versions.py's.
+A version's files are read here, off the engine thread, once; the engine copies them into a slot (slots.py) and,
+with every slot holding a version in use, the load waits for one to be unloaded. Only the engine changes the model;
+the catalog tells it what to do, as vLLM's scheduler tells its worker-side LoRA manager. All on the event loop.
 """
 import asyncio
 import dataclasses
@@ -20,41 +18,21 @@ from typing import Protocol
 
 from services.common import adapters
 from services.llm import metrics
-from services.llm.adapters import recycling
+from services.llm.adapters import files
 from services.llm.adapters.published import Published, adapter_names, published_version, signature
-from services.llm.request import PEFT_BASE
+from services.llm.adapters.versions import HeldVersions, Lease, LoadedVersion
+from services.llm.request import NO_ADAPTER
 
 log = logging.getLogger("textgen.llm")
 
 
 class AdapterLoader(Protocol):
-    """What the catalog asks of the engine; both run on the engine's thread, between steps."""
+    """What the catalog asks of the engine, run on its thread between steps: `load_adapter` returns the slot the
+    adapter's rows use (NoFreeSlot while every slot holds a version in use), `unload_adapter` lets a slot go."""
 
-    async def load_adapter(self, adapter: recycling.AdapterFiles) -> str:
-        """Returns the peft name the adapter's rows use; raises NoFreeSlot while every slot holds a version in use."""
+    async def load_adapter(self, adapter: files.AdapterFiles) -> str: ...
 
-    async def unload_adapter(self, peft_name: str) -> None: ...
-
-
-@dataclasses.dataclass(eq=False)
-class LoadedVersion:
-    name: str
-    version: str
-    path: pathlib.Path
-    peft_name: str
-    base_model: str
-    leases: int = 0
-    retired: bool = False
-    last_used: float = 0.0  # time.monotonic() of its latest lease: the least recently used goes first
-
-
-@dataclasses.dataclass
-class Lease:
-    """What one request generates with: an adapter version (or the base model), held until the request ends."""
-    name: str
-    version: str
-    peft_name: str
-    loaded: LoadedVersion | None = None
+    async def unload_adapter(self, slot: str) -> None: ...
 
 
 @dataclasses.dataclass
@@ -70,25 +48,18 @@ class AdapterUse:
 class AdapterCatalog:
     def __init__(self, models_dir: pathlib.Path, loader: AdapterLoader, max_loaded: int = 8,
                  load_timeout_s: float = 60.0, always_listed: tuple[str, ...] = adapters.ADAPTER_NAMES) -> None:
-        self.models_dir = pathlib.Path(models_dir)
-        self.loader = loader
-        self.max_loaded = max(1, max_loaded)
-        self.load_timeout_s = load_timeout_s
-        self.always_listed = tuple(always_listed)
-        self.names = self.always_listed
+        self.models_dir, self.loader = pathlib.Path(models_dir), loader
+        self.max_loaded, self.load_timeout_s = max(1, max_loaded), load_timeout_s
+        self.names = self.always_listed = tuple(always_listed)
         self.use: dict[str, AdapterUse] = {}
-        self._current: dict[str, LoadedVersion] = {}
-        # Retired versions still in their slots, finishing requests: asked for again, one goes back into service
-        # without a load (so a busy adapter evicted for another does not take a second slot).
-        self._lingering: dict[tuple[str, str], LoadedVersion] = {}
+        self._held = HeldVersions(loader.unload_adapter)  # what the engine's slots hold, and each version's state
+        self._current = self._held.current  # the version serving each adapter name
         self._errors: dict[str, str] = {}
         self._published: dict[str, Published] = {}
         self._loading: dict[str, asyncio.Task] = {}
         self._waiting: dict[str, int] = {}  # requests waiting for each adapter's load
         self._signature = None
         self._arriving = 0  # adapters being loaded that are not loaded yet: they count against the bound
-        self._unloads = 0  # versions unloaded so far: a load waiting for a free slot waits for this to move
-        self._unloaded = asyncio.Condition()
         self._refreshing = asyncio.Lock()
         self.base_fingerprint: str | None = None  # the served base model's, once it is loaded (`open`)
 
@@ -131,7 +102,7 @@ class AdapterCatalog:
                         self._errors[name] = f"{published.error}; still serving version {current.version}"
                         continue
                     if current is not None:
-                        self._retire(self._current.pop(name))
+                        self._held.retire(name)
                     self._errors[name] = published.error
                     continue
                 if current is not None or len(self._current) < self.max_loaded:
@@ -140,23 +111,23 @@ class AdapterCatalog:
                 self._published.pop(name)
                 self._errors.pop(name, None)
                 if name in self._current:
-                    self._retire(self._current.pop(name))
+                    self._held.retire(name)
+            metrics.ADAPTERS_LOADED.set(len(self._current))
 
     async def acquire(self, name: str) -> Lease | None:
         """A lease on `name`'s current version, loading it first when it is published but not loaded (within
         LLM_ADAPTER_LOAD_TIMEOUT_S); None when it cannot be served (`why_missing` says why)."""
         if name == adapters.BASE:
-            return Lease(adapters.BASE, "", PEFT_BASE)
+            return Lease(adapters.BASE, "", NO_ADAPTER)
         if name not in self._current and self.is_published(name):
             await self._await_load(name)
         loaded = self._current.get(name)
         if loaded is None:
             return None
-        loaded.leases += 1
-        loaded.last_used = time.monotonic()
+        self._held.lease(loaded)
         self._use(name).requests += 1
         metrics.ADAPTER_REQUESTS.labels(name).inc()
-        return Lease(name, loaded.version, loaded.peft_name, loaded)
+        return Lease(name, loaded.version, loaded.slot, loaded)
 
     async def _await_load(self, name: str) -> None:
         """Waits for `name` to be loaded, within LLM_ADAPTER_LOAD_TIMEOUT_S. Meanwhile it counts as in use, so that
@@ -180,10 +151,7 @@ class AdapterCatalog:
             return
         self._use(lease.name).generated_tokens += generated_tokens
         metrics.ADAPTER_GENERATED_TOKENS.labels(lease.name).inc(generated_tokens)
-        version.leases -= 1
-        if version.retired and version.leases == 0:
-            self._lingering.pop((version.name, version.version), None)
-            asyncio.get_running_loop().create_task(self._unload(version))
+        self._held.release(version)
 
     def is_published(self, name: str) -> bool:
         """Whether `name` has a current version that can be served here."""
@@ -210,24 +178,20 @@ class AdapterCatalog:
 
     async def _load_published(self, name: str) -> bool:
         published, current = self._published[name], self._current.get(name)
-        if current is None and (lingering := self._lingering.pop((name, published.version), None)) is not None:
-            self._make_room()
-            lingering.retired, lingering.last_used = False, time.monotonic()
-            self._current[name] = lingering
-            metrics.ADAPTERS_LOADED.set(len(self._current))
-            return True
         if current is None:
             self._make_room()
+            if self._held.back(name, published.version) is not None:  # still in its slot: no load
+                metrics.ADAPTERS_LOADED.set(len(self._current))
+                return True
         use, started = self._use(name), time.monotonic()
         self._arriving += current is None
         try:
-            peft_name = await self._load_into_slot(await asyncio.to_thread(recycling.read, published.path))
+            slot = await self._load_into_slot(await asyncio.to_thread(files.read, published.path))
         except Exception as error:  # a broken or mismatched adapter must not take the service down
-            log.warning("adapter not loaded", extra={"adapter": name, "version": published.version,
-                                                     "error": str(error)[:300]})
+            reason = f"version {published.version} failed to load: {str(error)[:300]}"
             still = f"; still serving version {current.version}" if current is not None else ""
-            use.last_load_error = self._errors[name] = (f"version {published.version} failed to load: "
-                                                        f"{str(error)[:300]}{still}")
+            use.last_load_error = self._errors[name] = reason + still
+            log.warning("adapter not loaded", extra={"adapter": name, "error": reason})
             metrics.ADAPTER_LOADS.labels(name, "failed").inc()
             return False
         finally:
@@ -235,26 +199,22 @@ class AdapterCatalog:
         use.loads, use.last_load_seconds, use.last_load_error = use.loads + 1, time.monotonic() - started, ""
         metrics.ADAPTER_LOADS.labels(name, "loaded").inc()
         metrics.ADAPTER_LOAD_SECONDS.observe(use.last_load_seconds)
-        self._current[name] = LoadedVersion(name, published.version, published.path, peft_name, published.base_model,
-                                            last_used=time.monotonic())
+        self._held.serve(LoadedVersion(name, published.version, published.path, slot, published.base_model))
         metrics.ADAPTERS_LOADED.set(len(self._current))
         self._errors.pop(name, None)
         log.info("adapter loaded", extra={"adapter": name, "version": published.version, "path": str(published.path),
                                           "seconds": round(use.last_load_seconds, 3)})
-        if current is not None:
-            self._retire(current)
         return True
 
-    async def _load_into_slot(self, adapter: recycling.AdapterFiles) -> str:
+    async def _load_into_slot(self, adapter: files.AdapterFiles) -> str:
         """The engine's slot the adapter was copied into, once one is free."""
         while True:
-            unloads = self._unloads
+            unloads = self._held.unloads
             try:
                 return await self.loader.load_adapter(adapter)
-            except recycling.NoFreeSlot:
+            except files.NoFreeSlot:
                 self._let_idle_go()
-                async with self._unloaded:
-                    await self._unloaded.wait_for(lambda: self._unloads != unloads)
+                await self._held.unloaded_since(unloads)
 
     def _let_idle_go(self) -> None:
         """Every slot holds a version: the least recently used adapter that no request holds or waits for gives its
@@ -269,28 +229,13 @@ class AdapterCatalog:
         while self._current and len(self._current) + self._arriving >= self.max_loaded:
             self._evict(min(self._current.values(), key=lambda loaded: (self._in_use(loaded), loaded.last_used)))
 
-    def _in_use(self, loaded: LoadedVersion) -> bool:
-        """Whether a request holds `loaded` or waits for its adapter."""
+    def _in_use(self, loaded: LoadedVersion) -> bool:  # a request holds it or waits for its adapter
         return loaded.leases > 0 or self._waiting.get(loaded.name, 0) > 0
 
     def _evict(self, loaded: LoadedVersion) -> None:
         log.info("adapter evicted", extra={"adapter": loaded.name, "version": loaded.version})
-        self._retire(self._current.pop(loaded.name))
-
-    def _retire(self, version: LoadedVersion) -> None:
-        version.retired = True
+        self._held.retire(loaded.name)
         metrics.ADAPTERS_LOADED.set(len(self._current))
-        if version.leases == 0:
-            asyncio.get_running_loop().create_task(self._unload(version))
-        else:
-            self._lingering[(version.name, version.version)] = version
-
-    async def _unload(self, version: LoadedVersion) -> None:
-        await self.loader.unload_adapter(version.peft_name)
-        async with self._unloaded:
-            self._unloads += 1
-            self._unloaded.notify_all()
-        log.info("adapter version unloaded", extra={"adapter": version.name, "version": version.version})
 
     def status(self) -> list[dict]:
         rows = []

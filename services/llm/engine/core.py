@@ -1,5 +1,5 @@
 """The one thread that owns the model. It loads the base model, changes adapters when told to (between steps, so a
-step never sees the model change under it; services/llm/adapters/swapping.py) and runs the engine loop: at every
+step never sees the model change under it; services/llm/adapters/slots.py) and runs the engine loop: at every
 step the scheduler admits waiting requests into the running batch, which prefills one group of prompts (whole, or a
 chunk of LLM_PREFILL_CHUNK_TOKENS), makes a token for every decoding row, and lets finished rows go
 (services/llm/engine/running_batch.py). The event loop stays free for health and status; nothing else touches the
@@ -24,8 +24,8 @@ from services.llm.model.loading import BaseModel, ServingSetup, load_base_model
 from services.llm.request import Request
 
 if TYPE_CHECKING:
-    from services.llm.adapters.recycling import AdapterFiles
-    from services.llm.adapters.swapping import AdapterSwapper
+    from services.llm.adapters.files import AdapterFiles
+    from services.llm.adapters.slots import AdapterSlots
     from services.llm.engine.running_batch import RunningBatch
 
 log = logging.getLogger("textgen.llm")
@@ -59,7 +59,7 @@ class Engine:
         self.unavailable_reason = "the base model is still loading"
         self.stats = EngineStats()
         self._batch: RunningBatch | None = None
-        self._adapters: AdapterSwapper | None = None
+        self._adapters: AdapterSlots | None = None
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
         self._wake = threading.Event()
         threading.Thread(target=self._run, name="llm-engine", daemon=True).start()
@@ -80,12 +80,12 @@ class Engine:
         return await self._on_engine_thread(self._load)
 
     async def load_adapter(self, adapter: "AdapterFiles") -> str:
-        """Copies the adapter (its files already read) into a free slot; returns the peft name its rows use
-        (services/llm/adapters/swapping.py)."""
+        """Copies the adapter (its files already read) into a free slot; returns the slot's name, which its rows use
+        (services/llm/adapters/slots.py)."""
         return await self._on_engine_thread(lambda: self._adapters.load(adapter))
 
-    async def unload_adapter(self, peft_name: str) -> None:
-        await self._on_engine_thread(lambda: self._adapters.unload(peft_name))
+    async def unload_adapter(self, slot: str) -> None:
+        await self._on_engine_thread(lambda: self._adapters.unload(slot))
 
     def submit(self, request: Request) -> Awaitable[Request]:
         """Queues `request` now, or raises QueueFull past LLM_MAX_QUEUED; the returned awaitable ends with the request.
@@ -198,11 +198,11 @@ class Engine:
             request.on_done()
 
     def _load(self) -> bool:
-        # transformers and peft load here, on the engine thread: the service's port is open meanwhile.
+        # torch and transformers load here, on the engine thread: the service's port is open meanwhile.
         import torch
         from transformers.utils import logging as hf_logging
 
-        from services.llm.adapters.swapping import AdapterSwapper
+        from services.llm.adapters.slots import AdapterSlots
         from services.llm.engine.running_batch import RunningBatch
 
         hf_logging.disable_progress_bar()
@@ -217,10 +217,10 @@ class Engine:
             self.unavailable_reason = str(error)
             log.error("base model unavailable", extra={"base_model": self.base_model_name, "reason": str(error)})
             return False
-        self._batch = RunningBatch(self.base.model, self.base.eos_id, self._detokenize, use_adapter_names=False,
+        self._batch = RunningBatch(self.base.forward, self.base.eos_id, self._detokenize,
                                    prefix_cache=self.prefix_cache, chunk_tokens=self.config.prefill_chunk_tokens)
-        self._adapters = AdapterSwapper(self.base.model, self._batch, self.prefix_cache,
-                                        self.config.max_loaded_adapters)
+        self._batch.adapters = self._adapters = AdapterSlots(self.base.forward, self.prefix_cache,
+                                                             self.config.max_loaded_adapters)
         self.unavailable_reason = ""
         return True
 

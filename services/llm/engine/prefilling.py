@@ -26,7 +26,6 @@ import dataclasses
 
 import torch
 
-from services.llm.engine.kv_cache import RoomyCache
 from services.llm.engine.prefix_cache import Prefix, PrefixCache
 from services.llm.request import Request
 
@@ -56,7 +55,7 @@ class Prefilling:
 
     def _start_from_cache(self, row: Request) -> None:
         cache = self.prefix_cache
-        prefix = cache.longest_prefix(row.peft_name, row.prompt_ids) if cache is not None else None
+        prefix = cache.longest_prefix(row.slot, row.prompt_ids) if cache is not None else None
         row.cached_tokens = prefix.length if prefix else 0
         if prefix:
             self._computed[row] = prefix
@@ -95,11 +94,11 @@ class Prefilling:
         return group
 
     def _first_block(self, row: Request) -> tuple | None:
-        return self.prefix_cache.first_block(row.peft_name, row.prompt_ids) if self.prefix_cache else None
+        return self.prefix_cache.first_block(row.slot, row.prompt_ids) if self.prefix_cache else None
 
     def inputs(self, group: Group, pad_id: int, device: torch.device):
         """The group's input ids and attention mask (pieces left-padded, after the keys and values so far), and
-        those keys and values as one cache (None when no row has any yet)."""
+        those keys and values, (keys, values) per layer (None when no row has any yet)."""
         width = max(len(piece) for piece in group.pieces)
         input_ids = torch.tensor([[pad_id] * (width - len(piece)) + piece for piece in group.pieces], device=device)
         attention = torch.tensor([[0] * (width - len(piece)) + [1] * len(piece) for piece in group.pieces],
@@ -118,14 +117,14 @@ class Prefilling:
         for index, (row, piece) in enumerate(zip(group.rows, group.pieces)):
             length = self.computed(row) + len(piece)
             done = length == len(row.prompt_ids)
-            offered = self.prefix_cache is not None and self.prefix_cache.wants(row.peft_name,
+            offered = self.prefix_cache is not None and self.prefix_cache.wants(row.slot,
                                                                                 row.prompt_ids[:length])
             if offered or not done:
                 # Its own columns of the group's cache, in order: copies, so the group's cache can go.
                 columns = attention[index].nonzero().squeeze(-1)
                 layers = [(layer.keys[index][:, columns], layer.values[index][:, columns]) for layer in cache.layers]
                 if offered:
-                    self.prefix_cache.store(row.peft_name, row.prompt_ids[:length], layers)
+                    self.prefix_cache.store(row.slot, row.prompt_ids[:length], layers)
                 if not done:
                     self._computed[row] = Prefix(length, layers)
             if done:
@@ -147,7 +146,7 @@ class Prefilling:
 
 
 def _stacked(prefixes: list[Prefix | None], device: torch.device):
-    """Keys and values of several rows as one cache, each right-aligned in zeros, and its attention mask."""
+    """Keys and values of several rows as one batch's, each right-aligned in zeros, and its attention mask."""
     width = max(prefix.length for prefix in prefixes if prefix)
     sample = next(prefix for prefix in prefixes if prefix).layers
     layers = []
@@ -161,4 +160,4 @@ def _stacked(prefixes: list[Prefix | None], device: torch.device):
         layers.append((past_keys, past_values))
     attention = torch.tensor([[0] * (width - (p.length if p else 0)) + [1] * (p.length if p else 0)
                               for p in prefixes], device=device)
-    return RoomyCache(layers), attention
+    return layers, attention

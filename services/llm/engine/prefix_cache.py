@@ -2,7 +2,7 @@
 prompt starting like an earlier one (SQuAD's several questions on one passage, a chat resent with one more turn, the
 same system prompt every time) prefills only the rest, as vLLM's automatic prefix caching does.
 
-A block is keyed by the adapter that computed it (its peft name: the catalog gives every loaded version a new one,
+A block is keyed by the adapter that computed it (its slot: the catalog gives every loaded version a slot of its own,
 and the engine forgets a name's blocks whenever it loads or deletes that name) and by a chained hash, as vLLM keys
 its blocks: a 128-bit BLAKE2b digest of the previous block's digest and this block's token ids. So a block is only
 ever reused after the same tokens under the same weights (two different prompts sharing a key would need a BLAKE2b

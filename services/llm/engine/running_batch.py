@@ -5,7 +5,7 @@ A `RunningBatch` holds one left-padded KV cache; each of its rows is a `Request`
 are prefilled first (services/llm/engine/prefilling.py: a group a step, whole or in chunks, each row from its cached
 prefix if the prefix cache has one), then merged in once their prompt is in (the narrower cache padded on the left);
 finished rows leave at once, and columns that have become padding for every remaining row are trimmed. Each row keeps
-its own adapter (peft `adapter_names`), temperature, top_p, seed, token budget, ending, deadline and cancellation. A
+its own adapter (a slot of the forward's LoRA stacks), temperature, top_p, seed, token budget, ending, deadline and cancellation. A
 row's position ids count only its own tokens, so under greedy decoding its tokens are the same whether it runs alone
 or beside others, and whether its prompt was prefilled whole, in chunks or from a cached prefix: the keys and values
 so far sit right-aligned in columns of their own before the next piece (itself left-padded), so a row whose piece is
@@ -20,16 +20,13 @@ from collections.abc import Callable
 import torch
 
 from services.llm.engine import sampling
-from services.llm.engine.kv_cache import RoomyCache, merged, select_rows
+from services.llm.engine.kv_cache import merged, select_rows
 from services.llm.engine.prefilling import Prefilling
 from services.llm.engine.prefix_cache import PrefixCache
-from services.llm.request import PEFT_BASE, Request, TokenLogprobs
+from services.llm.request import Request, TokenLogprobs
 from services.llm.states import StopReason
 
 log = logging.getLogger("textgen.llm")
-
-_MIXED = object()  # a batch of rows with different adapters
-
 
 @dataclasses.dataclass
 class StepOutcome:
@@ -67,18 +64,20 @@ def _accept(row: Request, token: int, logprobs: TokenLogprobs | None, eos_id: in
 
 class RunningBatch:
     """The rows being decoded, their KV cache (positions [rows, heads, width, dim]) and attention mask [rows, width];
-    and the rows whose prompts are still being prefilled (`prefilling`)."""
+    and the rows whose prompts are still being prefilled (`prefilling`). `forward` is the model's forward pass
+    (services/llm/model/forward.py); `adapters`, once set (services/llm/adapters/slots.py), gives each forward pass
+    its rows' adapters."""
 
-    def __init__(self, model, eos_id: int, detokenize: Callable[[list[int]], str], use_adapter_names: bool,
+    def __init__(self, forward, eos_id: int, detokenize: Callable[[list[int]], str],
                  prefix_cache: PrefixCache | None = None, chunk_tokens: int = 0) -> None:
-        self.model, self.eos_id, self.detokenize, self.use_adapter_names = model, eos_id, detokenize, use_adapter_names
-        self.device = next(model.parameters()).device  # every tensor of the batch lives where the model does
+        self.forward, self.eos_id, self.detokenize = forward, eos_id, detokenize
+        self.device = forward.device  # every tensor of the batch lives where the model does
         self.prefilling = Prefilling(chunk_tokens, prefix_cache)
+        self.adapters = None
         self.rows: list[Request] = []  # decoding
         self.cache = None
         self.attention: torch.Tensor | None = None
         self.next_tokens: list[int] = []
-        self._adapter_setting = None  # what the model is set up for: PEFT_BASE, an adapter's name or _MIXED
 
     def __len__(self) -> int:
         """Rows held: decoding, or still prefilling (each holds keys and values)."""
@@ -88,45 +87,13 @@ class RunningBatch:
     def tokens_held(self) -> int:
         return sum(row.tokens_held for row in self.rows + self.prefilling.rows)
 
-    def _adapters_for(self, rows: list[Request]) -> dict:
-        """Sets the model up for these rows' adapters; returns the forward's extra arguments. Only a batch that mixes
-        adapters routes each row through peft's `adapter_names` (which services/llm/adapters/lora_batch.py, once
-        installed, computes for all of the batch's adapters at once); rows that share one adapter run it as
-        the active one, base rows run with the adapters switched off. Switching walks every module, so it happens
-        only when the batch's mix changes."""
-        if not self.use_adapter_names:
-            return {}
-        names = {row.peft_name for row in rows}
-        wanted = names.pop() if len(names) == 1 else _MIXED
-        if wanted != self._adapter_setting:
-            if wanted == PEFT_BASE:
-                self.model.base_model.disable_adapter_layers()
-            else:
-                self.model.base_model.enable_adapter_layers()
-                if wanted != _MIXED:
-                    self.model.set_adapter(wanted, inference_mode=True)
-            self._adapter_setting = wanted
-        return {"adapter_names": [row.peft_name for row in rows]} if wanted == _MIXED else {}
-
-    def use_model(self, model, adapter_names: bool) -> None:
-        """Decodes with `model` from the next step on (a PeftModel once adapters are loaded: `adapter_names`)."""
-        self.model, self.use_adapter_names = model, adapter_names
-        self.adapters_changed()
-
-    def adapters_changed(self) -> None:
-        """An adapter was loaded or deleted: the model's adapter setting is no longer known."""
-        self._adapter_setting = None
-
     def _forward(self, rows: list[Request], input_ids: torch.Tensor, attention: torch.Tensor, cache):
         """The cache with `input_ids` added, and the logits after each row's last token."""
         # A row's positions count only its own tokens: the same as when it runs alone.
         positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, -input_ids.shape[1]:]
-        extra = self._adapters_for(rows)
+        adapters = self.adapters.rows([row.slot for row in rows]) if self.adapters is not None else None
         with torch.inference_mode():
-            output = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
-                                cache=cache if cache is not None else RoomyCache(), use_cache=True,
-                                logits_to_keep=1, **extra)
-        return output.cache, output.logits[:, -1, :]
+            return self.forward(input_ids, attention, positions, cache, adapters)
 
     def admit(self, rows: list[Request]) -> None:
         """Takes `rows` in, to be prefilled from the next step on (each from its cached prefix, if any)."""
@@ -168,6 +135,7 @@ class RunningBatch:
             return []
         try:
             input_ids, attention, past = self.prefilling.inputs(group, self.eos_id, self.device)
+            past = self.forward.new_cache(past) if past is not None else None
             cache, logits = self._forward(group.rows, input_ids, attention, past)
             finished = self.prefilling.record(group, cache, attention)
         except Exception as error:

@@ -57,7 +57,9 @@ def next_tokens(logits: torch.Tensor, rows: list[Request]) -> tuple[list[int], l
     """A token for each row from its logits (the batch's last position, [rows, vocabulary]), and its log
     probabilities when the row asks for them."""
     if all(_is_plain(row) for row in rows):
-        return logits.argmax(dim=-1).tolist(), [None] * len(rows)
+        # In float32: torch's argmax over bfloat16 took 0.27 ms a row of 49,152 logits, the conversion and argmax
+        # 0.08 ms (the same index: every bfloat16 is a float32).
+        return logits.float().argmax(dim=-1).tolist(), [None] * len(rows)
     with torch.inference_mode():  # the logits are the forward pass's: changed in place, in the same mode
         return _processed(logits.float(), rows)
 

@@ -1,7 +1,7 @@
 """Loading the base model (LLM_BASE_MODEL, resolved by services.common.base_model) onto the service's device,
-failing with a message that says how to fix it instead of a stack trace, and setting it up for serving: single-token
-attention with query heads folded onto shared key/value heads (services/llm/model/attention.py), and on the CPU linear
-weights packed once (services/llm/model/packed_linear.py, unless LLM_PACK_WEIGHTS=0), with int8 copies for the smallest
+failing with a message that says how to fix it instead of a stack trace, and setting up the forward that serves it
+(services/llm/model/forward.py): our own for the Llama and GPT-2 families, transformers' for any other; on the CPU with
+weights packed once (services/llm/model/projection.py, unless LLM_PACK_WEIGHTS=0), and int8 copies for the smallest
 steps when LLM_QUANTIZATION=int8."""
 import dataclasses
 import logging
@@ -9,7 +9,8 @@ import logging
 from services.common.base_model import (BaseModelSpec, BaseModelUnavailable, context_window, fingerprint, load_model,
                                         load_tokenizer)
 from services.common.devices import Placement
-from services.llm.model import attention, packed_linear
+from services.llm.model import projection
+from services.llm.model.forward import Forward, serving_forward
 
 log = logging.getLogger("textgen.llm")
 
@@ -29,7 +30,8 @@ class ServingSetup:
 
 @dataclasses.dataclass
 class BaseModel:
-    model: object
+    model: object  # as transformers loads it: the reference, and the fallback's forward
+    forward: Forward
     tokenizer: object
     window: int  # positions the model can attend to (prompt + generated tokens)
     placement: Placement
@@ -46,22 +48,24 @@ def load_base_model(spec: BaseModelSpec, placement: Placement, setup: ServingSet
     model = load_model(spec, dtype=placement.dtype).to(placement.device)
     model.eval()
     window = context_window(model.config)
-    serving = prepare_for_serving(model, placement, setup)
+    forward = serving(model, placement, setup)
     log.info("base model loaded", extra={"base_model": spec.name, "window": window, "placement": placement.describe(),
-                                         "parameters": sum(p.numel() for p in model.parameters()), "serving": serving})
-    return BaseModel(model=model, tokenizer=tokenizer, window=window, placement=placement, spec=spec,
+                                         "parameters": sum(p.numel() for p in model.parameters()),
+                                         "forward": forward.kind})
+    return BaseModel(model=model, forward=forward, tokenizer=tokenizer, window=window, placement=placement, spec=spec,
                      fingerprint=fingerprint(model.config))
 
 
-def prepare_for_serving(model, placement: Placement, setup: ServingSetup = ServingSetup()) -> list[str]:
-    """Sets `model` up for serving, in place; says what it changed."""
-    changes = []
-    if attention.use(model):
-        changes.append(f"attention {attention.NAME}")
+def serving(model, placement: Placement, setup: ServingSetup = ServingSetup(), native: bool = True) -> Forward:
+    """The forward that serves `model` as `setup` says (`native`: our own where the family has one)."""
     int8 = setup.quantization == "int8"
-    if (setup.pack_weights or int8) and packed_linear.available(placement.device):
-        changes.append(f"{packed_linear.pack(model, int8)} linear layers packed{' with int8 copies' if int8 else ''}")
-    elif int8:
+    if int8 and not projection.available(placement.device):
         raise BaseModelUnavailable(f"LLM_QUANTIZATION=int8 runs on the CPU only (this service runs on "
                                    f"{placement.device}); unset it")
-    return changes
+    return serving_forward(model, setup.pack_weights or int8, int8, native)
+
+
+def prepare_for_serving(model, placement: Placement, setup: ServingSetup = ServingSetup()) -> list[str]:
+    """Sets `model` up to be served by transformers' own forward (the fallback's set-up), in place; says what it
+    changed."""
+    return serving(model, placement, setup, native=False).changes

@@ -1,6 +1,6 @@
-"""From an OpenAI-compatible request to the `Request` the engine decodes. `check_chat` and `check_completion` read
+"""From an OpenAI-compatible request to the `Plan` the engine decodes. `check_chat` and `check_completion` read
 and check the request's fields (the native API's ranges, LlmParams', for what both have); `plan_chat` and
-`plan_completion` run on the planner's thread (services/llm/planning.py's Planner.run) and tokenize: the messages
+`plan_completion` run on the planner's thread (services/llm/planner.py's Planner.run) and tokenize: the messages
 through the model's chat template (services/common/chat_prompt.py), or, for an adapter asked in the QA form, the
 native planner's QA request with its answer format. Every error is an OpenAiError."""
 import dataclasses
@@ -12,16 +12,18 @@ from google.protobuf import struct_pb2
 
 from services.common.errors import Violations, shown
 from services.common.limits import Bound, bounds, from_request, out_of_range
-from services.llm import planning
+from services.llm import planner
 from services.llm.constraints import JSON_OBJECT, from_struct
 from services.llm.endings import stop_at
-from services.common.chat_prompt import PLAIN_ROLES, TemplateRefused, chat_prompt, qa_form
+from services.common.chat_prompt import TemplateRefused, chat_prompt, qa_form
 from services.common.openai_errors import OpenAiError
-from services.llm.request import Request
+from services.llm.native.planning import LlmParams
+from services.llm.openai.messages import read_messages, read_prompt, value_kind
+from services.llm.request import Plan
 from services.llm.states import Mode
 from textgen.openai_error_body import CONTEXT_LENGTH_EXCEEDED
 
-_NATIVE = bounds(planning.LlmParams)
+_NATIVE = bounds(LlmParams)
 TOKENS, TEMPERATURE, TOP_P = _NATIVE["max_new_tokens"], _NATIVE["temperature"], Bound(0, 1, low_open=True)
 PENALTY, CHOICES = Bound(-2, 2), Bound(1, 8)
 MAX_STOPS = 4
@@ -69,71 +71,12 @@ class Asked:
     schema: dict | None  # the JSON Schema the output is held to; None: free text
 
 
-def _kind(value: struct_pb2.Value) -> str | None:
-    return value.WhichOneof("kind")
-
-
-def _text(value: struct_pb2.Value, field: str, violations: Violations) -> str:
-    """A string, or a list of text parts ({"type": "text", "text": ...}) joined by newlines."""
-    if _kind(value) == "string_value":
-        return value.string_value
-    if _kind(value) != "list_value":
-        violations.add(field, f"{field} must be a string or a list of text parts")
-        return ""
-    texts = []
-    for i, part in enumerate(value.list_value.values):
-        kind, text = (part.struct_value.fields.get(name, struct_pb2.Value()) for name in ("type", "text"))
-        if kind.string_value != "text" or _kind(text) != "string_value":
-            violations.add(f"{field}[{i}]", f'{field}[{i}] must be a text part, {{"type": "text", "text": "..."}}: '
-                                            f"only text is served (got type {shown(kind.string_value)})")
-        texts.append(text.string_value)
-    return "\n".join(texts)
-
-
-def read_messages(message, violations: Violations) -> list[tuple[str, str]]:
-    if not message.messages:
-        violations.add("messages", "messages must hold at least one message")
-    read = []
-    for i, entry in enumerate(message.messages):
-        field = f"messages[{i}]"
-        if entry.role not in PLAIN_ROLES:
-            violations.add(f"{field}.role", f"{field}.role must be one of {', '.join(map(repr, PLAIN_ROLES))} "
-                                            f"(got {shown(entry.role)})")
-        no_content = _kind(entry.content) in (None, "null_value")
-        # An assistant's turn may come without content (OpenAI's clients send null with tool calls).
-        text = "" if entry.role == "assistant" and no_content else _text(entry.content, f"{field}.content", violations)
-        read.append((entry.role, text))
-    check_length("messages", sum(len(text) for _, text in read), violations)
-    return read
-
-
-def _prompt(message, violations: Violations) -> str:
-    value = message.prompt
-    if _kind(value) == "list_value":
-        values = value.list_value.values
-        if len(values) != 1 or _kind(values[0]) != "string_value":
-            violations.add("prompt", "prompt must be a string or a list holding one string: one prompt per request, "
-                                     f"token ids not accepted (got a list of {len(values)})")
-            return ""
-        value = values[0]
-    if _kind(value) not in (None, "null_value", "string_value"):
-        violations.add("prompt", "prompt must be a string")
-        return ""
-    check_length("prompt", len(value.string_value), violations)
-    return value.string_value
-
-
-def check_length(field: str, characters: int, violations: Violations) -> None:
-    if characters > planning.MAX_CONTEXT_CHARS:
-        violations.add(field, f"{field} must hold at most {planning.MAX_CONTEXT_CHARS} characters (got {characters})")
-
-
 def _stops(value: struct_pb2.Value, violations: Violations) -> tuple[str, ...]:
-    if _kind(value) in (None, "null_value"):
+    if value_kind(value) in (None, "null_value"):
         return ()
-    values = [value] if _kind(value) == "string_value" else value.list_value.values
-    strings = tuple(v.string_value for v in values if _kind(v) == "string_value")
-    if _kind(value) not in ("string_value", "list_value") or len(strings) != len(values) \
+    values = [value] if value_kind(value) == "string_value" else value.list_value.values
+    strings = tuple(v.string_value for v in values if value_kind(v) == "string_value")
+    if value_kind(value) not in ("string_value", "list_value") or len(strings) != len(values) \
             or not 1 <= len(strings) <= MAX_STOPS or "" in strings:
         violations.add("stop", f"stop must be a string or a list of 1 to {MAX_STOPS} strings, none of them empty")
     return strings
@@ -194,7 +137,7 @@ def check_chat(message) -> Asked:
 
 def check_completion(message) -> Asked:
     violations = Violations()
-    return _asked(message, _prompt(message, violations), CompletionParams, violations)
+    return _asked(message, read_prompt(message, violations), CompletionParams, violations)
 
 
 def _budget(prompt_ids: list[int], asked: Asked, prompt_field: str, window: int) -> int:
@@ -211,36 +154,35 @@ def _budget(prompt_ids: list[int], asked: Asked, prompt_field: str, window: int)
                       "tokens", param=asked.max_tokens_field if more else prompt_field, code=CONTEXT_LENGTH_EXCEEDED)
 
 
-def _sampling(asked: Asked) -> planning.Sampling:
-    return planning.Sampling(temperature=asked.temperature, top_p=asked.top_p, seed=asked.seed,
-                             presence_penalty=asked.presence_penalty, frequency_penalty=asked.frequency_penalty)
+def _sampling(asked: Asked) -> planner.Sampling:
+    return planner.Sampling(temperature=asked.temperature, top_p=asked.top_p, seed=asked.seed,
+                            presence_penalty=asked.presence_penalty, frequency_penalty=asked.frequency_penalty)
 
 
-def _held(request: Request, asked: Asked, tokenizer) -> Request:
-    """The request with what only the OpenAI API asks for: log probabilities, and the JSON its output is held to."""
-    request.top_logprobs = asked.top_logprobs
+def _held(plan: Plan, asked: Asked, tokenizer) -> Plan:
+    """The plan with what only the OpenAI API asks for: log probabilities, and the JSON its output is held to."""
+    violations, grammar = Violations(), None
     if asked.schema is not None:
-        violations = Violations()
         field = "response_format.json_schema.schema" if asked.schema is not JSON_OBJECT else "response_format"
-        request.constraint = planning.json_matcher(asked.schema, field, tokenizer, violations)
-        if violations:
-            raise OpenAiError.invalid(violations)
-    return request
+        grammar = planner.json_matcher(asked.schema, field, tokenizer, violations)
+    if violations:
+        raise OpenAiError.invalid(violations)
+    return dataclasses.replace(plan, top_logprobs=asked.top_logprobs, grammar=grammar)
 
 
-def _plan_qa(question: str, context: str, asked: Asked, tokenizer, window: int) -> Request:
-    """The native planner's QA request, as /generate_with_llm answers this question from this context."""
+def _plan_qa(question: str, context: str, asked: Asked, tokenizer, window: int) -> Plan:
+    """The native planner's QA plan, as /generate_with_llm answers this question from this context."""
     violations = Violations()
-    planning.check_question(question, violations)
-    planning.check_context(context, violations)
-    budget = asked.max_tokens or planning.LlmParams.max_new_tokens
-    planned = violations or planning.plan_qa(question, context, budget, _sampling(asked), tokenizer, window)
+    planner.check_question(question, violations)
+    planner.check_context(context, violations)
+    budget = asked.max_tokens or LlmParams.max_new_tokens
+    planned = violations or planner.plan_qa(question, context, budget, _sampling(asked), tokenizer, window)
     if isinstance(planned, Violations):
         raise OpenAiError.invalid(planned)
     return planned
 
 
-def plan_chat(asked: Asked, qa_adapter: bool, tokenizer, window: int) -> Request:
+def plan_chat(asked: Asked, qa_adapter: bool, tokenizer, window: int) -> Plan:
     """An adapter trained on the QA prompt (`qa_adapter`) asked in the QA form as the last, user message answers in
     the answer format; anything else is a chat in the model's template."""
     role, last = asked.text[-1]
@@ -251,14 +193,14 @@ def plan_chat(asked: Asked, qa_adapter: bool, tokenizer, window: int) -> Request
         prompt_ids, implied_stops = chat_prompt(tokenizer, asked.text)
     except TemplateRefused as error:
         raise OpenAiError(grpc.StatusCode.INVALID_ARGUMENT, str(error), param="messages") from None
-    return _held(Request(mode=Mode.CHAT, prompt_ids=prompt_ids, lead="", max_new_tokens=_budget(
+    return _held(Plan(mode=Mode.CHAT, prompt_ids=prompt_ids, lead="", max_new_tokens=_budget(
         prompt_ids, asked, "messages", window), ending=stop_at(asked.stops + implied_stops),
         **dataclasses.asdict(_sampling(asked))), asked, tokenizer)
 
 
-def plan_completion(asked: Asked, tokenizer, window: int) -> Request:
+def plan_completion(asked: Asked, tokenizer, window: int) -> Plan:
     """The prompt continued; like the native text mode, the text starts at the end-of-text token."""
     prompt_ids = [tokenizer.eos_token_id, *tokenizer(asked.text, add_special_tokens=False)["input_ids"]]
-    return _held(Request(mode=Mode.COMPLETION, prompt_ids=prompt_ids, lead="", max_new_tokens=_budget(
+    return _held(Plan(mode=Mode.COMPLETION, prompt_ids=prompt_ids, lead="", max_new_tokens=_budget(
         prompt_ids, asked, "prompt", window), ending=stop_at(asked.stops), **dataclasses.asdict(_sampling(asked))),
         asked, tokenizer)

@@ -11,12 +11,12 @@ from textgen.v1 import openai_pb2, openai_pb2_grpc
 from services.llm.adapters.catalog import AdapterCatalog
 from services.llm.constraints import grammars_for
 from services.llm.engine.core import Engine
-from services.llm.generation import Generation, GenerationFailed, interleaved, start_choices
+from services.llm.generation import Generation, GenerationFailed, Leases, interleaved, start_choices
 from services.llm.openai import planning, responses
 from services.common.callers import caller
 from services.common.openai_errors import OpenAiError
 from services.llm.openai.models import ServedModels
-from services.llm.planning import Planner
+from services.llm.planner import Planner
 from services.llm.request import Request
 from textgen.openai_error_body import MODEL_NOT_FOUND, RATE_LIMIT_EXCEEDED
 
@@ -44,9 +44,10 @@ class OpenAiServicer(openai_pb2_grpc.OpenAiServiceServicer, openai_pb2_grpc.Open
         self.engine, self.catalog, self.planner = engine, catalog, planner
         self.models = ServedModels(catalog, lambda: engine.base_model_name)
 
-    async def _start(self, message, context, chat: bool, streamed: bool) -> tuple[list[Generation], str]:
-        """The generations of the request planned for `message`, one per choice, each holding a lease on its model;
-        and the model's name."""
+    async def _start(self, message, context, chat: bool, streamed: bool,
+                     leases: Leases) -> tuple[list[Generation], str]:
+        """The generations of the request planned for `message`, one per choice, each under a lease on its model
+        (held in `leases`); and the model's name."""
         if message.stream != streamed:  # Envoy routes on `stream`: the other method is what the caller wants
             wanted = "StreamChatCompletion or StreamCompletion" if message.stream else "the unary methods"
             raise OpenAiError(grpc.StatusCode.INVALID_ARGUMENT, f"stream={str(message.stream).lower()} is served "
@@ -60,17 +61,14 @@ class OpenAiServicer(openai_pb2_grpc.OpenAiServiceServicer, openai_pb2_grpc.Open
         if model is None:
             raise OpenAiError(grpc.StatusCode.NOT_FOUND, self.models.why_missing(message.model, who), param="model",
                               code=MODEL_NOT_FOUND)
-        leases = []
         for _ in range(asked.n):
             if (lease := await self.models.acquire(model)) is None:  # it failed to load or went out of service
-                for held in leases:
-                    self.catalog.release(held)
                 raise OpenAiError(grpc.StatusCode.UNAVAILABLE, self.models.why_missing(message.model, who),
                                   param="model")
-            leases.append(lease)
-        planned = (self.planner.run(planning.plan_chat, asked, self.models.in_qa_form(model)) if chat
-                   else self.planner.run(planning.plan_completion, asked))
-        return await start_choices(self.engine, self.catalog, leases, planned, context, streamed), model.id
+            leases.add(lease)
+        plan = await (self.planner.run(planning.plan_chat, asked, self.models.in_qa_form(model)) if chat
+                      else self.planner.run(planning.plan_completion, asked))
+        return start_choices(self.engine, leases, plan, context, streamed), model.id
 
     def _logprobs(self) -> responses.Logprobs:
         return responses.Logprobs(lambda token: grammars_for(self.planner.tokenizer).token_bytes(token))
@@ -81,8 +79,8 @@ class OpenAiServicer(openai_pb2_grpc.OpenAiServiceServicer, openai_pb2_grpc.Open
                                      "stop": requests[0].stop_reason})
 
     async def _answer(self, message, context, chat: bool):
-        async with _errors_aborting(context):
-            generations, model = await self._start(message, context, chat, streamed=False)
+        async with _errors_aborting(context), Leases(self.catalog) as leases:
+            generations, model = await self._start(message, context, chat, False, leases)
             async with contextlib.AsyncExitStack() as stack:
                 for generation in generations:
                     await stack.enter_async_context(generation)
@@ -91,24 +89,25 @@ class OpenAiServicer(openai_pb2_grpc.OpenAiServiceServicer, openai_pb2_grpc.Open
             return (responses.chat_completion if chat else responses.completion)(model, requests, self._logprobs())
 
     async def _stream(self, message, context, chat: bool):
-        async with _errors_aborting(context):  # before the first chunk, an error is the call's status (429 ...)
-            generations, model = await self._start(message, context, chat, streamed=True)
-        async with contextlib.AsyncExitStack() as stack:
-            for generation in generations:
-                await stack.enter_async_context(generation)
-            chunks = responses.Chunks(model, [generation.request for generation in generations], chat,
-                                      self._logprobs())
-            try:
-                for chunk in chunks.first():
-                    yield chunk
-                async for index, piece, tokens in interleaved(generations):
-                    yield chunks.text(index, piece, tokens)
-                requests = [await generation.result() for generation in generations]
-                self._log(requests, model)
-                for chunk in chunks.last(message.stream_options.include_usage):
-                    yield chunk
-            except GenerationFailed as failure:  # after the first chunk, only the stream itself can say so
-                yield chunks.error(failure.code, str(failure))
+        async with Leases(self.catalog) as leases:
+            async with _errors_aborting(context):  # before the first chunk, an error is the call's status (429 ...)
+                generations, model = await self._start(message, context, chat, True, leases)
+            async with contextlib.AsyncExitStack() as stack:
+                for generation in generations:
+                    await stack.enter_async_context(generation)
+                chunks = responses.Chunks(model, [generation.request for generation in generations], chat,
+                                          self._logprobs())
+                try:
+                    for chunk in chunks.first():
+                        yield chunk
+                    async for index, piece, tokens in interleaved(generations):
+                        yield chunks.text(index, piece, tokens)
+                    requests = [await generation.result() for generation in generations]
+                    self._log(requests, model)
+                    for chunk in chunks.last(message.stream_options.include_usage):
+                        yield chunk
+                except GenerationFailed as failure:  # after the first chunk, only the stream itself can say so
+                    yield chunks.error(failure.code, str(failure))
 
     async def CreateChatCompletion(self, message, context):
         return await self._answer(message, context, chat=True)

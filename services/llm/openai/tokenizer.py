@@ -9,8 +9,8 @@ from services.common.errors import Violations
 from services.common.callers import caller
 from services.common.chat_prompt import TemplateRefused, chat_prompt
 from services.llm.openai.models import ServedModels
-from services.llm.openai.planning import check_length, read_messages
-from services.llm.planning import Planner
+from services.llm.openai.messages import check_length, read_messages
+from services.llm.planner import Planner
 
 
 def _tokenize(message, tokenizer, window: int) -> openai_pb2.TokenizeResponse | Violations:

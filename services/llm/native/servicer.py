@@ -1,7 +1,8 @@
 """LlmService: Generate, GenerateStream, GetStatus and ReloadAdapters.
 
-In Generate and GenerateStream, `message` is the call's LlmGenerateRequest and `request` the `Request` the planner
-makes of it (services/llm/request.py): the one object the scheduler queues and the engine decodes."""
+In Generate and GenerateStream, `message` is the call's LlmGenerateRequest, `plan` the `Plan` the planner makes of it
+and `request` the `Request` the scheduler queues and the engine decodes (services/llm/request.py)."""
+import dataclasses
 import logging
 
 import grpc
@@ -10,11 +11,12 @@ from textgen.v1 import llm_pb2, llm_pb2_grpc
 from services.common.adapters import ADAPTER_NAMES, BASE
 from services.common.callers import caller
 from services.common.errors import Violations
-from services.llm import planning
 from services.llm.adapters.catalog import AdapterCatalog, Lease
 from services.llm.engine.core import Engine
-from services.llm.generation import Generation, GenerationFailed, start
-from services.llm.request import Request
+from services.llm.generation import Generation, GenerationFailed, Leases, start_choices
+from services.llm.native import planning
+from services.llm.planner import Planner
+from services.llm.request import Plan
 
 log = logging.getLogger("textgen.llm")
 
@@ -24,7 +26,7 @@ FALLBACKS = {name: (*reversed(ADAPTER_NAMES[:i + 1]), BASE) for i, name in enume
 
 
 class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
-    def __init__(self, engine: Engine, catalog: AdapterCatalog, planner: planning.Planner) -> None:
+    def __init__(self, engine: Engine, catalog: AdapterCatalog, planner: Planner) -> None:
         self.engine, self.catalog, self.planner = engine, catalog, planner
 
     def _seen(self, name: str, who: str) -> bool:
@@ -53,8 +55,8 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
         return lease, (f"adapter {wanted!r} is not available ({self.catalog.why_missing(wanted)}); "
                        f"used {lease.name!r}{version} instead")
 
-    async def _start(self, message, context, streamed: bool = False) -> Generation:
-        """The generation of this message's request, with the adapter version it holds a lease on."""
+    async def _start(self, message, context, leases: Leases, streamed: bool = False) -> Generation:
+        """The generation of this message's request, under the adapter version it holds a lease on (in `leases`)."""
         violations = Violations()
         planning.validate(message, violations)
         await violations.abort_if_any(context)
@@ -62,19 +64,18 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, self.engine.unavailable_reason)
         await self.catalog.refresh_if_changed()
         lease, fallback = await self._choose_adapter(message, context)
+        leases.add(lease)
+        plan = await self._plan(message, fallback, context)
         try:
-            return await start(self.engine, self.catalog, lease, self._plan(message, fallback, context), context,
-                               streamed)
+            return start_choices(self.engine, leases, plan, context, streamed)[0]
         except GenerationFailed as failure:  # the queue is full: refused before any answer (429)
             await context.abort(failure.code, str(failure))
 
-    async def _plan(self, message, fallback: str | None, context) -> Request:
-        request = await self.planner.plan(message)
-        if isinstance(request, Violations):
-            await request.abort_if_any(context)
-        if fallback:
-            request.warnings.insert(0, fallback)
-        return request
+    async def _plan(self, message, fallback: str | None, context) -> Plan:
+        plan = await self.planner.run(planning.plan, message)
+        if isinstance(plan, Violations):
+            await plan.abort_if_any(context)
+        return dataclasses.replace(plan, warnings=(fallback, *plan.warnings)) if fallback else plan
 
     def _response(self, generation: Generation) -> llm_pb2.LlmGenerateResponse:
         request, lease = generation.request, generation.lease
@@ -88,7 +89,7 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
             generated_tokens=len(request.generated))
 
     async def Generate(self, message, context):
-        async with await self._start(message, context) as generation:
+        async with Leases(self.catalog) as leases, await self._start(message, context, leases) as generation:
             try:
                 await generation.result()
             except GenerationFailed as failure:
@@ -96,7 +97,8 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
             return self._response(generation)
 
     async def GenerateStream(self, message, context):
-        async with await self._start(message, context, streamed=True) as generation:
+        async with Leases(self.catalog) as leases, \
+                await self._start(message, context, leases, streamed=True) as generation:
             try:
                 sent = [generation.request.lead]
                 yield llm_pb2.LlmGenerateChunk(text=generation.request.lead)
