@@ -30,7 +30,7 @@ from anchor_reports import Ratio, bandwidth_report, comparisons, level, paramete
 from bench_serving import Plan, run_levels
 from llama_server import ANCHOR, MIXED, PAIRS, build_server, model_files, say, theirs
 from serving_metrics import table
-from serving_requests import Target
+from devtools.serving_requests import Target
 
 from devtools.processes import start_gateway, start_service
 from services.common.config import ServiceConfig

@@ -21,10 +21,9 @@ import time
 import httpx
 import yaml
 
-from bench_many_adapters import publish_random_adapters
 from devtools.compose_project import SERVICE_UID, Compose, compose_command, healthy
 from devtools.images import docker, require_engine
-from devtools.models import FACT_QUESTION, RANDOM_GPT2, build_tiny_model
+from devtools.models import FACT_QUESTION, RANDOM_GPT2, build_tiny_model, publish_random_adapters
 from devtools.processes import free_port, poll
 from gateway import adapter_affinity, render
 from gateway.targets import compose_target

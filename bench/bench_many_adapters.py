@@ -16,35 +16,10 @@ import tempfile
 
 import httpx
 
+from devtools.models import publish_random_adapters
 from devtools.processes import base_env, start_gateway, start_service
-from services.common import adapters, embedded_model
-from services.common.base_model import fingerprint
+from services.common import embedded_model
 from textgen.paths import ROOT
-
-
-def publish_random_adapters(models_dir: pathlib.Path, base_folder: pathlib.Path, count: int) -> list[str]:
-    """`count` adapters of random weights on the base, published as a00, a01, ...: what a step costs does not depend
-    on what the weights say."""
-    import torch
-    from peft import get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    from services.trainer.training.models import lora_config
-
-    base = AutoModelForCausalLM.from_pretrained(base_folder)
-    record = (str(base_folder), fingerprint(base.config))
-    model = get_peft_model(base, lora_config(16, base))
-    names = [f"a{i:02d}" for i in range(count)]
-    for seed, name in enumerate(names):
-        torch.manual_seed(seed)
-        for parameter_name, parameter in model.named_parameters():
-            if "lora_B" in parameter_name:
-                torch.nn.init.normal_(parameter, std=1e-3)
-        staged = adapters.staging_dir(models_dir, name)
-        model.save_pretrained(staged)
-        adapters.write_base_record(staged, *record)
-        adapters.publish(models_dir, name, staged)
-    return names
 
 
 def run_level(url: str, names: list[str], requests: int, out: pathlib.Path) -> dict:

@@ -25,8 +25,8 @@ Workloads (`--workload`; every level draws prompts of its own, so no server answ
                   ids (start it with --lora FILE ... --lora-init-without-apply) and the base without one.
 
 Output: one JSON line per level (to --out, else none) and a table on the terminal. `run_levels` is the same from
-Python (bench/anchor.py compares two servers with it). The workloads are in bench/serving_workloads.py, the
-requests in bench/serving_requests.py, the figures in bench/serving_metrics.py.
+Python (bench/anchor.py compares two servers with it). The workloads are in devtools/serving_workloads.py, the
+requests in devtools/serving_requests.py, the figures in bench/serving_metrics.py.
 """
 import argparse
 import asyncio
@@ -36,8 +36,8 @@ import pathlib
 import sys
 
 from serving_metrics import Slo, level_name, summarize, table
-from serving_requests import Target, run_level
-from serving_workloads import Workload
+from devtools.serving_requests import Target, run_level
+from devtools.serving_workloads import Workload
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,6 @@ processes falls on all alike. Prints the median seconds per step and per 1,000 r
 variant's ratio to fp32: the cost of a training step is what decides how much data fits `make post-train`'s hour.
 """
 import argparse
-import dataclasses
 import statistics
 import sys
 import tempfile

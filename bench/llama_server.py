@@ -9,7 +9,7 @@ import sys
 import tarfile
 
 import httpx
-from serving_requests import Target
+from devtools.serving_requests import Target
 
 from devtools.processes import free_port, poll
 from services.common import adapters, embedded_model

@@ -191,3 +191,28 @@ def save_random_lora(model, out_dir: pathlib.Path, rank: int, seed: int, targets
     finally:
         peft_model.unload()
     return pathlib.Path(out_dir)
+
+
+def publish_random_adapters(models_dir: pathlib.Path, base_folder: pathlib.Path, count: int) -> list[str]:
+    """`count` adapters of random weights on the base, published as a00, a01, ...: what a step costs does not depend
+    on what the weights say."""
+    import torch
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from services.trainer.training.models import lora_config
+
+    base = AutoModelForCausalLM.from_pretrained(base_folder)
+    record = (str(base_folder), fingerprint(base.config))
+    model = get_peft_model(base, lora_config(16, base))
+    names = [f"a{i:02d}" for i in range(count)]
+    for seed, name in enumerate(names):
+        torch.manual_seed(seed)
+        for parameter_name, parameter in model.named_parameters():
+            if "lora_B" in parameter_name:
+                torch.nn.init.normal_(parameter, std=1e-3)
+        staged = adapters.staging_dir(models_dir, name)
+        model.save_pretrained(staged)
+        adapters.write_base_record(staged, *record)
+        adapters.publish(models_dir, name, staged)
+    return names

@@ -6,7 +6,6 @@ the other. Which replica served what is each replica's own count (its GetStatus)
 import json
 import shutil
 import signal
-import sys
 
 import grpc
 import httpx
@@ -18,10 +17,8 @@ from devtools.processes import free_port, start_gateway, start_service
 from gateway import adapter_affinity
 from services.common import adapters
 from tests.test_replicas import handled
-from textgen.paths import ROOT
 
-sys.path.insert(0, str(ROOT / "bench"))
-from bench_many_adapters import publish_random_adapters  # noqa: E402
+from devtools.models import publish_random_adapters
 
 NAMES = [f"a{i:02d}" for i in range(12)]  # all twelve on one replica by chance: 1 in 2,048
 ASK = {**FACT_QUESTION, "max_new_tokens": 2}

@@ -13,9 +13,8 @@ from devtools.models import RANDOM_GPT2, random_models_dir, train_tiny_adapter
 from devtools.processes import start_gateway, start_service
 from textgen.paths import ROOT
 
-sys.path.insert(0, str(ROOT / "bench"))
-from serving_requests import Target, gaps  # noqa: E402
-from serving_workloads import Workload  # noqa: E402
+from devtools.serving_requests import Target, gaps
+from devtools.serving_workloads import Workload
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import time
 
 import httpx
 
-from serving_workloads import Prompt
+from devtools.serving_workloads import Prompt
 
 
 @dataclasses.dataclass
