@@ -4,7 +4,7 @@ import dataclasses
 import math
 import statistics
 
-from serving_requests import Result
+from devtools.serving_requests import Result
 
 
 @dataclasses.dataclass(frozen=True)
