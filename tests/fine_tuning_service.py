@@ -23,6 +23,20 @@ def chat_lines(count: int, answer: str = "Blue.") -> bytes:
                    for i in range(count)).encode()
 
 
+def preference_lines(count: int) -> bytes:
+    """`count` preference pairs as JSONL (OpenAI's dpo format): a short answer preferred over a long one."""
+    return "".join(json.dumps({"input": {"messages": [{"role": "user", "content": f"Question number {i}?"}]},
+                               "preferred_output": [{"role": "assistant", "content": "Blue."}],
+                               "non_preferred_output": [{"role": "assistant", "content": "Well, it is blue."}]})
+                   + "\n" for i in range(count)).encode()
+
+
+def prompt_lines(count: int) -> bytes:
+    """`count` prompts as JSONL (OpenAI's reinforcement format), each with the reference field `answer`."""
+    return "".join(json.dumps({"messages": [{"role": "user", "content": f"Question number {i}?"}],
+                               "answer": f"{i}"}) + "\n" for i in range(count)).encode()
+
+
 def wait_for_end(client: openai.OpenAI, job_id: str, seen: list[str] | None = None):
     deadline = time.monotonic() + JOB_TIMEOUT_SECONDS
     while time.monotonic() < deadline:

@@ -3,7 +3,8 @@ listed with a count of the rest; an empty file, bytes that are not UTF-8, a line
 examples are refused; a valid file reads back as messages with their weights."""
 import json
 
-from services.trainer.training.chat_format import Message, check_file, read_examples
+from services.trainer.training.chat_format import Message, read_examples
+from services.trainer.training.file_formats import check_file
 
 GOOD = {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
                      {"role": "assistant", "content": "Hello.", "weight": 0}, {"role": "user", "content": "Bye"},

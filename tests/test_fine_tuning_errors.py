@@ -6,8 +6,8 @@ import httpx
 import openai
 import pytest
 
-from tests.fine_tuning_service import (chat_lines, client, gateway, llm, models_dir, trainer,  # noqa: F401
-                                       wait_for_end)
+from tests.fine_tuning_service import (chat_lines, client, gateway, llm, models_dir, prompt_lines,  # noqa: F401
+                                       trainer, wait_for_end)
 
 ONE_EPOCH = {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 1, "batch_size": 4}}}
 
@@ -68,8 +68,38 @@ def test_a_job_on_a_file_of_another_purpose_is_refused(client, stored):
      "method.supervised.hyperparameters.n_epochs", ["a number or \"auto\""]),
     ({"hyperparameters": {"n_epochs": 51}}, "hyperparameters.n_epochs", ["between 1 and 50"]),
     ({"hyperparameters": {"n_epochs": 2}, "method": ONE_EPOCH}, "hyperparameters", ["not both"]),
-    ({"method": {"type": "dpo"}}, "method.type", ["not supported yet"]),
-    ({"method": {"type": "distillation"}}, "method.type", ["must be supervised"]),
+    ({"method": {"type": "distillation"}}, "method.type", ["must be one of supervised, dpo, reinforcement"]),
+    ({"method": {"type": "supervised", "dpo": {}}}, "method.dpo", ["method.type is supervised"]),
+    ({"method": {"type": "dpo"}}, "training_file", ["not valid data for a dpo job", "line 1: input and preferred_output "
+                                                    "and non_preferred_output are missing (the line is a chat example"]),
+    ({"method": {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0}}}}, "method.dpo.hyperparameters.beta",
+     ["greater than 0 and at most 2", "got 0"]),
+    ({"method": {"type": "dpo", "dpo": {"hyperparameters": {"beta": 2.5}}}}, "method.dpo.hyperparameters.beta",
+     ["at most 2"]),
+    ({"method": {"type": "dpo"}, "hyperparameters": {"n_epochs": 2}}, "hyperparameters",
+     ["method.dpo.hyperparameters"]),
+    ({"method": {"type": "reinforcement"}}, "method.reinforcement.grader", ["required"]),
+    ({"method": {"type": "reinforcement", "reinforcement": {"grader": {"type": "python", "name": "p",
+                                                                       "source": "def grade(s, i): return 1"}}}},
+     "method.reinforcement.grader.type", ["python", "no request runs code"]),
+    ({"method": {"type": "reinforcement", "reinforcement": {"grader": {
+        "type": "score_model", "name": "judge", "model": "gpt-4o", "input": [{"role": "user", "content": "x"}]}}}},
+     "method.reinforcement.grader.type", ["score_model", "no grader model"]),
+    ({"method": {"type": "reinforcement", "reinforcement": {"grader": {"type": "regex_check"}}}},
+     "method.reinforcement.grader.type", ["regex_check"]),
+    ({"method": {"type": "reinforcement", "reinforcement": {"grader": {
+        "type": "string_check", "name": "s", "input": "{{sample.output_text}}", "reference": "x",
+        "operation": "startswith"}}}}, "method.reinforcement.grader.operation", ["startswith"]),
+    ({"method": {"type": "reinforcement", "reinforcement": {"grader": {
+        "type": "multi", "name": "m", "calculate_output": "a - b", "graders": {
+            "a": {"type": "string_check", "name": "a", "input": "{{sample.output_text}}", "reference": "x",
+                  "operation": "eq"},
+            "b": {"type": "string_check", "name": "b", "input": "{{sample.output_text}}", "reference": "y",
+                  "operation": "eq"}}}}}}, "method.reinforcement.grader.calculate_output", ["sum to 0"]),
+    ({"method": {"type": "reinforcement", "reinforcement": {"grader": {
+        "type": "string_check", "name": "s", "input": "{{sample.output_text}}", "reference": "x", "operation": "eq"},
+        "hyperparameters": {"compute_multiplier": 8}}}}, "method.reinforcement.hyperparameters.compute_multiplier",
+     ["between 0.25 and 4"]),
     ({"suffix": "Has Spaces"}, "suffix", ["lower-case"]),
     ({"seed": -1}, "seed", ["between 0 and"]),
     ({"metadata": {f"k{i}": "v" for i in range(17)}}, "metadata", ["at most 16"]),
@@ -77,6 +107,17 @@ def test_a_job_on_a_file_of_another_purpose_is_refused(client, stored):
 def test_bad_fields_are_400_naming_the_param(client, stored, fields, param, words):
     good, _ = stored
     refused(create(client, training_file=good.id, **fields), openai.BadRequestError, param, *words)
+
+
+def test_a_reinforcement_file_must_hold_each_field_its_grader_reads(client):
+    lines = prompt_lines(11) + json.dumps({"messages": [{"role": "user", "content": "No answer here?"}]}).encode()
+    prompts = client.files.create(file=("prompts.jsonl", lines), purpose="fine-tune")
+    grader = {"type": "string_check", "name": "exact", "input": "{{sample.output_text}}",
+              "reference": "{{item.answer}}", "operation": "eq"}
+    refused(create(client, training_file=prompts.id, method={"type": "reinforcement", "reinforcement": {
+        "grader": grader}}), openai.BadRequestError, "training_file", "line 12:", "{{item.answer}}")
+    refused(create(client, training_file=prompts.id, method={"type": "reinforcement", "reinforcement": {
+        "grader": grader}}, validation_file=prompts.id), openai.BadRequestError, "validation_file", "not used")
 
 
 def test_a_file_a_job_still_needs_cannot_be_deleted(client):

@@ -4,13 +4,15 @@ import torch
 
 from services.common.devices import Placement
 from services.trainer.training.params import RlParams
-from services.trainer.training.rl import grpo_config
+from services.trainer.training.grpo import grpo_config
+from services.trainer.training.rl import RlStep
 
 CPU = Placement(torch.device("cpu"), torch.float32)
 
 
 def test_prompts_per_step_accumulates_groups_each_sampled_alone(tmp_path):
-    config = grpo_config(str(tmp_path), RlParams(prompts_per_step=3, num_generations=6, steps=5), CPU, False)
+    config = grpo_config(str(tmp_path), RlStep(RlParams(prompts_per_step=3, num_generations=6, steps=5)).settings(), CPU,
+                         False)
     assert (config.gradient_accumulation_steps, config.max_steps) == (3, 5)
     # One group per generation batch, sampled from the weights of the step it trains (no stale samples).
     assert (config.generation_batch_size, config.steps_per_generation) == (6, 1)
@@ -18,5 +20,5 @@ def test_prompts_per_step_accumulates_groups_each_sampled_alone(tmp_path):
 
 
 def test_one_prompt_per_step_by_default(tmp_path):
-    config = grpo_config(str(tmp_path), RlParams(), CPU, False)
+    config = grpo_config(str(tmp_path), RlStep(RlParams()).settings(), CPU, False)
     assert (config.gradient_accumulation_steps, config.generation_batch_size) == (1, RlParams().num_generations)

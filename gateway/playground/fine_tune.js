@@ -1,28 +1,15 @@
-// Fine-tune: a JSONL file uploaded (POST /v1/files), a job started on it (POST /v1/fine_tuning/jobs), its loss drawn
+// Fine-tune: a JSONL file uploaded (POST /v1/files), a job started on it (POST /v1/fine_tuning/jobs) by the method
+// chosen (supervised, DPO or reinforcement: fine_tune_method.js), its train_loss (a reinforcement job's reward) drawn
 // from its events as they come (GET .../events, polled), and once it succeeds its fine_tuned_model asked beside the
 // base model through POST /v1/chat/completions. Only the key's own files and models are offered.
 
 import {ApiError, callJson} from "./api.js";
 import {Curve} from "./curve.js";
+import {curveMetric, methodBody, NotSent, onForm, showMethod} from "./fine_tune_method.js";
 import {choose, clearErrors, showError} from "./forms.js";
 
 const ENDED = new Set(["succeeded", "failed", "cancelled"]);
 const POLL_MS = 1000;
-const HYPERPARAMETERS = ["n_epochs", "batch_size", "learning_rate_multiplier"];
-
-/** The error with each param it names as the form's field (method.supervised.hyperparameters.n_epochs: n_epochs). */
-function onForm(error) {
-  const fields = (error.fields || []).map((field) => ({...field, field: field.field.split(".").pop()}));
-  return {codeName: error.codeName, message: error.message, fields};
-}
-
-/** A hyperparameter as the request takes it: a number, "auto" when left empty, else the text (the service says
- * why it is refused). */
-function hyperparameter(text) {
-  const value = text.trim();
-  if (!value) return "auto";
-  return Number.isFinite(Number(value)) ? Number(value) : value;
-}
 
 export class FineTunePanel {
   constructor(root, onPublished) {
@@ -35,6 +22,8 @@ export class FineTunePanel {
     this.upload.addEventListener("submit", (event) => { event.preventDefault(); this.send(); });
     this.form.addEventListener("submit", (event) => { event.preventDefault(); this.start(); });
     this.compare.addEventListener("submit", (event) => { event.preventDefault(); this.ask(); });
+    this.form.elements.method.addEventListener("change", () => showMethod(this.form));
+    showMethod(this.form);
   }
 
   /** The key's files and models, offered again (a new key sees its own). */
@@ -79,24 +68,23 @@ export class FineTunePanel {
     const summary = this.form.querySelector(".form-error");
     clearErrors(this.form, summary);
     const fields = this.form.elements;
-    const hyperparameters = Object.fromEntries(HYPERPARAMETERS.map((name) => [name, hyperparameter(fields[name].value)]));
-    const body = {model: fields.model.value, training_file: fields.training_file.value,
-      method: {type: "supervised", supervised: {hyperparameters}}};
-    if (fields.validation_file.value) body.validation_file = fields.validation_file.value;
-    if (fields.suffix.value.trim()) body.suffix = fields.suffix.value.trim();
     try {
+      const body = {model: fields.model.value, training_file: fields.training_file.value, method: methodBody(this.form)};
+      if (fields.validation_file.value) body.validation_file = fields.validation_file.value;
+      if (fields.suffix.value.trim()) body.suffix = fields.suffix.value.trim();
       this.watch(await callJson("POST", "/v1/fine_tuning/jobs", {body}));
     } catch (error) {
-      if (!(error instanceof ApiError)) throw error;
-      showError(this.form, summary, onForm(error));
+      if (!(error instanceof ApiError) && !(error instanceof NotSent)) throw error;
+      showError(this.form, summary, onForm(this.form, error));
     }
   }
 
-  /** Polls the job and its events until it ends: the progress line, and the loss of each step on the curve. */
+  /** Polls the job and its events until it ends: the progress line, and each step's train_loss (a reinforcement
+   * job's reward) on the curve. */
   async watch(job) {
     this.watching = job.id;
     this.compare.hidden = true;
-    this.curve.reset("train_loss");
+    this.curve.reset(curveMetric(job));
     for (;;) {
       let events;
       try {
@@ -122,14 +110,16 @@ export class FineTunePanel {
   }
 
   show(job, events) {
-    const steps = events.filter((event) => event.type === "metrics" && typeof event.data?.train_loss === "number");
-    for (const {data} of steps) this.curve.add(data.step, data.train_loss, data.total_steps);
-    const parts = [`fine-tuning job ${job.id}: ${job.status}`];
+    const metric = this.curve.metric;
+    const steps = events.filter((event) => event.type === "metrics" && typeof event.data?.[metric] === "number");
+    for (const {data} of steps) this.curve.add(data.step, data[metric], data.total_steps);
+    const parts = [`${job.method?.type || "supervised"} fine-tuning job ${job.id}: ${job.status}`];
     const latest = steps[0]?.data;
-    if (latest) parts.push(`step ${latest.step}/${latest.total_steps}`, `train_loss ${latest.train_loss.toPrecision(4)}`);
+    if (latest) parts.push(`step ${latest.step}/${latest.total_steps}`, `${metric} ${latest[metric].toPrecision(4)}`);
     if (job.fine_tuned_model) parts.push(`model ${job.fine_tuned_model}`);
     if (job.error) parts.push(job.error.message);
     this.progress.dataset.status = job.status;
+    this.progress.dataset.job = job.id;
     this.progress.textContent = parts.join(" · ");
   }
 

@@ -20,7 +20,7 @@ import sys
 
 from google.protobuf.descriptor import FieldDescriptor
 
-from textgen.client import adapter_commands, fine_tuning_commands
+from textgen.client import adapter_commands, fine_tuning_commands, fine_tuning_methods
 from textgen.client.api import Client, TextgenError
 from textgen.client.tables import table
 from textgen.v1 import trainer_pb2
@@ -219,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         parser().error(f"{args.command} {args.action} takes a {'path' if args.action == 'upload' else 'name or id'}")
     if args.command == "fine-tune" and args.action == "create" and not args.training_file:
         parser().error("fine-tune create takes --training-file (a file id, or a JSONL file to upload)")
+    if args.command == "fine-tune" and args.action == "create":  # the method's flags, its grader read
+        args.request = fine_tuning_methods.create_request(args, parser().error)
     with Client(timeout=args.timeout) as client:
         try:
             return args.run(client, args)

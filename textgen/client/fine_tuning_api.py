@@ -29,9 +29,23 @@ def upload_messages(path: pathlib.Path, purpose: str) -> Iterator[httpbody_pb2.H
     yield httpbody_pb2.HttpBody(data=f"\r\n--{boundary}--\r\n".encode())
 
 
-def _hyperparameters(values: dict) -> fine_tuning_pb2.SupervisedHyperparameters:
-    return fine_tuning_pb2.SupervisedHyperparameters(**{
-        name: struct_pb2.Value(number_value=value) for name, value in values.items() if value is not None})
+METHODS = {"supervised": (fine_tuning_pb2.SupervisedMethod, fine_tuning_pb2.SupervisedHyperparameters),
+           "dpo": (fine_tuning_pb2.DpoMethod, fine_tuning_pb2.DpoHyperparameters),
+           "reinforcement": (fine_tuning_pb2.ReinforcementMethod, fine_tuning_pb2.ReinforcementHyperparameters)}
+
+
+def fine_tuning_method(method: str, hyperparameters: dict, grader: dict | None = None
+                       ) -> fine_tuning_pb2.FineTuningMethod:
+    """`method` with its hyperparameters in method.<method>.hyperparameters: a number as a number, a bool (a
+    reinforcement job's skip_uniform_groups) as itself, None left out ("auto"); the grader a reinforcement job's."""
+    section, message = METHODS[method]
+    values = {name: value if isinstance(value, bool) else struct_pb2.Value(number_value=value)
+              for name, value in hyperparameters.items() if value is not None}
+    fields = {"hyperparameters": message(**values)}
+    if grader is not None:
+        fields["grader"] = struct_pb2.Struct()
+        fields["grader"].update(grader)
+    return fine_tuning_pb2.FineTuningMethod(type=method, **{method: section(**fields)})
 
 
 class FineTuningCalls:
@@ -66,15 +80,13 @@ class FineTuningCalls:
                     timeout=self.timeout)
 
     def create_fine_tuning_job(self, model: str, training_file: str, *, validation_file: str | None = None,
-                               suffix: str | None = None, seed: int | None = None, n_epochs: int | None = None,
-                               batch_size: int | None = None, learning_rate_multiplier: float | None = None
-                               ) -> fine_tuning_pb2.FineTuningJob:
-        """A supervised fine-tuning job of `model` on the uploaded file `training_file`; returns at once."""
-        method = fine_tuning_pb2.FineTuningMethod(type="supervised", supervised=fine_tuning_pb2.SupervisedMethod(
-            hyperparameters=_hyperparameters(dict(n_epochs=n_epochs, batch_size=batch_size,
-                                                  learning_rate_multiplier=learning_rate_multiplier))))
+                               suffix: str | None = None, seed: int | None = None, method: str = "supervised",
+                               grader: dict | None = None, **hyperparameters) -> fine_tuning_pb2.FineTuningJob:
+        """A fine-tuning job of `model` on the uploaded file `training_file` by `method` (supervised, dpo or
+        reinforcement, whose `grader` is OpenAI's grader object); `hyperparameters` the method's (n_epochs=3,
+        beta=0.1, ...; None: auto). Returns at once."""
         request = fine_tuning_pb2.CreateFineTuningJobRequest(
-            model=model, training_file=training_file, method=method,
+            model=model, training_file=training_file, method=fine_tuning_method(method, hyperparameters, grader),
             **given(validation_file=validation_file, suffix=suffix, seed=seed))
         return call("trainer", self._fine_tuning().CreateFineTuningJob, request, timeout=self.timeout)
 

@@ -6,6 +6,9 @@ FileService and FineTuningService; through a gateway that checks keys, each take
     textgen files show|content|delete FILE_ID
     textgen fine-tune create --training-file data.jsonl --suffix support --n-epochs 3 --watch
                                                   (a local path is uploaded first; a file id is used as it is)
+    textgen fine-tune create --method dpo --beta 0.2 --training-file pairs.jsonl
+    textgen fine-tune create --method reinforcement --grader @grader.json --training-file prompts.jsonl \
+        --compute-multiplier 0.5 --temperature 0.8 --max-completion-tokens 32 --skip-uniform-groups
     textgen fine-tune                             the jobs, newest first
     textgen fine-tune show|events|watch|cancel JOB_ID
     textgen fine-tune delete-model MODEL          a fine-tuned model, with every version of its adapter
@@ -15,6 +18,9 @@ import pathlib
 import sys
 import time
 
+from google.protobuf import json_format
+
+from textgen.client import fine_tuning_methods
 from textgen.client.tables import table
 
 ENDED = ("succeeded", "failed", "cancelled")
@@ -49,6 +55,13 @@ def _job_line(job) -> str:
     return f"{job.id} {job.status} ({job.model}{model}){error}"
 
 
+def _event_line(event) -> str:
+    """An event's level and message; a metrics event's figures from its data, the method's headline first."""
+    if event.type == "metrics" and event.data.fields:
+        return f"{event.level:5} {fine_tuning_methods.metrics_line(json_format.MessageToDict(event.data))}"
+    return f"{event.level:5} {event.message}"
+
+
 def _watch(client, job_id: str) -> int:
     """Prints the job's events as they come until it ends; exits 0 when it succeeded."""
     shown = ""
@@ -57,7 +70,7 @@ def _watch(client, job_id: str) -> int:
         events = client.fine_tuning_events(job_id, limit=1000)
         new = [e for e in events if not shown or e.id > shown]
         for event in reversed(new):
-            print(f"{event.level:5} {event.message}", flush=True)
+            print(_event_line(event), flush=True)
         shown = events[0].id if events else shown
         if job.status in ENDED:
             print(_job_line(job))
@@ -78,8 +91,7 @@ def fine_tune(client, args) -> int:
     if args.action == "create":
         job = client.create_fine_tuning_job(
             args.model, _uploaded(client, args.training_file), validation_file=_uploaded(client, args.validation_file),
-            suffix=args.suffix, seed=args.seed, n_epochs=args.n_epochs, batch_size=args.batch_size,
-            learning_rate_multiplier=args.learning_rate_multiplier)
+            suffix=args.suffix, seed=args.seed, **args.request)
         print(_job_line(job))
         return _watch(client, job.id) if args.watch else 0
     if args.action in ("show", "cancel"):
@@ -87,7 +99,7 @@ def fine_tune(client, args) -> int:
         print(_job_line(call(args.target)))
     elif args.action == "events":
         for event in reversed(client.fine_tuning_events(args.target, limit=1000)):
-            print(f"{event.level:5} {event.message}")
+            print(_event_line(event))
     elif args.action == "watch":
         return _watch(client, args.target)
     elif args.action == "delete-model":
@@ -115,8 +127,6 @@ def add_to(commands) -> None:
     command.add_argument("--validation-file", help="as --training-file; its loss is measured each epoch")
     command.add_argument("--suffix")
     command.add_argument("--seed", type=int)
-    command.add_argument("--n-epochs", type=int, help="unset: auto")
-    command.add_argument("--batch-size", type=int, help="unset: auto")
-    command.add_argument("--learning-rate-multiplier", type=float, help="unset: auto (1)")
+    fine_tuning_methods.add_flags(command)
     command.add_argument("--watch", action="store_true", help="print the job's events until it ends")
     command.set_defaults(run=fine_tune, needs_target=("show", "events", "watch", "cancel", "delete-model"))

@@ -10,10 +10,25 @@ from collections.abc import Callable
 from services.common.callers import sees
 from services.trainer.files.store import FINE_TUNE, FileStore
 from services.trainer.jobs.store import FAILED, VALIDATING, JobRecord, JobStore
-from services.trainer.training.chat_format import check_file
-from services.trainer.training.params import FineTuneParams
+from services.trainer.training import graders
+from services.trainer.training.file_formats import Checked, check_file
+from services.trainer.training.fine_tune_params import REINFORCEMENT, FineTuneParams
 
 log = logging.getLogger("textgen.trainer")
+
+
+def checked_for(path, params: FineTuneParams) -> Checked:
+    """The file checked in the format of the job's method; a reinforcement job's lines must also hold every field its
+    grader reads."""
+    def grader_fields(value: dict) -> str | None:
+        field = graders.missing_field(grader, value)
+        return None if field is None else (f"the grader reads {{{{item.{field}}}}}, which this line does not hold "
+                                           f"(method.reinforcement.grader)")
+
+    if params.method != REINFORCEMENT:
+        return check_file(path, params.method)
+    grader = graders.read_grader(params.grader)
+    return check_file(path, params.method, grader_fields)
 
 
 class FileCheck:
@@ -41,16 +56,16 @@ class FileCheck:
         if queued:
             self.on_queued()
 
-    def _problem(self, job: JobRecord, file_id: str) -> tuple[str, int]:
+    def _problem(self, job: JobRecord, params: FineTuneParams, file_id: str) -> tuple[str, int]:
         """(what is wrong with the file, "" when nothing; the examples it holds)."""
         record = self.files.get(file_id)
         if record is None or not sees(job.owner, record.owner):
             return f"file {file_id} no longer exists", 0
         if record.purpose != FINE_TUNE:
             return f"file {file_id} has purpose {record.purpose}, not {FINE_TUNE}", 0
-        checked = check_file(self.files.content_path(file_id))
+        checked = checked_for(self.files.content_path(file_id), params)
         if checked.problems:
-            return f"file {file_id} is not valid fine-tuning data: {checked.summary()}", 0
+            return f"file {file_id} is not valid {params.method} fine-tuning data: {checked.summary()}", 0
         return "", checked.examples
 
     def validate(self, job_id: str) -> bool:
@@ -59,16 +74,16 @@ class FileCheck:
         if job is None or job.status != VALIDATING:
             return False
         params = FineTuneParams(**job.params)
-        problem, examples = self._problem(job, params.training_file)
+        problem, examples = self._problem(job, params, params.training_file)
         code = "invalid_training_file"
         if not problem and params.validation_file:
-            problem, _ = self._problem(job, params.validation_file)
+            problem, _ = self._problem(job, params, params.validation_file)
             code = "invalid_validation_file"
         if problem:
             self.jobs.finish(job_id, FAILED, problem, (VALIDATING,), code)
             return False
         chosen = params.resolved(examples)
-        note = (f"{examples} training examples: {chosen.n_epochs} epochs of batches of {chosen.batch_size}, "
-                f"learning rate multiplier {chosen.learning_rate_multiplier:g}")
+        shown = ", ".join(f"{name} {value:g}" for name, value in chosen.shown_hyperparameters().items())
+        note = f"{examples} training examples ({chosen.method}): {shown}"
         after = self.jobs.validated(job_id, dataclasses.asdict(chosen), note)
         return after is not None and after.status != VALIDATING

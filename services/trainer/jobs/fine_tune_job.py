@@ -28,19 +28,29 @@ class Results:
 
 
 def fine_tune_step(job: JobRecord, models_dir: pathlib.Path):
-    from services.trainer.training.fine_tune import FineTuneStep
-    from services.trainer.training.params import FineTuneParams
+    """The training step of the job's method."""
+    from services.trainer.training import fine_tune_params as methods
 
-    params = FineTuneParams(**job.params)
+    params = methods.FineTuneParams(**job.params)
     files = FileStore.under(models_dir)
     from_path = None
     if params.from_adapter:
         from_path = adapters.current_path(models_dir, params.from_adapter)
         if from_path is None:
             raise ValueError(f"model {params.model!r} has no version published any more; nothing to continue")
-    return FineTuneStep(params, files.content_path(params.training_file),
-                        files.content_path(params.validation_file) if params.validation_file else None,
-                        from_path, job.owner)
+    training = files.content_path(params.training_file)
+    validation = files.content_path(params.validation_file) if params.validation_file else None
+    if params.method == methods.DPO:
+        from services.trainer.training.dpo import DpoStep
+
+        return DpoStep(params, training, validation, from_path, job.owner)
+    if params.method == methods.REINFORCEMENT:
+        from services.trainer.training.reinforcement import ReinforcementStep
+
+        return ReinforcementStep(params, training, from_path, job.owner)
+    from services.trainer.training.fine_tune import FineTuneStep
+
+    return FineTuneStep(params, training, validation, from_path, job.owner)
 
 
 def staged_results(job: JobRecord, staged: pathlib.Path, models_dir: pathlib.Path) -> Results:

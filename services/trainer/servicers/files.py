@@ -14,7 +14,7 @@ from services.trainer.config import TrainerConfig
 from services.trainer.database import OffLoop
 from services.trainer.files import upload
 from services.trainer.files.store import FINE_TUNE, FileRecord, FileStore
-from services.trainer.training.chat_format import check_file
+from services.trainer.training.file_formats import check_file
 
 log = logging.getLogger("textgen.trainer")
 CHUNK_BYTES = 1024 * 1024  # a file's content goes back in messages of this size

@@ -17,36 +17,49 @@ from services.common.openai_errors import OpenAiError, aborting, invalid, not_fo
 from services.trainer.config import TrainerConfig
 from services.trainer.database import OffLoop
 from services.trainer.files.store import FINE_TUNE as FILE_PURPOSE
-from services.trainer.jobs.file_check import FileCheck
+from services.trainer.jobs.file_check import FileCheck, checked_for
 from services.trainer.jobs.runner import JobRunner
 from services.trainer.jobs.events import JobEvent, event_id, event_seq
 from services.trainer.jobs.store import FINE_TUNE, VALIDATING, JobRecord, new_job_id
 from services.trainer.servicers.files import FileServicer
 from services.trainer.servicers.fine_tuning_request import read_request
+from services.trainer.training.fine_tune_params import DPO, REINFORCEMENT, SUPERVISED, FineTuneParams
 from services.trainer.training.llm_reload import notify_llm
 from textgen.openai_error_body import MODEL_NOT_FOUND
 
 log = logging.getLogger("textgen.trainer")
-HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier")
+HYPERPARAMETER_TYPES = {SUPERVISED: fine_tuning_pb2.SupervisedHyperparameters, DPO: fine_tuning_pb2.DpoHyperparameters,
+                        REINFORCEMENT: fine_tuning_pb2.ReinforcementHyperparameters}
 
 
-def _hyperparameters(params: dict) -> fine_tuning_pb2.SupervisedHyperparameters:
-    values = {name: struct_pb2.Value(string_value="auto") if params.get(name) is None
-              else struct_pb2.Value(number_value=params[name]) for name in HYPERPARAMETERS}
-    return fine_tuning_pb2.SupervisedHyperparameters(**values)
+def _hyperparameters(params: FineTuneParams):
+    """The method's hyperparameters as OpenAI shows them: "auto" until the files are validated."""
+    values = {name: struct_pb2.Value(string_value="auto") if value is None else struct_pb2.Value(number_value=value)
+              for name, value in params.shown_hyperparameters().items()}
+    if params.method == REINFORCEMENT:
+        values["skip_uniform_groups"] = params.skip_uniform_groups
+    return HYPERPARAMETER_TYPES[params.method](**values)
+
+
+def _method(params: FineTuneParams) -> fine_tuning_pb2.FineTuningMethod:
+    method = fine_tuning_pb2.FineTuningMethod(type=params.method)
+    section = getattr(method, params.method)
+    section.hyperparameters.CopyFrom(_hyperparameters(params))
+    if params.method == REINFORCEMENT:
+        section.grader.update(params.grader)
+    return method
 
 
 def job_object(job: JobRecord, result_files: list[str]) -> fine_tuning_pb2.FineTuningJob:
     """The job as OpenAI's API shows it."""
-    params = job.params
-    hyperparameters = _hyperparameters(params)
+    params, read = job.params, FineTuneParams(**job.params)
     message = fine_tuning_pb2.FineTuningJob(
         id=job.id, object="fine_tuning.job", created_at=int(job.created_at), model=params["model"],
         organization_id="textgen", result_files=result_files, seed=params["seed"], status=job.status,
         training_file=params["training_file"], validation_file=params["validation_file"] or None,
-        hyperparameters=hyperparameters, metadata=params["metadata"], user_provided_suffix=params["suffix"],
-        method=fine_tuning_pb2.FineTuningMethod(type="supervised", supervised=fine_tuning_pb2.SupervisedMethod(
-            hyperparameters=hyperparameters)))
+        metadata=params["metadata"], user_provided_suffix=params["suffix"], method=_method(read))
+    if read.method == SUPERVISED:  # OpenAI's older place for them, a supervised job's only
+        message.hyperparameters.CopyFrom(_hyperparameters(read))
     if job.status == "succeeded":
         message.fine_tuned_model = params["adapter"]
         if job.trained_tokens is not None:
@@ -95,20 +108,28 @@ class FineTuningServicer(fine_tuning_pb2_grpc.FineTuningServiceServicer):
         raise not_found(f"model {shown(model)} is neither the base model ({self.base_name!r}, or \"base\") nor a "
                         "fine-tuned model of yours; GET /v1/models lists them", "model", MODEL_NOT_FOUND)
 
-    async def _file(self, file_id: str, param: str, context) -> None:
+    async def _file(self, file_id: str, param: str, params: FineTuneParams, context) -> None:
+        """404 unless the caller's; 400 unless a fine-tuning file in the format of the job's method."""
         record = await self.files.owned(file_id, context, param)
         if record.purpose != FILE_PURPOSE:
             raise invalid(f"{param} {record.id} has purpose {record.purpose}; a fine-tuning job trains on files "
                           f"uploaded with purpose {FILE_PURPOSE}", param)
+        checked = await asyncio.to_thread(checked_for, self.files.files.content_path(record.id), params)
+        if checked.problems:
+            raise invalid(f"{param} {record.id} is not valid data for a {params.method} job: {checked.summary()}",
+                          param, code="invalid_file_format")
 
     async def CreateFineTuningJob(self, request, context):
         async with aborting(context):
             who, job_id = caller(context), new_job_id(FINE_TUNE)
             params = read_request(request, job_id)
             params = dataclasses.replace(params, from_adapter=await self._starting_point(params.model, who))
-            await self._file(params.training_file, "training_file", context)
+            if params.validation_file and params.method == REINFORCEMENT:
+                raise invalid("validation_file is not used by reinforcement jobs here yet: the job's events carry "
+                              "each grader's mean score on the training prompts", "validation_file")
+            await self._file(params.training_file, "training_file", params, context)
             if params.validation_file:
-                await self._file(params.validation_file, "validation_file", context)
+                await self._file(params.validation_file, "validation_file", params, context)
             job = await self.jobs.create_if_room(FINE_TUNE, dataclasses.asdict(params), self.config.max_queued, who,
                                                  VALIDATING, job_id)
             if job is None:

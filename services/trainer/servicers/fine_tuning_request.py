@@ -1,34 +1,35 @@
 """A request of POST /v1/fine_tuning/jobs read into the job's FineTuneParams, or refused with OpenAI's error naming
-the param (`method.supervised.hyperparameters.n_epochs`, `suffix`, ...). What needs the stores (the files, the model
-it continues) is the servicer's; this checks the request's own fields."""
+the param (`method.dpo.hyperparameters.beta`, `method.reinforcement.grader.operation`, `suffix`, ...). What needs
+the stores (the files, the model it continues) is the servicer's; this checks the request's own fields."""
 import re
 
-from google.protobuf import struct_pb2
-from textgen.v1 import fine_tuning_pb2
+from google.protobuf import json_format, struct_pb2
 
 from services.common.errors import shown
 from services.common.limits import bounds
 from services.common.openai_errors import invalid
-from services.trainer.training.params import FineTuneParams
+from services.trainer.training import graders
+from services.trainer.training.fine_tune_params import (HYPERPARAMETERS, METHODS, REINFORCEMENT, SUPERVISED, WHOLE,
+                                                         FineTuneParams)
 
 SUFFIX = re.compile(r"[a-z0-9_-]{1,40}")
 SUFFIX_RULE = "up to 40 lower-case letters, digits, '-' and '_'"
 MAX_SEED = 2**31 - 1
 MAX_METADATA, MAX_KEY, MAX_VALUE = 16, 64, 512
-WHOLE = ("n_epochs", "batch_size")  # hyperparameters that count something
-NEXT_ISSUE_METHODS = ("dpo", "reinforcement")
 
 
-def _hyperparameters(request) -> tuple[fine_tuning_pb2.SupervisedHyperparameters, str]:
+def _hyperparameters(request, method: str) -> tuple[object, str]:
     """The hyperparameters given, and where (the param path errors name)."""
-    nested = request.method.supervised.hyperparameters
-    given_nested = request.method.supervised.HasField("hyperparameters")
-    if given_nested and request.HasField("hyperparameters"):
-        raise invalid("give the hyperparameters in method.supervised.hyperparameters or at the top level "
-                      "(hyperparameters), not both", "hyperparameters")
+    section = getattr(request.method, method)
     if request.HasField("hyperparameters"):
+        if method != SUPERVISED:
+            raise invalid(f"the top-level hyperparameters are a supervised job's; give a {method} job's in "
+                          f"method.{method}.hyperparameters", "hyperparameters")
+        if section.HasField("hyperparameters"):
+            raise invalid("give the hyperparameters in method.supervised.hyperparameters or at the top level "
+                          "(hyperparameters), not both", "hyperparameters")
         return request.hyperparameters, "hyperparameters"
-    return nested, "method.supervised.hyperparameters"
+    return section.hyperparameters, f"method.{method}.hyperparameters"
 
 
 def _value(hyperparameters, name: str, where: str) -> float | None:
@@ -53,13 +54,31 @@ def _value(hyperparameters, name: str, where: str) -> float | None:
     return number
 
 
-def _method(request) -> None:
-    kind = request.method.type or "supervised"
-    if kind in NEXT_ISSUE_METHODS:
-        raise invalid(f"method.type {kind} is not supported yet: this trainer fine-tunes with \"supervised\" only",
-                      "method.type")
-    if kind != "supervised":
-        raise invalid(f"method.type must be supervised (got {shown(kind)})", "method.type")
+def _method(request) -> str:
+    method = request.method.type or SUPERVISED
+    if method not in METHODS:
+        raise invalid(f"method.type must be one of {', '.join(METHODS)} (got {shown(method)})", "method.type")
+    for other in METHODS:
+        if other != method and request.method.HasField(other):
+            raise invalid(f"method.{other} is given but method.type is {method}: give the section of the method "
+                          "the job uses", f"method.{other}")
+    return method
+
+
+def _grader(request, method: str) -> dict | None:
+    """The reinforcement grader as JSON, once read (OpenAI's errors name the grader's field at fault)."""
+    given = request.method.reinforcement.HasField("grader")
+    if method != REINFORCEMENT:
+        return None
+    if not given:
+        raise invalid("method.reinforcement.grader is required: the grader that scores each sampled answer (e.g. "
+                      "{\"type\": \"string_check\", ...}; docs/fine-tuning.md)", "method.reinforcement.grader")
+    value = json_format.MessageToDict(request.method.reinforcement.grader)
+    try:
+        graders.read_grader(value, "method.reinforcement.grader")
+    except graders.GraderProblem as problem:
+        raise invalid(str(problem), problem.param) from None
+    return value
 
 
 def _metadata(request) -> None:
@@ -79,7 +98,7 @@ def model_name(suffix: str, job_id: str) -> str:
 
 def read_request(request, job_id: str) -> FineTuneParams:
     """The job's params (files and model not yet looked up; from_adapter unset). Raises OpenAiError."""
-    _method(request)
+    method = _method(request)
     if not request.model:
         raise invalid("model is required: the base model (GET /v1/models lists it, or \"base\") or a fine-tuned "
                       "model of yours", "model")
@@ -91,10 +110,12 @@ def read_request(request, job_id: str) -> FineTuneParams:
     if request.HasField("seed") and not 0 <= request.seed <= MAX_SEED:
         raise invalid(f"seed must be between 0 and {MAX_SEED} (got {request.seed})", "seed")
     _metadata(request)
-    hyperparameters, where = _hyperparameters(request)
-    chosen = {name: _value(hyperparameters, name, where) for name in ("n_epochs", "batch_size",
-                                                                       "learning_rate_multiplier")}
+    hyperparameters, where = _hyperparameters(request, method)
+    chosen = {name: _value(hyperparameters, name, where) for name in HYPERPARAMETERS[method]}
+    if method == REINFORCEMENT:
+        chosen["skip_uniform_groups"] = hyperparameters.skip_uniform_groups
     seed = request.seed if request.HasField("seed") else int(job_id.rsplit("-", 1)[-1][:7], 16)
     return FineTuneParams(model=request.model, training_file=request.training_file,
                           validation_file=request.validation_file, suffix=request.suffix, seed=seed,
-                          adapter=model_name(request.suffix, job_id), metadata=dict(request.metadata), **chosen)
+                          adapter=model_name(request.suffix, job_id), metadata=dict(request.metadata),
+                          method=method, grader=_grader(request, method), **chosen)

@@ -40,8 +40,12 @@ def _progress(job: JobRecord) -> trainer_pb2.JobProgress:
 
 def _params(job: JobRecord) -> trainer_pb2.JobParams:
     if job.kind == FINE_TUNE:
-        shown_params = {k: v for k, v in job.params.items() if k in _FINE_TUNE_FIELDS and v is not None}
-        return trainer_pb2.JobParams(fine_tune=trainer_pb2.FineTuneParams(**shown_params))
+        shown_params = {k: v for k, v in job.params.items() if k in _FINE_TUNE_FIELDS and v is not None
+                        and k != "grader"}
+        params = trainer_pb2.FineTuneParams(**shown_params)
+        if job.params.get("grader"):
+            params.grader.update(job.params["grader"])
+        return trainer_pb2.JobParams(fine_tune=params)
     if job.kind == "sft":
         return trainer_pb2.JobParams(sft=trainer_pb2.TrainSftRequest(**job.params))
     return trainer_pb2.JobParams(rl=trainer_pb2.TrainRlRequest(**job.params))

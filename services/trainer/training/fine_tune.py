@@ -10,7 +10,7 @@ from services.trainer.training import pipeline
 from services.trainer.training.chat_format import read_examples
 from services.trainer.training.context import TrainingContext
 from services.trainer.training.models import load_with_adapter
-from services.trainer.training.params import FINE_TUNE_LORA_R, FineTuneParams
+from services.trainer.training.fine_tune_params import LORA_R, FineTuneParams
 from services.trainer.training.progress import Progress, Report
 from services.trainer.training.sft import SftSettings, build_trainer
 from services.trainer.training.token_rows import chat_rows
@@ -63,7 +63,7 @@ class FineTuneStep:
     def trainer(self, loaded: pipeline.Loaded, output_dir: str, placement: Placement, show_progress: bool,
                 callbacks: list):
         settings = SftSettings(num_train_epochs=self.params.n_epochs, learning_rate=self.params.learning_rate,
-                               lora_r=FINE_TUNE_LORA_R, max_length=loaded.record["max_length"],
+                               lora_r=LORA_R, max_length=loaded.record["max_length"],
                                batch_size=self.params.batch_size, seed=self.params.seed)
         return build_trainer(loaded.model, loaded.tokenizer, loaded.rows, settings, output_dir, placement,
                              eval_rows=loaded.eval_rows, show_progress=show_progress, callbacks=callbacks)

@@ -101,41 +101,6 @@ class EvalParams:
         default=None, metadata=_help("tokens generated per answer (default TRAINER_EVAL_MAX_NEW_TOKENS)"))
 
 
-# OpenAI's fine-tuning hyperparameters: what each may be, and what "auto" (None) becomes for a training file of n
-# examples. The learning rate is the multiplier times FINE_TUNE_LEARNING_RATE, a LoRA rate: full fine-tuning's
-# usual 1e-5 teaches a LoRA adapter nothing in a few dozen steps (docs/fine-tuning.md).
-FINE_TUNE_LEARNING_RATE = 5e-4
-FINE_TUNE_LORA_R = 16
-
-
-@dataclasses.dataclass(frozen=True)
-class FineTuneParams:
-    """A job of POST /v1/fine_tuning/jobs, as the trainer records it."""
-    model: str  # as the request named it: the base, or the fine-tuned model it continues
-    training_file: str
-    adapter: str  # the fine-tuned model it publishes (its fine_tuned_model)
-    validation_file: str = ""
-    suffix: str = ""
-    seed: int = 0
-    n_epochs: typing.Annotated[int | None, Bound(1, 50)] = None
-    batch_size: typing.Annotated[int | None, Bound(1, 64)] = None
-    learning_rate_multiplier: typing.Annotated[float | None, Bound(0, 10, low_open=True)] = None
-    from_adapter: str | None = None  # the adapter `model` names; None: the base model
-    metadata: dict = dataclasses.field(default_factory=dict)  # the request's own pairs, shown back
-
-    def resolved(self, examples: int) -> "FineTuneParams":
-        """Each "auto" hyperparameter chosen for a training file of `examples` examples: 3 epochs (up to 10 for a
-        small file, so that it trains on about 300 examples in all), a batch of one in 25 of them (1 to 8)."""
-        return dataclasses.replace(
-            self, n_epochs=self.n_epochs or max(3, min(10, -(-300 // max(1, examples)))),
-            batch_size=self.batch_size or max(1, min(8, examples // 25)),
-            learning_rate_multiplier=self.learning_rate_multiplier or 1.0)
-
-    @property
-    def learning_rate(self) -> float:
-        return FINE_TUNE_LEARNING_RATE * (self.learning_rate_multiplier or 1.0)
-
-
 def refused(params) -> list[tuple[str, str]]:
     """(field, explanation) for each value in range that a job still may not use: an adapter name it may not take,
     reward weights that are all 0 (nothing to learn from)."""

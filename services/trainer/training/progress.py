@@ -21,10 +21,23 @@ class Progress:
 
 Report = Callable[[Progress], None]
 
-# The logged values kept as metrics, by transformers' (and trl's) names, under OpenAI's fine-tuning metrics' names.
+# The logged values kept as metrics, by transformers' (and trl's) names, under OpenAI's fine-tuning metrics' names
+# where OpenAI has one. DPO's reward margin and accuracy are the preferred answer's gain over the rejected one's,
+# each against the reference. GRPO's share of flat groups; with skip_uniform_groups, the prompts skipped per trained
+# group and whether the group trained was flat all the same; each grader's mean score (grader_<name>, below).
 LOGGED_METRICS = {"loss": "train_loss", "mean_token_accuracy": "train_mean_token_accuracy", "eval_loss": "valid_loss",
                   "eval_mean_token_accuracy": "valid_mean_token_accuracy", "reward": "reward",
-                  "frac_reward_zero_std": "frac_reward_zero_std"}
+                  "frac_reward_zero_std": "frac_reward_zero_std", "rewards/margins": "train_reward_margin",
+                  "rewards/accuracies": "train_reward_accuracy", "eval_rewards/margins": "valid_reward_margin",
+                  "eval_rewards/accuracies": "valid_reward_accuracy", "skipped_prompts": "skipped_prompts",
+                  "trained_flat": "trained_flat"}
+
+
+def metric_name(logged: str) -> str | None:
+    """The metric a logged value is kept as, or None: GRPO's `rewards/<grader>/mean` is `grader_<grader>`."""
+    if logged.startswith("rewards/") and logged.endswith("/mean"):
+        return f"grader_{logged[len('rewards/'):-len('/mean')]}"
+    return LOGGED_METRICS.get(logged)
 
 
 def no_report(progress: Progress) -> None:
@@ -56,7 +69,8 @@ class ProgressCallback(TrainerCallback):
             self.curve.append({"step": state.global_step, self.metric: float(value),
                                **{key: float(logs[key]) for key in self.extras if logs.get(key) is not None}})
             setattr(self.progress, self.metric, float(value))
-        figures = {name: float(logs[key]) for key, name in LOGGED_METRICS.items() if logs.get(key) is not None}
+        figures = {name: float(value) for key, value in logs.items()
+                   if (name := metric_name(key)) is not None and isinstance(value, (int, float))}
         if figures:
             self.metrics.setdefault(state.global_step, {}).update(figures)
         if value is not None or figures:

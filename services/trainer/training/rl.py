@@ -8,7 +8,8 @@ from services.trainer.training import pipeline
 from services.trainer.training.context import TrainingContext
 from services.trainer.training.data import TRAIN_SHUFFLE_SEED, QAExample, fit_prompt, load_squad
 from services.trainer.training.fixed_prompts import FIXED_PROMPTS
-from services.trainer.training.models import device_options, load_with_adapter
+from services.trainer.training.grpo import GrpoSettings, grpo_trainer
+from services.trainer.training.models import load_with_adapter
 from services.trainer.training.params import RlParams
 from services.trainer.training.progress import Progress, Report
 from services.trainer.training.rewards import REWARD_FUNCTIONS
@@ -29,26 +30,6 @@ def prompt_rows(tokenizer, examples: list[QAExample], max_new_tokens: int, posit
         if prompt is not None:
             rows.append({"prompt": prompt, "answers": list(example.answers)})
     return rows
-
-
-def grpo_config(output_dir: str, params: RlParams, placement: Placement, show_progress: bool):
-    from trl import GRPOConfig
-
-    return GRPOConfig(
-        output_dir=output_dir, max_steps=params.steps, learning_rate=params.learning_rate,
-        # One prompt per batch: GPT-2 with left-padded prompts of different lengths gets wrong position ids in
-        # GRPO's log-prob pass (trl issue 6800).
-        num_generations=params.num_generations, per_device_train_batch_size=params.num_generations,
-        # Several prompts per optimizer step by accumulating one group at a time: still one prompt per batch, and
-        # each group sampled from the weights of the step it trains (steps_per_generation 1: no stale samples).
-        gradient_accumulation_steps=params.prompts_per_step, steps_per_generation=1,
-        # beta 0: with the SFT adapter itself being trained, trl's reference (the adapter disabled) is the base
-        # model, and a KL to it would penalise what SFT learnt.
-        max_completion_length=params.max_new_tokens, temperature=params.temperature, beta=0.0,
-        reward_weights=params.reward_weights,
-        logging_steps=1, save_strategy="no", report_to=[],
-        **device_options(placement), gradient_checkpointing=False, disable_tqdm=not show_progress, seed=0,
-    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,12 +72,13 @@ class RlStep:
                                curve_title=f"GRPO mean reward ({len(rows)} prompts, {self.params.steps} steps, "
                                            f"{self.params.prompts_per_step} a step)")
 
+    def settings(self) -> GrpoSettings:
+        params = self.params
+        return GrpoSettings(learning_rate=params.learning_rate, group_size=params.num_generations,
+                            prompts_per_step=params.prompts_per_step, max_new_tokens=params.max_new_tokens,
+                            temperature=params.temperature, reward_weights=params.reward_weights, steps=params.steps)
+
     def trainer(self, loaded: pipeline.Loaded, output_dir: str, placement: Placement, show_progress: bool,
                 callbacks: list):
-        from datasets import Dataset
-        from trl import GRPOTrainer
-
-        return GRPOTrainer(model=loaded.model, reward_funcs=REWARD_FUNCTIONS,
-                           args=grpo_config(output_dir, self.params, placement, show_progress),
-                           train_dataset=Dataset.from_list(loaded.rows), processing_class=loaded.tokenizer,
-                           callbacks=callbacks)
+        return grpo_trainer(loaded.model, loaded.tokenizer, loaded.rows, REWARD_FUNCTIONS, self.settings(),
+                            output_dir, placement, show_progress, callbacks)

@@ -1,0 +1,89 @@
+"""Reinforcement fine-tuning (OpenAI's method "reinforcement"): GRPO on a user's prompts, each group of sampled
+answers scored by the job's grader (training/graders: string_check, text_similarity, or a multi's weighted sum, one
+reward function per named grader so that each one's mean is logged), training a fresh LoRA adapter or further
+training the fine-tuned model the job names."""
+import dataclasses
+import pathlib
+
+from services.common.base_model import context_window, fingerprint, load_tokenizer
+from services.common.chat_prompt import chat_text
+from services.common.devices import Placement
+from services.trainer.training import graders, pipeline
+from services.trainer.training.context import TrainingContext
+from services.trainer.training.fine_tune_params import LORA_R, FineTuneParams
+from services.trainer.training.grpo import GrpoSettings, grpo_trainer
+from services.trainer.training.models import load_with_adapter, lora_config
+from services.trainer.training.progress import Progress, Report
+from services.trainer.training.prompt_format import Prompt, read_prompts
+
+
+def prompt_rows(tokenizer, prompts: list[Prompt], budget: int) -> list[dict]:
+    """trl's prompt rows in text, as the llm service renders a chat to serve it (services/common/chat_prompt.py),
+    with the item each grader reads; a prompt longer than `budget` tokens is left out."""
+    rows = []
+    for prompt in prompts:
+        text = chat_text(tokenizer, prompt.messages)
+        if len(tokenizer(text, add_special_tokens=False)["input_ids"]) <= budget:
+            rows.append({"prompt": text, "item": prompt.item_json})
+    return rows
+
+
+@dataclasses.dataclass(frozen=True)
+class ReinforcementStep:
+    params: FineTuneParams  # resolved: no "auto" left
+    training_path: pathlib.Path
+    from_path: pathlib.Path | None  # the current version of the fine-tuned model it continues; None: the base
+    owner: str
+    kind = "fine_tune"
+    metric = "reward"
+    chat = True
+    evaluates_squad = False
+
+    @property
+    def name(self) -> str:
+        return self.params.adapter
+
+    @property
+    def curve_extras(self) -> tuple[str, ...]:
+        names = [function.__name__ for function in graders.reward_functions(graders.read_grader(self.params.grader))[0]]
+        return ("frac_reward_zero_std", *(f"rewards/{name}/mean" for name in names))
+
+    def settings(self) -> GrpoSettings:
+        params = self.params
+        _, weights = graders.reward_functions(graders.read_grader(params.grader))
+        return GrpoSettings(learning_rate=params.learning_rate, group_size=params.group_size,
+                            prompts_per_step=params.batch_size, max_new_tokens=params.max_completion_tokens,
+                            temperature=params.temperature, reward_weights=list(weights), epochs=params.n_epochs,
+                            seed=params.seed, skip_uniform_groups=params.skip_uniform_groups)
+
+    def load(self, context: TrainingContext, report: Report) -> pipeline.Loaded:
+        report(Progress(message="loading the prompts and the model"))
+        tokenizer = load_tokenizer(context.base)
+        model = load_with_adapter(context.base, self.from_path, trainable=True)
+        base_fingerprint = fingerprint(model.config)  # before training, which changes a few of its settings
+        budget = min(context.fine_tune_max_tokens, context_window(model.config)) - self.params.max_completion_tokens
+        prompts = read_prompts(self.training_path)
+        rows = prompt_rows(tokenizer, prompts, budget)
+        if len(rows) < len(prompts):
+            report(Progress(message=f"training file: {len(prompts) - len(rows)} of {len(prompts)} prompts leave no "
+                                    f"room for {self.params.max_completion_tokens} answer tokens in {budget} tokens "
+                                    "and are left out", note_level="warn"))
+        if not rows:
+            raise ValueError("no prompt of the training file fits the model's window with max_completion_tokens")
+        return pipeline.Loaded(
+            model, tokenizer, rows, base_fingerprint,
+            record={"training_file": self.params.training_file, "training_rows": len(rows),
+                    "continued": str(self.from_path) if self.from_path else None, "grader": self.params.grader},
+            curve_title=f"GRPO mean reward ({len(rows)} prompts, {self.params.n_epochs} epochs, groups of "
+                        f"{self.params.group_size})")
+
+    def trainer(self, loaded: pipeline.Loaded, output_dir: str, placement: Placement, show_progress: bool,
+                callbacks: list):
+        from peft import PeftModel, get_peft_model
+
+        model = loaded.model
+        if not isinstance(model, PeftModel):
+            model = get_peft_model(model, lora_config(LORA_R, model))
+        functions, _ = graders.reward_functions(graders.read_grader(self.params.grader))
+        return grpo_trainer(model, loaded.tokenizer, loaded.rows, functions, self.settings(), output_dir, placement,
+                            show_progress, callbacks)
