@@ -44,6 +44,13 @@ CAT, MAT = "the cat sat", "the cat sat on the mat"
     ("squad_f1", "The Eiffel Tower, in Paris", "Paris", 0.4),  # 1 of 4 normalised words: 2 * 1/4 * 1 / (5/4)
     ("squad_f1", "the Paris.", "Paris", 1.0),
     ("squad_f1", "Lyon", "Paris", 0.0),
+    ("squad_f1", "Lyon", '["Paris", "Lyon"]', 1.0),  # a JSON list of gold answers: the closest counts
+    ("squad_f1", f"{PREFIX} Paris. {SUFFIX} Rome", "Paris", 1.0),  # the answer within the format, to its end
+    ("ends_with", f"Paris. {SUFFIX}", SUFFIX, 1.0),
+    ("ends_with", f"Paris. {SUFFIX}  \n", SUFFIX, 1.0),
+    ("ends_with", f"Paris. {SUFFIX} Also Rome.", SUFFIX, 1 - 10 / 40),  # 10 characters after it
+    ("ends_with", f"Paris. {SUFFIX}" + " x" * 30, SUFFIX, 0.0),
+    ("ends_with", "Paris.", SUFFIX, 0.0),
 ])
 def test_similarity_metrics_against_hand_worked_values(metric, given, reference, expected):
     assert similarity(metric, given, reference) == pytest.approx(expected, abs=1e-9)
@@ -59,15 +66,13 @@ SQUAD_LIKE = {
     },
     "calculate_output": "0.25 * prefix + 0.25 * suffix + 0.5 * answer_f1",
 }
-# normalised: "that is great question paris let me know if you have any other questions", 14 words, 1 the answer,
-# so F1 = 2 * 1/14 * 1 / (1/14 + 1) = 2/15
 FULL = f"{PREFIX} Paris. {SUFFIX}"
 
 
 def test_a_multi_scores_the_weighted_sum_of_its_graders_unnormalised():
     grader = read_grader(SQUAD_LIKE)
     assert grader.weights == {"prefix": 0.25, "suffix": 0.25, "answer_f1": 0.5}
-    answer_f1 = 2 / 15
+    answer_f1 = 1.0  # squad_f1 scores the answer within the format
     assert grader.sub_scores(FULL, {"answer": "Paris"}) == pytest.approx(
         {"prefix": 1.0, "suffix": 1.0, "answer_f1": answer_f1})
     assert grader.score(FULL, {"answer": "Paris"}) == pytest.approx(0.5 + 0.5 * answer_f1)
@@ -97,7 +102,7 @@ def test_the_trl_adapter_scores_string_and_conversational_completions():
     assert as_messages == as_strings
     assert as_strings[0] == [1.0, 0.0, 1.0]
     assert as_strings[1] == [1.0, 0.0, 0.0]
-    assert as_strings[2] == pytest.approx([2 / 15, 1.0, 1 / 3])  # "that is great question lyon": 2 * 1/5 / (6/5)
+    assert as_strings[2] == pytest.approx([1.0, 1.0, 1.0])  # the answers within the format: "Paris.", "Paris", "Lyon."
     grader = read_grader(SQUAD_LIKE)
     for row, text in enumerate(texts):  # trl's weighted sum of the rewards is the multi's score
         answer = json.loads(items[row])

@@ -66,7 +66,7 @@ def test_sft_teaches_the_format_and_rl_keeps_it(stand_in):
     assert sft_f1[-1]["f1"] == sft["f1"] or sft_f1[-1]["examples"] == 8
     assert sft_f1[-1]["rows_seen"] > sft_f1[1]["rows_seen"] > 0
     # RL's curve keeps each reward part and the share of groups that taught nothing.
-    assert {"frac_reward_zero_std", "rewards/reward_answer_f1/mean", "rewards/reward_prefix/mean"} <= set(
+    assert {"frac_reward_zero_std", "rewards/answer/mean", "rewards/prefix/mean"} <= set(
         report["curves"]["rl_reward"][-1])
     assert 0 <= report["rl_zero_variance_groups"] <= 1
     # Each model's F1 change from the one it was trained from, paired on the same questions.

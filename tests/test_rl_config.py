@@ -22,3 +22,11 @@ def test_prompts_per_step_accumulates_groups_each_sampled_alone(tmp_path):
 def test_one_prompt_per_step_by_default(tmp_path):
     config = grpo_config(str(tmp_path), RlStep(RlParams()).settings(), CPU, False)
     assert (config.gradient_accumulation_steps, config.generation_batch_size) == (1, RlParams().num_generations)
+
+
+def test_each_weight_reaches_trl_beside_its_grader_by_name(tmp_path):
+    step = RlStep(RlParams(prefix_weight=0.5, suffix_weight=1.5, clean_end_weight=2.0, answer_weight=4.0))
+    functions, _ = step.rewards()
+    config = grpo_config(str(tmp_path), step.settings(), CPU, False)
+    assert dict(zip([function.__name__ for function in functions], config.reward_weights, strict=True)) == {
+        "prefix": 0.5, "suffix": 1.5, "clean_end": 2.0, "answer": 4.0}

@@ -162,9 +162,13 @@ def test_named_adapters_train_beside_the_seeds_and_are_served_by_name(api, model
     sft_version = adapters.current_version(models_dir, "sft")
     _check_run(api, models_dir, "sft", {**TINY_SFT, "adapter": "support-bot"}, "loss", "loss")
     named_rl = _check_run(api, models_dir, "rl", {**SMALL_RL, "adapter": "support-bot-rl",
-                                                  "from_adapter": "support-bot", "prompts_per_step": 2},
+                                                  "from_adapter": "support-bot", "prompts_per_step": 2,
+                                                  "skip_uniform_groups": True},
                           "reward", "reward")
-    assert named_rl["params"]["rl"]["prompts_per_step"] == 2
+    assert named_rl["params"]["rl"]["prompts_per_step"] == 2 and named_rl["params"]["rl"]["skip_uniform_groups"]
+    # Each step's figures: the preset's named graders' means, and the prompts skipped for scoring alike.
+    header = (adapters.current_path(models_dir, "support-bot-rl") / "metrics.csv").read_text().splitlines()[0]
+    assert {"reward", "grader_prefix", "grader_answer", "skipped_prompts", "trained_flat"} <= set(header.split(","))
     assert adapters.current_version(models_dir, "sft") == sft_version  # the seed's adapters are left alone
     models = {model["id"] for model in api.get("/v1/models").json()["data"]}
     assert {"sft", "rl", "support-bot", "support-bot-rl"} <= models

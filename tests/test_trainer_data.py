@@ -1,4 +1,4 @@
-"""SQuAD loading, context trimming, the SQuAD metrics and the graded RL rewards (no servers)."""
+"""SQuAD loading, context trimming, the SQuAD metrics and the RL preset's graders (no servers)."""
 import json
 import re
 
@@ -10,7 +10,9 @@ from services.common.base_model import choose, load_tokenizer
 from services.common.prompts import PREFIX, SUFFIX, qa_completion
 from services.trainer.training.data import (TRAIN_SHUFFLE_SEED, DatasetError, QAExample, fit_prompt, load_squad,
                                            sft_rows)
-from services.trainer.training.rewards import answer_score, clean_end_score, prefix_score, suffix_score
+from services.trainer.training.graders import read_grader
+from services.trainer.training.params import RlParams
+from services.trainer.training.squad_grader import squad_grader
 from services.trainer.training.squad_metrics import best_over_gold, exact_match, f1, normalize_answer
 from textgen.paths import SQUAD_SAMPLE, SQUAD_TRAIN_SLICE
 
@@ -103,25 +105,30 @@ def test_squad_metrics_follow_the_official_normalisation():
     assert best_over_gold(exact_match, "Paris", ["paris, France", "Paris"]) == 1.0
 
 
-def test_the_format_rewards_are_exact_and_the_rest_graded():
+def test_the_rl_presets_format_graders_are_exact_and_the_rest_graded():
+    preset = read_grader(squad_grader(RlParams()))
+
+    def scores(text: str, answers=("Paris",)) -> dict:
+        return preset.sub_scores(text, {"answers": list(answers)})
+
     perfect = f" {PREFIX} Paris {SUFFIX}"
-    assert prefix_score(perfect) == suffix_score(perfect) == clean_end_score(perfect) == 1.0
-    assert answer_score(perfect, ["Paris"]) == 1.0
+    assert scores(perfect) == {"prefix": 1.0, "suffix": 1.0, "clean_end": 1.0, "answer": 1.0}
     # No credit for a prefix or closing sentence that is nearly right: RL once learnt "questionons" from that.
-    assert prefix_score("That is a great questionons and Paris") == 0.0
-    assert prefix_score("That is a great question Paris") == 0.0  # the period is part of it
-    assert prefix_score("Paris.") == 0.0
+    assert scores("That is a great questionons and Paris")["prefix"] == 0.0
+    assert scores("That is a great question Paris")["prefix"] == 0.0  # the period is part of it
+    assert scores("Paris.")["prefix"] == 0.0
     trailing = f"{PREFIX} Paris. {SUFFIX} and"  # the closing sentence is there; what follows it costs
-    assert suffix_score(trailing) == 1.0 and clean_end_score(trailing) < 1.0
-    assert suffix_score(f"{PREFIX} Paris. Let me know") == 0.0
-    assert suffix_score(f"{PREFIX} Paris. Let me know if you have any other question") == 0.0
+    assert scores(trailing)["suffix"] == 1.0 and scores(trailing)["clean_end"] < 1.0
+    assert scores(f"{PREFIX} Paris. Let me know")["suffix"] == 0.0
+    assert scores(f"{PREFIX} Paris. Let me know if you have any other question")["suffix"] == 0.0
     # Graded: text after the closing sentence, and the answer.
-    assert 0 < clean_end_score(perfect + " and more") < 1 and clean_end_score(perfect + " x" * 100) == 0.0
-    assert clean_end_score(perfect + "  \n") == 1.0
-    assert clean_end_score(f"{PREFIX} Paris") == 0.0
-    assert 0 < answer_score(f"{PREFIX} it is Paris {SUFFIX}", ["Paris"]) < 1
-    assert answer_score(f"{PREFIX} Paris {SUFFIX} Rome Rome Rome", ["Paris"]) == 1.0  # scored up to the suffix
-    assert answer_score(perfect, []) is None
+    assert 0 < scores(perfect + " and more")["clean_end"] < 1 and scores(perfect + " x" * 100)["clean_end"] == 0.0
+    assert scores(perfect + "  \n")["clean_end"] == 1.0
+    assert scores(f"{PREFIX} Paris")["clean_end"] == 0.0
+    assert 0 < scores(f"{PREFIX} it is Paris {SUFFIX}")["answer"] < 1
+    assert scores(f"{PREFIX} Paris {SUFFIX} Rome Rome Rome")["answer"] == 1.0  # scored up to the suffix
+    assert scores(f"{PREFIX} Lyon {SUFFIX}", ["Paris", "Lyon"])["answer"] == 1.0  # the closest gold answer
+    assert scores(perfect, [])["answer"] == 0.0  # a fixed prompt has no gold answer: the same 0 for every answer
 
 
 def test_sft_puts_loss_on_the_completion_only(tokenizer, tmp_path):

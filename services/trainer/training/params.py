@@ -42,7 +42,7 @@ class SftParams:
         f"the adapter it publishes a version of ({adapters.NEW_NAME_RULE})"))
 
 
-# RlParams' weights, in the order of rewards.REWARD_FUNCTIONS.
+# RlParams' weights, each of a named grader of the preset (training/squad_grader.py).
 REWARD_WEIGHT_FIELDS = ("prefix_weight", "suffix_weight", "clean_end_weight", "answer_weight")
 
 
@@ -69,7 +69,7 @@ class RlParams:
     # One question per step leaves a step to the few groups whose answers differ; several average their gradients.
     prompts_per_step: typing.Annotated[int, Bound(1, 64)] = dataclasses.field(
         default=1, metadata=_help("questions whose groups make one optimizer step (their gradients averaged)"))
-    # How much each reward part (training/rewards.py) counts. After SFT the format is nearly always right, so in most
+    # How much each reward part (a named grader of training/squad_grader.py) counts. After SFT the format is nearly always right, so in most
     # groups only the answer's F1 differs; the answer weighs as much as the three format parts together. All format
     # weights with answer_weight 0 is the seed's format-only RL.
     prefix_weight: typing.Annotated[float, Bound(0, 10)] = dataclasses.field(
@@ -84,11 +84,9 @@ class RlParams:
         f"the adapter it publishes a version of ({adapters.NEW_NAME_RULE})"))
     from_adapter: str = dataclasses.field(default="sft", metadata=_help(
         "the adapter whose current version it starts from"))
-
-    @property
-    def reward_weights(self) -> list[float]:
-        """In the order of rewards.REWARD_FUNCTIONS."""
-        return [getattr(self, field) for field in REWARD_WEIGHT_FIELDS]
+    skip_uniform_groups: bool = dataclasses.field(default=False, metadata=_help(
+        "sample another question in place of one whose answers all scored alike (up to 8 a step; they teach "
+        "nothing), counting those skipped in the job's metrics"))
 
 
 @with_ranges_in_help
@@ -105,7 +103,7 @@ def refused(params) -> list[tuple[str, str]]:
     """(field, explanation) for each value in range that a job still may not use: an adapter name it may not take,
     reward weights that are all 0 (nothing to learn from)."""
     problems = []
-    if isinstance(params, RlParams) and not any(params.reward_weights):
+    if isinstance(params, RlParams) and not any(getattr(params, field) for field in REWARD_WEIGHT_FIELDS):
         problems.append(("answer_weight", f"at least one of {', '.join(REWARD_WEIGHT_FIELDS)} must be above 0 "
                                           "(all 0: every answer gets the same reward and RL learns nothing)"))
     adapter = getattr(params, "adapter", None)

@@ -1,7 +1,10 @@
-"""RL format alignment: trl GRPO continuing the current SFT adapter, with graded format and answer rewards."""
+"""RL format alignment (the seed's /llm/train_rl): GRPO continuing the current SFT adapter on SQuAD's questions (or a
+fixed set), graded by the preset of training/squad_grader.py through the same graders a user's reinforcement job
+takes (training/graders)."""
 import dataclasses
 
 from services.common import adapters
+from services.trainer.training import graders
 from services.common.base_model import context_window, fingerprint, load_tokenizer
 from services.common.devices import Placement
 from services.trainer.training import pipeline
@@ -12,7 +15,7 @@ from services.trainer.training.grpo import GrpoSettings, grpo_trainer
 from services.trainer.training.models import load_with_adapter
 from services.trainer.training.params import RlParams
 from services.trainer.training.progress import Progress, Report
-from services.trainer.training.rewards import REWARD_FUNCTIONS
+from services.trainer.training.squad_grader import WEIGHTS, squad_grader
 
 MAX_PROMPT_TOKENS = 384
 
@@ -28,7 +31,8 @@ def prompt_rows(tokenizer, examples: list[QAExample], max_new_tokens: int, posit
     for example in examples:
         prompt = fit_prompt(tokenizer, example, budget)
         if prompt is not None:
-            rows.append({"prompt": prompt, "answers": list(example.answers)})
+            item = graders.encode_item({"answers": list(example.answers)})
+            rows.append({"prompt": prompt, graders.ITEM_COLUMN: item})
     return rows
 
 
@@ -40,7 +44,7 @@ class RlStep:
     kind = "rl"
     metric = "reward"
     # Each reward part's mean, and the share of groups whose answers all scored alike (they teach nothing).
-    curve_extras = ("frac_reward_zero_std", *(f"rewards/{f.__name__}/mean" for f in REWARD_FUNCTIONS))
+    curve_extras = ("frac_reward_zero_std", *(f"rewards/{name}/mean" for name in WEIGHTS))
     owner = ""
     chat = False
     evaluates_squad = True
@@ -68,17 +72,22 @@ class RlStep:
             raise ValueError("no RL prompt fits the model's context with max_new_tokens")
         return pipeline.Loaded(model, tokenizer, rows, base_fingerprint,
                                record={"sft_adapter": str(sft_path), "prompts": len(rows),
-                                       "rewards": [f.__name__ for f in REWARD_FUNCTIONS]},
+                                       "grader": squad_grader(self.params)},
                                curve_title=f"GRPO mean reward ({len(rows)} prompts, {self.params.steps} steps, "
                                            f"{self.params.prompts_per_step} a step)")
+
+    def rewards(self) -> tuple[list, list[float]]:
+        """trl's reward functions, one per named grader, and their weights in the same order."""
+        return graders.reward_functions(graders.read_grader(squad_grader(self.params)))
 
     def settings(self) -> GrpoSettings:
         params = self.params
         return GrpoSettings(learning_rate=params.learning_rate, group_size=params.num_generations,
                             prompts_per_step=params.prompts_per_step, max_new_tokens=params.max_new_tokens,
-                            temperature=params.temperature, reward_weights=params.reward_weights, steps=params.steps)
+                            temperature=params.temperature, reward_weights=self.rewards()[1], steps=params.steps,
+                            skip_uniform_groups=params.skip_uniform_groups)
 
     def trainer(self, loaded: pipeline.Loaded, output_dir: str, placement: Placement, show_progress: bool,
                 callbacks: list):
-        return grpo_trainer(loaded.model, loaded.tokenizer, loaded.rows, REWARD_FUNCTIONS, self.settings(),
+        return grpo_trainer(loaded.model, loaded.tokenizer, loaded.rows, self.rewards()[0], self.settings(),
                             output_dir, placement, show_progress, callbacks)

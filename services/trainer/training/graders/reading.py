@@ -78,7 +78,7 @@ def _text_similarity(grader: dict, param: str) -> TextSimilarity:
     where = f"{param}.evaluation_metric"
     if metric in REFUSED_METRICS:
         raise GraderProblem(where, f"{where} {metric!r} is not supported here: {REFUSED_METRICS[metric]}. "
-                                   f"Use one of {_one_of(METRICS)} (squad_f1 is ours, not OpenAI's).")
+                                   f"Use one of {_one_of(METRICS)} (squad_f1 and ends_with are ours, not OpenAI's).")
     if metric not in METRICS:
         raise GraderProblem(where, f"{where} {metric!r} is not a similarity metric; use one of {_one_of(METRICS)}")
     threshold = grader.get("pass_threshold")

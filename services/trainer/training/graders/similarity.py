@@ -47,10 +47,38 @@ def rouge(metric: str, given: str, reference: str) -> float:
 
 
 def squad_f1(given: str, reference: str) -> float:
-    """Ours, not OpenAI's: SQuAD's token F1 after its normalisation (lower case, no punctuation, no a/an/the), the
-    answer metric our SQuAD runs report, so a grader can train on the number the report shows."""
-    from services.trainer.training.squad_metrics import f1
-    return f1(given, reference)
+    """Ours, not OpenAI's: SQuAD's answer F1 as our SQuAD runs report it, so a grader can train on the number the
+    report shows: token F1 after SQuAD's normalisation (lower case, no punctuation, no a/an/the), of the answer
+    within the seed's answer format when the text has it (its prefix and closing sentence are not the answer, and
+    what follows the closing sentence is not scored), against the closest gold answer when the reference is a JSON
+    list of them (an `{{item.answers}}` field that is a list renders as one)."""
+    import json
+
+    from services.common.prompts import strip_format, until_suffix
+    from services.trainer.training.squad_metrics import best_over_gold, f1
+    golds = [reference]
+    if reference.startswith("["):
+        try:
+            parsed = json.loads(reference)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, list) and all(isinstance(gold, str) for gold in parsed):
+            golds = parsed
+    return best_over_gold(f1, strip_format(until_suffix(given)), golds)
+
+
+TRAILING_CHARS_FOR_ZERO = 40
+
+
+def ends_with(given: str, reference: str) -> float:
+    """Ours, not OpenAI's: how cleanly the text ends with the reference: 1 when nothing but white space follows the
+    reference's first occurrence, falling to 0 as TRAILING_CHARS_FOR_ZERO characters of text follow it; 0 without it.
+    Graded, so that a group whose answers all hold the closing sentence still differ by what they ramble on with."""
+    index = given.find(reference)
+    if not reference or index < 0:
+        return 0.0
+    trailing = len(given[index + len(reference):].strip())
+    return max(0.0, 1.0 - trailing / TRAILING_CHARS_FOR_ZERO)
 
 
 def _metric(name: str):
@@ -60,12 +88,14 @@ def _metric(name: str):
         return bleu
     if name == "squad_f1":
         return squad_f1
+    if name == "ends_with":
+        return ends_with
     if name in ROUGE_ORDERS:
         return functools.partial(rouge, name)
     raise ValueError(f"unknown similarity metric {name!r}")
 
 
-METRICS = ("fuzzy_match", "bleu", *ROUGE_ORDERS, "squad_f1")
+METRICS = ("fuzzy_match", "bleu", *ROUGE_ORDERS, "squad_f1", "ends_with")
 
 
 def similarity(metric: str, given: str, reference: str) -> float:
