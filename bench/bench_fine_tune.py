@@ -14,9 +14,7 @@ llm service, trained by the trainer, both behind the real gateway, driven by the
 Prints each figure with the target it is held to, and the CPU's name and flags.
 """
 import argparse
-import concurrent.futures
 import pathlib
-import tempfile
 import threading
 import time
 
@@ -24,30 +22,12 @@ import httpx
 import openai
 
 from devtools import json_replies
-from devtools.processes import start_gateway, start_service
-from services.common import embedded_model
-from services.common.base_model import EMBEDDED
-from textgen.paths import ROOT, SQUAD_TRAIN_SLICE
-
-
-def cpu() -> str:
-    info = pathlib.Path("/proc/cpuinfo").read_text()
-    name = next(line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name"))
-    flags = set(next(line for line in info.splitlines() if line.startswith("flags")).split())
-    return f"{name}; " + ", ".join(f"{flag} {'yes' if flag in flags else 'no'}"
-                                   for flag in ("avx512_bf16", "amx_bf16", "avx512_vnni"))
+from devtools.fine_tuning_system import cpu, embedded_system, greedy_replies
 
 
 def behaviour(client: openai.OpenAI, model: str) -> dict:
     rows = json_replies.read_jsonl(json_replies.HELDOUT)
-
-    def reply(row) -> str:
-        answer = client.chat.completions.create(model=model, messages=row["messages"], temperature=0,
-                                                max_tokens=json_replies.HELDOUT_NEW_TOKENS)
-        return answer.choices[0].message.content
-
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        replies = list(pool.map(reply, rows))
+    replies = greedy_replies(client, model, [row["messages"] for row in rows], json_replies.HELDOUT_NEW_TOKENS)
     return {**json_replies.score((text, row["topic"]) for text, row in zip(replies, rows)), "example": replies[0]}
 
 
@@ -103,45 +83,37 @@ def main() -> None:
     parser.add_argument("--upload-mib", type=int, default=50)
     args = parser.parse_args()
     print(f"CPU: {cpu()}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="bench-fine-tune-") as tmp:
-        models = pathlib.Path(tmp) / "models"
-        models.mkdir()
-        embedded_model.folder(models).symlink_to(embedded_model.ensure(ROOT / "models"))
-        env = {"MODELS_DIR": str(models), "LLM_BASE_MODEL": EMBEDDED, "SQUAD_DATASET": str(SQUAD_TRAIN_SLICE)}
-        with start_service("services.llm", env, "LLM_PORT") as llm, \
-                start_service("services.trainer", {**env, "LLM_ADDR": llm.address}, "TRAINER_PORT") as trainer, \
-                start_gateway(trainer=trainer.address, llm=llm.address) as gateway, \
-                openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0, timeout=600) as client:
-            base = behaviour(client, "base")
-            print(f"base model: behaviour rate {base['behaviour_rate']:.0%} of {base['count']} held-out questions "
-                  f"(target: under 10%); e.g. {base['example'][:100]!r}", flush=True)
-            uploaded = client.files.create(file=json_replies.TRAIN.open("rb"), purpose="fine-tune")
-            started = time.monotonic()
-            job = client.fine_tuning.jobs.create(model="base", training_file=uploaded.id, suffix="json-replies",
-                                                 method={"type": "supervised", "supervised": {
-                                                     "hyperparameters": {"n_epochs": args.epochs}}})
-            while job.status not in ("succeeded", "failed", "cancelled"):
-                time.sleep(0.2)
-                job = client.fine_tuning.jobs.retrieve(job.id)
-            succeeded = time.monotonic()
-            assert job.status == "succeeded", job.error
-            first, again = first_answers(client, job.fine_tuned_model, succeeded)
-            wall = succeeded - started
-            steps = len([e for e in client.fine_tuning.jobs.list_events(job.id, limit=1000) if e.type == "metrics"])
-            print(f"job: {uploaded.id} x {args.epochs} epochs (batch {job.hyperparameters.batch_size}, {steps} steps, "
-                  f"{job.trained_tokens} tokens) in {wall:.0f} s (target: under 600 s)", flush=True)
-            print(f"first answer after succeeded: {first:.2f} s (target: within 5 s); the same request again "
-                  f"{again:.2f} s", flush=True)
-            tuned = behaviour(client, job.fine_tuned_model)
-            print(f"{job.fine_tuned_model}: behaviour rate {tuned['behaviour_rate']:.0%}, topic accuracy "
-                  f"{tuned['topic_accuracy']:.0%} (target: at least 90%); e.g. {tuned['example'][:120]!r}",
-                  flush=True)
-            print(f"behaviour rate: {base['behaviour_rate']:.0%} -> {tuned['behaviour_rate']:.0%}", flush=True)
-            upload = upload_memory(gateway.url, trainer.proc.pid, args.upload_mib, pathlib.Path(tmp))
-            growth = upload["rss_peak_mib"] - upload["rss_before_mib"]
-            print(f"upload of {upload['file_mib']:.1f} MiB: {upload['seconds']:.1f} s; trainer resident memory "
-                  f"{upload['rss_before_mib']:.0f} MiB before, {upload['rss_peak_mib']:.0f} MiB at most while "
-                  f"receiving: +{growth:.0f} MiB, {growth / upload['file_mib']:.2f}x the file (target: within 2x)")
+    with embedded_system() as (client, gateway, trainer, tmp):
+        base = behaviour(client, "base")
+        print(f"base model: behaviour rate {base['behaviour_rate']:.0%} of {base['count']} held-out questions "
+              f"(target: under 10%); e.g. {base['example'][:100]!r}", flush=True)
+        uploaded = client.files.create(file=json_replies.TRAIN.open("rb"), purpose="fine-tune")
+        started = time.monotonic()
+        job = client.fine_tuning.jobs.create(model="base", training_file=uploaded.id, suffix="json-replies",
+                                             method={"type": "supervised", "supervised": {
+                                                 "hyperparameters": {"n_epochs": args.epochs}}})
+        while job.status not in ("succeeded", "failed", "cancelled"):
+            time.sleep(0.2)
+            job = client.fine_tuning.jobs.retrieve(job.id)
+        succeeded = time.monotonic()
+        assert job.status == "succeeded", job.error
+        first, again = first_answers(client, job.fine_tuned_model, succeeded)
+        wall = succeeded - started
+        steps = len([e for e in client.fine_tuning.jobs.list_events(job.id, limit=1000) if e.type == "metrics"])
+        print(f"job: {uploaded.id} x {args.epochs} epochs (batch {job.hyperparameters.batch_size}, {steps} steps, "
+              f"{job.trained_tokens} tokens) in {wall:.0f} s (target: under 600 s)", flush=True)
+        print(f"first answer after succeeded: {first:.2f} s (target: within 5 s); the same request again "
+              f"{again:.2f} s", flush=True)
+        tuned = behaviour(client, job.fine_tuned_model)
+        print(f"{job.fine_tuned_model}: behaviour rate {tuned['behaviour_rate']:.0%}, topic accuracy "
+              f"{tuned['topic_accuracy']:.0%} (target: at least 90%); e.g. {tuned['example'][:120]!r}",
+              flush=True)
+        print(f"behaviour rate: {base['behaviour_rate']:.0%} -> {tuned['behaviour_rate']:.0%}", flush=True)
+        upload = upload_memory(gateway.url, trainer.proc.pid, args.upload_mib, tmp)
+        growth = upload["rss_peak_mib"] - upload["rss_before_mib"]
+        print(f"upload of {upload['file_mib']:.1f} MiB: {upload['seconds']:.1f} s; trainer resident memory "
+              f"{upload['rss_before_mib']:.0f} MiB before, {upload['rss_peak_mib']:.0f} MiB at most while "
+              f"receiving: +{growth:.0f} MiB, {growth / upload['file_mib']:.2f}x the file (target: within 2x)")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,8 @@ def detected(value) -> str:
     if isinstance(value, dict) and set(value) & set(preference_format.KEYS):
         return DPO
     messages = value.get("messages") if isinstance(value, dict) else None
-    if isinstance(messages, list) and messages and isinstance(messages[-1], dict) and messages[-1].get("role") == "user":
+    last = messages[-1] if isinstance(messages, list) and messages else None
+    if isinstance(last, dict) and last.get("role") == "user":
         return REINFORCEMENT  # a prompt for the model to answer: a chat example ends with the answer to learn
     return SUPERVISED
 

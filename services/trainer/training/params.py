@@ -69,9 +69,9 @@ class RlParams:
     # One question per step leaves a step to the few groups whose answers differ; several average their gradients.
     prompts_per_step: typing.Annotated[int, Bound(1, 64)] = dataclasses.field(
         default=1, metadata=_help("questions whose groups make one optimizer step (their gradients averaged)"))
-    # How much each reward part (a named grader of training/squad_grader.py) counts. After SFT the format is nearly always right, so in most
-    # groups only the answer's F1 differs; the answer weighs as much as the three format parts together. All format
-    # weights with answer_weight 0 is the seed's format-only RL.
+    # How much each reward part (a named grader of training/squad_grader.py) counts. After SFT the format is nearly
+    # always right, so in most groups only the answer's F1 differs; the answer weighs as much as the three format
+    # parts together. All format weights with answer_weight 0 is the seed's format-only RL.
     prefix_weight: typing.Annotated[float, Bound(0, 10)] = dataclasses.field(
         default=1.0, metadata=_help("weight of the exact prefix reward"))
     suffix_weight: typing.Annotated[float, Bound(0, 10)] = dataclasses.field(
