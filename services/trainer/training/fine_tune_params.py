@@ -12,7 +12,7 @@ from services.common.limits import Bound
 
 SUPERVISED, DPO, REINFORCEMENT = "supervised", "dpo", "reinforcement"
 METHODS = (SUPERVISED, DPO, REINFORCEMENT)
-BASE_LEARNING_RATE = {SUPERVISED: 5e-4, DPO: 5e-5, REINFORCEMENT: 5e-5}
+BASE_LEARNING_RATE = {SUPERVISED: 5e-4, DPO: 5e-5, REINFORCEMENT: 2e-4}
 LORA_R = 16
 GROUP_PER_COMPUTE = 8  # answers sampled per prompt at compute_multiplier 1
 
