@@ -4,6 +4,7 @@ official `openai` client. (make embedded-model first; a quiet machine.)
 
     python bench/bench_methods.py dpo [--epochs 3] [--beta 0.1] [--learning-rate-multiplier 1]
     python bench/bench_methods.py reinforcement [--compute-multiplier 0.5] [--epochs 1] [--skip-uniform-groups]
+                                                [--examples N]   (the training file's first N lines only)
 
 dpo: data/concise_replies (a reply is one sentence of at most 25 words, devtools/concise_replies.py): the base
 model's behaviour rate on its 50 held-out questions, greedy; its preference pairs trained with DPO: the job's wall
@@ -40,7 +41,10 @@ def dpo_rate(client, model: str) -> dict:
 def reinforcement_rate(client, model: str) -> dict:
     rows = read_jsonl(graded_answers.HELDOUT)
     replies = greedy_replies(client, model, [row["messages"] for row in rows], graded_answers.NEW_TOKENS)
-    return {**graded_answers.score(zip(replies, rows)), "replies": replies}
+    # How often the keyword is said: a grader that only asks for it once can be paid by saying it over and over.
+    said = [reply.lower().count(row[graded_answers.REFERENCE_FIELD].lower()) for reply, row in zip(replies, rows)]
+    return {**graded_answers.score(zip(replies, rows)), "mean_keyword_count": round(statistics.mean(said), 2),
+            "replies": replies}
 
 
 def method(args) -> tuple[dict, object]:
@@ -89,6 +93,7 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--skip-uniform-groups", action="store_true")
+    parser.add_argument("--examples", type=int, help="train on the training file's first N lines only")
     args = parser.parse_args()
     chosen, rate = method(args)
     data = concise_replies if args.method == "dpo" else graded_answers
@@ -96,7 +101,8 @@ def main() -> None:
     with embedded_system() as (client, _, _, _):
         base = rate(client, "base")
         print(f"base model: {shown(base)}", flush=True)
-        uploaded = client.files.create(file=data.TRAIN.open("rb"), purpose="fine-tune")
+        lines = data.TRAIN.read_bytes().splitlines(keepends=True)[:args.examples]
+        uploaded = client.files.create(file=("train.jsonl", b"".join(lines)), purpose="fine-tune")
         job, seconds = run_job(client, model="base", training_file=uploaded.id, method=chosen, suffix=args.method)
         assert job.status == "succeeded", job.error
         print(f"job: {job.id} {job.method.model_dump(exclude_none=True)} in {seconds:.0f} s; "
