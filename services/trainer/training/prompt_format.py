@@ -2,7 +2,6 @@
 with the user's (the model answers it), and any other fields the references a grader reads as {{item.<field>}}.
 Free of heavy imports."""
 import dataclasses
-import json
 import pathlib
 
 from services.trainer.training.chat_format import message_problem
@@ -15,11 +14,6 @@ PROMPT_MESSAGE_KEYS = ("role", "content", "name")
 class Prompt:
     messages: list[tuple[str, str]]  # (role, content)
     item: dict  # the whole line, as graders read it
-
-    @property
-    def item_json(self) -> str:
-        """The item as a trl row carries it (Arrow cannot hold lines of different shapes in one column)."""
-        return json.dumps(self.item)
 
 
 def example_problem(value) -> str | None:

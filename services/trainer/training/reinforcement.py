@@ -3,6 +3,7 @@ answers scored by the job's grader (training/graders: string_check, text_similar
 reward function per named grader so that each one's mean is logged), training a fresh LoRA adapter or further
 training the fine-tuned model the job names."""
 import dataclasses
+import functools
 import pathlib
 
 from services.common.base_model import context_window, fingerprint, load_tokenizer
@@ -24,7 +25,7 @@ def prompt_rows(tokenizer, prompts: list[Prompt], budget: int) -> list[dict]:
     for prompt in prompts:
         text = chat_text(tokenizer, prompt.messages)
         if len(tokenizer(text, add_special_tokens=False)["input_ids"]) <= budget:
-            rows.append({"prompt": text, "item": prompt.item_json})
+            rows.append({"prompt": text, graders.ITEM_COLUMN: graders.encode_item(prompt.item)})
     return rows
 
 
@@ -43,14 +44,18 @@ class ReinforcementStep:
     def name(self) -> str:
         return self.params.adapter
 
+    @functools.cached_property
+    def rewards(self) -> tuple[list, list[float]]:
+        """trl's reward functions, one per named grader, and their weights in the same order: the grader read once."""
+        return graders.reward_functions(graders.read_grader(self.params.grader))
+
     @property
     def curve_extras(self) -> tuple[str, ...]:
-        names = [function.__name__ for function in graders.reward_functions(graders.read_grader(self.params.grader))[0]]
-        return ("frac_reward_zero_std", *(f"rewards/{name}/mean" for name in names))
+        return ("frac_reward_zero_std", *(f"rewards/{function.__name__}/mean" for function in self.rewards[0]))
 
     def settings(self) -> GrpoSettings:
         params = self.params
-        _, weights = graders.reward_functions(graders.read_grader(params.grader))
+        weights = self.rewards[1]
         return GrpoSettings(learning_rate=params.learning_rate, group_size=params.group_size,
                             prompts_per_step=params.batch_size, max_new_tokens=params.max_completion_tokens,
                             temperature=params.temperature, reward_weights=list(weights), epochs=params.n_epochs,
@@ -84,6 +89,5 @@ class ReinforcementStep:
         model = loaded.model
         if not isinstance(model, PeftModel):
             model = get_peft_model(model, lora_config(LORA_R, model))
-        functions, _ = graders.reward_functions(graders.read_grader(self.params.grader))
-        return grpo_trainer(model, loaded.tokenizer, loaded.rows, functions, self.settings(), output_dir, placement,
+        return grpo_trainer(model, loaded.tokenizer, loaded.rows, self.rewards[0], self.settings(), output_dir, placement,
                             show_progress, callbacks)
