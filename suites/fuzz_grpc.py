@@ -1,7 +1,7 @@
 """gRPC fuzzing of every service on its own port, with hypothesis: request messages built from the descriptors
 with random field values (empty, huge and unicode strings, extreme and non-finite numbers, lists, JSON values),
 against the whole system on loopback. The OpenAI-compatible services and TokenizerService get values that reach
-their engine too, and their OK answers are checked against the contract (suites/openai_fuzzing.py).
+their engine too, and their OK answers are checked against the contract (suites/openai_answers.py).
 
     python suites/fuzz_grpc.py            # full: 300 requests per method (900 on the OpenAI services)
     python suites/fuzz_grpc.py --quick    # CI: 25 per method (75)
@@ -23,7 +23,6 @@ import sys
 import tempfile
 
 import grpc
-from google.protobuf import struct_pb2
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message_factory import GetMessageClass
 from grpc_health.v1 import health_pb2
@@ -31,6 +30,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from textgen.v1 import adapters_pb2, baseline_pb2, files_pb2, fine_tuning_pb2, llm_pb2, openai_pb2, rnn_pb2, \
     trainer_pb2
 
+import openai_answers
 import openai_fuzzing
 from devtools.processes import health_status, start_system
 from textgen.openai_error_body import HEADER as OPENAI_ERROR_HEADER, SERVICES as OPENAI_SHAPED
@@ -153,8 +153,8 @@ def answer_problems(method, request, answers: list[bytes]) -> list[str]:
         return []
     if method.server_streaming:
         allowed = {code.name.lower() for code in ALLOWED | {grpc.StatusCode.RESOURCE_EXHAUSTED}}
-        return openai_fuzzing.stream_problems(method.name, request, answers, allowed)
-    return openai_fuzzing.unary_problems(method.name, request, answers[0])
+        return openai_answers.stream_problems(method.name, request, answers, allowed)
+    return openai_answers.unary_problems(method.name, request, answers[0])
 
 
 def fuzz_method(channel, method, examples: int, token: str, seen: collections.Counter) -> list[str]:
@@ -212,7 +212,7 @@ def main() -> int:
                         problems += fuzz_method(channel, method, examples * times, system.token, seen)
                         report[f"{service.name}/{method.name}"] = seen
         with grpc.insecure_channel(system.address("llm")) as channel:
-            problems += openai_fuzzing.still_answers(channel, metadata)
+            problems += openai_answers.still_answers(channel, metadata)
         unhealthy = [name for name in SERVICES
                      if health_status(system.address(name)) != health_pb2.HealthCheckResponse.SERVING]
         tracebacks = system.services["llm"].logs().count("Traceback")
