@@ -116,7 +116,7 @@ def test_only_safetensors_adapters_inside_models_dir_trained_on_this_base_are_ac
 
 class CharTokenizer:
     """One token per character, 0 for <|endoftext|>, no chat template: enough for the planners."""
-    eos_token_id = 0
+    eos_token, eos_token_id = "<|endoftext|>", 0
     chat_template = None
 
     def __call__(self, text: str, add_special_tokens: bool = False) -> dict:
