@@ -55,7 +55,7 @@ def test_reinforcement_flags_and_a_grader_file_reach_the_job_and_watch_prints_th
     created = textgen(gateway, "fine-tune", "create", "--training-file", str(prompts), "--method", "reinforcement",
                       "--grader", f"@{grader}", "--n-epochs", "1", "--batch-size", "2", "--compute-multiplier",
                       "0.25", "--temperature", "0.7", "--max-completion-tokens", "8", "--skip-uniform-groups",
-                      "--watch")
+                      "--eval-interval", "3", "--eval-samples", "4", "--watch")
     assert created.returncode == 0, created.stdout + created.stderr
     job = client.fine_tuning.jobs.retrieve(created.stdout.strip().splitlines()[-1].split()[0])
     assert job.method.type == "reinforcement" and job.status == "succeeded"
@@ -63,6 +63,7 @@ def test_reinforcement_flags_and_a_grader_file_reach_the_job_and_watch_prints_th
     shown = job.method.reinforcement.hyperparameters
     assert (shown.n_epochs, shown.batch_size, shown.compute_multiplier, shown.temperature,
             shown.max_completion_tokens, shown.skip_uniform_groups) == (1, 2, 0.25, 0.7, 8, True)
+    assert (shown.eval_interval, shown.eval_samples) == (3, 4)
     steps = [line for line in metrics_lines(created.stdout) if ": reward " in line]
     assert [line.split(":")[0] for line in steps] == [f"Step {i}/6" for i in range(1, 7)], created.stdout  # 2 a step
     for line in steps:

@@ -5,14 +5,12 @@ Envoy publishes a port; the Envoy image will not start without keys either."""
 import os
 import re
 import subprocess
-import sys
 
 import pytest
 import yaml
 
 from devtools.compose_project import compose_command
 from devtools.images import TARGETS, TORCH, VARIANT_TARGETS, image_name, gateway_build_args
-from devtools.processes import base_env
 from gateway.rate_limits import DEFAULT_BUCKETS, burst_variable, rate_variable
 from textgen.endpoints import ENDPOINTS
 from textgen.paths import ROOT

@@ -100,6 +100,10 @@ def test_a_job_on_a_file_of_another_purpose_is_refused(client, stored):
         "type": "string_check", "name": "s", "input": "{{sample.output_text}}", "reference": "x", "operation": "eq"},
         "hyperparameters": {"compute_multiplier": 8}}}}, "method.reinforcement.hyperparameters.compute_multiplier",
      ["between 0.25 and 4"]),
+    ({"method": {"type": "reinforcement", "reinforcement": {"grader": {
+        "type": "string_check", "name": "s", "input": "{{sample.output_text}}", "reference": "x", "operation": "eq"},
+        "hyperparameters": {"eval_samples": 33}}}}, "method.reinforcement.hyperparameters.eval_samples",
+     ["between 1 and 32"]),
     ({"suffix": "Has Spaces"}, "suffix", ["lower-case"]),
     ({"seed": -1}, "seed", ["between 0 and"]),
     ({"metadata": {f"k{i}": "v" for i in range(17)}}, "metadata", ["at most 16"]),
@@ -116,8 +120,10 @@ def test_a_reinforcement_file_must_hold_each_field_its_grader_reads(client):
               "reference": "{{item.answer}}", "operation": "eq"}
     refused(create(client, training_file=prompts.id, method={"type": "reinforcement", "reinforcement": {
         "grader": grader}}), openai.BadRequestError, "training_file", "line 12:", "{{item.answer}}")
-    refused(create(client, training_file=prompts.id, method={"type": "reinforcement", "reinforcement": {
-        "grader": grader}}, validation_file=prompts.id), openai.BadRequestError, "validation_file", "not used")
+    good = client.files.create(file=("good.jsonl", prompt_lines(12)), purpose="fine-tune")
+    refused(create(client, training_file=good.id, method={"type": "reinforcement", "reinforcement": {
+        "grader": grader}}, validation_file=prompts.id), openai.BadRequestError, "validation_file", "line 12:",
+        "{{item.answer}}")
 
 
 def test_a_file_a_job_still_needs_cannot_be_deleted(client):

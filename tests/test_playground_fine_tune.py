@@ -21,7 +21,8 @@ JOB_TIMEOUT_MS = 180_000
 EXACT = {"type": "string_check", "name": "exact", "input": "{{sample.output_text}}", "reference": "{{item.answer}}",
          "operation": "eq"}
 METHOD_FIELDS = {"dpo": ["#ft-beta"], "reinforcement": ["#ft-grader", "#ft-compute_multiplier", "#ft-temperature",
-                                                       "#ft-max_completion_tokens", "#ft-skip_uniform_groups"]}
+                                                       "#ft-max_completion_tokens", "#ft-skip_uniform_groups",
+                                                       "#ft-eval_interval", "#ft-eval_samples"]}
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +164,8 @@ def test_reinforcement_sends_the_grader_and_its_hyperparameters_and_draws_the_re
     panel.locator("#ft-grader").fill(json.dumps(EXACT))
     assert panel.locator("#ft-training_file").input_value() == uploaded
     for name, value in (("n_epochs", "1"), ("batch_size", "2"), ("compute_multiplier", "0.25"),
-                        ("temperature", "0.7"), ("max_completion_tokens", "8"), ("suffix", "page-rl")):
+                        ("temperature", "0.7"), ("max_completion_tokens", "8"), ("eval_samples", "3"),
+                        ("suffix", "page-rl")):
         panel.locator(f"#ft-{name}").fill(value)
     panel.locator("#ft-skip_uniform_groups").check()
     job = client.fine_tuning.jobs.retrieve(start(panel))
@@ -172,6 +174,7 @@ def test_reinforcement_sends_the_grader_and_its_hyperparameters_and_draws_the_re
     shown = job.method.reinforcement.hyperparameters
     assert (shown.n_epochs, shown.batch_size, shown.compute_multiplier, shown.temperature,
             shown.max_completion_tokens, shown.skip_uniform_groups) == (1, 2, 0.25, 0.7, 8, True)
+    assert (shown.eval_interval, shown.eval_samples) == (6, 3)  # eval_interval left empty: auto, one epoch (12 / 2)
     assert int(panel.locator("#fine-tune-curve").get_attribute("data-points")) == 6  # 12 prompts, 2 a step
     expect(panel.locator("#fine-tune-curve-summary")).to_contain_text("reward")
     expect(panel.locator("#fine-tune-progress")).to_contain_text("reward")

@@ -1,8 +1,10 @@
 """OpenAI's dpo and reinforcement methods through Envoy, driven by the official `openai` client: preference pairs
 trained with DPO (each step's loss, reward margin and accuracy as events; the same on a validation file after each
 epoch), prompts trained with GRPO and a grader (the reward, each grader's mean and the share of flat groups per
-step), a group that scores alike replaced when asked (the prompts skipped counted), and each served as a chat model.
+step; a validation file's prompts graded every eval_interval steps), a group that scores alike replaced when asked
+(the prompts skipped counted), and each served as a chat model.
 The jobs run on the tiny random GPT-2. (Bad input: test_fine_tuning_errors.py.)"""
+import openai
 import pytest
 
 from tests.fine_tuning_service import (client, gateway, llm, models_dir, preference_lines,  # noqa: F401
@@ -38,6 +40,7 @@ def test_a_dpo_job_trains_on_preference_pairs_and_shows_its_method(dpo_job):
     assert created.method.type == "dpo" and created.method.dpo.hyperparameters.beta == "auto"
     assert job.status == "succeeded", job.error
     assert job.method.dpo.hyperparameters.beta == 0.1 and job.method.dpo.hyperparameters.n_epochs == 2
+    assert job.trained_tokens > 0
     assert job.hyperparameters is None or job.hyperparameters.n_epochs is None  # the supervised place stays empty
 
 
@@ -65,11 +68,12 @@ def test_a_dpo_model_answers_and_can_be_trained_further_with_dpo(client, dpo_job
     assert ended.model == job.fine_tuned_model and ended.method.dpo.hyperparameters.beta == 0.5
 
 
-def rl_job(client, grader: dict, **hyperparameters):
+def rl_job(client, grader: dict, validation_file: str | openai.NotGiven = openai.NOT_GIVEN, **hyperparameters):
     training = upload(client, "prompts.jsonl", prompt_lines(12))
     method = {"type": "reinforcement", "reinforcement": {"grader": grader, "hyperparameters": {
         "compute_multiplier": 0.25, "max_completion_tokens": 8, "batch_size": 2, **hyperparameters}}}
-    created = client.fine_tuning.jobs.create(model="base", training_file=training, method=method)
+    created = client.fine_tuning.jobs.create(model="base", training_file=training, method=method,
+                                             validation_file=validation_file)
     return created, wait_for_end(client, created.id)
 
 
@@ -80,6 +84,8 @@ def test_a_reinforcement_job_reports_the_reward_each_graders_mean_and_flat_group
     assert job.status == "succeeded", job.error
     shown = job.method.reinforcement.hyperparameters
     assert (shown.compute_multiplier, shown.temperature, shown.max_completion_tokens) == (0.25, 1, 8)
+    assert (shown.eval_interval, shown.eval_samples) == (6, 2)  # auto: one epoch's steps, a group's answers
+    assert job.trained_tokens > 0 and job.validation_file is None
     steps = [m for m in metrics_events(client, job) if "reward" in m]
     assert [m["step"] for m in steps] == [1, 2, 3, 4, 5, 6]  # 12 prompts, 2 a step, one pass
     for m in steps:
@@ -98,3 +104,17 @@ def test_skipping_uniform_groups_draws_other_prompts_and_counts_them(client):
     # Every group scores alike, so each step drew 8 groups, skipped 7 and trained the last, flat as well.
     assert steps and all(m["skipped_prompts"] == 7 and m["trained_flat"] == 1 for m in steps)
     assert all(m["frac_reward_zero_std"] == 1 for m in steps)
+
+
+def test_a_validation_files_prompts_are_graded_every_eval_interval_steps(client):
+    validation = upload(client, "validation.jsonl", prompt_lines(10))  # the fewest a file may hold
+    _, job = rl_job(client, {"type": "multi", "name": "both", "graders": {"close": FUZZY, "always": NEVER_EMPTY},
+                             "calculate_output": "0.5 * close + 0.5 * always"},
+                    validation_file=validation, eval_interval=2, eval_samples=2)
+    assert job.status == "succeeded", job.error
+    assert job.validation_file == validation
+    evaluations = [m for m in metrics_events(client, job) if "valid_reward" in m]
+    assert [m["step"] for m in evaluations] == [2, 4, 6]  # 6 steps, evaluated every 2
+    for m in evaluations:
+        assert m["valid_grader_always"] == 1 and 0 <= m["valid_grader_close"] <= 1
+        assert m["valid_reward"] == pytest.approx(0.5 * m["valid_grader_close"] + 0.5, abs=1e-6)

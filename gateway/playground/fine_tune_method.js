@@ -4,7 +4,8 @@
 
 const SHARED = ["n_epochs", "batch_size", "learning_rate_multiplier"];
 const HYPERPARAMETERS = {supervised: SHARED, dpo: [...SHARED, "beta"],
-  reinforcement: [...SHARED, "compute_multiplier", "temperature", "max_completion_tokens"]};
+  reinforcement: [...SHARED, "compute_multiplier", "temperature", "max_completion_tokens", "eval_interval",
+    "eval_samples"]};
 const CURVE_METRIC = {supervised: "train_loss", dpo: "train_loss", reinforcement: "reward"};
 
 /** The figure a job's curve draws, by its method. */

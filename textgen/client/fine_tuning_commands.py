@@ -124,7 +124,8 @@ def add_to(commands) -> None:
     command.add_argument("target", nargs="?", help="a job id (a model's name for delete-model)")
     command.add_argument("--model", default="base", help="the base model (default) or a fine-tuned model of yours")
     command.add_argument("--training-file", help="a file id, or a local JSONL file to upload first")
-    command.add_argument("--validation-file", help="as --training-file; its loss is measured each epoch")
+    command.add_argument("--validation-file", help="as --training-file, never trained on: its loss (a reinforcement "
+                         "job: its graded reward) is measured as the job goes")
     command.add_argument("--suffix")
     command.add_argument("--seed", type=int)
     fine_tuning_methods.add_flags(command)

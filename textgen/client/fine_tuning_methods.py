@@ -17,6 +17,10 @@ HYPERPARAMETERS = {
     "max_completion_tokens": (int, ("reinforcement",), "reinforcement: tokens per sampled answer (unset: auto, 64)"),
     "skip_uniform_groups": (bool, ("reinforcement",),
                             "reinforcement: sample another prompt in place of one whose answers all score alike"),
+    "eval_interval": (int, ("reinforcement",), "reinforcement with --validation-file: steps between its evaluations "
+                      "(unset: auto, one epoch)"),
+    "eval_samples": (int, ("reinforcement",), "reinforcement with --validation-file: answers sampled per its prompts "
+                     "(unset: auto, the group's size)"),
 }
 # A metrics event's figures in this order, then any other in name order: the headline first, a reinforcement job's
 # reward (its GRPO loss after it), else train_loss.

@@ -47,7 +47,7 @@ def fine_tune_step(job: JobRecord, models_dir: pathlib.Path):
     if params.method == methods.REINFORCEMENT:
         from services.trainer.training.reinforcement import ReinforcementStep
 
-        return ReinforcementStep(params, training, from_path, job.owner)
+        return ReinforcementStep(params, training, validation, from_path, job.owner)
     from services.trainer.training.fine_tune import FineTuneStep
 
     return FineTuneStep(params, training, validation, from_path, job.owner)

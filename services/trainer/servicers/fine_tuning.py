@@ -124,9 +124,6 @@ class FineTuningServicer(fine_tuning_pb2_grpc.FineTuningServiceServicer):
             who, job_id = caller(context), new_job_id(FINE_TUNE)
             params = read_request(request, job_id)
             params = dataclasses.replace(params, from_adapter=await self._starting_point(params.model, who))
-            if params.validation_file and params.method == REINFORCEMENT:
-                raise invalid("validation_file is not used by reinforcement jobs here yet: the job's events carry "
-                              "each grader's mean score on the training prompts", "validation_file")
             await self._file(params.training_file, "training_file", params, context)
             if params.validation_file:
                 await self._file(params.validation_file, "validation_file", params, context)

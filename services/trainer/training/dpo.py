@@ -4,16 +4,13 @@ reference is the starting point without a second copy of the base: trl takes it 
 or from a frozen copy of the continued adapter ("ref"), and computes its log-probabilities once, before training.
 Each step's loss, reward margin and accuracy (the share of pairs whose preferred answer the model now favours more
 than the reference did) become the job's metrics events; with a validation file, the same after every epoch."""
-import dataclasses
-import pathlib
-
-from services.common.base_model import context_window, fingerprint, load_tokenizer
 from services.common.chat_prompt import chat_text
 from services.common.devices import Placement
 from services.trainer.training import pipeline
 from services.trainer.training.context import TrainingContext
 from services.trainer.training.fine_tune_params import LORA_R, FineTuneParams
-from services.trainer.training.models import device_options, load_with_adapter, lora_config
+from services.trainer.training.fine_tuning_step import FineTuningStep
+from services.trainer.training.models import device_options, lora_config
 from services.trainer.training.preference_format import Pair, read_pairs
 from services.trainer.training.progress import Progress, Report
 
@@ -35,38 +32,22 @@ def dpo_config(output_dir: str, params: FineTuneParams, max_length: int, placeme
         per_device_eval_batch_size=params.batch_size, learning_rate=params.learning_rate, beta=params.beta,
         max_length=max_length, precompute_ref_log_probs=True, logging_steps=1, save_strategy="no",
         eval_strategy="epoch" if evaluates else "no", report_to=[], **device_options(placement),
+        include_num_input_tokens_seen="non_padding",  # the job's trained_tokens
         gradient_checkpointing=False, disable_tqdm=not show_progress, seed=params.seed)
 
 
-@dataclasses.dataclass(frozen=True)
-class DpoStep:
-    params: FineTuneParams  # resolved: no "auto" left
-    training_path: pathlib.Path
-    validation_path: pathlib.Path | None
-    from_path: pathlib.Path | None  # the current version of the fine-tuned model it continues; None: the base
-    owner: str
-    kind = "fine_tune"
+class DpoStep(FineTuningStep):
     metric = "loss"
     curve_extras = ("rewards/margins", "rewards/accuracies")
-    chat = True
-    evaluates_squad = False
-
-    @property
-    def name(self) -> str:
-        return self.params.adapter
 
     def load(self, context: TrainingContext, report: Report) -> pipeline.Loaded:
         report(Progress(message="loading the preference pairs and the model"))
-        tokenizer = load_tokenizer(context.base)
-        model = load_with_adapter(context.base, self.from_path, trainable=True)
-        base_fingerprint = fingerprint(model.config)  # before training, which changes a few of its settings
-        rows = preference_rows(tokenizer, read_pairs(self.training_path))
-        eval_rows = preference_rows(tokenizer, read_pairs(self.validation_path)) if self.validation_path else None
-        max_length = min(context.fine_tune_max_tokens, context_window(model.config))
+        start = self.starting_point(context)
+        rows = preference_rows(start.tokenizer, read_pairs(self.training_path))
+        eval_rows = preference_rows(start.tokenizer, read_pairs(self.validation_path)) if self.validation_path else None
         return pipeline.Loaded(
-            model, tokenizer, rows, base_fingerprint, eval_rows=eval_rows,
-            record={"training_file": self.params.training_file, "training_rows": len(rows),
-                    "continued": str(self.from_path) if self.from_path else None, "max_length": max_length},
+            start.model, start.tokenizer, rows, start.base_fingerprint, eval_rows=eval_rows,
+            record=self.record(rows, max_length=start.window),
             curve_title=f"DPO loss ({len(rows)} pairs, {self.params.n_epochs} epochs, beta {self.params.beta:g})")
 
     def trainer(self, loaded: pipeline.Loaded, output_dir: str, placement: Placement, show_progress: bool,

@@ -21,9 +21,10 @@ HYPERPARAMETERS = {
     SUPERVISED: ("n_epochs", "batch_size", "learning_rate_multiplier"),
     DPO: ("beta", "n_epochs", "batch_size", "learning_rate_multiplier"),
     REINFORCEMENT: ("n_epochs", "batch_size", "learning_rate_multiplier", "compute_multiplier", "temperature",
-                    "max_completion_tokens"),
+                    "max_completion_tokens", "eval_interval", "eval_samples"),
 }
-WHOLE = ("n_epochs", "batch_size", "max_completion_tokens")  # hyperparameters that count something
+# hyperparameters that count something
+WHOLE = ("n_epochs", "batch_size", "max_completion_tokens", "eval_interval", "eval_samples")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +44,9 @@ class FineTuneParams:
     temperature: typing.Annotated[float | None, Bound(0, 2, low_open=True)] = None  # reinforcement
     max_completion_tokens: typing.Annotated[int | None, Bound(8, 256)] = None  # reinforcement
     skip_uniform_groups: bool = False  # reinforcement
+    # reinforcement with a validation file: steps between its evaluations, and answers sampled per its prompts
+    eval_interval: typing.Annotated[int | None, Bound(1, 10_000)] = None
+    eval_samples: typing.Annotated[int | None, Bound(1, 32)] = None
     grader: dict | None = None  # reinforcement: OpenAI's grader object, as read (training/graders)
     from_adapter: str | None = None  # the adapter `model` names; None: the base model
     metadata: dict = dataclasses.field(default_factory=dict)  # the request's own pairs, shown back
@@ -50,12 +54,16 @@ class FineTuneParams:
     def resolved(self, examples: int) -> "FineTuneParams":
         """Each "auto" hyperparameter chosen for a training file of `examples` lines. Supervised and DPO: 3 epochs (up
         to 10 for a small file, so that it trains on about 300 examples in all), a batch of one in 25 of them (1 to
-        8). Reinforcement: one pass, a prompt a step, groups of 8 at temperature 1, 64 tokens an answer."""
+        8). Reinforcement: one pass, a prompt a step, groups of 8 at temperature 1, 64 tokens an answer; the validation
+        prompts evaluated after each epoch, with as many answers each as a group."""
         chosen = dict(learning_rate_multiplier=self.learning_rate_multiplier or 1.0)
         if self.method == REINFORCEMENT:
-            chosen.update(n_epochs=self.n_epochs or 1, batch_size=self.batch_size or 1,
+            batch_size = self.batch_size or 1
+            chosen.update(n_epochs=self.n_epochs or 1, batch_size=batch_size,
                           compute_multiplier=self.compute_multiplier or 1.0, temperature=self.temperature or 1.0,
-                          max_completion_tokens=self.max_completion_tokens or 64)
+                          max_completion_tokens=self.max_completion_tokens or 64,
+                          eval_interval=self.eval_interval or max(1, -(-examples // batch_size)))
+            chosen.update(eval_samples=self.eval_samples or dataclasses.replace(self, **chosen).group_size)
         else:
             chosen.update(n_epochs=self.n_epochs or max(3, min(10, -(-300 // max(1, examples)))),
                           batch_size=self.batch_size or max(1, min(8, examples // 25)))

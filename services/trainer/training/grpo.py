@@ -23,11 +23,15 @@ class GrpoSettings:
     epochs: int = 1
     seed: int = 0
     skip_uniform_groups: bool = False
+    eval_interval: int | None = None  # steps between evaluations on the eval rows; None: after each epoch
+    eval_samples: int | None = None  # answers sampled per eval prompt; None: group_size
 
 
-def grpo_config(output_dir: str, settings: GrpoSettings, placement: Placement, show_progress: bool):
+def grpo_config(output_dir: str, settings: GrpoSettings, placement: Placement, show_progress: bool,
+                evaluates: bool = False):
     from trl import GRPOConfig
 
+    eval_samples = settings.eval_samples or settings.group_size
     return GRPOConfig(
         output_dir=output_dir, max_steps=settings.steps, num_train_epochs=settings.epochs,
         learning_rate=settings.learning_rate,
@@ -41,13 +45,16 @@ def grpo_config(output_dir: str, settings: GrpoSettings, placement: Placement, s
         # model, and a KL to it would penalise what the adapter learnt before.
         max_completion_length=settings.max_new_tokens, temperature=settings.temperature, beta=0.0,
         reward_weights=settings.reward_weights,
+        # An evaluation samples each eval prompt's answers as one batch, as training does.
+        eval_strategy=("steps" if settings.eval_interval else "epoch") if evaluates else "no",
+        eval_steps=settings.eval_interval, num_generations_eval=eval_samples, per_device_eval_batch_size=eval_samples,
         logging_steps=1, save_strategy="no", report_to=[],
         **device_options(placement), gradient_checkpointing=False, disable_tqdm=not show_progress,
         seed=settings.seed)
 
 
 def grpo_trainer(model, tokenizer, rows: list[dict], reward_funcs: list, settings: GrpoSettings, output_dir: str,
-                 placement: Placement, show_progress: bool, callbacks: list):
+                 placement: Placement, show_progress: bool, callbacks: list, eval_rows: list[dict] | None = None):
     from datasets import Dataset
     from trl import GRPOTrainer
 
@@ -68,6 +75,7 @@ def grpo_trainer(model, tokenizer, rows: list[dict], reward_funcs: list, setting
             return scored
 
     trainer_class = SpreadGroups if settings.skip_uniform_groups else GRPOTrainer
-    return trainer_class(model=model, reward_funcs=reward_funcs, args=grpo_config(output_dir, settings, placement,
-                                                                                 show_progress),
-                         train_dataset=Dataset.from_list(rows), processing_class=tokenizer, callbacks=callbacks)
+    args = grpo_config(output_dir, settings, placement, show_progress, evaluates=bool(eval_rows))
+    return trainer_class(model=model, reward_funcs=reward_funcs, args=args, train_dataset=Dataset.from_list(rows),
+                         eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None, processing_class=tokenizer,
+                         callbacks=callbacks)

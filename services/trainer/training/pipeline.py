@@ -76,8 +76,12 @@ def train(step: TrainingStep, context: TrainingContext, report: Report = no_repo
         trainer.save_model(str(staged or scratch))  # every process takes part; only the first writes
     if not main:
         return None
+    # Tokens trained on: the non-padding tokens of every batch (SFT, DPO: both answers), or GRPO's prompts and sampled
+    # answers; trl and transformers count them on every process.
+    trained_tokens = trainer.state.num_input_tokens_seen or None
     write_json(staged / "params.json", {"kind": step.kind, **dataclasses.asdict(step.params),
-                                        "base_model": context.base.name, **loaded.record})
+                                        "base_model": context.base.name, "trained_tokens": trained_tokens,
+                                        **loaded.record})
     adapters.write_base_record(staged, context.base.name, loaded.base_fingerprint)
     adapters.write_serving_record(staged, owner=step.owner, chat=step.chat)
     write_curve(staged, progress.curve, step.metric, loaded.curve_title)

@@ -30,13 +30,15 @@ LOGGED_METRICS = {"loss": "train_loss", "mean_token_accuracy": "train_mean_token
                   "frac_reward_zero_std": "frac_reward_zero_std", "rewards/margins": "train_reward_margin",
                   "rewards/accuracies": "train_reward_accuracy", "eval_rewards/margins": "valid_reward_margin",
                   "eval_rewards/accuracies": "valid_reward_accuracy", "skipped_prompts": "skipped_prompts",
-                  "trained_flat": "trained_flat"}
+                  "trained_flat": "trained_flat", "eval_reward": "valid_reward"}
 
 
 def metric_name(logged: str) -> str | None:
-    """The metric a logged value is kept as, or None: GRPO's `rewards/<grader>/mean` is `grader_<grader>`."""
-    if logged.startswith("rewards/") and logged.endswith("/mean"):
-        return f"grader_{logged[len('rewards/'):-len('/mean')]}"
+    """The metric a logged value is kept as, or None: GRPO's `rewards/<grader>/mean` is `grader_<grader>`, and
+    `eval_rewards/<grader>/mean` (a validation file's prompts) `valid_grader_<grader>`."""
+    for prefix, kept in (("rewards/", "grader_"), ("eval_rewards/", "valid_grader_")):
+        if logged.startswith(prefix) and logged.endswith("/mean"):
+            return f"{kept}{logged[len(prefix):-len('/mean')]}"
     return LOGGED_METRICS.get(logged)
 
 

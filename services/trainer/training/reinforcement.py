@@ -1,48 +1,41 @@
 """Reinforcement fine-tuning (OpenAI's method "reinforcement"): GRPO on a user's prompts, each group of sampled
 answers scored by the job's grader (training/graders: string_check, text_similarity, or a multi's weighted sum, one
 reward function per named grader so that each one's mean is logged), training a fresh LoRA adapter or further
-training the fine-tuned model the job names."""
-import dataclasses
+training the fine-tuned model the job names. A validation file's prompts are answered and graded the same way every
+eval_interval steps, and never trained on."""
 import functools
 import pathlib
 
-from services.common.base_model import context_window, fingerprint, load_tokenizer
 from services.common.chat_prompt import chat_text
 from services.common.devices import Placement
 from services.trainer.training import graders, pipeline
 from services.trainer.training.context import TrainingContext
-from services.trainer.training.fine_tune_params import LORA_R, FineTuneParams
+from services.trainer.training.fine_tune_params import LORA_R
+from services.trainer.training.fine_tuning_step import FineTuningStep
 from services.trainer.training.grpo import GrpoSettings, grpo_trainer
-from services.trainer.training.models import load_with_adapter, lora_config
+from services.trainer.training.models import lora_config
 from services.trainer.training.progress import Progress, Report
-from services.trainer.training.prompt_format import Prompt, read_prompts
+from services.trainer.training.prompt_format import read_prompts
 
 
-def prompt_rows(tokenizer, prompts: list[Prompt], budget: int) -> list[dict]:
+def prompt_rows(tokenizer, path: pathlib.Path, budget: int, what: str, report: Report) -> list[dict]:
     """trl's prompt rows in text, as the llm service renders a chat to serve it (services/common/chat_prompt.py),
-    with the item each grader reads; a prompt longer than `budget` tokens is left out."""
-    rows = []
+    with the item each grader reads; a prompt longer than `budget` tokens is left out, and counted in a warning."""
+    prompts, rows = read_prompts(path), []
     for prompt in prompts:
         text = chat_text(tokenizer, prompt.messages)
         if len(tokenizer(text, add_special_tokens=False)["input_ids"]) <= budget:
             rows.append({"prompt": text, graders.ITEM_COLUMN: graders.encode_item(prompt.item)})
+    if len(rows) < len(prompts):
+        report(Progress(message=f"{what}: {len(prompts) - len(rows)} of {len(prompts)} prompts leave no room for "
+                                f"the answer's tokens in {budget} tokens and are left out", note_level="warn"))
+    if not rows:
+        raise ValueError(f"no prompt of the {what} fits the model's window with max_completion_tokens")
     return rows
 
 
-@dataclasses.dataclass(frozen=True)
-class ReinforcementStep:
-    params: FineTuneParams  # resolved: no "auto" left
-    training_path: pathlib.Path
-    from_path: pathlib.Path | None  # the current version of the fine-tuned model it continues; None: the base
-    owner: str
-    kind = "fine_tune"
+class ReinforcementStep(FineTuningStep):
     metric = "reward"
-    chat = True
-    evaluates_squad = False
-
-    @property
-    def name(self) -> str:
-        return self.params.adapter
 
     @functools.cached_property
     def rewards(self) -> tuple[list, list[float]]:
@@ -59,26 +52,19 @@ class ReinforcementStep:
         return GrpoSettings(learning_rate=params.learning_rate, group_size=params.group_size,
                             prompts_per_step=params.batch_size, max_new_tokens=params.max_completion_tokens,
                             temperature=params.temperature, reward_weights=list(weights), epochs=params.n_epochs,
-                            seed=params.seed, skip_uniform_groups=params.skip_uniform_groups)
+                            seed=params.seed, skip_uniform_groups=params.skip_uniform_groups,
+                            eval_interval=params.eval_interval, eval_samples=params.eval_samples)
 
     def load(self, context: TrainingContext, report: Report) -> pipeline.Loaded:
         report(Progress(message="loading the prompts and the model"))
-        tokenizer = load_tokenizer(context.base)
-        model = load_with_adapter(context.base, self.from_path, trainable=True)
-        base_fingerprint = fingerprint(model.config)  # before training, which changes a few of its settings
-        budget = min(context.fine_tune_max_tokens, context_window(model.config)) - self.params.max_completion_tokens
-        prompts = read_prompts(self.training_path)
-        rows = prompt_rows(tokenizer, prompts, budget)
-        if len(rows) < len(prompts):
-            report(Progress(message=f"training file: {len(prompts) - len(rows)} of {len(prompts)} prompts leave no "
-                                    f"room for {self.params.max_completion_tokens} answer tokens in {budget} tokens "
-                                    "and are left out", note_level="warn"))
-        if not rows:
-            raise ValueError("no prompt of the training file fits the model's window with max_completion_tokens")
+        start = self.starting_point(context)
+        budget = start.window - self.params.max_completion_tokens
+        rows = prompt_rows(start.tokenizer, self.training_path, budget, "training file", report)
+        eval_rows = (prompt_rows(start.tokenizer, self.validation_path, budget, "validation file", report)
+                     if self.validation_path else None)
         return pipeline.Loaded(
-            model, tokenizer, rows, base_fingerprint,
-            record={"training_file": self.params.training_file, "training_rows": len(rows),
-                    "continued": str(self.from_path) if self.from_path else None, "grader": self.params.grader},
+            start.model, start.tokenizer, rows, start.base_fingerprint, eval_rows=eval_rows,
+            record=self.record(rows, grader=self.params.grader),
             curve_title=f"GRPO mean reward ({len(rows)} prompts, {self.params.n_epochs} epochs, groups of "
                         f"{self.params.group_size})")
 
@@ -89,5 +75,5 @@ class ReinforcementStep:
         model = loaded.model
         if not isinstance(model, PeftModel):
             model = get_peft_model(model, lora_config(LORA_R, model))
-        return grpo_trainer(model, loaded.tokenizer, loaded.rows, self.rewards[0], self.settings(), output_dir, placement,
-                            show_progress, callbacks)
+        return grpo_trainer(model, loaded.tokenizer, loaded.rows, self.rewards[0], self.settings(), output_dir,
+                            placement, show_progress, callbacks, eval_rows=loaded.eval_rows)

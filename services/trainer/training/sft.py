@@ -40,6 +40,7 @@ def sft_config(output_dir: str, settings: SftSettings, placement: Placement, sho
         per_device_train_batch_size=settings.batch_size, per_device_eval_batch_size=settings.batch_size,
         learning_rate=settings.learning_rate, max_length=settings.max_length, logging_steps=1, save_strategy="no",
         eval_strategy="epoch" if evaluates else "no", report_to=[],
+        include_num_input_tokens_seen="non_padding",  # params.json's trained_tokens
         # Checkpointing only slows small models down.
         **device_options(placement), gradient_checkpointing=False, disable_tqdm=not show_progress,
         seed=settings.seed,
