@@ -17,6 +17,7 @@ prompts skipped; the fine-tuned model's pass rate. Target: +15 points in under 2
 
 Prints each figure beside the CPU's name and flags."""
 import argparse
+import collections
 import json
 import statistics
 
@@ -25,9 +26,16 @@ from devtools.fine_tuning_system import cpu, embedded_system, greedy_replies, me
 from devtools.json_replies import read_jsonl
 
 
+def looping(reply: str) -> bool:
+    """Whether a reply says the same four words three times or more: a model caught in a loop."""
+    words = reply.lower().split()
+    runs = collections.Counter(tuple(words[i:i + 4]) for i in range(len(words) - 3))
+    return bool(runs) and max(runs.values()) >= 3
+
+
 def dpo_rate(client, model: str) -> dict:
     """The rule's rate, and how many short replies dodge the question: a reply that is itself a question (the rule
-    passes one, as one sentence), or the question repeated."""
+    passes one, as one sentence), or the question repeated; and how many loop."""
     rows = read_jsonl(concise_replies.HELDOUT)
     replies = greedy_replies(client, model, [row["messages"] for row in rows], concise_replies.HELDOUT_NEW_TOKENS)
     questions = [row["messages"][-1]["content"] for row in rows]
@@ -35,7 +43,8 @@ def dpo_rate(client, model: str) -> dict:
     repeated = sum(" ".join(reply.lower().split()) == " ".join(question.lower().split())
                    for reply, question in zip(replies, questions))
     return {**concise_replies.score(replies), "replies_ending_in_a_question_mark": asked,
-            "replies_repeating_the_question": repeated, "replies": replies}
+            "replies_repeating_the_question": repeated, "replies_looping": sum(map(looping, replies)),
+            "replies": replies}
 
 
 def reinforcement_rate(client, model: str) -> dict:
