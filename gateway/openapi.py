@@ -11,7 +11,7 @@ from google.api import field_behavior_pb2
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from gateway import openai_routes
+from gateway import openai_routes, request_checks
 from gateway.backends import BACKENDS
 from gateway.http_rules import HttpBinding, http_bindings, load_descriptor_set
 from gateway.proto_comments import collect_comments, stated_bounds, stated_default_value
@@ -147,6 +147,7 @@ API_KEY_SCHEME = {"type": "http", "scheme": "bearer", "description": (
 
 def openapi_document(bindings: list[HttpBinding], files: descriptor_pb2.FileDescriptorSet) -> dict:
     schemas = _Schemas(collect_comments(files))
+    refusing_unknown_fields = request_checks.checked_paths(bindings)
     paths: dict[str, dict] = {}
     http_methods: dict[str, set[str]] = {}  # by gRPC path: every REST binding of the method
     for binding in bindings:
@@ -176,8 +177,10 @@ def openapi_document(bindings: list[HttpBinding], files: descriptor_pb2.FileDesc
         if method.input_type.full_name == HTTP_BODY:
             operation["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": UPLOAD_FORM}}}
         elif binding.body == "*":
-            operation["requestBody"] = {"required": True, "content": {"application/json": {
-                "schema": schemas.ref(method.input_type, frozenset(path_fields))}}}
+            body = schemas.ref(method.input_type, frozenset(path_fields))
+            operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+            if binding.path in refusing_unknown_fields:  # the gateway's request checks
+                schemas.components[body["$ref"].rpartition("/")[2]]["additionalProperties"] = False
         elif not binding.body:
             operation["parameters"] += [
                 {"name": f.name, "in": "query", "schema": schemas.field(f)}

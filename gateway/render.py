@@ -7,7 +7,8 @@
 Writes OUT/envoy.yaml, OUT/openapi.json, OUT/docs.html and the playground's files (OUT/playground/), and for
 compose and k8s the descriptor set beside them. The targets (gateway/targets.py) differ only in addresses and file
 locations; one route per REST-annotated method comes from the descriptor set (gateway/method_routes.py), the
-replies Envoy makes itself from gateway/local_replies.py, the playground's routes from gateway/playground_routes.py,
+replies Envoy makes itself from gateway/local_replies.py, the checks of a REST request before it is transcoded
+from gateway/request_checks.py, the playground's routes from gateway/playground_routes.py,
 the llm replicas' balancing by adapter from gateway/adapter_affinity.py. The API keys and TLS (gateway/edge.py) are
 applied here for make run; compose and Kubernetes apply them where Envoy starts (the config is written as JSON,
 edge.py beside it), so that no key is ever in an image or a ConfigMap.
@@ -28,6 +29,7 @@ from gateway.method_routes import method_routes
 from gateway.openapi import openapi_document
 from gateway.playground_routes import playground_files, playground_routes
 from gateway.rate_limits import rate_limit_filter
+from gateway.request_checks import request_checks_filter
 from gateway.targets import TARGETS, Target, local_target
 from textgen import openai_error_body
 from textgen.paths import DESCRIPTOR_SET
@@ -68,6 +70,8 @@ def render(target: Target, bindings: list[HttpBinding]) -> dict:
     routes += playground_routes(target)
     if target.adapter_affinity:
         adapter_affinity.apply(config, bindings)
+    transcoder = next(i for i, f in enumerate(manager["http_filters"]) if f["name"] == openai_routes.TRANSCODER)
+    manager["http_filters"].insert(transcoder, request_checks_filter(bindings))
     manager["http_filters"][-1:-1] = [rate_limit_filter(name, bucket) for name, bucket in target.rate_limits.items()]
     return config
 

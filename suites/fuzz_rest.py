@@ -1,9 +1,10 @@
 """REST fuzzing through Envoy: schemathesis generates requests for every operation of the OpenAPI document Envoy
 serves, against the whole system on loopback (suites/README.md); then once more on the OpenAI paths and the
-tokenizer's, with bodies held to the values that reach the engine (suites/openai_reaching.py).
+tokenizer's, with bodies held to the values that reach the engine (suites/openai_reaching.py); then the headers,
+random names and values HTTP allows on requests the system serves (suites/header_fuzzing.py).
 
-    python suites/fuzz_rest.py            # full: at least 1000 cases
-    python suites/fuzz_rest.py --quick    # CI: at least 200 cases
+    python suites/fuzz_rest.py            # full: at least 1000 cases, and 1000 of headers
+    python suites/fuzz_rest.py --quick    # CI: at least 200 cases, and 200 of headers
     python suites/fuzz_rest.py --quick --url http://127.0.0.1:8080 --token "$API_KEY"
                                           # a system already running (compose: make compose-check)
 
@@ -22,6 +23,7 @@ import urllib.parse
 import urllib.request
 
 import openai_reaching
+from header_fuzzing import fuzz_headers
 from devtools.processes import start_system
 
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
@@ -64,7 +66,8 @@ def statuses_from_har(path: pathlib.Path) -> tuple[collections.Counter, list[str
 
 
 def fuzz(url: str, token: str, quick: bool, seed: int, tmp: pathlib.Path):
-    """schemathesis's runs against the gateway at `url`: (the processes, cases per status, bad error bodies)."""
+    """schemathesis's runs against the gateway at `url`, then the headers': (the processes, schemathesis's cases per
+    status, bad error bodies and 5xx answers to headers, the header cases per status)."""
     per_operation = 16 if quick else 80  # x 23 operations, plus the examples and coverage phases
     runs, counts, bad = [], collections.Counter(), []
     with urllib.request.urlopen(f"{url}/openapi.json", timeout=30) as served:
@@ -84,7 +87,8 @@ def fuzz(url: str, token: str, quick: bool, seed: int, tmp: pathlib.Path):
         run_counts, run_bad = statuses_from_har(har)
         counts += run_counts
         bad += run_bad
-    return runs, counts, bad
+    header_counts, header_bad = fuzz_headers(url, token, 200 if quick else 1000, seed)
+    return runs, counts, bad + header_bad, header_counts
 
 
 def main() -> int:
@@ -96,21 +100,23 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="fuzz-rest-") as tmp:
         if args.url:
-            runs, counts, bad = fuzz(args.url, args.token, args.quick, args.seed, pathlib.Path(tmp))
+            runs, counts, bad, header_counts = fuzz(args.url, args.token, args.quick, args.seed, pathlib.Path(tmp))
         else:
             with start_system(pathlib.Path(tmp) / "models", TRAINER_MAX_QUEUED="1") as system:
-                runs, counts, bad = fuzz(system.gateway.url, system.token, args.quick, args.seed, pathlib.Path(tmp))
+                runs, counts, bad, header_counts = fuzz(system.gateway.url, system.token, args.quick, args.seed,
+                                                        pathlib.Path(tmp))
     print("\n".join(run.stdout for run in runs)[-3000:])
     total = sum(counts.values())
     print(f"cases: {total}; by status: " + ", ".join(f"{s}: {n}" for s, n in sorted(counts.items())))
-    print(f"4xx/5xx bodies that are not an error body: {len(bad)}")
+    print("header cases: " + ", ".join(f"{s}: {n}" for s, n in sorted(header_counts.items())))
+    print(f"4xx/5xx bodies that are not an error body, and 5xx answers to headers: {len(bad)}")
     for line in bad[:20]:
         print("  " + line)
     enough = total >= (200 if args.quick else 1000)
     if not enough:
         print(f"too few cases: {total}")
     passed = all(run.returncode == 0 for run in runs)
-    return 0 if passed and not bad and enough and not any(s >= 500 for s in counts) else 1
+    return 0 if passed and not bad and enough and not any(s >= 500 for s in counts + header_counts) else 1
 
 
 if __name__ == "__main__":

@@ -74,7 +74,8 @@ def test_filters_transcoder_options_and_limits(rendered):
     names = [f.name for f in config.http_filters]
     # The rate limits come after the transcoder: a REST request is limited by the route of its gRPC method.
     assert names == ["envoy.filters.http.buffer", "envoy.filters.http.json_to_metadata", "envoy.filters.http.lua",
-                     "envoy.filters.http.grpc_json_transcoder",
+                     # Headers gRPC cannot carry and unknown OpenAI fields, before transcoding: test_request_checks.py.
+                     "textgen.request_checks", "envoy.filters.http.grpc_json_transcoder",
                      # The caller's name a client sent is dropped (only the API key check writes it: test_api_keys.py).
                      "envoy.filters.http.header_mutation",
                      "rate_limit.llm", "rate_limit.small_models", "rate_limit.train",
@@ -82,7 +83,7 @@ def test_filters_transcoder_options_and_limits(rendered):
     assert [f.name for f in config.http_filters if f.disabled] == ["envoy.filters.http.json_to_metadata"]
     buffer, transcoder = buffer_pb2.Buffer(), transcoder_pb2.GrpcJsonTranscoder()
     config.http_filters[0].typed_config.Unpack(buffer)
-    config.http_filters[3].typed_config.Unpack(transcoder)
+    config.http_filters[4].typed_config.Unpack(transcoder)
     assert buffer.max_request_bytes.value == transcoder.max_request_body_size.value == DEFAULT_MAX_BODY_BYTES
     annotated = {b.method.containing_service.full_name for b in http_bindings(load_descriptor_set(DESCRIPTOR_SET))}
     # The services on /v1 (the OpenAI services bind the same paths twice over) are each served by a /v1 route's copy
@@ -165,3 +166,15 @@ def test_the_descriptor_holds_every_error_detail_type_a_service_emits():
     # The whole of error_details.proto, so a detail type a service starts sending later is covered too.
     assert {f.name for f in load_descriptor_set(DESCRIPTOR_SET).file} >= {"google/rpc/status.proto",
                                                                      "google/rpc/error_details.proto"}
+
+
+def test_the_request_checks_know_the_fields_of_openais_json_paths_only(rendered):
+    checks = next(f for f in rendered["local"]["dict"]["static_resources"]["listeners"][0]["filter_chains"][0][
+        "filters"][0]["typed_config"]["http_filters"] if f["name"] == "textgen.request_checks")
+    script = checks["typed_config"]["default_source_code"]["inline_string"]
+    fields_line = next(line for line in script.splitlines() if line.startswith("local FIELDS = "))
+    for path in ("/v1/chat/completions", "/v1/completions", "/v1/fine_tuning/jobs"):
+        assert f'["{path}"] = {{' in fields_line
+    # Both of a field's JSON spellings; an upload (multipart) and the native paths are not checked.
+    assert '["max_tokens"] = true' in fields_line and '["maxTokens"] = true' in fields_line
+    assert '"/v1/files"' not in fields_line and '"/generate_with_llm"' not in fields_line

@@ -21,7 +21,7 @@ def transcoder_of(route) -> transcoder_pb2.GrpcJsonTranscoder:
 def test_the_openai_paths_have_a_stream_route_and_a_unary_route_each_with_its_transcoder(rendered):
     config = manager(rendered["local"]["dict"])
     main = transcoder_pb2.GrpcJsonTranscoder()
-    config.http_filters[3].typed_config.Unpack(main)
+    config.http_filters[4].typed_config.Unpack(main)
     v1 = [r for r in config.route_config.virtual_hosts[0].routes if r.match.path_separated_prefix == "/v1"]
     assert [r.direct_response.status for r in v1] == [404, 404]  # they only choose the transcoder's configuration
     stream, unary = v1  # the stream route first: the default route matches every /v1 request

@@ -45,6 +45,9 @@ class Plan:
     seed: int | None = None
     presence_penalty: float = 0.0  # subtracted once from the logit of every token generated so far
     frequency_penalty: float = 0.0  # subtracted from it once per time it was generated
+    top_k: int = 0  # sampling draws from the k most likely tokens only; 0: from all
+    min_p: float = 0.0  # sampling leaves out the tokens less likely than min_p times the most likely one's
+    repetition_penalty: float = 1.0  # divides the positive logits (multiplies the negative) of the tokens seen
     top_logprobs: int | None = None  # None: no log probabilities; else each token's and this many alternatives'
     grammar: "JsonMatcher | None" = None  # held to JSON: the matcher in its first state (each request copies it)
     ending: Ending = ANSWER_FORMAT
@@ -90,6 +93,7 @@ class Request:
     temperature, top_p, seed, top_logprobs = (_planned(name) for name in ("temperature", "top_p", "seed",
                                                                            "top_logprobs"))
     presence_penalty, frequency_penalty = _planned("presence_penalty"), _planned("frequency_penalty")
+    top_k, min_p, repetition_penalty = (_planned(name) for name in ("top_k", "min_p", "repetition_penalty"))
     ending, warnings = _planned("ending"), _planned("warnings")
 
     @property

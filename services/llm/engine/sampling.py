@@ -1,8 +1,11 @@
-"""The next token of each row, in OpenAI's order: the row's presence and frequency penalties lower the logits of the
-tokens it has generated, its JSON matcher (if any) masks out every token its grammar does not allow, then the token is
-chosen greedily, or drawn at the row's temperature from its nucleus (top_p) with the row's own generator (seeded from
-the request's seed when it has one, so a seeded row draws the same tokens alone or batched). A row that asks for log
-probabilities gets them from those same logits, divided by its temperature when it samples."""
+"""The next token of each row, in vLLM's order: the row's repetition penalty scales the logits of the tokens in its
+prompt and text, its presence and frequency penalties lower those of the tokens it has generated, its JSON matcher
+(if any) masks out every token its grammar does not allow, then the token is chosen greedily, or drawn at the row's
+temperature from what its top_k, min_p and nucleus (top_p) leave, with the row's own generator (seeded from the
+request's seed when it has one, so a seeded row draws the same tokens alone or batched). A row that asks for log
+probabilities gets them from those same logits, divided by its temperature when it samples (before top_k, min_p and
+top_p, which only choose what is drawn from)."""
+import math
 import os
 
 import torch
@@ -32,9 +35,26 @@ def nucleus(probabilities: torch.Tensor, top_p: float) -> torch.Tensor:
 
 
 def _penalize(logits: torch.Tensor, row: Request) -> None:
-    """OpenAI's penalties: logit[j] -= count[j] * frequency_penalty + (count[j] > 0) * presence_penalty."""
-    tokens, counts = torch.tensor(row.generated, device=logits.device).unique(return_counts=True)
-    logits[tokens] -= counts.to(logits.dtype) * row.frequency_penalty + row.presence_penalty
+    """The repetition penalty (vLLM's and transformers': a seen token's logit divided by it when positive, multiplied
+    when not), then OpenAI's: logit[j] -= count[j] * frequency_penalty + (count[j] > 0) * presence_penalty."""
+    if row.repetition_penalty != 1:
+        seen = torch.tensor(row.prompt_ids + row.generated, device=logits.device).unique()
+        scores = logits[seen]
+        logits[seen] = torch.where(scores > 0, scores / row.repetition_penalty, scores * row.repetition_penalty)
+    if row.generated and (row.presence_penalty or row.frequency_penalty):
+        tokens, counts = torch.tensor(row.generated, device=logits.device).unique(return_counts=True)
+        logits[tokens] -= counts.to(logits.dtype) * row.frequency_penalty + row.presence_penalty
+
+
+def drawn_from(scaled: torch.Tensor, row: Request) -> torch.Tensor:
+    """The probabilities sampling draws from: the softmax of the scaled logits with everything outside the row's
+    top_k, below min_p times the most likely token's probability, or outside its nucleus set to 0."""
+    if row.top_k and row.top_k < scaled.shape[-1]:
+        scaled = scaled.masked_fill(scaled < scaled.topk(row.top_k).values[-1], float("-inf"))
+    if row.min_p:
+        scaled = scaled.masked_fill(scaled < scaled.max() + math.log(row.min_p), float("-inf"))
+    probabilities = torch.softmax(scaled, dim=-1)
+    return nucleus(probabilities, row.top_p) if row.top_p < 1 else probabilities
 
 
 def mask_refused(logits: torch.Tensor, matcher: JsonMatcher) -> None:
@@ -46,7 +66,7 @@ def mask_refused(logits: torch.Tensor, matcher: JsonMatcher) -> None:
 
 
 def _is_penalized(row: Request) -> bool:
-    return bool(row.generated) and bool(row.presence_penalty or row.frequency_penalty)
+    return row.repetition_penalty != 1 or (bool(row.generated) and bool(row.presence_penalty or row.frequency_penalty))
 
 
 def _is_plain(row: Request) -> bool:
@@ -76,10 +96,7 @@ def _processed(logits: torch.Tensor, rows: list[Request]) -> tuple[list[int], li
             continue
         scaled = logits[i] / row.temperature if row.generator is not None else logits[i]
         if row.generator is not None:
-            probabilities = torch.softmax(scaled, dim=-1)
-            if row.top_p < 1:
-                probabilities = nucleus(probabilities, row.top_p)
-            chosen[i] = int(torch.multinomial(probabilities, 1, generator=row.generator))
+            chosen[i] = int(torch.multinomial(drawn_from(scaled, row), 1, generator=row.generator))
         if row.top_logprobs is not None:
             logprobs[i] = _logprobs(torch.log_softmax(scaled, dim=-1), chosen[i], row.top_logprobs)
     return chosen, logprobs

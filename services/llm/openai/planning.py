@@ -26,6 +26,9 @@ from textgen.openai_error_body import CONTEXT_LENGTH_EXCEEDED
 _NATIVE = bounds(LlmParams)
 TOKENS, TEMPERATURE, TOP_P = _NATIVE["max_new_tokens"], _NATIVE["temperature"], Bound(0, 1, low_open=True)
 PENALTY, CHOICES = Bound(-2, 2), Bound(1, 8)
+# vLLM's sampling extras: top_k -1 or 0 is every token; a repetition penalty divides (multiplies) the positive
+# (negative) logits of the tokens in the prompt and the text so far.
+TOP_K, MIN_P, REPETITION_PENALTY = Bound(-1, 1_000_000), Bound(0, 1), Bound(0, 10, low_open=True)
 MAX_STOPS = 4
 SCHEMA_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -40,6 +43,9 @@ class ChatParams:
     presence_penalty: Annotated[float, PENALTY] = 0.0
     frequency_penalty: Annotated[float, PENALTY] = 0.0
     top_logprobs: Annotated[int, Bound(0, 20)] = 0
+    top_k: Annotated[int, TOP_K] = 0
+    min_p: Annotated[float, MIN_P] = 0.0
+    repetition_penalty: Annotated[float, REPETITION_PENALTY] = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +57,9 @@ class CompletionParams:
     presence_penalty: Annotated[float, PENALTY] = 0.0
     frequency_penalty: Annotated[float, PENALTY] = 0.0
     logprobs: Annotated[int | None, Bound(0, 5)] = None
+    top_k: Annotated[int, TOP_K] = 0
+    min_p: Annotated[float, MIN_P] = 0.0
+    repetition_penalty: Annotated[float, REPETITION_PENALTY] = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,12 +70,8 @@ class Asked:
     max_tokens: int | None  # None: the default
     max_tokens_field: str  # the field it came from
     default_tokens: int
-    temperature: float
-    top_p: float
-    seed: int | None
+    sampling: planner.Sampling
     n: int
-    presence_penalty: float
-    frequency_penalty: float
     top_logprobs: int | None  # None: no log probabilities
     schema: dict | None  # the JSON Schema the output is held to; None: free text
 
@@ -124,10 +129,12 @@ def _asked(message, text, params_type, violations: Violations) -> Asked:
     newer = "max_completion_tokens" in message.DESCRIPTOR.fields_by_name and message.HasField("max_completion_tokens")
     field = "max_completion_tokens" if newer else "max_tokens"
     return Asked(text=text, stops=stops, max_tokens=getattr(message, field) if message.HasField(field) else None,
-                 max_tokens_field=field, default_tokens=params_type.max_tokens, temperature=params.temperature,
-                 top_p=params.top_p, seed=message.seed if message.HasField("seed") else None, n=params.n,
-                 presence_penalty=params.presence_penalty, frequency_penalty=params.frequency_penalty,
-                 top_logprobs=top_logprobs, schema=schema)
+                 max_tokens_field=field, default_tokens=params_type.max_tokens, sampling=planner.Sampling(
+                     temperature=params.temperature, top_p=params.top_p,
+                     seed=message.seed if message.HasField("seed") else None,
+                     presence_penalty=params.presence_penalty, frequency_penalty=params.frequency_penalty,
+                     top_k=max(params.top_k, 0), min_p=params.min_p, repetition_penalty=params.repetition_penalty),
+                 n=params.n, top_logprobs=top_logprobs, schema=schema)
 
 
 def check_chat(message) -> Asked:
@@ -154,11 +161,6 @@ def _budget(prompt_ids: list[int], asked: Asked, prompt_field: str, window: int)
                       "tokens", param=asked.max_tokens_field if more else prompt_field, code=CONTEXT_LENGTH_EXCEEDED)
 
 
-def _sampling(asked: Asked) -> planner.Sampling:
-    return planner.Sampling(temperature=asked.temperature, top_p=asked.top_p, seed=asked.seed,
-                            presence_penalty=asked.presence_penalty, frequency_penalty=asked.frequency_penalty)
-
-
 def _held(plan: Plan, asked: Asked, tokenizer) -> Plan:
     """The plan with what only the OpenAI API asks for: log probabilities, and the JSON its output is held to."""
     violations, grammar = Violations(), None
@@ -176,7 +178,7 @@ def _plan_qa(question: str, context: str, asked: Asked, tokenizer, window: int) 
     planner.check_question(question, violations)
     planner.check_context(context, violations)
     budget = asked.max_tokens or LlmParams.max_new_tokens
-    planned = violations or planner.plan_qa(question, context, budget, _sampling(asked), tokenizer, window)
+    planned = violations or planner.plan_qa(question, context, budget, asked.sampling, tokenizer, window)
     if isinstance(planned, Violations):
         raise OpenAiError.invalid(planned)
     return planned
@@ -195,12 +197,12 @@ def plan_chat(asked: Asked, qa_adapter: bool, tokenizer, window: int) -> Plan:
         raise OpenAiError(grpc.StatusCode.INVALID_ARGUMENT, str(error), param="messages") from None
     return _held(Plan(mode=Mode.CHAT, prompt_ids=prompt_ids, lead="", max_new_tokens=_budget(
         prompt_ids, asked, "messages", window), ending=stop_at(asked.stops + implied_stops),
-        **dataclasses.asdict(_sampling(asked))), asked, tokenizer)
+        **dataclasses.asdict(asked.sampling)), asked, tokenizer)
 
 
 def plan_completion(asked: Asked, tokenizer, window: int) -> Plan:
     """The prompt continued; like the native text mode, the text starts at the end-of-text token."""
     prompt_ids = [tokenizer.eos_token_id, *tokenizer(asked.text, add_special_tokens=False)["input_ids"]]
     return _held(Plan(mode=Mode.COMPLETION, prompt_ids=prompt_ids, lead="", max_new_tokens=_budget(
-        prompt_ids, asked, "prompt", window), ending=stop_at(asked.stops), **dataclasses.asdict(_sampling(asked))),
+        prompt_ids, asked, "prompt", window), ending=stop_at(asked.stops), **dataclasses.asdict(asked.sampling)),
         asked, tokenizer)
