@@ -3,8 +3,9 @@ suites/openai_fuzzing.py).
 
 An answer that came back OK must keep the contract's promises: n choices, indexed 0..n-1; usage that adds up; with
 logprobs, one finite, non-positive log probability per generated token and no more alternatives than asked; with a
-response_format, a finished choice is JSON, valid against the schema where jsonschema reads the schema too. A
-stream's error chunk names its problem with a code the call itself could have had.
+response_format, a finished choice is JSON, valid against the schema where jsonschema reads the schema too; with
+tools, every call names one of them and its arguments are JSON valid against its parameters (in a stream cut short,
+all but the call it cut). A stream's error chunk names its problem with a code the call itself could have had.
 """
 import json
 import math
@@ -30,17 +31,35 @@ def _schema_of(request) -> dict | None:
     return None
 
 
-def _json_problem(text: str, schema: dict) -> str | None:
+def _json_problem(text: str, schema: dict, what: str = "a finished choice") -> str | None:
     try:
         value = json.loads(text)
     except ValueError as error:
-        return f"a finished choice is not JSON ({error}): {text[:200]!r}"
+        return f"{what} is not JSON ({error}): {text[:200]!r}"
     try:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except (jsonschema.SchemaError, TypeError):
         return None  # a schema jsonschema cannot read: only "it is JSON" can be asked
     error = jsonschema.exceptions.best_match(jsonschema.validators.validator_for(schema)(schema).iter_errors(value))
-    return None if error is None else f"a finished choice breaks the schema ({error.message}): {text[:200]!r}"
+    return None if error is None else f"{what} breaks the schema ({error.message}): {text[:200]!r}"
+
+
+def _call_problems(request, calls: dict[int, list[tuple[str, str]]], finished: dict[int, str]) -> list[str]:
+    """Each choice's calls, (name, arguments), checked against the request's tools."""
+    if not calls:
+        return []
+    schemas = {tool.function.name: from_struct(tool.function.parameters) if tool.function.HasField("parameters")
+               else {"type": "object"} for tool in request.tools}
+    problems = []
+    for index, made in calls.items():
+        if made and finished.get(index) == "length":
+            made = made[:-1]  # a stream sends the pieces of the call it cut
+        for name, arguments in made:
+            if name not in schemas:
+                problems.append(f"a call of {name!r}, which is not one of the tools")
+            elif problem := _json_problem(arguments, schemas[name], f"{name}'s arguments"):
+                problems.append(problem)
+    return problems
 
 
 def _logprob_problems(entries, asked: int) -> list[str]:
@@ -55,12 +74,14 @@ def _logprob_problems(entries, asked: int) -> list[str]:
 
 
 def _choices_problems(request, texts: dict[int, str], finished: dict[int, str], usage,
-                      logprobs: dict[int, list[tuple[float, int]]], chat: bool) -> list[str]:
-    problems = []
+                      logprobs: dict[int, list[tuple[float, int]]], chat: bool,
+                      calls: dict[int, list[tuple[str, str]]] | None = None) -> list[str]:
+    problems = _call_problems(request, calls or {}, finished)
     n = _choice_count(request)
     if sorted(texts) != list(range(n)):
         problems.append(f"choices {sorted(texts)} for n={n}")
-    if sorted(finished) != sorted(texts) or not set(finished.values()) <= {"stop", "length"}:
+    reasons = {"stop", "length", "tool_calls"} if chat and len(request.tools) else {"stop", "length"}
+    if sorted(finished) != sorted(texts) or not set(finished.values()) <= reasons:
         problems.append(f"finish reasons {finished} for choices {sorted(texts)}")
     if usage is not None and usage.total_tokens != usage.prompt_tokens + usage.completion_tokens:
         problems.append(f"usage does not add up: {usage}")
@@ -95,7 +116,9 @@ def unary_problems(method_name: str, request, answer: bytes) -> list[str]:
     texts = {c.index: c.message.content if chat else c.text for c in answer.choices}
     finished = {c.index: c.finish_reason.string_value for c in answer.choices}
     logprobs = {c.index: (_chat_logprobs if chat else _completion_logprobs)(c.logprobs) for c in answer.choices}
-    return _choices_problems(request, texts, finished, answer.usage, logprobs, chat)
+    calls = {c.index: [(t.function.name, t.function.arguments) for t in c.message.tool_calls]
+             for c in answer.choices} if chat else {}
+    return _choices_problems(request, texts, finished, answer.usage, logprobs, chat, calls)
 
 
 def stream_problems(method_name: str, request, chunks: list[bytes], allowed_codes: set[str]) -> list[str]:
@@ -106,11 +129,17 @@ def stream_problems(method_name: str, request, chunks: list[bytes], allowed_code
         if error.code not in allowed_codes or not error.message:
             return [f"stream ended with error chunk {error}"]
         return []
-    texts, finished, logprobs, usage = {}, {}, {}, None
+    texts, finished, logprobs, usage, calls = {}, {}, {}, None, {}
     for chunk in parsed:
         usage = chunk.usage if chunk.HasField("usage") else usage
         for choice in chunk.choices:
             texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content if chat else choice.text)
+            for piece in choice.delta.tool_calls if chat else ():
+                made = calls.setdefault(choice.index, [])
+                if piece.HasField("id"):
+                    made.append((piece.function.name, ""))
+                elif made:
+                    made[-1] = (made[-1][0], made[-1][1] + piece.function.arguments)
             if choice.finish_reason.WhichOneof("kind") == "string_value":
                 finished[choice.index] = choice.finish_reason.string_value
             logprobs.setdefault(choice.index, []).extend(
@@ -118,7 +147,7 @@ def stream_problems(method_name: str, request, chunks: list[bytes], allowed_code
     usage = usage if request.stream_options.include_usage else None
     if request.stream_options.include_usage and usage is None:
         return ["no usage chunk though stream_options.include_usage"]
-    return _choices_problems(request, texts, finished, usage, logprobs, chat)
+    return _choices_problems(request, texts, finished, usage, logprobs, chat, calls)
 
 
 def _tokenizer_problems(method_name: str, request, answer: bytes) -> list[str]:

@@ -10,7 +10,7 @@ ones, hard ones (refused, or satisfied by no value), and nonsense built from JSO
 
 from google.protobuf import struct_pb2
 from hypothesis import strategies as st
-from textgen.v1 import openai_pb2
+from textgen.v1 import openai_pb2, tools_pb2
 
 
 MODELS = st.sampled_from(["base", "base", "base", "", "sft", "no-such-model", "base\u0000", "B" * 300])
@@ -86,8 +86,6 @@ def as_struct(python) -> struct_pb2.Struct | None:
 
 TEXT_PART = st.fixed_dictionaries({"type": st.sampled_from(["text", "text", "image_url", ""]), "text": WORDS})
 CONTENT = st.one_of(WORDS, st.lists(TEXT_PART, max_size=3), JSON).map(as_value)
-MESSAGE = st.builds(openai_pb2.ChatMessage, role=ROLES, content=CONTENT)
-MESSAGES = st.lists(MESSAGE, max_size=4)
 PROMPT = st.one_of(WORDS, st.lists(WORDS, max_size=2), JSON).map(as_value)
 STOPS = st.one_of(WORDS, st.lists(WORDS, max_size=6), JSON).map(as_value)
 RESPONSE_FORMAT = st.builds(
@@ -96,6 +94,32 @@ RESPONSE_FORMAT = st.builds(
     json_schema=st.one_of(st.none(), st.builds(
         openai_pb2.JsonSchemaFormat, name=st.sampled_from(["answer", "a-b_1", "", "x" * 65, "a b", "ü"]),
         schema=SCHEMAS.map(as_struct), strict=st.one_of(st.none(), st.booleans()))))
+
+
+TOOL = st.builds(tools_pb2.Tool, type=st.sampled_from(["function", "function", "retrieval", ""]),
+                 function=st.builds(tools_pb2.FunctionDefinition,
+                                    name=st.sampled_from(["get_weather", "get_weather", "f", "", "a b", "x" * 65]),
+                                    description=SHORT_WORDS, parameters=SCHEMAS.map(as_struct)))
+TOOL_CHOICE = st.one_of(
+    st.sampled_from(["auto", "required", "none", "", "sometimes"]).map(as_value),
+    st.fixed_dictionaries({"type": st.just("function"), "function": st.fixed_dictionaries(
+        {"name": st.sampled_from(["get_weather", "f", "nope"])})}).map(as_value), JSON.map(as_value))
+CALL = st.builds(tools_pb2.ToolCall, id=st.sampled_from(["call_1", "call_2", ""]), type=st.just("function"),
+                 function=st.builds(tools_pb2.FunctionCall, name=st.sampled_from(["get_weather", "", "a b"]),
+                                    arguments=st.sampled_from(['{"city":"Paris"}', "{", "", "[]"])))
+TOOL_MESSAGE = st.one_of(
+    st.builds(openai_pb2.ChatMessage, role=st.just("assistant"), tool_calls=st.lists(CALL, min_size=1, max_size=2)),
+    st.builds(openai_pb2.ChatMessage, role=st.just("tool"), content=CONTENT,
+              tool_call_id=st.sampled_from(["call_1", "call_2", "call_9", ""])))
+
+
+MESSAGE = st.one_of(st.builds(openai_pb2.ChatMessage, role=ROLES, content=CONTENT), TOOL_MESSAGE)
+MESSAGES = st.lists(MESSAGE, max_size=4)
+
+
+def _reaching_tools(schemas: list) -> list:
+    return [tools_pb2.Tool(type="function", function=tools_pb2.FunctionDefinition(
+        name=f"f{i}", parameters=as_struct(schema))) for i, schema in enumerate(schemas)]
 
 
 def _extreme(value, extremes):
@@ -129,6 +153,7 @@ WILD = {
     "top_p": _floats(0, 1),
     "presence_penalty": _floats(-2, 2), "frequency_penalty": _floats(-2, 2), "top_logprobs": _ints(0, 20),
     "response_format": RESPONSE_FORMAT, "tokens": TOKEN_IDS,
+    "tools": st.lists(TOOL, max_size=3), "tool_choice": TOOL_CHOICE,
 }
 REACHING_MESSAGE = st.builds(openai_pb2.ChatMessage, role=st.sampled_from(["system", "user", "assistant"]),
                              content=st.one_of(SHORT_WORDS, st.lists(st.fixed_dictionaries(
@@ -145,6 +170,8 @@ REACHING = {
         openai_pb2.ResponseFormat, type=st.sampled_from(["json_schema", "json_object", "text"]),
         json_schema=st.builds(openai_pb2.JsonSchemaFormat, name=st.just("answer"), schema=SCHEMAS.map(as_struct))),
     "tokens": st.lists(st.integers(0, 1900), max_size=40),
+    "tools": st.lists(st.sampled_from(VALID_SCHEMAS), max_size=3).map(_reaching_tools),
+    "tool_choice": st.sampled_from(["auto", "required", "none"]).map(as_value),
 }
 FIELDS = {"textgen.v1.LlmGenerateRequest.json_schema": SCHEMAS.map(as_struct)}
 

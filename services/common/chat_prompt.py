@@ -32,23 +32,25 @@ def plain_template(messages: list[tuple[str, str]], add_generation_prompt: bool 
     return turns + f"{PLAIN_ROLES['assistant']}:" if add_generation_prompt else turns
 
 
-def chat_text(tokenizer, messages: list[tuple[str, str]], add_generation_prompt: bool = True) -> str:
+def chat_text(tokenizer, messages: list[tuple[str, str]], add_generation_prompt: bool = True,
+              tools: list[dict] | None = None) -> str:
     """The prompt's text for (role, text) messages, special tokens written out (the plain template opens the document
-    with the end-of-text token); `add_generation_prompt` opens the assistant's turn at the end."""
+    with the end-of-text token); `add_generation_prompt` opens the assistant's turn at the end; `tools` (OpenAI's
+    tool objects) go to a chat template that writes them."""
     if not tokenizer.chat_template:
         return tokenizer.eos_token + plain_template(messages, add_generation_prompt)
     try:
         return tokenizer.apply_chat_template([{"role": role, "content": content} for role, content in messages],
-                                             add_generation_prompt=add_generation_prompt, tokenize=False)
+                                             add_generation_prompt=add_generation_prompt, tokenize=False, tools=tools)
     except jinja2.TemplateError as error:
         raise TemplateRefused(f"the model's chat template refuses these messages: {error}") from None
 
 
-def chat_prompt(tokenizer, messages: list[tuple[str, str]], add_generation_prompt: bool = True) \
-        -> tuple[list[int], tuple[str, ...]]:
+def chat_prompt(tokenizer, messages: list[tuple[str, str]], add_generation_prompt: bool = True,
+                tools: list[dict] | None = None) -> tuple[list[int], tuple[str, ...]]:
     """The prompt's token ids for (role, text) messages, and the stop strings the template implies;
-    `add_generation_prompt` opens the assistant's turn at the end."""
-    text = chat_text(tokenizer, messages, add_generation_prompt)
+    `add_generation_prompt` opens the assistant's turn at the end; `tools` as for chat_text."""
+    text = chat_text(tokenizer, messages, add_generation_prompt, tools)
     if not tokenizer.chat_template:
         ids = tokenizer(text[len(tokenizer.eos_token):], add_special_tokens=False)["input_ids"]
         return [tokenizer.eos_token_id, *ids], PLAIN_STOPS

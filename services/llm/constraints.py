@@ -82,6 +82,18 @@ class JsonGrammars:
             grammar = llguidance.LLMatcher.grammar_from_json_schema(json.dumps(schema), defaults=_COMPACT)
         except (ValueError, TypeError) as error:
             raise SchemaRefused(str(error)) from None
+        return self._compiled(grammar)
+
+    def lark_matcher(self, lark: str) -> JsonMatcher:
+        """A matcher at the start of a Lark grammar (llguidance's, JSON Schemas inside it as `%json {...}`: tool
+        calls, services/llm/openai/tools.py); SchemaRefused when it cannot be compiled."""
+        try:
+            grammar = llguidance.LLMatcher.grammar_from_lark(lark)
+        except (ValueError, TypeError) as error:
+            raise SchemaRefused(str(error)) from None
+        return self._compiled(grammar)
+
+    def _compiled(self, grammar: str) -> JsonMatcher:
         refused, problems = llguidance.LLMatcher.validate_grammar_with_warnings(grammar, self._tokenizer)
         if refused:
             raise SchemaRefused("; ".join(problems) or "the schema cannot be compiled")

@@ -49,7 +49,9 @@ class Plan:
     min_p: float = 0.0  # sampling leaves out the tokens less likely than min_p times the most likely one's
     repetition_penalty: float = 1.0  # divides the positive logits (multiplies the negative) of the tokens seen
     top_logprobs: int | None = None  # None: no log probabilities; else each token's and this many alternatives'
-    grammar: "JsonMatcher | None" = None  # held to JSON: the matcher in its first state (each request copies it)
+    grammar: "JsonMatcher | None" = None  # held to JSON or tool calls: the matcher in its first state (each request
+    # copies it)
+    reads_tool_calls: bool = False  # the answer's text is read as tool calls (services/llm/openai/tools.py)
     ending: Ending = ANSWER_FORMAT
     warnings: tuple[str, ...] = ()  # said in the response's warning
 
@@ -94,7 +96,7 @@ class Request:
                                                                            "top_logprobs"))
     presence_penalty, frequency_penalty = _planned("presence_penalty"), _planned("frequency_penalty")
     top_k, min_p, repetition_penalty = (_planned(name) for name in ("top_k", "min_p", "repetition_penalty"))
-    ending, warnings = _planned("ending"), _planned("warnings")
+    ending, warnings, reads_tool_calls = _planned("ending"), _planned("warnings"), _planned("reads_tool_calls")
 
     @property
     def done(self) -> bool:

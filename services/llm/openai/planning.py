@@ -13,12 +13,15 @@ from google.protobuf import struct_pb2
 from services.common.errors import Violations, shown
 from services.common.limits import Bound, bounds, from_request, out_of_range
 from services.llm import planner
-from services.llm.constraints import JSON_OBJECT, from_struct
+from services.llm.constraints import JSON_OBJECT, SchemaRefused, from_struct, grammars_for
 from services.llm.endings import stop_at
 from services.common.chat_prompt import TemplateRefused, chat_prompt, qa_form
 from services.common.openai_errors import OpenAiError
 from services.llm.native.planning import LlmParams
+from services.llm.openai import tools
 from services.llm.openai.messages import read_messages, read_prompt, value_kind
+from services.llm.openai.tool_prompt import with_tools
+from services.llm.openai.tools import ToolUse
 from services.llm.request import Plan
 from services.llm.states import Mode
 from textgen.openai_error_body import CONTEXT_LENGTH_EXCEEDED
@@ -74,6 +77,7 @@ class Asked:
     n: int
     top_logprobs: int | None  # None: no log probabilities
     schema: dict | None  # the JSON Schema the output is held to; None: free text
+    tools: ToolUse | None = None  # the functions a chat's answer may call; None: it calls none
 
 
 def _stops(value: struct_pb2.Value, violations: Violations) -> tuple[str, ...]:
@@ -117,7 +121,7 @@ def _top_logprobs(message, params, violations: Violations) -> int | None:
     return params.top_logprobs if message.logprobs else None
 
 
-def _asked(message, text, params_type, violations: Violations) -> Asked:
+def _asked(message, text, params_type, violations: Violations, tool_use: ToolUse | None = None) -> Asked:
     params = from_request(params_type, message)
     violations.add_all(out_of_range(params))
     stops = _stops(message.stop, violations)
@@ -125,6 +129,7 @@ def _asked(message, text, params_type, violations: Violations) -> Asked:
     top_logprobs = _top_logprobs(message, params, violations)
     if violations:
         raise OpenAiError.invalid(violations)
+    tools.refuse_with_json_output(tool_use, schema)
     # A chat's max_completion_tokens, OpenAI's newer name for max_tokens, wins when both are set.
     newer = "max_completion_tokens" in message.DESCRIPTOR.fields_by_name and message.HasField("max_completion_tokens")
     field = "max_completion_tokens" if newer else "max_tokens"
@@ -134,12 +139,13 @@ def _asked(message, text, params_type, violations: Violations) -> Asked:
                      seed=message.seed if message.HasField("seed") else None,
                      presence_penalty=params.presence_penalty, frequency_penalty=params.frequency_penalty,
                      top_k=max(params.top_k, 0), min_p=params.min_p, repetition_penalty=params.repetition_penalty),
-                 n=params.n, top_logprobs=top_logprobs, schema=schema)
+                 n=params.n, top_logprobs=top_logprobs, schema=schema, tools=tool_use)
 
 
 def check_chat(message) -> Asked:
     violations = Violations()
-    return _asked(message, read_messages(message, violations), ChatParams, violations)
+    text = read_messages(message, violations)
+    return _asked(message, text, ChatParams, violations, tools.read_tools(message, violations))
 
 
 def check_completion(message) -> Asked:
@@ -161,15 +167,33 @@ def _budget(prompt_ids: list[int], asked: Asked, prompt_field: str, window: int)
                       "tokens", param=asked.max_tokens_field if more else prompt_field, code=CONTEXT_LENGTH_EXCEEDED)
 
 
+def _tool_matcher(use: ToolUse, tokenizer, violations: Violations):
+    """The matcher of an answer held to `use`'s calls; None, with a violation naming the function whose parameters
+    cannot be compiled, when the grammar cannot be."""
+    try:
+        return grammars_for(tokenizer).lark_matcher(tools.grammar(use))
+    except SchemaRefused as refused:
+        for i, function in enumerate(use.functions):
+            if function in use.callable:
+                planner.json_matcher(function.parameters, f"tools[{i}].function.parameters", tokenizer, violations)
+        if not violations:
+            violations.add("tools", f"the tools cannot be compiled into a grammar: {refused}")
+        return None
+
+
 def _held(plan: Plan, asked: Asked, tokenizer) -> Plan:
-    """The plan with what only the OpenAI API asks for: log probabilities, and the JSON its output is held to."""
+    """The plan with what only the OpenAI API asks for: log probabilities, and the grammar its output is held to
+    (JSON, or tool calls)."""
     violations, grammar = Violations(), None
     if asked.schema is not None:
         field = "response_format.json_schema.schema" if asked.schema is not JSON_OBJECT else "response_format"
         grammar = planner.json_matcher(asked.schema, field, tokenizer, violations)
+    if asked.tools is not None:
+        grammar = _tool_matcher(asked.tools, tokenizer, violations)
     if violations:
         raise OpenAiError.invalid(violations)
-    return dataclasses.replace(plan, top_logprobs=asked.top_logprobs, grammar=grammar)
+    return dataclasses.replace(plan, top_logprobs=asked.top_logprobs, grammar=grammar,
+                               reads_tool_calls=asked.tools is not None)
 
 
 def _plan_qa(question: str, context: str, asked: Asked, tokenizer, window: int) -> Plan:
@@ -188,11 +212,13 @@ def plan_chat(asked: Asked, qa_adapter: bool, tokenizer, window: int) -> Plan:
     """An adapter trained on the QA prompt (`qa_adapter`) asked in the QA form as the last, user message answers in
     the answer format; anything else is a chat in the model's template."""
     role, last = asked.text[-1]
-    qa = qa_form(last) if qa_adapter and role == "user" and asked.schema is None else None
+    free = asked.schema is None and asked.tools is None
+    qa = qa_form(last) if qa_adapter and role == "user" and free else None
     if qa is not None:
         return _held(_plan_qa(*qa, asked, tokenizer, window), asked, tokenizer)
+    messages, template_tools = with_tools(asked.text, asked.tools, tokenizer)
     try:
-        prompt_ids, implied_stops = chat_prompt(tokenizer, asked.text)
+        prompt_ids, implied_stops = chat_prompt(tokenizer, messages, tools=template_tools)
     except TemplateRefused as error:
         raise OpenAiError(grpc.StatusCode.INVALID_ARGUMENT, str(error), param="messages") from None
     return _held(Plan(mode=Mode.CHAT, prompt_ids=prompt_ids, lead="", max_new_tokens=_budget(

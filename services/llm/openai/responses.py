@@ -1,6 +1,7 @@
 """The OpenAI-compatible answers made of finished (or streaming) `Request`s, one per choice: chat.completion and
 text_completion objects, and their chunks in a stream: for each choice the first (the role, and the forced lead of a
-QA answer), one per text piece, the last with the finish reason; then the usage when asked for, or instead an error.
+QA answer), one per text piece (or piece of a tool call), the last with the finish reason; then the usage when asked
+for, or instead an error. An answer that may call tools is read as its text or its calls (services/llm/openai/tools.py).
 Log probabilities come in OpenAI's two shapes: chat's list of tokens with their alternatives, and completions'
 parallel lists."""
 import time
@@ -9,8 +10,10 @@ from collections.abc import Callable
 
 import grpc
 from google.protobuf import struct_pb2
-from textgen.v1 import openai_pb2
+from textgen.v1 import openai_pb2, tools_pb2
 
+from services.llm.openai.tool_stream import CallPieces
+from services.llm.openai.tools import read_calls
 from services.llm.request import Request
 from services.llm.states import StopReason
 from textgen.openai_error_body import error_body
@@ -19,8 +22,20 @@ NULL = struct_pb2.Value(null_value=struct_pb2.NULL_VALUE)
 TokenBytes = Callable[[int], bytes]  # a token id's bytes (constraints.JsonGrammars.token_bytes)
 
 
-def finish_reason(request: Request) -> struct_pb2.Value:
-    return struct_pb2.Value(string_value="length" if request.stop_reason == StopReason.LENGTH else "stop")
+def finish_reason(request: Request, called: bool = False) -> struct_pb2.Value:
+    reason = "length" if request.stop_reason == StopReason.LENGTH else "tool_calls" if called else "stop"
+    return struct_pb2.Value(string_value=reason)
+
+
+def _message(request: Request) -> tuple[openai_pb2.AssistantMessage, bool]:
+    """The choice's message, and whether it calls tools."""
+    text = request.final_text()[0]
+    if not request.reads_tool_calls:
+        return openai_pb2.AssistantMessage(role="assistant", content=text), False
+    content, calls = read_calls(text)
+    return openai_pb2.AssistantMessage(role="assistant", content=content, tool_calls=[tools_pb2.ToolCall(
+        id=call.id, type="function", function=tools_pb2.FunctionCall(name=call.name, arguments=call.arguments))
+        for call in calls]), bool(calls)
 
 
 def usage(requests: list[Request]) -> openai_pb2.Usage:
@@ -72,10 +87,9 @@ def _identity(prefix: str, model: str) -> dict:
 
 
 def chat_completion(model: str, requests: list[Request], logprobs: Logprobs) -> openai_pb2.ChatCompletion:
-    choices = [openai_pb2.ChatChoice(
-        index=index, message=openai_pb2.AssistantMessage(role="assistant", content=request.final_text()[0]),
-        finish_reason=finish_reason(request), logprobs=logprobs.chat(request, 0, len(request.generated)))
-        for index, request in enumerate(requests)]
+    choices = [openai_pb2.ChatChoice(index=index, message=message, finish_reason=finish_reason(request, called),
+                                     logprobs=logprobs.chat(request, 0, len(request.generated)))
+               for index, request in enumerate(requests) for message, called in [_message(request)]]
     return openai_pb2.ChatCompletion(**_identity("chatcmpl", model), object="chat.completion", choices=choices,
                                      usage=usage(requests))
 
@@ -97,6 +111,7 @@ class Chunks:
         self.requests, self.chat, self.logprobs = requests, chat, logprobs
         self.identity = _identity("chatcmpl" if chat else "cmpl", model)
         self.sent = [""] * len(requests)  # each choice's text so far
+        self.pieces = [CallPieces() if request.reads_tool_calls else None for request in requests]
         self.tokens_sent = [0] * len(requests)  # and the tokens whose log probabilities went with it
 
     def _chunk(self, choices=(), **fields):
@@ -110,8 +125,12 @@ class Chunks:
         request, start = self.requests[index], self.tokens_sent[index]
         self.tokens_sent[index] = tokens
         if self.chat:
-            return openai_pb2.ChatChunkChoice(index=index, delta=openai_pb2.ChatDelta(role=role, content=text),
-                                              finish_reason=finish, logprobs=self.logprobs.chat(request, start, tokens))
+            calls = []
+            if self.pieces[index] is not None and text:  # text that may be tool calls: read as content or calls
+                text, calls = self.pieces[index].feed(text)
+            return openai_pb2.ChatChunkChoice(index=index, delta=openai_pb2.ChatDelta(
+                role=role, content=text, tool_calls=calls), finish_reason=finish,
+                logprobs=self.logprobs.chat(request, start, tokens))
         return openai_pb2.CompletionChoice(index=index, text=text or "", finish_reason=finish, logprobs=(
             self.logprobs.completion(request, start, tokens, len(self.sent[index]) - len(text or ""))))
 
@@ -136,8 +155,9 @@ class Chunks:
             rest = request.final_text()[0][len(self.sent[index]):]
             if rest or self.tokens_sent[index] < len(request.logprobs):
                 chunks.append(self.text(index, rest, len(request.generated)))
+            called = request.reads_tool_calls and bool(read_calls(request.final_text()[0])[1])
             chunks.append(self._chunk([self._choice(index, None, len(request.generated),
-                                                    finish_reason(request))]))
+                                                    finish_reason(request, called))]))
         if include_usage:
             chunks.append(self._chunk(usage=usage(self.requests)))
         return chunks
