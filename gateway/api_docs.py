@@ -95,7 +95,7 @@ def _method_section(bindings: list[HttpBinding], comments: dict[str, str], reque
         requests_shown[request.full_name] = heading
         lines += ["", f"Request `{request.name}` ({_where_the_fields_go(bindings[0])}):", "",
                   *_request_table(request, bindings[0].path_fields, comments)]
-    if method.containing_service.full_name == openai_routes.STREAM:
+    if method.containing_service.full_name in openai_routes.STREAMS:
         response = (f'with "stream": true, server-sent events, `data: ` and a {_link(method.output_type)} each '
                     "(see [The OpenAI-compatible API](#the-openai-compatible-api))")
     elif method.output_type.full_name == HTTP_BODY:

@@ -1,5 +1,6 @@
-"""How Envoy serves the OpenAI-compatible paths (/v1/chat/completions, /v1/completions, /v1/models[/{id}]) from the
-llm service's OpenAiService and OpenAiStreamService, and OpenAI's files and fine-tuning paths (/v1/files...,
+"""How Envoy serves the OpenAI-compatible paths (/v1/chat/completions, /v1/completions, /v1/models[/{id}],
+/v1/responses[/{id}]) from the llm service's OpenAiService, ResponsesService and their stream services, and OpenAI's
+files and fine-tuning paths (/v1/files...,
 /v1/fine_tuning/jobs..., DELETE /v1/models/{id}) from the trainer's FileService and FineTuningService, through the
 same transcoder as every other path.
 
@@ -23,7 +24,9 @@ from textgen import openai_error_body
 from textgen.openai_error_body import RATE_LIMIT_EXCEEDED, error_body
 
 UNARY, STREAM = "textgen.v1.OpenAiService", "textgen.v1.OpenAiStreamService"
-SERVICES = (UNARY, STREAM)  # the llm's
+RESPONSES, RESPONSES_STREAM = "textgen.v1.ResponsesService", "textgen.v1.ResponsesStreamService"
+STREAMS = (STREAM, RESPONSES_STREAM)  # what a request with `stream: true` is served by
+SERVICES = (UNARY, STREAM, RESPONSES, RESPONSES_STREAM)  # the llm's
 OPENAI_SHAPED = openai_error_body.SERVICES  # served on /v1 only, each error in OpenAI's body
 TRAINER_SERVICES = tuple(service for service in OPENAI_SHAPED if service not in SERVICES)
 PREFIX = "/v1"
@@ -47,9 +50,9 @@ def rest_routes(http_filters: list[dict], max_upload_bytes: int) -> list[dict]:
     """The upload route and the two /v1 routes, their transcoder configurations copied from the main one in
     `http_filters`."""
     transcoder = _typed_config(http_filters, TRANSCODER)
-    stream = {**transcoder, "services": [STREAM], "print_options": {
+    stream = {**transcoder, "services": list(STREAMS), "print_options": {
         **transcoder["print_options"], "stream_newline_delimited": False, "stream_sse_style_delimited": True}}
-    unary = {**transcoder, "services": [UNARY, *TRAINER_SERVICES], "url_unescape_spec": "ALL_CHARACTERS"}
+    unary = {**transcoder, "services": [UNARY, RESPONSES, *TRAINER_SERVICES], "url_unescape_spec": "ALL_CHARACTERS"}
     not_transcoded = {"status": 404, "body": {"inline_string": f"{PREFIX} paths are served as JSON only"}}
     return [
         {"match": {"path": UPLOAD_PATH, "headers": [{"name": ":method", "string_match": {"exact": "POST"}}]},

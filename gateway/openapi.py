@@ -154,7 +154,7 @@ def openapi_document(bindings: list[HttpBinding], files: descriptor_pb2.FileDesc
         http_methods.setdefault(binding.grpc_path, set()).add(binding.http_method)
     for binding in bindings:
         method, path_fields = binding.method, binding.path_fields
-        if method.containing_service.full_name == openai_routes.STREAM:
+        if method.containing_service.full_name in openai_routes.STREAMS:
             twin = paths[binding.path][binding.http_method.lower()]  # the unary twin's, listed first
             twin["responses"]["200"]["description"] += f". {SSE_DESCRIPTION}"
             twin["responses"]["200"]["content"]["text/event-stream"] = {

@@ -27,8 +27,8 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message_factory import GetMessageClass
 from grpc_health.v1 import health_pb2
 from hypothesis import HealthCheck, given, settings, strategies as st
-from textgen.v1 import adapters_pb2, baseline_pb2, files_pb2, fine_tuning_pb2, llm_pb2, openai_pb2, rnn_pb2, \
-    trainer_pb2
+from textgen.v1 import adapters_pb2, baseline_pb2, files_pb2, fine_tuning_pb2, llm_pb2, openai_pb2, \
+    responses_pb2, rnn_pb2, trainer_pb2
 
 import openai_answers
 import openai_fuzzing
@@ -39,7 +39,7 @@ ALLOWED = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode
            grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.DEADLINE_EXCEEDED}
 QUEUE_BOUNDS = ("LLM_MAX_QUEUED", "TRAINER_MAX_QUEUED")
 # Each process and the contracts of what it serves.
-SERVICES = {"baseline": [baseline_pb2], "rnn": [rnn_pb2], "llm": [llm_pb2, openai_pb2],
+SERVICES = {"baseline": [baseline_pb2], "rnn": [rnn_pb2], "llm": [llm_pb2, openai_pb2, responses_pb2],
             "trainer": [trainer_pb2, adapters_pb2, files_pb2, fine_tuning_pb2]}
 SKIPPED = {"TrainSft", "TrainRl"}  # real jobs: the REST fuzzer and the trainer tests cover their validation
 OPENAI_SERVICES = set(OPENAI_SHAPED)
@@ -215,7 +215,8 @@ def main() -> int:
             problems += openai_answers.still_answers(channel, metadata)
         unhealthy = [name for name in SERVICES
                      if health_status(system.address(name)) != health_pb2.HealthCheckResponse.SERVING]
-        tracebacks = system.services["llm"].logs().count("Traceback")
+        llm_log = system.services["llm"].logs()
+        tracebacks = llm_log.count("Traceback")
     for method, seen in report.items():
         print(f"{method:40} " + ", ".join(f"{code} {count}" for code, count in seen.most_common()))
     print(f"requests: {sum(sum(s.values()) for s in report.values())}; improper statuses or answers: "
@@ -223,6 +224,9 @@ def main() -> int:
           f"{tracebacks}")
     for line in problems[:20]:
         print("  " + line)
+    if tracebacks:  # the first one, as the log has it
+        start = llm_log.index("Traceback")
+        print(llm_log[max(0, llm_log.rfind("\n", 0, start - 300)):start + 3000])
     return 0 if not problems and not unhealthy else 1
 
 

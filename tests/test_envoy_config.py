@@ -88,8 +88,8 @@ def test_filters_transcoder_options_and_limits(rendered):
     annotated = {b.method.containing_service.full_name for b in http_bindings(load_descriptor_set(DESCRIPTOR_SET))}
     # The services on /v1 (the OpenAI services bind the same paths twice over) are each served by a /v1 route's copy
     # of the transcoder.
-    on_v1 = {"textgen.v1.OpenAiService", "textgen.v1.OpenAiStreamService", "textgen.v1.FileService",
-             "textgen.v1.FineTuningService"}
+    on_v1 = {"textgen.v1.OpenAiService", "textgen.v1.OpenAiStreamService", "textgen.v1.ResponsesService",
+             "textgen.v1.ResponsesStreamService", "textgen.v1.FileService", "textgen.v1.FineTuningService"}
     assert set(transcoder.services) == annotated - on_v1 == set(BACKENDS) - on_v1
     options = transcoder.print_options
     assert options.preserve_proto_field_names and options.always_print_primitive_fields

@@ -29,9 +29,9 @@ def test_the_openai_paths_have_a_stream_route_and_a_unary_route_each_with_its_tr
     assert (streaming.filter, streaming.path[0].key, streaming.value.bool_match) == ("openai", "stream", True)
     assert not unary.match.dynamic_metadata
     sse, plain = transcoder_of(stream), transcoder_of(unary)
-    assert list(sse.services) == ["textgen.v1.OpenAiStreamService"]
-    assert list(plain.services) == ["textgen.v1.OpenAiService", "textgen.v1.FileService",
-                                    "textgen.v1.FineTuningService"]
+    assert list(sse.services) == ["textgen.v1.OpenAiStreamService", "textgen.v1.ResponsesStreamService"]
+    assert list(plain.services) == ["textgen.v1.OpenAiService", "textgen.v1.ResponsesService",
+                                    "textgen.v1.FileService", "textgen.v1.FineTuningService"]
     assert sse.print_options.stream_sse_style_delimited and not sse.print_options.stream_newline_delimited
     assert not sse.print_options.add_whitespace  # it would break the events' framing
     assert plain.url_unescape_spec == plain.ALL_CHARACTERS  # a model id may hold a slash
@@ -51,6 +51,7 @@ def test_the_openai_methods_routes_turn_on_the_error_body_and_envoy_replies_ther
     config.http_filters[2].typed_config.Unpack(lua)
     for route in config.route_config.virtual_hosts[0].routes:
         openai = route.match.path.startswith(("/textgen.v1.OpenAiService/", "/textgen.v1.OpenAiStreamService/",
+                                              "/textgen.v1.ResponsesService/", "/textgen.v1.ResponsesStreamService/",
                                               "/textgen.v1.FileService/", "/textgen.v1.FineTuningService/"))
         chosen = lua_pb2.LuaPerRoute()
         if per_route := route.typed_per_filter_config.get("envoy.filters.http.lua"):

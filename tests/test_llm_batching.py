@@ -157,6 +157,29 @@ def test_a_request_whose_caller_goes_away_mid_prefill_frees_its_row(tmp_path):
     assert engine.stats.in_flight == 0 and len(engine._batch) == 0
 
 
+def test_a_request_whose_first_token_cannot_be_chosen_fails_alone_and_the_engine_goes_on(tmp_path):
+    """Sampling that cannot draw (a repetition penalty of 1e-300 divides the logits into infinities, which the API's
+    bounds now refuse) fails its own request; the engine thread lives on (it died once on the first-token metric of
+    such a request, and every request after it waited for good)."""
+    models = random_models_dir(tmp_path)
+    tokenizer = AutoTokenizer.from_pretrained(models / RANDOM_GPT2)
+    healthy = rows(tokenizer, 1)[0]
+    broken = Request(plan=dataclasses.replace(healthy.plan, temperature=1.0, repetition_penalty=1e-300))
+
+    async def scenario() -> None:
+        config = LlmConfig(base_model=str(models / RANDOM_GPT2), models_dir=models, max_batch_size=8,
+                           max_batch_tokens=8192, max_queued=8, batch_window_ms=0, prefix_cache_tokens=0,
+                           torch_threads=1)
+        engine = Engine(config, devices.resolve("cpu", "float32", "LLM"))
+        assert await engine.load()
+        with pytest.raises(RuntimeError, match="probability tensor"):
+            await asyncio.wait_for(engine.submit(broken), 30)
+        assert (await asyncio.wait_for(engine.submit(healthy), 30)).generated
+
+    asyncio.run(scenario())
+    assert broken.stop_reason == "error" and healthy.stop_reason in ("length", "stop", "eos")
+
+
 def test_the_cache_is_trimmed_when_the_longest_row_leaves(model_and_tokenizer):
     model, tokenizer = model_and_tokenizer
     short, long = rows(tokenizer, 2)[0], Request(plan=dataclasses.replace(rows(tokenizer, 5)[4].plan, max_new_tokens=1))

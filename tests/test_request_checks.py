@@ -48,11 +48,11 @@ def test_an_unknown_field_is_refused_with_openais_words(client):
 
 def test_only_top_level_fields_count_and_every_unknown_one_is_named(gateway):
     # Braces, commas and quotes inside a string, and keys of nested objects, are not top-level fields.
-    tricky = {**CHAT, "messages": [{"role": "user", "content": '"}, "hidden": 1, {"'}], "tools": [{"type": "x"}],
+    tricky = {**CHAT, "messages": [{"role": "user", "content": '"}, "hidden": 1, {"'}], "functions": [{"x": 1}],
               "logit_bias": {"50256": -100}}
     refused = httpx.post(f"{gateway.url}/v1/chat/completions", json=tricky, timeout=30)
     assert refused.status_code == 400
-    assert refused.json()["error"]["message"] == "Unrecognized request arguments supplied: tools, logit_bias"
+    assert refused.json()["error"]["message"] == "Unrecognized request arguments supplied: functions, logit_bias"
     many = httpx.post(f"{gateway.url}/v1/completions", json={"model": "base", **{f"x{i}": i for i in range(7)}},
                       timeout=30)
     assert many.json()["error"]["message"] == "Unrecognized request arguments supplied: x0, x1, x2, x3, x4 and 2 more"
@@ -85,5 +85,5 @@ def test_vllms_sampling_extras_reach_the_engine(client):
     with pytest.raises(openai.BadRequestError) as refused:
         client.completions.create(model="base", prompt="The sea", max_tokens=3,
                                   extra_body={"repetition_penalty": 0, "top_k": -2})
-    assert "repetition_penalty must be greater than 0 and at most 10 (got 0.0)" in refused.value.message
+    assert "repetition_penalty must be between 0.01 and 10 (got 0.0)" in refused.value.message
     assert "top_k must be between -1 and 1000000 (got -2)" in refused.value.message

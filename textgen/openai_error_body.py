@@ -7,8 +7,8 @@ from google.rpc import code_pb2
 HEADER = "x-openai-error"
 # The services that answer in OpenAI's shape: the llm's OpenAI-compatible API and the trainer's files and
 # fine-tuning API (the gateway serves them on /v1: gateway/openai_routes.py).
-SERVICES = ("textgen.v1.OpenAiService", "textgen.v1.OpenAiStreamService", "textgen.v1.FileService",
-            "textgen.v1.FineTuningService")
+SERVICES = ("textgen.v1.OpenAiService", "textgen.v1.OpenAiStreamService", "textgen.v1.ResponsesService",
+            "textgen.v1.ResponsesStreamService", "textgen.v1.FileService", "textgen.v1.FineTuningService")
 # OpenAI's error codes that the service and the gateway answer with.
 RATE_LIMIT_EXCEEDED = "rate_limit_exceeded"
 MODEL_NOT_FOUND = "model_not_found"

@@ -1,4 +1,5 @@
 import dataclasses
+import pathlib
 
 from services.common.base_model import SETTING_HELP
 from services.common.config import ServiceConfig, device_field, dtype_field, env_field
@@ -52,11 +53,19 @@ class LlmConfig(ServiceConfig):
     pack_weights: bool = env_field("LLM_PACK_WEIGHTS", True, "on the CPU, linear layers' weights packed once for "
                                                              "oneDNN instead of at every call (services/llm/model/"
                                                              "projection.py); off for comparison")
+    responses_db: str = env_field("LLM_RESPONSES_DB", "", "the SQLite file of stored responses (/v1/responses, "
+                                                         "previous_response_id); empty: MODELS_DIR/responses.sqlite")
+    responses_max_stored: int = env_field("LLM_RESPONSES_MAX_STORED", 10_000, "responses kept; past it the oldest "
+                                                                               "go")
     # Off by default: int8 reads half the bytes of bfloat16 a decode step, but only its 1- and 2-row steps gain, and
     # it changes the answers a little (docs/benchmarks.md).
     quantization: str = env_field("LLM_QUANTIZATION", "none", "none, or int8: on the CPU, linear weights also as "
                                                               "int8 (a scale per output channel) for decode steps of "
                                                               "1 or 2 rows")
+
+    @property
+    def responses_db_path(self) -> pathlib.Path:
+        return pathlib.Path(self.responses_db) if self.responses_db else self.models_dir / "responses.sqlite"
 
     def batch_size_for(self, on_gpu: bool) -> int:
         return self.max_batch_size or (GPU_BATCH_SIZE if on_gpu else CPU_BATCH_SIZE)

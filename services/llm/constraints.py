@@ -18,7 +18,7 @@ import json
 
 import llguidance
 import numpy as np
-from google.protobuf import json_format
+from google.protobuf import struct_pb2
 
 from services.common.errors import first_line
 
@@ -28,19 +28,24 @@ MAX_FORCED_TOKENS = 512  # the most tokens an answer may have (max_tokens, max_n
 _COMPACT = {"whitespace_flexible": False}
 
 
-def from_struct(schema) -> dict:
-    """A JSON Schema from a protobuf Struct, whose numbers are all doubles: whole ones become integers again, since
-    a schema's counts (maxItems, minLength ...) must be integers."""
-    def restored(value):
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, dict):
-            return {key: restored(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [restored(item) for item in value]
-        return value
+def as_python(value: struct_pb2.Value):
+    """A protobuf Value as the Python value JSON would read; whole numbers as integers (a Struct's numbers are all
+    doubles, and a schema's counts, maxItems, minLength ..., must be integers). Unlike json_format's MessageToDict it
+    lets NaN and infinities through, for the JSON check that reads them to refuse."""
+    kind = value.WhichOneof("kind")
+    if kind == "struct_value":
+        return {key: as_python(item) for key, item in value.struct_value.fields.items()}
+    if kind == "list_value":
+        return [as_python(item) for item in value.list_value.values]
+    if kind == "number_value":
+        number = value.number_value
+        return int(number) if number.is_integer() else number
+    return None if kind in (None, "null_value") else getattr(value, kind)
 
-    return restored(json_format.MessageToDict(schema))
+
+def from_struct(schema: struct_pb2.Struct) -> dict:
+    """A JSON Schema from a protobuf Struct (as_python's numbers)."""
+    return {key: as_python(item) for key, item in schema.fields.items()}
 
 
 class SchemaRefused(ValueError):

@@ -182,7 +182,8 @@ class Engine:
     def _step(self) -> None:
         outcome = self._batch.step()
         for request in outcome.joined:
-            metrics.FIRST_TOKEN_SECONDS.observe(request.first_token_at - request.submitted_at)
+            if request.first_token_at is not None:  # none for a row whose first token could not be chosen
+                metrics.FIRST_TOKEN_SECONDS.observe(request.first_token_at - request.submitted_at)
         if outcome.decoded_rows:
             metrics.OCCUPANCY.observe(outcome.decoded_rows)
             self.stats.largest_batch = max(self.stats.largest_batch, outcome.decoded_rows)

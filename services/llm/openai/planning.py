@@ -31,7 +31,8 @@ TOKENS, TEMPERATURE, TOP_P = _NATIVE["max_new_tokens"], _NATIVE["temperature"], 
 PENALTY, CHOICES = Bound(-2, 2), Bound(1, 8)
 # vLLM's sampling extras: top_k -1 or 0 is every token; a repetition penalty divides (multiplies) the positive
 # (negative) logits of the tokens in the prompt and the text so far.
-TOP_K, MIN_P, REPETITION_PENALTY = Bound(-1, 1_000_000), Bound(0, 1), Bound(0, 10, low_open=True)
+# A repetition penalty near 0 would divide positive logits into infinities: 0.01 is its floor.
+TOP_K, MIN_P, REPETITION_PENALTY = Bound(-1, 1_000_000), Bound(0, 1), Bound(0.01, 10)
 MAX_STOPS = 4
 SCHEMA_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 

@@ -29,7 +29,7 @@ def _as_openai_error(failure: GenerationFailed) -> OpenAiError:
 
 
 @contextlib.asynccontextmanager
-async def _errors_aborting(context):
+async def errors_aborting(context):
     """Ends the call with the OpenAI error of whatever fails inside."""
     try:
         yield
@@ -44,7 +44,7 @@ class OpenAiServicer(openai_pb2_grpc.OpenAiServiceServicer, openai_pb2_grpc.Open
         self.engine, self.catalog, self.planner = engine, catalog, planner
         self.models = ServedModels(catalog, lambda: engine.base_model_name)
 
-    async def _start(self, message, context, chat: bool, streamed: bool,
+    async def start(self, message, context, chat: bool, streamed: bool,
                      leases: Leases) -> tuple[list[Generation], str]:
         """The generations of the request planned for `message`, one per choice, each under a lease on its model
         (held in `leases`); and the model's name."""
@@ -79,8 +79,8 @@ class OpenAiServicer(openai_pb2_grpc.OpenAiServiceServicer, openai_pb2_grpc.Open
                                      "stop": requests[0].stop_reason})
 
     async def _answer(self, message, context, chat: bool):
-        async with _errors_aborting(context), Leases(self.catalog) as leases:
-            generations, model = await self._start(message, context, chat, False, leases)
+        async with errors_aborting(context), Leases(self.catalog) as leases:
+            generations, model = await self.start(message, context, chat, False, leases)
             async with contextlib.AsyncExitStack() as stack:
                 for generation in generations:
                     await stack.enter_async_context(generation)
@@ -90,8 +90,8 @@ class OpenAiServicer(openai_pb2_grpc.OpenAiServiceServicer, openai_pb2_grpc.Open
 
     async def _stream(self, message, context, chat: bool):
         async with Leases(self.catalog) as leases:
-            async with _errors_aborting(context):  # before the first chunk, an error is the call's status (429 ...)
-                generations, model = await self._start(message, context, chat, True, leases)
+            async with errors_aborting(context):  # before the first chunk, an error is the call's status (429 ...)
+                generations, model = await self.start(message, context, chat, True, leases)
             async with contextlib.AsyncExitStack() as stack:
                 for generation in generations:
                     await stack.enter_async_context(generation)
@@ -130,7 +130,7 @@ class OpenAiServicer(openai_pb2_grpc.OpenAiServiceServicer, openai_pb2_grpc.Open
         return openai_pb2.ModelList(object="list", data=self.models.listed(caller(context)))
 
     async def GetModel(self, message, context):
-        async with _errors_aborting(context):
+        async with errors_aborting(context):
             await self.catalog.refresh_if_changed()
             who = caller(context)
             model = self.models.named(message.model, who)

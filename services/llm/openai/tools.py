@@ -17,11 +17,11 @@ import re
 import uuid
 
 import grpc
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import struct_pb2
 
 from services.common.errors import Violations, shown
 from services.common.openai_errors import OpenAiError
-from services.llm.constraints import from_struct
+from services.llm.constraints import as_python, from_struct
 
 NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_TOOLS = 64
@@ -81,7 +81,7 @@ def _choice(value: struct_pb2.Value, violations: Violations) -> str | None:
     if kind == "string_value" and value.string_value in CHOICES:
         return value.string_value
     if kind == "struct_value":
-        asked = json_format.MessageToDict(value.struct_value)
+        asked = as_python(value)
         name = asked.get("function", {}).get("name") if isinstance(asked.get("function"), dict) else None
         if asked.get("type") == "function" and isinstance(name, str):
             return name
