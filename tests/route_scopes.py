@@ -22,4 +22,6 @@ SCOPES = {
     ("POST", "/v1/chat/completions"): GENERATE, ("POST", "/v1/completions"): GENERATE,
     ("GET", "/v1/models"): READ_OR_GENERATE, ("GET", "/v1/models/{model}"): READ_OR_GENERATE,
     ("POST", "/tokenize"): GENERATE, ("POST", "/detokenize"): GENERATE,
+    ("POST", "/v1/responses"): GENERATE, ("GET", "/v1/responses/{response_id}"): READ_OR_GENERATE,
+    ("DELETE", "/v1/responses/{response_id}"): GENERATE,
 }

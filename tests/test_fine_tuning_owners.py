@@ -1,6 +1,7 @@
 """Who sees what, with API keys on: a file, a fine-tuning job and the model it made belong to the key that created
 them. Another key gets 404 for each and does not see them listed, on OpenAI's paths and the native ones alike, and
-cannot chat with the model, train it further or delete it. (Which scope each route takes: test_api_keys.py.)"""
+cannot chat with the model, train it further or delete it; a stored response is its maker's alike. (Which scope each
+route takes: test_api_keys.py.)"""
 import json
 
 import httpx
@@ -93,3 +94,18 @@ def test_another_key_gets_404_and_sees_none_of_it(gateway, alices):
     # And what bob was refused is all still alice's.
     alice = client_of(gateway, "alice")
     assert alice.files.retrieve(uploaded.id).id == uploaded.id and alice.models.retrieve(model).id == model
+
+
+def test_a_stored_response_is_its_makers_and_a_fine_tuned_model_answers_it(gateway, alices):
+    alice, bob = client_of(gateway, "alice"), client_of(gateway, "bob")
+    _, job = alices
+    made = alice.responses.create(model=job.fine_tuned_model, input="Hi", max_output_tokens=4)
+    assert made.model == job.fine_tuned_model and alice.responses.retrieve(made.id).id == made.id
+    with pytest.raises(openai.NotFoundError):
+        bob.responses.retrieve(made.id)
+    with pytest.raises(openai.NotFoundError):
+        bob.responses.create(model="base", input="Hi", max_output_tokens=4, previous_response_id=made.id)
+    with pytest.raises(openai.NotFoundError):
+        bob.responses.delete(made.id)
+    assert alice.responses.create(model="base", input="Go on", max_output_tokens=4,
+                                  previous_response_id=made.id).previous_response_id == made.id
