@@ -54,13 +54,14 @@ MAX_TOKENS = 128
 
 def streamed(client, messages: list[dict], **fields) -> dict:
     """One streamed answer: its text, its calls as (name, arguments), and its timings and token count."""
-    started, first, text, calls, tokens = time.monotonic(), None, "", [], 0
+    started, first, text, calls, tokens, finish = time.monotonic(), None, "", [], 0, None
     for chunk in client.chat.completions.create(model="base", messages=messages, temperature=0, stream=True,
                                                 max_tokens=MAX_TOKENS, stream_options={"include_usage": True},
                                                 **fields):
         if chunk.usage is not None:
             tokens = chunk.usage.completion_tokens
         for choice in chunk.choices:
+            finish = choice.finish_reason or finish
             if first is None and (choice.delta.content or choice.delta.tool_calls):
                 first = time.monotonic()
             text += choice.delta.content or ""
@@ -70,7 +71,8 @@ def streamed(client, messages: list[dict], **fields) -> dict:
                 calls[-1][1] += piece.function.arguments or ""
     ended = time.monotonic()
     decode = (tokens - 1) / (ended - first) if first and tokens > 1 and ended > first else None
-    return {"text": text, "calls": calls, "tokens": tokens, "seconds": ended - started, "decode": decode}
+    return {"text": text, "calls": calls, "tokens": tokens, "seconds": ended - started, "decode": decode,
+            "finish": finish}
 
 
 def valid(call: list[str]) -> bool:
@@ -105,10 +107,16 @@ def main() -> None:
             runs[name] = [streamed(client, [{"role": "user", "content": q}], **fields) for q, _ in questions]
     required, free, auto = runs["required"], runs["free"], runs["auto"]
     calls = [(a["calls"], wanted) for a, (_, wanted) in zip(required, questions)]
-    made = [call for answer_calls, _ in calls for call in answer_calls]
-    print(f"required: {len(made)} calls in {len(required)} answers; arguments valid: "
-          f"{share(sum(map(valid, made)), len(made))}; the intended function: "
-          f"{share(sum(bool(c) and c[0][0] == wanted for c, wanted in calls), len(calls))}")
+    cut = [a for a in required if a["finish"] == "length"]  # its last call's pieces were sent, unfinished
+    made = [call for a in required for call in (a["calls"][:-1] if a["finish"] == "length" else a["calls"])]
+    print(f"required: {len(made)} finished calls in {len(required)} answers ({len(cut)} answers cut short by "
+          f"max_tokens={MAX_TOKENS} inside a call); arguments valid: {share(sum(map(valid, made)), len(made))}; "
+          f"the intended function: {share(sum(bool(c) and c[0][0] == wanted for c, wanted in calls), len(calls))}")
+    for answer in cut:
+        print("  cut short:", answer["calls"][-1][0], repr(answer["calls"][-1][1][:100]))
+    for call in made:
+        if not valid(call):
+            print("  not valid:", call)
     (tool_decode, tool_e2e), (free_decode, free_e2e) = rates(required), rates(free)
     print(f"tokens/s, decode: required {tool_decode:.1f}, free {free_decode:.1f}, "
           f"ratio {tool_decode / free_decode:.2f}")

@@ -138,3 +138,16 @@ def test_a_conversation_shows_its_calls_as_blocks_and_the_results_as_one_user_tu
         ("assistant", PARIS + '\n<tool_call>\n{"name": "get_time", "arguments": {}}\n</tool_call>'),
         ("user", "<tool_response>\nsunny\n</tool_response>\n<tool_response>\nnoon\n</tool_response>")]
     assert not violations
+
+
+def test_properties_come_in_the_order_required_lists_them_whatever_the_struct_kept():
+    from google.protobuf import struct_pb2
+
+    from services.llm.constraints import from_struct
+
+    schema = struct_pb2.Struct()
+    schema.update({"type": "object", "properties": {"zone": {}, "amount": {}, "city": {"type": "object", "properties": {
+        "b": {}, "a": {}}}}, "required": ["city", "zone"]})
+    ordered = from_struct(schema)
+    assert list(ordered["properties"]) == ["city", "zone", "amount"]
+    assert list(ordered["properties"]["city"]["properties"]) == ["a", "b"]  # none required: by name

@@ -43,9 +43,28 @@ def as_python(value: struct_pb2.Value):
     return None if kind in (None, "null_value") else getattr(value, kind)
 
 
+def _in_stated_order(schema):
+    """`properties` in the order `required` lists them, then the rest by name. A Struct's fields are a map, so the
+    order the client wrote them in is gone by the time the schema arrives (and a map's order changes from process to
+    process); the grammar writes properties in the schema's order, so without this one request could be answered
+    in two orders, by two replicas."""
+    if isinstance(schema, list):
+        return [_in_stated_order(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    ordered = {key: _in_stated_order(value) for key, value in schema.items()}
+    properties, required = ordered.get("properties"), ordered.get("required")
+    if isinstance(properties, dict):
+        first = [name for name in required if isinstance(name, str) and name in properties] \
+            if isinstance(required, list) else []
+        names = list(dict.fromkeys([*first, *sorted(properties)]))
+        ordered["properties"] = {name: properties[name] for name in names}
+    return ordered
+
+
 def from_struct(schema: struct_pb2.Struct) -> dict:
-    """A JSON Schema from a protobuf Struct (as_python's numbers)."""
-    return {key: as_python(item) for key, item in schema.fields.items()}
+    """A JSON Schema from a protobuf Struct (as_python's numbers, properties in _in_stated_order)."""
+    return _in_stated_order({key: as_python(item) for key, item in schema.fields.items()})
 
 
 class SchemaRefused(ValueError):
