@@ -7,8 +7,9 @@ client, one client at a time, greedy:
    (jsonschema), the share that called the function the question was written for, and tokens/s;
 2. the same questions without tools (free answers): tokens/s, the yardstick for 1;
 3. `auto`: the share answered with calls, and those calls' validity and choice of function.
-Tokens/s two ways: the decode rate (tokens after the first ÷ the time after the first, as a stream shows them) and
-end to end (completion tokens ÷ the request's whole time). Prints the CPU's name and flags beside the figures.
+Tokens/s end to end: completion tokens ÷ the requests' whole time, the longer prompt that tells of the tools
+included (a stream shows a call's first piece only once its name is written, so a rate after the first piece would
+flatter the calls). Prints the CPU's name and flags beside the figures.
 """
 import argparse
 import json
@@ -53,8 +54,8 @@ MAX_TOKENS = 128
 
 
 def streamed(client, messages: list[dict], **fields) -> dict:
-    """One streamed answer: its text, its calls as (name, arguments), and its timings and token count."""
-    started, first, text, calls, tokens, finish = time.monotonic(), None, "", [], 0, None
+    """One streamed answer: its text, its calls as (name, arguments), its time, token count and finish."""
+    started, text, calls, tokens, finish = time.monotonic(), "", [], 0, None
     for chunk in client.chat.completions.create(model="base", messages=messages, temperature=0, stream=True,
                                                 max_tokens=MAX_TOKENS, stream_options={"include_usage": True},
                                                 **fields):
@@ -62,17 +63,12 @@ def streamed(client, messages: list[dict], **fields) -> dict:
             tokens = chunk.usage.completion_tokens
         for choice in chunk.choices:
             finish = choice.finish_reason or finish
-            if first is None and (choice.delta.content or choice.delta.tool_calls):
-                first = time.monotonic()
             text += choice.delta.content or ""
             for piece in choice.delta.tool_calls or []:
                 if piece.id:
                     calls.append([piece.function.name, ""])
                 calls[-1][1] += piece.function.arguments or ""
-    ended = time.monotonic()
-    decode = (tokens - 1) / (ended - first) if first and tokens > 1 and ended > first else None
-    return {"text": text, "calls": calls, "tokens": tokens, "seconds": ended - started, "decode": decode,
-            "finish": finish}
+    return {"text": text, "calls": calls, "tokens": tokens, "seconds": time.monotonic() - started, "finish": finish}
 
 
 def valid(call: list[str]) -> bool:
@@ -84,10 +80,9 @@ def valid(call: list[str]) -> bool:
     return True
 
 
-def rates(answers: list[dict]) -> tuple[float, float]:
-    """(median decode tokens/s, end-to-end tokens/s over all answers)."""
-    decode = statistics.median(a["decode"] for a in answers if a["decode"])
-    return decode, sum(a["tokens"] for a in answers) / sum(a["seconds"] for a in answers)
+def rate(answers: list[dict]) -> float:
+    """Tokens/s over all the answers, end to end."""
+    return sum(a["tokens"] for a in answers) / sum(a["seconds"] for a in answers)
 
 
 def share(count: int, total: int) -> str:
@@ -117,10 +112,8 @@ def main() -> None:
     for call in made:
         if not valid(call):
             print("  not valid:", call)
-    (tool_decode, tool_e2e), (free_decode, free_e2e) = rates(required), rates(free)
-    print(f"tokens/s, decode: required {tool_decode:.1f}, free {free_decode:.1f}, "
-          f"ratio {tool_decode / free_decode:.2f}")
-    print(f"tokens/s, end to end: required {tool_e2e:.1f}, free {free_e2e:.1f}, ratio {tool_e2e / free_e2e:.2f}")
+    print(f"tokens/s, end to end: required {rate(required):.1f}, free {rate(free):.1f}, "
+          f"ratio {rate(required) / rate(free):.2f}")
     print(f"mean tokens: required {statistics.mean(a['tokens'] for a in required):.1f}, "
           f"free {statistics.mean(a['tokens'] for a in free):.1f}")
     called = [(a, wanted) for a, (_, wanted) in zip(auto, questions) if a["calls"]]
