@@ -104,6 +104,8 @@ BAD_RESPONSES = [
      "tool_choice names 'nope'"),
     ({"input": [{"role": "user", "content": "Hi"}, {"type": "function_call_output", "call_id": "c9", "output": "x"}]},
      "input[1].tool_call_id", "input[1].tool_call_id must be the id of a call"),
+    ({"include": ["message.output_text.logprobs"]}, "include", "include: no extra output is served"),
+    ({"truncation": "auto"}, "truncation", "truncation must be 'disabled' (got 'auto')"),
 ]
 
 
@@ -124,3 +126,4 @@ def test_parse_and_adapters(client):
                                     max_output_tokens=80, temperature=0)
     assert isinstance(parsed.output_parsed, Capital)
     assert client.responses.create(**{**GREEDY, "model": "sft"}, input="Hi").model == "sft"
+    assert client.responses.create(**GREEDY, input="Hi", include=[], truncation="disabled").status == "incomplete"

@@ -1,10 +1,12 @@
 """The stored responses' SQLite file: bounded (the oldest go first), each response its owner's (what '' made is
-everyone's, as elsewhere), and still there for a new store on the same file (a restarted or another llm replica)."""
+everyone's, as elsewhere), and still there for a new store on the same file (a restarted or another llm replica);
+a file that cannot be used is an error naming it."""
 import asyncio
 
+import pytest
 from textgen.v1 import responses_pb2
 
-from services.llm.responses.store import ResponseStore
+from services.llm.responses.store import ResponseStore, StoreUnavailable
 
 CONVERSATION = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
 
@@ -27,3 +29,9 @@ def test_the_store_is_bounded_owned_and_outlives_its_process(tmp_path):
         assert await reopened.get("resp_3", "alice") is None and await reopened.get("resp_2", "") is not None
 
     asyncio.run(run())
+
+
+def test_a_file_that_cannot_be_used_is_an_error_naming_it(tmp_path):
+    store = ResponseStore(tmp_path, max_stored=2)  # a folder, not a file SQLite can open
+    with pytest.raises(StoreUnavailable, match=f"the stored responses \\({tmp_path}, LLM_RESPONSES_DB\\) cannot be"):
+        asyncio.run(store.put(made("resp_1"), "", CONVERSATION))

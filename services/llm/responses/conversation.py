@@ -129,6 +129,12 @@ def translate(request, previous: list[dict], streamed: bool) -> Translated:
     """The chat completion `request` is served as, after the `previous` conversation."""
     violations = Violations()
     messages, where = input_messages(request, violations)
+    if request.include:
+        violations.add("include", f"include: no extra output is served (got {shown(', '.join(request.include))}); "
+                                  "leave it out or empty")
+    if request.truncation not in ("", "disabled"):
+        violations.add("truncation", f"truncation must be 'disabled' (got {shown(request.truncation)}): an input "
+                                     "the model's window cannot hold is refused, not cut")
     if violations:
         raise OpenAiError.invalid(violations)
     instructions = [{"role": "system", "content": request.instructions}] if request.instructions else []

@@ -5,6 +5,7 @@ false (services/llm/responses/store.py), so that `previous_response_id` can go o
 import contextlib
 import logging
 
+import grpc
 from textgen.v1 import responses_pb2, responses_pb2_grpc
 
 from services.common.callers import caller
@@ -13,7 +14,7 @@ from services.common.openai_errors import OpenAiError, not_found
 from services.llm.generation import GenerationFailed, Leases, interleaved
 from services.llm.openai.servicer import OpenAiServicer, errors_aborting
 from services.llm.responses import building, conversation
-from services.llm.responses.store import ResponseStore
+from services.llm.responses.store import ResponseStore, StoreUnavailable
 
 log = logging.getLogger("textgen.llm")
 
@@ -21,6 +22,15 @@ log = logging.getLogger("textgen.llm")
 def _missing(response_id: str, param: str | None = None) -> OpenAiError:
     return not_found(f"response {shown(response_id)} is not stored here: it was made with store false, deleted, or has left "
                      "the bounded store (LLM_RESPONSES_MAX_STORED), or another API key made it", param=param)
+
+
+@contextlib.asynccontextmanager
+async def _store_errors():
+    """A store that cannot be used as the call's error: 503, naming the file."""
+    try:
+        yield
+    except StoreUnavailable as error:
+        raise OpenAiError(grpc.StatusCode.UNAVAILABLE, str(error)) from None
 
 
 class ResponsesServicer(responses_pb2_grpc.ResponsesServiceServicer, responses_pb2_grpc.ResponsesStreamServiceServicer):
@@ -31,7 +41,8 @@ class ResponsesServicer(responses_pb2_grpc.ResponsesServiceServicer, responses_p
         """(the translation, the chat's generation, the model's name) of the response `message` asks for."""
         previous = []
         if message.previous_response_id:
-            stored = await self.store.get(message.previous_response_id, caller(context))
+            async with _store_errors():
+                stored = await self.store.get(message.previous_response_id, caller(context))
             if stored is None:
                 raise _missing(message.previous_response_id, "previous_response_id")
             previous = stored.conversation
@@ -44,8 +55,9 @@ class ResponsesServicer(responses_pb2_grpc.ResponsesServiceServicer, responses_p
 
     async def _keep(self, message, context, made: responses_pb2.Response, translated) -> None:
         if made.store:
-            await self.store.put(made, caller(context), [*translated.conversation, *building.as_messages(
-                list(made.output))])
+            async with _store_errors():
+                await self.store.put(made, caller(context), [*translated.conversation, *building.as_messages(
+                    list(made.output))])
 
     async def CreateResponse(self, message, context):
         async with errors_aborting(context), Leases(self.chat.catalog) as leases:
@@ -81,16 +93,18 @@ class ResponsesServicer(responses_pb2_grpc.ResponsesServiceServicer, responses_p
                         yield event
                 except GenerationFailed as failure:  # after the first event, only the stream itself can say so
                     yield events.error(failure.code.name.lower(), str(failure))
+                except OpenAiError as error:  # the store failed: the response is not stored, and the stream says so
+                    yield events.error(error.status.name.lower(), str(error))
 
     async def GetResponse(self, message, context):
-        async with errors_aborting(context):
+        async with errors_aborting(context), _store_errors():
             stored = await self.store.get(message.response_id, caller(context))
             if stored is None:
                 raise _missing(message.response_id)
             return stored.response
 
     async def DeleteResponse(self, message, context):
-        async with errors_aborting(context):
+        async with errors_aborting(context), _store_errors():
             if not await self.store.delete(message.response_id, caller(context)):
                 raise _missing(message.response_id)
             return responses_pb2.ResponseDeleted(id=message.response_id, object="response", deleted=True)

@@ -25,6 +25,10 @@ def _places(values: tuple) -> str:
     return f"({','.join('?' * len(values))})"
 
 
+class StoreUnavailable(Exception):
+    """The SQLite file cannot be opened, read or written; the message names it."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Stored:
     response: responses_pb2.Response
@@ -68,12 +72,20 @@ class ResponseStore:
                 (response_id, *owners))
             return deleted.rowcount > 0
 
-    # Off the event loop: a write waits for SQLite's lock, which another replica may hold.
+    async def _off_the_loop(self, function, *args):
+        """`function(*args)` on a thread (a write waits for SQLite's lock, which another replica may hold), its
+        SQLite error a StoreUnavailable naming the file."""
+        try:
+            return await asyncio.to_thread(function, *args)
+        except (sqlite3.Error, OSError) as error:
+            raise StoreUnavailable(f"the stored responses ({self.path}, LLM_RESPONSES_DB) cannot be used: {error}; "
+                                   "a request with store false needs them only for previous_response_id") from None
+
     async def put(self, response: responses_pb2.Response, owner: str, conversation: list[dict]) -> None:
-        await asyncio.to_thread(self._put, response, owner, conversation)
+        await self._off_the_loop(self._put, response, owner, conversation)
 
     async def get(self, response_id: str, who: str) -> Stored | None:
-        return await asyncio.to_thread(self._get, response_id, who)
+        return await self._off_the_loop(self._get, response_id, who)
 
     async def delete(self, response_id: str, who: str) -> bool:
-        return await asyncio.to_thread(self._delete, response_id, who)
+        return await self._off_the_loop(self._delete, response_id, who)
