@@ -5,8 +5,9 @@
      docker-compose.tls.yml, a certificate made for the run (devtools/certificates.py): Envoy answers HTTPS only;
   2. pages public, everything else behind the key; hardened: every container runs as uid 10001 on a read-only root
      file system, and no image's history or configuration holds the key;
-  3. the REST suite (suites/fuzz_rest.py --quick) and the openai client, over HTTPS trusting only the run's CA, with
-     the key, through the containerised Envoy on GATEWAY_PORT; then OpenAI's fine-tuning flow with that client:
+  3. the REST suite (suites/fuzz_rest.py --quick) and the openai client (a chat completion; a response stored,
+     continued by previous_response_id and retrieved), over HTTPS trusting only the run's CA, with the key, through
+     the containerised Envoy on GATEWAY_PORT; then OpenAI's fine-tuning flow with that client:
      upload, a job followed to its end, its model asked, file and model deleted;
   4. llm scaled to 2; a tiny SFT job through REST; the adapter it publishes served by both replicas, each asked
      directly inside its container; then a newer version published with no replica told, and a switch back through

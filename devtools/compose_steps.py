@@ -95,8 +95,16 @@ def check_openai(url: str, token: str, trusted: ssl.SSLContext) -> str:
         models = [m.id for m in client.models.list()]
         answer = client.chat.completions.create(model="base", max_tokens=4, temperature=0,
                                                 messages=[{"role": "user", "content": "Where is the ship?"}])
+        # A stored response: the SQLite file on the models volume, written by the llm's uid on a read-only root.
+        first = client.responses.create(model="base", input="Where is the ship?", max_output_tokens=4)
+        then = client.responses.create(model="base", input="And then?", max_output_tokens=4,
+                                       previous_response_id=first.id)
+        stored = client.responses.retrieve(then.id)
     expect(bool(models) and answer.choices[0].message.content is not None, f"openai client: {models} {answer}")
-    return f"{len(models)} models listed and a chat completion answered over https with api_key"
+    expect(stored.previous_response_id == first.id and stored.output_text == then.output_text,
+           f"openai client: stored response {stored}")
+    return (f"{len(models)} models listed, a chat completion answered, and a response stored, continued and "
+            "retrieved, over https with api_key")
 
 
 def fine_tune(url: str, token: str, trusted: ssl.SSLContext) -> str:
