@@ -25,7 +25,7 @@ from services.common.errors import first_line
 JSON_OBJECT = {"type": "object"}
 MAX_FORCED_TOKENS = 512  # the most tokens an answer may have (max_tokens, max_new_tokens)
 # No free whitespace between tokens: a small model may otherwise pad with newlines until its budget runs out.
-_COMPACT = {"whitespace_flexible": False}
+COMPACT = {"whitespace_flexible": False}
 
 
 def as_python(value: struct_pb2.Value):
@@ -103,7 +103,7 @@ class JsonGrammars:
     def matcher(self, schema: dict) -> JsonMatcher:
         """A matcher at the start of `schema`; SchemaRefused when llguidance cannot compile it."""
         try:
-            grammar = llguidance.LLMatcher.grammar_from_json_schema(json.dumps(schema), defaults=_COMPACT)
+            grammar = llguidance.LLMatcher.grammar_from_json_schema(json.dumps(schema), defaults=COMPACT)
         except (ValueError, TypeError) as error:
             raise SchemaRefused(str(error)) from None
         return self._compiled(grammar)

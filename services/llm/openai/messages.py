@@ -39,9 +39,7 @@ def _calls(entry, field: str, violations: Violations, call_ids: set[str]) -> lis
     blocks = []
     for j, call in enumerate(entry.tool_calls):
         where = f"{field}.tool_calls[{j}]"
-        if not tools.NAME.fullmatch(call.function.name):
-            violations.add(f"{where}.function.name", f"{where}.function.name must be 1 to 64 letters, digits, '_' "
-                                                     f"or '-' (got {shown(call.function.name)})")
+        tools.check_name(call.function.name, f"{where}.function.name", violations)
         try:
             arguments = json.dumps(json.loads(call.function.arguments), separators=(",", ":"))
         except ValueError:

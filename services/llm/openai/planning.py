@@ -4,7 +4,6 @@ and check the request's fields (the native API's ranges, LlmParams', for what bo
 through the model's chat template (services/common/chat_prompt.py), or, for an adapter asked in the QA form, the
 native planner's QA request with its answer format. Every error is an OpenAiError."""
 import dataclasses
-import re
 from typing import Annotated
 
 import grpc
@@ -34,7 +33,6 @@ PENALTY, CHOICES = Bound(-2, 2), Bound(1, 8)
 # A repetition penalty near 0 would divide positive logits into infinities: 0.01 is its floor.
 TOP_K, MIN_P, REPETITION_PENALTY = Bound(-1, 1_000_000), Bound(0, 1), Bound(0.01, 10)
 MAX_STOPS = 4
-SCHEMA_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,9 +105,7 @@ def _schema(message, violations: Violations) -> dict | None:
         violations.add("response_format.json_schema", "response_format.json_schema is required with type "
                                                       "'json_schema': {\"name\": ..., \"schema\": {...}}")
         return None
-    if not SCHEMA_NAME.fullmatch(asked.json_schema.name):
-        violations.add("response_format.json_schema.name", "response_format.json_schema.name must be 1 to 64 "
-                       f"letters, digits, '_' or '-' (got {shown(asked.json_schema.name)})")
+    tools.check_name(asked.json_schema.name, "response_format.json_schema.name", violations)
     return from_struct(asked.json_schema.schema)
 
 

@@ -5,9 +5,9 @@ import re
 
 from textgen.v1 import tools_pb2
 
-from services.llm.openai.tools import CLOSE, OPEN, new_call_id
+from services.llm.openai.tools import CLOSE, HEAD, new_call_id
 
-_HEAD = re.compile(r"\n?" + re.escape(OPEN) + r'\{"name": "(?P<name>[A-Za-z0-9_-]+)", "arguments": ')
+_HEAD = re.compile(r"\n?" + HEAD)  # a call's head, after the newline that parts it from the call before
 _END = "}" + CLOSE  # closes the call's object and its block; compact JSON arguments never hold it (no raw newline)
 
 

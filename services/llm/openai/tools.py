@@ -21,13 +21,12 @@ from google.protobuf import struct_pb2
 
 from services.common.errors import Violations, shown
 from services.common.openai_errors import OpenAiError
-from services.llm.constraints import as_python, from_struct
+from services.llm.constraints import COMPACT, as_python, from_struct
 
-NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # OpenAI's rule for a function's name and a JSON Schema's
 MAX_TOOLS = 64
 OPEN, CLOSE = "<tool_call>\n", "\n</tool_call>"
 CHOICES = ("none", "auto", "required")
-_COMPACT = {"whitespace_flexible": False}  # llguidance's: no free whitespace a small model could pad with
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +52,14 @@ class ToolUse:
                                                   "parameters": f.parameters}} for f in self.functions]
 
 
+def check_name(name: str, field: str, violations: Violations) -> bool:
+    """Whether `name` follows OpenAI's rule for names; a violation naming `field` when not."""
+    if NAME.fullmatch(name):
+        return True
+    violations.add(field, f"{field} must be 1 to 64 letters, digits, '_' or '-' (got {shown(name)})")
+    return False
+
+
 def _functions(message, violations: Violations) -> tuple[Function, ...]:
     if len(message.tools) > MAX_TOOLS:
         violations.add("tools", f"tools must hold at most {MAX_TOOLS} functions (got {len(message.tools)})")
@@ -62,10 +69,7 @@ def _functions(message, violations: Violations) -> tuple[Function, ...]:
         if tool.type != "function":
             violations.add(f"{field}.type", f"{field}.type must be 'function' (got {shown(tool.type)})")
         name = tool.function.name
-        if not NAME.fullmatch(name):
-            violations.add(f"{field}.function.name", f"{field}.function.name must be 1 to 64 letters, digits, '_' "
-                                                     f"or '-' (got {shown(name)})")
-        elif name in (f.name for f in functions):
+        if check_name(name, f"{field}.function.name", violations) and name in (f.name for f in functions):
             violations.add(f"{field}.function.name", f"{field}.function.name {name!r} is already a tool's name")
         parameters = from_struct(tool.function.parameters) if tool.function.HasField("parameters") else {
             "type": "object"}
@@ -131,7 +135,7 @@ def grammar(use: ToolUse) -> str:
     lines.append(f"call: {_literal(OPEN)} ({alternatives}) {_literal(CLOSE)}")
     for i, function in enumerate(use.callable):
         lines.append(f"call_{i}: {_literal(_head(function.name))} args_{i} {_literal('}')}")
-        lines.append(f"args_{i}: %json {json.dumps({**function.parameters, 'x-guidance': _COMPACT})}")
+        lines.append(f"args_{i}: %json {json.dumps({**function.parameters, 'x-guidance': COMPACT})}")
     return "\n".join(lines) + "\n"
 
 
@@ -146,8 +150,9 @@ def new_call_id() -> str:
     return f"call_{uuid.uuid4().hex[:24]}"
 
 
-_CALL = re.compile(re.escape(OPEN) + r'\{"name": "(?P<name>[A-Za-z0-9_-]+)", "arguments": (?P<arguments>.*)\}',
-                   re.DOTALL)
+# A call's opening up to its arguments, as _head writes it (tool_stream.py reads it from a stream).
+HEAD = re.escape(OPEN) + r'\{"name": "(?P<name>[A-Za-z0-9_-]+)", "arguments": '
+_CALL = re.compile(HEAD + r"(?P<arguments>.*)\}", re.DOTALL)
 
 
 def read_calls(text: str) -> tuple[str | None, list[Call]]:

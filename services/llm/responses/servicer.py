@@ -20,8 +20,8 @@ log = logging.getLogger("textgen.llm")
 
 
 def _missing(response_id: str, param: str | None = None) -> OpenAiError:
-    return not_found(f"response {shown(response_id)} is not stored here: it was made with store false, deleted, or has left "
-                     "the bounded store (LLM_RESPONSES_MAX_STORED), or another API key made it", param=param)
+    return not_found(f"response {shown(response_id)} is not stored here: it was made with store false, deleted, or "
+                     "has left the bounded store (LLM_RESPONSES_MAX_STORED), or another API key made it", param=param)
 
 
 @contextlib.asynccontextmanager
@@ -53,7 +53,7 @@ class ResponsesServicer(responses_pb2_grpc.ResponsesServiceServicer, responses_p
             raise translated.renamed(error) from None
         return translated, generation, model
 
-    async def _keep(self, message, context, made: responses_pb2.Response, translated) -> None:
+    async def _keep(self, context, made: responses_pb2.Response, translated) -> None:
         if made.store:
             async with _store_errors():
                 await self.store.put(made, caller(context), [*translated.conversation, *building.as_messages(
@@ -66,7 +66,7 @@ class ResponsesServicer(responses_pb2_grpc.ResponsesServiceServicer, responses_p
                 request = await generation.result()
             made = building.response(building.new_id("resp"), model, message, request,
                                      building.output_items(request))
-            await self._keep(message, context, made, translated)
+            await self._keep(context, made, translated)
             return made
 
     async def StreamResponse(self, message, context):
@@ -88,7 +88,7 @@ class ResponsesServicer(responses_pb2_grpc.ResponsesServiceServicer, responses_p
                             yield event
                     await generation.result()
                     closing, made = events.last()
-                    await self._keep(message, context, made, translated)
+                    await self._keep(context, made, translated)
                     for event in closing:
                         yield event
                 except GenerationFailed as failure:  # after the first event, only the stream itself can say so
